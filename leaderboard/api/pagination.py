@@ -1,0 +1,19 @@
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
+
+
+class Pagination(PageNumberPagination):
+    """DRF page-number pagination; ?page_size= up to 500. A page past the end is a 400, not a 404."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        raw_size = request.query_params.get(self.page_size_query_param)
+        if raw_size is not None and (not raw_size.isdigit() or not 1 <= int(raw_size) <= self.max_page_size):
+            raise ValidationError({"page_size": f"must be an integer from 1 to {self.max_page_size}"})
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:  # DRF's answer to a bad or out-of-range page
+            page = request.query_params.get(self.page_query_param)
+            raise ValidationError({"page": f"{page!r} is not a page of this result"}) from None

@@ -1,0 +1,79 @@
+"""Shared fixtures: personas for role tests, an org with two teams, and service requirements.
+
+Tests marked `needs_services` need real PostgreSQL + Redis: on the embedded default they are skipped,
+but when CI is set a missing server is a failure, never a silent skip.
+"""
+
+import os
+from datetime import date
+
+import pytest
+from django.conf import settings
+
+from tests.factories import TeamFactory, UserFactory, person_in_team
+
+IN_CI = bool(os.environ.get("CI"))
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _services_missing() -> str:
+    if not os.environ.get("REDIS_URL"):
+        return "REDIS_URL is not set"
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return "DATABASE_URL is not PostgreSQL"
+    return ""
+
+
+def pytest_runtest_setup(item):
+    requirements = (
+        ("needs_services", _services_missing),
+        ("browser", lambda: "" if os.path.exists(CHROMIUM) else f"{CHROMIUM} is not installed"),
+    )
+    for marker, missing in requirements:
+        reason = missing() if item.get_closest_marker(marker) else ""
+        if reason and IN_CI:
+            pytest.fail(f"CI requires this test to run, but {reason}", pytrace=False)
+        if reason:
+            pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.TOKENBOARD_INBOX = tmp_path / "inbox"
+
+
+@pytest.fixture
+def org(db):
+    """Engineering → {Platform → Infra, Product}: two managed subtrees and an engineer in each."""
+    engineering = TeamFactory(name="Engineering", slug="engineering")
+    platform = TeamFactory(name="Platform", slug="platform", parent=engineering)
+    infra = TeamFactory(name="Infra", slug="infra", parent=platform)
+    product = TeamFactory(name="Product", slug="product", parent=engineering)
+    platform_manager = person_in_team(
+        platform, user=UserFactory(username="platform_manager"), display_name="Pat Manager"
+    )
+    platform.managers.add(platform_manager)
+    product_manager = person_in_team(product, user=UserFactory(username="product_manager"), display_name="Prue Manager")
+    product.managers.add(product_manager)
+    infra_engineer = person_in_team(infra, user=UserFactory(username="infra_engineer"), display_name="Ivy Infra")
+    product_engineer = person_in_team(
+        product, user=UserFactory(username="product_engineer"), display_name="Paul Product"
+    )
+    admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
+    return {
+        "engineering": engineering,
+        "platform": platform,
+        "infra": infra,
+        "product": product,
+        "platform_manager": platform_manager,
+        "product_manager": product_manager,
+        "infra_engineer": infra_engineer,
+        "product_engineer": product_engineer,
+        "admin": admin,
+    }
+
+
+@pytest.fixture
+def today():
+    return date(2026, 9, 15)

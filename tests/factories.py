@@ -1,0 +1,89 @@
+from datetime import date
+
+import factory
+from django.contrib.auth import get_user_model
+
+from usage.models import Identity, ImportBatch, Membership, Person, Team, UsageRecord
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+    slug = factory.Sequence(lambda n: f"team-{n}")
+
+
+class PersonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Person
+
+    email = factory.Sequence(lambda n: f"person{n}@acme.example")
+    display_name = factory.Faker("name")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    person = factory.SubFactory(PersonFactory)
+    team = factory.SubFactory(TeamFactory)
+    start = date(2020, 1, 1)
+
+
+class IdentityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Identity
+
+    provider = "openai"
+    kind = "user_id"
+    value = factory.Sequence(lambda n: f"user-{n}")
+
+
+class ImportBatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ImportBatch
+
+    source = "command"
+    original_name = "test.json"
+    sha256 = factory.Sequence(lambda n: f"{n:064d}")
+    status = "succeeded"
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    """Pass input/cache/output tokens; total_tokens is derived like the pipeline does."""
+
+    class Meta:
+        model = UsageRecord
+
+    day = date(2026, 9, 1)
+    provider = "openai"
+    identity = factory.SubFactory(IdentityFactory)
+    model = "gpt-5"
+    import_batch = factory.SubFactory(ImportBatchFactory)
+    total_tokens = factory.LazyAttribute(
+        lambda r: r.input_tokens + r.cache_write_tokens + r.cache_read_tokens + r.output_tokens
+    )
+
+
+def person_in_team(team: Team, *, start: date = date(2020, 1, 1), user=None, **kwargs) -> Person:
+    person = PersonFactory(user=user, **kwargs)
+    MembershipFactory(person=person, team=team, start=start)
+    return person
+
+
+def usage_for(
+    person: Person, *, day: date, tokens: int, provider: str = "openai", model: str = "gpt-5", **kwargs
+) -> UsageRecord:
+    """A record of `tokens` input tokens on `day`, attributed to `person` through a fresh identity."""
+    identity = IdentityFactory(provider=provider, person=person)
+    return UsageRecordFactory(identity=identity, day=day, input_tokens=tokens, provider=provider, model=model, **kwargs)

@@ -1,0 +1,120 @@
+from django.contrib import admin
+
+from usage import models
+
+
+class MembershipInline(admin.TabularInline):
+    model = models.Membership
+    extra = 0
+    autocomplete_fields = ["team"]
+
+
+@admin.register(models.Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "parent"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["parent", "managers"]
+
+
+@admin.register(models.Person)
+class PersonAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "email", "active", "show_name", "user"]
+    list_filter = ["active", "show_name"]
+    search_fields = ["display_name", "email"]
+    readonly_fields = ["pseudonym"]
+    autocomplete_fields = ["user"]
+    inlines = [MembershipInline]
+
+
+@admin.register(models.Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["person", "team", "start", "end"]
+    list_filter = ["team"]
+    search_fields = ["person__display_name", "person__email"]
+    autocomplete_fields = ["person", "team"]
+
+
+@admin.register(models.Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ["provider", "kind", "value", "person", "owner_email", "label"]
+    list_filter = ["provider", "kind", ("person", admin.EmptyFieldListFilter)]
+    search_fields = ["value", "owner_email", "label", "person__display_name", "person__email"]
+    autocomplete_fields = ["person"]
+
+
+@admin.register(models.ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "original_name",
+        "source",
+        "detected_format",
+        "status",
+        "rows_read",
+        "rows_imported",
+        "rows_rejected",
+        "period_start",
+        "period_end",
+        "created_at",
+    ]
+    list_filter = ["status", "source", "detected_format"]
+    search_fields = ["original_name", "sha256"]
+    readonly_fields = [f.name for f in models.ImportBatch._meta.fields]
+
+
+@admin.register(models.UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = [
+        "day",
+        "provider",
+        "account",
+        "identity",
+        "model",
+        "usage_kind",
+        "total_tokens",
+        "cost_usd",
+        "cost_source",
+    ]
+    list_filter = ["provider", "usage_kind", "cost_source"]
+    search_fields = ["model", "identity__value", "account"]
+    date_hierarchy = "day"
+    list_select_related = ["identity"]
+    readonly_fields = [f.name for f in models.UsageRecord._meta.fields]
+
+
+@admin.register(models.ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = [
+        "provider",
+        "model_pattern",
+        "effective_from",
+        "input_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "output_per_mtok",
+    ]
+    list_filter = ["provider"]
+    search_fields = ["model_pattern"]
+
+
+@admin.register(models.CurrencyRate)
+class CurrencyRateAdmin(admin.ModelAdmin):
+    list_display = ["currency", "usd_per_unit"]
+
+
+@admin.register(models.ColumnMapping)
+class ColumnMappingAdmin(admin.ModelAdmin):
+    list_display = ["name", "provider", "created_at"]
+
+
+@admin.register(models.ProviderConnection)
+class ProviderConnectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "provider", "enabled", "schedule", "last_success_at", "failing"]
+    exclude = ["encrypted_api_key"]
+
+
+@admin.register(models.ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "name", "prefix", "created_at", "last_used_at"]
+    readonly_fields = ["digest", "prefix"]

@@ -1,0 +1,283 @@
+"""A believable demo org, written as real provider export files and imported through the real pipeline.
+
+About 60 people in 8 teams under 3 groups; heavy-tailed usage (a few agent power users burning millions of
+tokens a day, a long tail of light users); several models from several providers; 90 days up to today.
+Deterministic for a given day, so re-running re-imports the same keys (the upsert makes it safe).
+"""
+
+import csv
+import io
+import json
+import random
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+DAYS = 90
+GROUPS = {
+    "Engineering": ["Platform", "Product", "Data", "Mobile"],
+    "Research": ["Applied ML", "Evaluation"],
+    "Operations": ["Support Tools", "Security"],
+}
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Linus",
+    "Radia",
+    "Guido",
+    "Hedy",
+    "Dennis",
+    "Katherine",
+    "John",
+    "Sophie",
+    "Tim",
+    "Anita",
+    "Bjarne",
+    "Lynn",
+    "Niklaus",
+    "Shafi",
+    "Leslie",
+    "Fran",
+    "Yukihiro",
+    "Jean",
+    "Brian",
+    "Joan",
+    "Rob",
+]
+LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Torvalds",
+    "Perlman",
+    "van Rossum",
+    "Lamarr",
+    "Ritchie",
+    "Johnson",
+    "McCarthy",
+    "Wilson",
+    "Berners-Lee",
+    "Borg",
+    "Stroustrup",
+    "Conway",
+    "Wirth",
+    "Goldwasser",
+    "Lamport",
+    "Bilas",
+    "Matsumoto",
+    "Sammet",
+    "Kernighan",
+    "Clarke",
+    "Pike",
+]
+OPENAI_MODELS = ["gpt-5-2025-08-07", "gpt-4.1-2025-04-14", "gpt-5-mini-2025-08-07"]
+ANTHROPIC_MODELS = ["claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-haiku-4-5-20251001"]
+DOMAIN = "acme.example"
+
+
+@dataclass
+class DemoPerson:
+    email: str
+    name: str
+    team_path: str
+    manager: bool
+    weight: float  # heavy-tailed daily appetite
+    openai_user_id: str
+    anthropic_key_id: str
+    uses_openai: bool
+    uses_anthropic: bool
+
+
+def demo_people(rng: random.Random) -> list[DemoPerson]:
+    people = []
+    teams = [f"{group}/{team}" for group, members in GROUPS.items() for team in members]
+    for index in range(60):
+        first, last = FIRST[index % len(FIRST)], LAST[(index * 7) % len(LAST)]
+        team = teams[index % len(teams)]
+        email = f"{first.lower()}.{last.lower().replace(' ', '')}{index}@{DOMAIN}"
+        # Pareto tail: a handful of power users run agents all day, most people use a little.
+        weight = min(rng.paretovariate(1.1), 60.0)
+        people.append(
+            DemoPerson(
+                email=email,
+                name=f"{first} {last}",
+                team_path=team,
+                manager=index < len(teams),
+                weight=weight,
+                openai_user_id=f"user-demo{index:03d}",
+                anthropic_key_id=f"apikey_01demo{index:03d}",
+                uses_openai=rng.random() < 0.7,
+                uses_anthropic=rng.random() < 0.8,
+            )
+        )
+    return people
+
+
+def org_csv(people: list[DemoPerson]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["email", "name", "team", "manager", "effective", "openai_user_id", "anthropic_api_key_id"])
+    start = (date.today() - timedelta(days=DAYS + 30)).isoformat()
+    for person in people:
+        writer.writerow(
+            [
+                person.email,
+                person.name,
+                person.team_path,
+                "yes" if person.manager else "no",
+                start,
+                person.openai_user_id,
+                person.anthropic_key_id,
+            ]
+        )
+    return out.getvalue()
+
+
+def _daily_tokens(rng: random.Random, person: DemoPerson, day: date) -> int:
+    if day.weekday() >= 5 and rng.random() < 0.7:
+        return 0
+    if rng.random() < 0.15:
+        return 0
+    return int(person.weight * rng.uniform(40_000, 160_000))
+
+
+def openai_usage_pages(rng: random.Random, people: list[DemoPerson], today: date) -> str:
+    """OpenAI /v1/organization/usage/completions pages (1d buckets, grouped by user and model), as JSON lines."""
+    lines = []
+    for offset in range(DAYS, -1, -1):
+        day = today - timedelta(days=offset)
+        start = int(datetime.combine(day, time(), tzinfo=UTC).timestamp())
+        results = []
+        for person in people:
+            if not person.uses_openai:
+                continue
+            tokens = _daily_tokens(rng, person, day) // 2
+            if not tokens:
+                continue
+            model = (
+                OPENAI_MODELS[zlib.crc32(person.email.encode()) % len(OPENAI_MODELS)]
+                if rng.random() < 0.8
+                else rng.choice(OPENAI_MODELS)
+            )
+            cached = int(tokens * rng.uniform(0.2, 0.6))
+            output = int(tokens * rng.uniform(0.05, 0.15))
+            results.append(
+                {
+                    "object": "organization.usage.completions.result",
+                    "input_tokens": tokens,
+                    "input_cached_tokens": cached,
+                    "input_cache_write_tokens": 0,
+                    "input_uncached_tokens": tokens - cached,
+                    "output_tokens": output,
+                    "num_model_requests": max(1, tokens // 9000),
+                    "user_id": person.openai_user_id,
+                    "model": model,
+                    "project_id": None,
+                    "api_key_id": None,
+                    "batch": None,
+                }
+            )
+        # One service-account key nobody has mapped yet: shows up as unassigned for admins.
+        results.append(
+            {
+                "object": "organization.usage.completions.result",
+                "input_tokens": 250_000,
+                "input_cached_tokens": 0,
+                "input_cache_write_tokens": 0,
+                "output_tokens": 20_000,
+                "num_model_requests": 40,
+                "user_id": None,
+                "api_key_id": "key_ciBatchJobs",
+                "model": "gpt-4.1-2025-04-14",
+                "project_id": "proj_ci",
+                "batch": None,
+            }
+        )
+        page = {
+            "object": "page",
+            "has_more": offset > 0,
+            "next_page": None,
+            "data": [{"object": "bucket", "start_time": start, "end_time": start + 86400, "results": results}],
+        }
+        lines.append(json.dumps(page))
+    return "\n".join(lines) + "\n"
+
+
+def anthropic_usage_pages(rng: random.Random, people: list[DemoPerson], today: date) -> str:
+    """Anthropic usage_report/messages pages (1d buckets, grouped by api key and model), as a JSON array."""
+    pages = []
+    for offset in range(DAYS, -1, -1):
+        day = today - timedelta(days=offset)
+        results = []
+        for person in people:
+            if not person.uses_anthropic:
+                continue
+            tokens = _daily_tokens(rng, person, day)
+            if not tokens:
+                continue
+            model = ANTHROPIC_MODELS[0] if rng.random() < 0.6 else rng.choice(ANTHROPIC_MODELS)
+            cache_read = int(tokens * rng.uniform(0.5, 0.8))
+            cache_write = int(tokens * rng.uniform(0.05, 0.15))
+            output = int(tokens * rng.uniform(0.03, 0.08))
+            results.append(
+                {
+                    "uncached_input_tokens": max(0, tokens - cache_read - cache_write - output),
+                    "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": cache_write},
+                    "cache_read_input_tokens": cache_read,
+                    "output_tokens": output,
+                    "server_tool_use": {"web_search_requests": 0},
+                    "api_key_id": person.anthropic_key_id,
+                    "workspace_id": "wrkspc_demo",
+                    "model": model,
+                    "service_tier": None,
+                    "context_window": None,
+                }
+            )
+        pages.append(
+            {
+                "data": [
+                    {
+                        "starting_at": f"{day.isoformat()}T00:00:00Z",
+                        "ending_at": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
+                        "results": results,
+                    }
+                ],
+                "has_more": offset > 0,
+                "next_page": None,
+            }
+        )
+    return json.dumps(pages)
+
+
+def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Path]]:
+    """Write the org CSV and the provider export files; returns (org csv, exports)."""
+    today = today or date.today()
+    rng = random.Random(f"tokenboard-demo-{today.isoformat()}")
+    people = demo_people(random.Random("tokenboard-demo-people"))
+    folder.mkdir(parents=True, exist_ok=True)
+    org_path = folder / "org.csv"
+    org_path.write_text(org_csv(people))
+    files = {
+        "openai_completions_usage.jsonl": openai_usage_pages(rng, people, today),
+        "anthropic_usage_report_messages.json": anthropic_usage_pages(rng, people, today),
+    }
+    paths = []
+    for name, content in files.items():
+        path = folder / name
+        path.write_text(content)
+        paths.append(path)
+    return org_path, paths

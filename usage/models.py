@@ -1,0 +1,373 @@
+"""The write side's data: org (teams, people, memberships), identities, imports and normalized usage."""
+
+import hashlib
+from datetime import date
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    CURSOR = "cursor", "Cursor"
+    GOOGLE = "google", "Google Cloud"
+    AWS_BEDROCK = "aws_bedrock", "AWS Bedrock"
+    AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+    GITHUB_COPILOT = "github_copilot", "GitHub Copilot"
+    OTHER = "other", "Other"
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    managers = models.ManyToManyField("Person", blank=True, related_name="managed_teams")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Sibling names are unique so an org path like "Engineering/Platform" names exactly one team.
+            models.UniqueConstraint(fields=["parent", "name"], name="team_unique_name_per_parent"),
+            models.UniqueConstraint(fields=["name"], condition=Q(parent__isnull=True), name="team_unique_root_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _pseudonym_for(seed: str) -> str:
+    adjectives = [
+        "Amber",
+        "Brisk",
+        "Calm",
+        "Deft",
+        "Eager",
+        "Fleet",
+        "Gentle",
+        "Hardy",
+        "Ivory",
+        "Jolly",
+        "Keen",
+        "Lucid",
+        "Mellow",
+        "Nimble",
+        "Quiet",
+        "Rapid",
+        "Steady",
+        "Tidy",
+        "Vivid",
+        "Witty",
+    ]
+    animals = [
+        "Otter",
+        "Heron",
+        "Lynx",
+        "Badger",
+        "Falcon",
+        "Marten",
+        "Ibex",
+        "Koala",
+        "Puffin",
+        "Gecko",
+        "Bison",
+        "Crane",
+        "Dingo",
+        "Egret",
+        "Ferret",
+        "Gannet",
+        "Hare",
+        "Jackal",
+        "Lemur",
+        "Newt",
+    ]
+    digest = hashlib.sha256(seed.encode()).digest()
+    return f"{adjectives[digest[0] % len(adjectives)]} {animals[digest[1] % len(animals)]} {digest[2] % 90 + 10}"
+
+
+class Person(models.Model):
+    email = models.EmailField(max_length=254)
+    display_name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    show_name = models.BooleanField(default=True, help_text="Off: other engineers see a stable pseudonym.")
+    # Fixed at creation so it stays stable when the name, email or SECRET_KEY change.
+    pseudonym = models.CharField(max_length=60, editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="person"
+    )
+
+    class Meta:
+        ordering = ["display_name"]
+        constraints = [models.UniqueConstraint(Lower("email"), name="person_unique_email_ci")]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.strip().lower()
+        if not self.pseudonym:
+            self.pseudonym = _pseudonym_for(self.email)
+        super().save(*args, **kwargs)
+
+    def team_on(self, day: date) -> "Team | None":
+        membership = self.memberships.filter(Q(end__isnull=True) | Q(end__gte=day), start__lte=day).first()
+        return membership.team if membership else None
+
+
+class Membership(models.Model):
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="memberships")
+    start = models.DateField()
+    end = models.DateField(null=True, blank=True, help_text="Last day in the team; empty = current.")
+
+    class Meta:
+        ordering = ["person", "start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__isnull=True) | Q(end__gte=models.F("start")), name="membership_end_after_start"
+            ),
+            models.UniqueConstraint(
+                fields=["person"], condition=Q(end__isnull=True), name="membership_one_current_per_person"
+            ),
+        ]
+        indexes = [
+            # "Which team was this person in on day D" — the join every team total makes.
+            models.Index(fields=["person", "start", "end"], name="membership_person_dates"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} in {self.team} from {self.start}"
+
+
+class IdentityKind(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    USER_ID = "user_id", "User id"
+    EMAIL = "email", "Email"
+    PROJECT = "project", "Project"
+    WORKSPACE = "workspace", "Workspace"
+    TAG = "tag", "Tag"
+
+
+class Identity(models.Model):
+    """How a provider names who used it; mapped to a Person by email, directory file or an admin."""
+
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    kind = models.CharField(max_length=20, choices=IdentityKind.choices)
+    value = models.CharField(max_length=500)
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="identities")
+    # A directory file (users / api keys list) may tell the owner's email before the person exists.
+    owner_email = models.EmailField(blank=True)
+    label = models.CharField(max_length=200, blank=True, help_text="Provider's name for it, e.g. the key name.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "kind", "value"], name="identity_unique_natural_key")
+        ]
+        indexes = [models.Index(fields=["person"], name="identity_person")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.kind}:{self.value}"
+
+
+class ImportSource(models.TextChoices):
+    UPLOAD = "upload", "Upload"
+    DROP_FOLDER = "drop_folder", "Drop folder"
+    API = "api", "API pull"
+    COMMAND = "command", "Command"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+def raw_upload_path(instance: "ImportBatch", filename: str) -> str:
+    return f"imports/{date.today():%Y/%m}/{instance.sha256[:16]}-{filename}"
+
+
+class ImportBatch(models.Model):
+    source = models.CharField(max_length=20, choices=ImportSource.choices)
+    original_name = models.CharField(max_length=255)
+    raw_file = models.FileField(upload_to=raw_upload_path, max_length=500)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    requested_format = models.CharField(max_length=50, blank=True, help_text="Override of auto-detection.")
+    detected_format = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=20, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    # Who runs it: the Celery task id (a redelivered message keeps its id and may resume) or a command's id.
+    claim_id = models.CharField(max_length=64, blank=True)
+    import_good_rows = models.BooleanField(default=False, help_text="Import the good rows of a file with bad ones.")
+    # For formats with no identity in the file (ccusage): who the usage belongs to.
+    attribute_to = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    connection = models.ForeignKey(
+        "ProviderConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="imports"
+    )
+    rows_total = models.BigIntegerField(null=True, blank=True, help_text="Known once parsing starts, for progress.")
+    rows_read = models.BigIntegerField(default=0)
+    rows_imported = models.BigIntegerField(default=0)
+    rows_skipped = models.BigIntegerField(default=0)
+    rows_rejected = models.BigIntegerField(default=0)
+    records_written = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text='[{"line": 12, "reason": "..."}]')
+    error_summary = models.TextField(blank=True)
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    people_affected = models.IntegerField(default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "import batches"
+        indexes = [models.Index(fields=["status", "-finished_at"], name="import_status_finished")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.original_name} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class CostSource(models.TextChoices):
+    BILLED = "billed", "Billed"
+    ESTIMATED = "estimated", "Estimated"
+    NONE = "none", "None"
+
+
+class UsageRecord(models.Model):
+    """One normalized row of usage per natural key (day, provider, account, identity, model, usage kind)."""
+
+    day = models.DateField()
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    account = models.CharField(max_length=255, blank=True)
+    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="usage_records")
+    model = models.CharField(max_length=200, blank=True)
+    usage_kind = models.CharField(max_length=50, default="tokens")
+    input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    cost_source = models.CharField(max_length=10, choices=CostSource.choices, default=CostSource.NONE)
+    import_batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="usage_records")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "provider", "account", "identity", "model", "usage_kind"],
+                name="usage_unique_natural_key",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    input_tokens__gte=0, cache_write_tokens__gte=0, cache_read_tokens__gte=0, output_tokens__gte=0
+                ),
+                name="usage_tokens_not_negative",
+            ),
+        ]
+        indexes = [
+            # Rankings: every window query filters on day, then groups by identity.
+            models.Index(fields=["day", "identity"], name="usage_day_identity"),
+            models.Index(fields=["identity", "day"], name="usage_identity_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider} {self.model} {self.total_tokens}"
+
+
+class ModelPrice(models.Model):
+    """List prices (USD per million tokens) used to estimate cost where a format has tokens but no cost."""
+
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    model_pattern = models.CharField(
+        max_length=200, help_text="fnmatch pattern on the model name, e.g. claude-sonnet-4*"
+    )
+    effective_from = models.DateField(default=date(2024, 1, 1))
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_read_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+
+    class Meta:
+        ordering = ["provider", "model_pattern", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "model_pattern", "effective_from"], name="price_unique_effective"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.model_pattern} from {self.effective_from}"
+
+
+class CurrencyRate(models.Model):
+    """Admin-set rate to convert a billing currency into USD; never silently treated as USD."""
+
+    currency = models.CharField(max_length=3, unique=True)
+    usd_per_unit = models.DecimalField(max_digits=18, decimal_places=8)
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.usd_per_unit} USD"
+
+
+class ColumnMapping(models.Model):
+    """A saved mapping of a generic CSV's columns onto the normalized fields, reused on later imports."""
+
+    name = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.OTHER)
+    # {"day": "Date", "identity": "User", "identity_kind": "email", "model": "Model", "input_tokens": "...", ...}
+    columns = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProviderConnection(models.Model):
+    """A provider admin API that Tokenboard pulls usage from on a schedule."""
+
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    name = models.CharField(max_length=100, unique=True)
+    encrypted_api_key = models.BinaryField(editable=False)
+    base_url = models.URLField(blank=True, help_text="Empty = the provider's default.")
+    schedule = models.CharField(max_length=100, default="0 * * * *", help_text="Cron expression (default hourly).")
+    restatement_days = models.PositiveSmallIntegerField(default=3)
+    enabled = models.BooleanField(default=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_rows_pulled = models.BigIntegerField(default=0)
+    failing = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A personal API token; only its SHA-256 digest is stored, the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, default="token")
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="First characters, to tell tokens apart.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}…"

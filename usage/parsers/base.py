@@ -1,0 +1,268 @@
+"""What every format parser yields, and the shared helpers they parse with.
+
+A parser is a module in usage/parsers/ exposing one `Format` subclass instance in `FORMAT`. It reads a
+decoded text stream and yields, in file order:
+- `UsageRow`: usage in the normalized contract (four disjoint token classes, Decimal USD, org-local day);
+- `DirectoryEntry`: an id → email fact from a users / api-keys list;
+- `Skipped`: a row that is valid but not AI usage (counted, not an error);
+- `RowError`: a row that cannot be read, with its line and reason.
+Parsers never touch the database; the pipeline (usage.services.imports) does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import IO, ClassVar
+from zoneinfo import ZoneInfo
+
+
+@dataclass(slots=True)
+class UsageRow:
+    line: int
+    day: date
+    provider: str
+    identity_kind: str
+    identity_value: str
+    model: str = ""
+    account: str = ""
+    usage_kind: str = "tokens"
+    input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+    # None: the format has no cost for this usage, so the pipeline estimates it from the price table.
+    cost_usd: Decimal | None = None
+    identity_email: str = ""
+    identity_label: str = ""
+
+
+@dataclass(slots=True)
+class DirectoryEntry:
+    line: int
+    provider: str
+    kind: str
+    value: str
+    email: str
+    label: str = ""
+
+
+@dataclass(slots=True)
+class Skipped:
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class RowError:
+    line: int
+    reason: str
+
+
+ParsedItem = UsageRow | DirectoryEntry | Skipped | RowError
+
+
+class ParseError(Exception):
+    """The file as a whole cannot be read (wrong format, truncated JSON, bad encoding)."""
+
+    def __init__(self, reason: str, line: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+@dataclass
+class ParseContext:
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    attribution_tag_keys: list[str] = field(default_factory=lambda: ["user", "owner", "email", "created_by"])
+    # ccusage-style files have no identity: the usage belongs to this email.
+    attribute_to_email: str = ""
+    usd_rates: dict[str, Decimal] = field(default_factory=dict)
+    column_mapping: dict[str, str] | None = None
+
+    def local_day(self, moment: datetime) -> date:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(self.tz).date()
+
+    def to_usd(self, amount: Decimal, currency: str) -> Decimal:
+        currency = (currency or "USD").strip().upper()
+        if currency == "USD":
+            return amount
+        rate = self.usd_rates.get(currency)
+        if rate is None:
+            raise ValueError(f"cost is in {currency} and no {currency}→USD rate is set (admin → Currency rates)")
+        return amount * rate
+
+
+@dataclass
+class Sample:
+    """The start of a file, for detection: its name and first characters, decoded."""
+
+    name: str
+    text: str
+
+    @property
+    def first_line(self) -> str:
+        return self.text.split("\n", 1)[0].lstrip("\ufeff").strip()
+
+    def csv_headers(self) -> set[str]:
+        import csv
+
+        try:
+            return {h.strip().lower() for h in next(csv.reader([self.first_line]))}
+        except (StopIteration, csv.Error):
+            return set()
+
+
+class Format:
+    name: ClassVar[str]
+    label: ClassVar[str]
+    provider: ClassVar[str]
+    has_identity: ClassVar[bool] = True
+
+    def detect(self, sample: Sample) -> bool:
+        raise NotImplementedError
+
+    def parse(self, stream: IO[str], ctx: ParseContext) -> Iterator[ParsedItem]:
+        raise NotImplementedError
+
+
+# --- helpers shared by the parsers ------------------------------------------------------------------------
+
+_NULLS = {"", "null", "none", "nan", "-"}
+
+
+def is_null(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in _NULLS)
+
+
+def to_int(value: object, what: str) -> int:
+    """A token or request count: an integer ≥ 0. Accepts "59200.0" (exports write counts as floats)."""
+    if is_null(value):
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"{what} is not a number: {value!r}")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip().replace(",", "")
+        try:
+            parsed = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{what} is not a number: {value!r}") from None
+        if not parsed.is_finite() or parsed != parsed.to_integral_value():
+            raise ValueError(f"{what} is not a whole number: {value!r}")
+        number = int(parsed)
+    if number < 0:
+        raise ValueError(f"{what} is negative: {value!r}")
+    if number > 10**15:
+        raise ValueError(f"{what} is implausibly large: {value!r}")
+    return number
+
+
+_MONEY_JUNK = re.compile(r"[\s$,]")
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """Money or a fractional quantity as Decimal; floats go through str() so 0.1 stays 0.1."""
+    if is_null(value):
+        return Decimal(0)
+    if isinstance(value, bool):
+        raise ValueError(f"{what} is not a number: {value!r}")
+    text = _MONEY_JUNK.sub("", str(value))
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{what} is not a number: {value!r}") from None
+    if not number.is_finite() or abs(number) > Decimal(10) ** 12:
+        raise ValueError(f"{what} is out of range: {value!r}")
+    return number
+
+
+CENTS = Decimal(100)
+EARLIEST_DAY = date(2015, 1, 1)
+
+
+def check_day(day: date) -> date:
+    """Usage dates must be plausible: AI usage exports start after 2015 and cannot be in the future."""
+    latest = date.today().replace(year=date.today().year + 1)
+    if not EARLIEST_DAY <= day <= latest:
+        raise ValueError(f"date {day.isoformat()} is out of range ({EARLIEST_DAY.isoformat()} to {latest.isoformat()})")
+    return day
+
+
+def parse_timestamp(value: object, what: str = "timestamp") -> datetime:
+    """ISO 8601 (with Z, offset, or space separator), epoch seconds or epoch milliseconds; naive = UTC."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{what} is out of range: {value!r}") from None
+    text = str(value or "").strip()
+    if not text:
+        raise ValueError(f"{what} is empty")
+    if text.isdigit():
+        return parse_timestamp(int(text), what)
+    text = text.replace(" UTC", "").replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what} is not a date/time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_day(value: object, what: str = "date") -> date:
+    text = str(value or "").strip()
+    for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y"):
+        try:
+            return check_day(datetime.strptime(text[:10] if fmt == "%Y-%m-%d" else text, fmt).date())
+        except ValueError:
+            continue
+    return check_day(parse_timestamp(value, what).date())
+
+
+def load_json_documents(stream: IO[str]) -> Iterator[tuple[int, object]]:
+    """A JSON file as documents: one object, an array of pages, or JSON lines. Yields (line, document)."""
+    text = stream.read()
+    stripped = text.lstrip("\ufeff").strip()
+    if not stripped:
+        raise ParseError("the file is empty")
+    try:
+        document = json.loads(stripped)
+    except json.JSONDecodeError as whole_error:
+        if "\n" not in stripped:
+            raise ParseError(f"invalid or truncated JSON: {whole_error.msg}", whole_error.lineno) from None
+        # JSON lines: one document per line.
+        for number, raw_line in enumerate(text.splitlines(), start=1):
+            if not raw_line.strip():
+                continue
+            try:
+                yield number, json.loads(raw_line)
+            except json.JSONDecodeError as line_error:
+                raise ParseError(
+                    f"invalid or truncated JSON ({line_error.msg}); not a JSON document or JSON lines", number
+                ) from None
+        return
+    if isinstance(document, list) and all(isinstance(item, dict) and "data" in item for item in document):
+        for item in document:
+            yield 1, item
+    else:
+        yield 1, document
+
+
+def looks_like_json(sample: Sample) -> bool:
+    return sample.text.lstrip("\ufeff \r\n\t")[:1] in ("{", "[")
+
+
+def json_key_present(sample: Sample, *keys: str) -> bool:
+    return all(f'"{key}"' in sample.text for key in keys)
+
+
+Detector = Callable[[Sample], bool]

@@ -1,0 +1,103 @@
+"""OpenAI Admin API usage pages (/v1/organization/usage/*): a page, an array of pages, or JSON lines.
+
+`input_tokens` includes cached and cache-write tokens, so plain input = input_tokens − input_cached_tokens −
+input_cache_write_tokens. Hourly (or finer) buckets go to the org-local day; daily buckets keep their UTC day.
+"""
+
+from collections.abc import Iterator
+from typing import IO
+
+from .base import (
+    Format,
+    ParseContext,
+    ParsedItem,
+    ParseError,
+    RowError,
+    Sample,
+    UsageRow,
+    check_day,
+    load_json_documents,
+    looks_like_json,
+    parse_timestamp,
+    to_int,
+)
+
+DAY_SECONDS = 86400
+
+
+def usage_kind_of(result: dict) -> str:
+    # "organization.usage.completions.result" → "completions"
+    parts = str(result.get("object", "")).split(".")
+    return parts[2] if len(parts) >= 4 else "completions"
+
+
+def identity_of(result: dict) -> tuple[str, str]:
+    if result.get("user_id"):
+        return "user_id", str(result["user_id"])
+    if result.get("api_key_id"):
+        return "api_key", str(result["api_key_id"])
+    if result.get("project_id"):
+        return "project", str(result["project_id"])
+    return "project", "(unattributed)"
+
+
+class OpenAIUsage(Format):
+    name = "openai_usage"
+    label = "OpenAI Usage API (JSON)"
+    provider = "openai"
+
+    def detect(self, sample: Sample) -> bool:
+        return looks_like_json(sample) and "organization.usage." in sample.text
+
+    def parse(self, stream: IO[str], ctx: ParseContext) -> Iterator[ParsedItem]:
+        for line, page in load_json_documents(stream):
+            if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+                raise ParseError("not an OpenAI usage page: expected an object with a 'data' list of buckets", line)
+            for bucket in page["data"]:
+                yield from self._bucket(bucket, line, ctx)
+
+    def _bucket(self, bucket: object, line: int, ctx: ParseContext) -> Iterator[ParsedItem]:
+        if not isinstance(bucket, dict) or not isinstance(bucket.get("results"), list):
+            yield RowError(line, "bucket without a 'results' list")
+            return
+        try:
+            start = parse_timestamp(bucket.get("start_time"), "start_time")
+            end = parse_timestamp(bucket.get("end_time", bucket.get("start_time")), "end_time")
+            daily = (end - start).total_seconds() >= DAY_SECONDS
+            day = check_day(start.date() if daily else ctx.local_day(start))
+        except ValueError as error:
+            yield RowError(line, str(error))
+            return
+        for result in bucket["results"]:
+            if not isinstance(result, dict):
+                yield RowError(line, "result is not an object")
+                continue
+            try:
+                all_input = to_int(result.get("input_tokens"), "input_tokens")
+                cached = to_int(result.get("input_cached_tokens"), "input_cached_tokens")
+                cache_write = to_int(result.get("input_cache_write_tokens"), "input_cache_write_tokens")
+                if cached + cache_write > all_input:
+                    raise ValueError(
+                        f"input_cached_tokens + input_cache_write_tokens ({cached + cache_write}) exceed input_tokens ({all_input})"
+                    )
+                kind, value = identity_of(result)
+                yield UsageRow(
+                    line=line,
+                    day=day,
+                    provider="openai",
+                    identity_kind=kind,
+                    identity_value=value,
+                    model=str(result.get("model") or ""),
+                    account=str(result.get("project_id") or ""),
+                    usage_kind=usage_kind_of(result),
+                    input_tokens=all_input - cached - cache_write,
+                    cache_read_tokens=cached,
+                    cache_write_tokens=cache_write,
+                    output_tokens=to_int(result.get("output_tokens"), "output_tokens"),
+                    requests=to_int(result.get("num_model_requests", result.get("num_requests")), "num_model_requests"),
+                )
+            except ValueError as error:
+                yield RowError(line, str(error))
+
+
+FORMAT = OpenAIUsage()

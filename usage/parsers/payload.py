@@ -1,0 +1,109 @@
+"""Opening a stored export: transparent gzip/zip with a zip-bomb guard, and text decoding that never
+produces mojibake (UTF-8, UTF-8 with BOM, UTF-16 with BOM, else Windows-1252/Latin-1 if the bytes say so)."""
+
+import codecs
+import gzip
+import io
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, BinaryIO
+
+from .base import ParseError
+
+SAMPLE_BYTES = 256 * 1024
+ARCHIVE_SUFFIXES = (".zip", ".gz", ".gzip", ".tar", ".tgz", ".7z", ".bz2", ".xz", ".rar")
+
+
+class LimitedReader(io.RawIOBase):
+    """Reads through `inner` and fails once more than `limit` bytes come out (decompression bombs)."""
+
+    def __init__(self, inner: BinaryIO, limit: int):
+        self.inner, self.limit, self.count = inner, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.inner.read(len(buffer))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise ParseError(f"decompressed size exceeds the limit of {self.limit:,} bytes (possible zip bomb)")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextmanager
+def open_binary(path: str, *, max_decompressed: int) -> Iterator[BinaryIO]:
+    """The export's bytes, decompressed if it is gzip or a single-file zip."""
+    with open(path, "rb") as raw:
+        magic = raw.read(4)
+        raw.seek(0)
+        if magic[:2] == b"\x1f\x8b":
+            with gzip.open(raw) as inner:
+                yield io.BufferedReader(LimitedReader(inner, max_decompressed))
+            return
+        if magic == b"PK\x03\x04":
+            try:
+                archive = zipfile.ZipFile(raw)
+            except zipfile.BadZipFile as error:
+                raise ParseError(f"damaged zip archive: {error}") from None
+            members = [info for info in archive.infolist() if not info.is_dir()]
+            if len(members) != 1:
+                raise ParseError(f"a zip must hold exactly one export file; this one holds {len(members)}")
+            member = members[0]
+            if member.filename.lower().endswith(ARCHIVE_SUFFIXES):
+                raise ParseError(f"nested archives are not accepted ({member.filename} inside the zip)")
+            if member.file_size > max_decompressed:
+                raise ParseError(
+                    f"decompressed size exceeds the limit of {max_decompressed:,} bytes (possible zip bomb)"
+                )
+            with archive.open(member) as inner:
+                yield io.BufferedReader(LimitedReader(inner, max_decompressed))
+            return
+        yield raw
+
+
+def detect_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] != 0:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] != 0:
+        return "utf-16-be"
+    if b"\x00" in head:
+        raise ParseError("binary data, not a text export (found NUL bytes)")
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as error:
+        # A cut in the middle of a multi-byte character at the end of the sample is still UTF-8.
+        if error.start >= len(head) - 3 and error.reason == "unexpected end of data":
+            return "utf-8"
+    # Not UTF-8: Windows-1252 is what spreadsheet tools write; reject bytes it leaves undefined.
+    try:
+        head.decode("cp1252")
+    except UnicodeDecodeError:
+        raise ParseError("unreadable text encoding: neither UTF-8, UTF-16 nor Windows-1252/Latin-1") from None
+    return "cp1252"
+
+
+@contextmanager
+def open_text(path: str, *, max_decompressed: int) -> Iterator[tuple[IO[str], str]]:
+    """The export as text, and the encoding it was read with."""
+    with open_binary(path, max_decompressed=max_decompressed) as binary:
+        buffered = io.BufferedReader(binary, buffer_size=SAMPLE_BYTES)  # type: ignore[arg-type]
+        head = buffered.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
+        encoding = detect_encoding(head)
+        text = io.TextIOWrapper(buffered, encoding=encoding, errors="strict", newline="")
+        try:
+            yield text, encoding
+        except UnicodeDecodeError as error:
+            raise ParseError(f"the file is not valid {encoding} past its start ({error.reason})") from None
+
+
+def read_sample(path: str, *, max_decompressed: int) -> str:
+    with open_text(path, max_decompressed=max_decompressed) as (text, _):
+        return text.read(64 * 1024)

@@ -1,0 +1,15 @@
+"""Periodic tasks, declared in one place. `manage.py setup_periodic_tasks` writes them into
+django-celery-beat's tables (idempotent), where admins can then see and edit them."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PeriodicTaskSpec:
+    name: str
+    task: str
+    cron: str  # "minute hour day_of_month month_of_year day_of_week"
+    description: str
+
+
+PERIODIC_TASKS: list[PeriodicTaskSpec] = []

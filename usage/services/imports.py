@@ -1,0 +1,387 @@
+"""The import pipeline: store the raw export, queue it, then parse → resolve identities → upsert.
+
+Guarantees (ARCHITECTURE.md, Reliability): the raw bytes are stored before parsing; the database side of an
+import is one transaction, so a failed or killed import leaves no partial totals; re-importing a file (or an
+overlapping export) upserts on the natural key and never double counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import IO
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from usage.models import CostSource, CurrencyRate, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
+from usage.parsers.base import DirectoryEntry, ParseContext, ParseError, RowError, Sample, Skipped, UsageRow
+from usage.parsers.payload import open_text, read_sample
+from usage.parsers.registry import UnknownFormat, format_detect, format_get
+from usage.services.identities import IdentityKey, identities_resolve
+from usage.services.pricing import PriceBook
+
+logger = logging.getLogger(__name__)
+
+MAX_LISTED_ERRORS = 1000
+PROGRESS_EVERY_ROWS = 50_000
+UPSERT_BATCH = 2000
+
+
+class ImportRejected(Exception):
+    """The export cannot be stored at all (too large, empty, unknown requested format)."""
+
+
+# --- storing -----------------------------------------------------------------------------------------------
+
+
+def import_batch_create(
+    *,
+    file: IO[bytes],
+    name: str,
+    source: str = ImportSource.UPLOAD,
+    user=None,
+    requested_format: str = "",
+    import_good_rows: bool = False,
+    attribute_to: Person | None = None,
+    connection=None,
+    queue: bool = True,
+) -> ImportBatch:
+    """Store the raw export and (unless queue=False) queue it for the worker once the transaction commits."""
+    if requested_format:
+        try:
+            format_get(requested_format)
+        except UnknownFormat as error:
+            raise ImportRejected(f"{name}: {error}") from None
+    limit = settings.TOKENBOARD_UPLOAD_MAX_BYTES
+    digest = hashlib.sha256()
+    size = 0
+    file.seek(0)
+    for chunk in iter(lambda: file.read(1024 * 1024), b""):
+        digest.update(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ImportRejected(f"{name}: the file is larger than the upload limit of {limit:,} bytes")
+    if size == 0:
+        raise ImportRejected(f"{name}: the file is empty")
+    file.seek(0)
+    batch = ImportBatch(
+        source=source,
+        original_name=os.path.basename(name)[:255],
+        sha256=digest.hexdigest(),
+        size_bytes=size,
+        requested_format=requested_format,
+        import_good_rows=import_good_rows,
+        attribute_to=attribute_to,
+        connection=connection,
+        started_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    batch.raw_file.save(os.path.basename(name) or "export", File(file), save=False)
+    batch.save()
+    if queue:
+        import_batch_queue(batch)
+    return batch
+
+
+def import_batch_queue(batch: ImportBatch) -> None:
+    from usage.tasks import process_import  # tasks import services; import here to avoid a cycle
+
+    transaction.on_commit(lambda: _dispatch(process_import, batch.pk))
+
+
+def _dispatch(task, batch_id: int) -> None:
+    # The batch is stored and stays "queued" if the broker is down; `import_usage --requeue` re-sends it.
+    try:
+        task.delay(batch_id)
+    except Exception:
+        logger.exception("could not queue import %s; it stays queued until re-sent", batch_id)
+
+
+def import_batch_retry(batch: ImportBatch) -> ImportBatch:
+    """Run a finished import again from its stored raw file (after a fix, a price or time-zone change)."""
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.QUEUED, claim_id="")
+    batch.refresh_from_db()
+    import_batch_queue(batch)
+    return batch
+
+
+# --- processing --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Accumulated:
+    input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+    billed_cost: Decimal = Decimal(0)
+    has_billed_cost: bool = False
+    has_unbilled_rows: bool = False
+
+
+RecordKey = tuple  # (day, provider, account, identity_key, model, usage_kind)
+
+
+def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> ImportBatch | None:
+    """Process a stored import. Safe to run twice: only the claimant runs it, and a redelivered message
+    (same claim id) may resume a run whose worker died. Returns None if another run owns it."""
+    claim_id = claim_id or f"local-{uuid.uuid4().hex}"
+    claimed = ImportBatch.objects.filter(
+        Q(status=ImportStatus.QUEUED) | Q(status=ImportStatus.RUNNING, claim_id=claim_id), pk=batch_id
+    ).update(status=ImportStatus.RUNNING, claim_id=claim_id, started_at=timezone.now(), finished_at=None)
+    if not claimed:
+        logger.info("import %s is not queued for this run (claim %s); skipping", batch_id, claim_id)
+        return None
+    batch = ImportBatch.objects.get(pk=batch_id)
+    try:
+        outcome = _parse(batch)
+        _store(batch, outcome, claim_id)
+    except ParseError as error:
+        where = f"line {error.line}: " if error.line else ""
+        _fail(batch, f"{batch.original_name}: {where}{error.reason}", [{"line": error.line, "reason": error.reason}])
+    except _RowsRejected as rejected:
+        _fail(batch, rejected.summary, rejected.errors, counts=rejected.counts)
+    except Exception as error:
+        logger.exception("import %s failed unexpectedly", batch_id)
+        _fail(batch, f"{batch.original_name}: internal error while importing ({type(error).__name__}: {error})", [])
+        raise
+    batch.refresh_from_db()
+    return batch
+
+
+@dataclass
+class _Outcome:
+    format_name: str
+    records: dict[RecordKey, Accumulated]
+    directory: dict[IdentityKey, tuple[str, str]]
+    identity_emails: dict[IdentityKey, str]
+    identity_labels: dict[IdentityKey, str]
+    rows_read: int
+    rows_imported: int
+    rows_skipped: int
+    rows_rejected: int
+    errors: list[dict]
+
+
+class _RowsRejected(Exception):
+    def __init__(self, summary: str, errors: list[dict], counts: dict):
+        self.summary, self.errors, self.counts = summary, errors, counts
+
+
+def parse_context() -> ParseContext:
+    return ParseContext(
+        tz=ZoneInfo(settings.TIME_ZONE),
+        attribution_tag_keys=list(settings.TOKENBOARD_ATTRIBUTION_TAG_KEYS),
+        usd_rates={r.currency.upper(): r.usd_per_unit for r in CurrencyRate.objects.all()},
+    )
+
+
+def _parse(batch: ImportBatch) -> _Outcome:
+    path = batch.raw_file.path
+    max_bytes = settings.TOKENBOARD_DECOMPRESSED_MAX_BYTES
+    sample = Sample(batch.original_name, read_sample(path, max_decompressed=max_bytes))
+    if not sample.text.strip():
+        raise ParseError("the file is empty")
+    try:
+        fmt = format_get(batch.requested_format) if batch.requested_format else format_detect(sample)
+    except UnknownFormat as error:
+        raise ParseError(str(error)) from None
+    ImportBatch.objects.filter(pk=batch.pk).update(detected_format=fmt.name)
+    ctx = parse_context()
+    if batch.attribute_to_id:
+        ctx.attribute_to_email = batch.attribute_to.email
+    elif batch.started_by_id and hasattr(batch.started_by, "person"):
+        ctx.attribute_to_email = batch.started_by.person.email
+
+    outcome = _Outcome(fmt.name, {}, {}, {}, {}, 0, 0, 0, 0, [])
+    records = outcome.records
+    with open_text(path, max_decompressed=max_bytes) as (stream, _encoding):
+        for item in _guarded(fmt.parse(stream, ctx)):
+            if isinstance(item, UsageRow):
+                outcome.rows_read += 1
+                outcome.rows_imported += 1
+                identity_key = (item.provider, item.identity_kind, item.identity_value)
+                key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
+                acc = records.get(key)
+                if acc is None:
+                    acc = records[key] = Accumulated()
+                acc.input_tokens += item.input_tokens
+                acc.cache_write_tokens += item.cache_write_tokens
+                acc.cache_read_tokens += item.cache_read_tokens
+                acc.output_tokens += item.output_tokens
+                acc.requests += item.requests
+                if item.cost_usd is None:
+                    acc.has_unbilled_rows = True
+                else:
+                    acc.billed_cost += item.cost_usd
+                    acc.has_billed_cost = True
+                if item.identity_email:
+                    outcome.identity_emails[identity_key] = item.identity_email
+                if item.identity_label:
+                    outcome.identity_labels[identity_key] = item.identity_label
+            elif isinstance(item, DirectoryEntry):
+                outcome.rows_read += 1
+                outcome.rows_imported += 1
+                outcome.directory[(item.provider, item.kind, item.value)] = (item.email, item.label)
+            elif isinstance(item, Skipped):
+                outcome.rows_read += 1
+                outcome.rows_skipped += 1
+            elif isinstance(item, RowError):
+                outcome.rows_read += 1
+                outcome.rows_rejected += 1
+                if len(outcome.errors) < MAX_LISTED_ERRORS:
+                    outcome.errors.append({"line": item.line, "reason": item.reason})
+            if outcome.rows_read % PROGRESS_EVERY_ROWS == 0:
+                ImportBatch.objects.filter(pk=batch.pk).update(rows_read=outcome.rows_read)
+    rejected = outcome.rows_rejected
+    if rejected and not batch.import_good_rows:
+        first = outcome.errors[0]
+        raise _RowsRejected(
+            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: line {first['line']}: "
+            f"{first['reason']}). Fix the file, or re-import choosing 'import the good rows'.",
+            outcome.errors,
+            {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
+        )
+    if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
+        raise ParseError(f"no usage rows found (read as {fmt.label})")
+    return outcome
+
+
+def _guarded(items: Iterator) -> Iterator:
+    """Turn a parser's stray exception into a clear ParseError rather than a crash with no line."""
+    try:
+        yield from items
+    except ParseError:
+        raise
+    except UnicodeDecodeError as error:
+        raise ParseError(f"text encoding changes part-way through the file ({error.reason})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ParseError(f"unreadable content ({type(error).__name__}: {error})") from None
+
+
+def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
+    prices = PriceBook()
+    with transaction.atomic():
+        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status != ImportStatus.RUNNING or locked.claim_id != claim_id:
+            logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
+            return
+        identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
+        emails = dict(outcome.identity_emails)
+        labels = dict(outcome.identity_labels)
+        for key, (email, label) in outcome.directory.items():
+            emails[key] = email
+            if label:
+                labels[key] = label
+        identities = identities_resolve(identity_keys, emails=emails, labels=labels)
+
+        rows = []
+        for (day, provider, account, identity_key, model, usage_kind), acc in outcome.records.items():
+            if acc.has_billed_cost:
+                cost, cost_source = acc.billed_cost, CostSource.BILLED
+            else:
+                estimate = prices.estimate(
+                    provider=provider,
+                    model=model,
+                    day=day,
+                    input_tokens=acc.input_tokens,
+                    cache_read_tokens=acc.cache_read_tokens,
+                    cache_write_tokens=acc.cache_write_tokens,
+                    output_tokens=acc.output_tokens,
+                )
+                cost, cost_source = (
+                    (estimate, CostSource.ESTIMATED) if estimate is not None else (Decimal(0), CostSource.NONE)
+                )
+            rows.append(
+                UsageRecord(
+                    day=day,
+                    provider=provider,
+                    account=account,
+                    identity=identities[identity_key],
+                    model=model,
+                    usage_kind=usage_kind,
+                    input_tokens=acc.input_tokens,
+                    cache_write_tokens=acc.cache_write_tokens,
+                    cache_read_tokens=acc.cache_read_tokens,
+                    output_tokens=acc.output_tokens,
+                    total_tokens=acc.input_tokens + acc.cache_write_tokens + acc.cache_read_tokens + acc.output_tokens,
+                    requests=acc.requests,
+                    cost_usd=cost,
+                    cost_source=cost_source,
+                    import_batch_id=batch.pk,
+                    updated_at=timezone.now(),
+                )
+            )
+        UsageRecord.objects.bulk_create(
+            rows,
+            batch_size=UPSERT_BATCH,
+            update_conflicts=True,
+            unique_fields=["day", "provider", "account", "identity", "model", "usage_kind"],
+            update_fields=[
+                "input_tokens",
+                "cache_write_tokens",
+                "cache_read_tokens",
+                "output_tokens",
+                "total_tokens",
+                "requests",
+                "cost_usd",
+                "cost_source",
+                "import_batch",
+                "updated_at",
+            ],
+        )
+        days = [key[0] for key in outcome.records]
+        touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
+        locked.detected_format = outcome.format_name
+        locked.status = ImportStatus.SUCCEEDED
+        locked.rows_read = outcome.rows_read
+        locked.rows_total = outcome.rows_read
+        locked.rows_imported = outcome.rows_imported
+        locked.rows_skipped = outcome.rows_skipped
+        locked.rows_rejected = outcome.rows_rejected
+        locked.records_written = len(rows)
+        locked.errors = outcome.errors
+        locked.error_summary = ""
+        locked.period_start = min(days) if days else None
+        locked.period_end = max(days) if days else None
+        locked.people_affected = len(touched_people)
+        locked.finished_at = timezone.now()
+        locked.save()
+
+
+def _fail(batch: ImportBatch, summary: str, errors: list[dict], counts: dict | None = None) -> None:
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportStatus.FAILED,
+        error_summary=summary,
+        errors=errors[:MAX_LISTED_ERRORS],
+        finished_at=timezone.now(),
+        **(counts or {}),
+    )
+
+
+def data_as_of():
+    """When the newest data arrived: the last successful import or pull."""
+    return ImportBatch.objects.filter(status=ImportStatus.SUCCEEDED).aggregate(latest=Max("finished_at"))["latest"]
+
+
+def import_summary(batch: ImportBatch) -> str:
+    if batch.status == ImportStatus.SUCCEEDED:
+        period = f"{batch.period_start} to {batch.period_end}" if batch.period_start else "no dated usage"
+        return (
+            f"import #{batch.pk} {batch.original_name}: succeeded as {batch.detected_format}; {period}; "
+            f"rows read {batch.rows_read:,}, imported {batch.rows_imported:,}, skipped {batch.rows_skipped:,}, "
+            f"rejected {batch.rows_rejected:,}; {batch.records_written:,} daily records; {batch.people_affected} people"
+        )
+    if batch.status == ImportStatus.FAILED:
+        return f"import #{batch.pk} failed: {batch.error_summary}"
+    return f"import #{batch.pk} {batch.original_name}: {batch.status}"

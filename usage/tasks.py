@@ -1,0 +1,17 @@
+import logging
+
+from celery import shared_task
+
+from usage.models import ImportBatch
+from usage.services.imports import import_batch_process
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="usage.process_import", bind=True, acks_late=True, ignore_result=True)
+def process_import(self, batch_id: int) -> None:
+    """Parse and store one import. Idempotent: claims the batch by task id (a redelivered message resumes)."""
+    if not ImportBatch.objects.filter(pk=batch_id).exists():
+        logger.warning("import %s no longer exists; skipping", batch_id)
+        return
+    import_batch_process(batch_id, claim_id=self.request.id)
