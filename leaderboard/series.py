@@ -1,0 +1,94 @@
+"""Usage over time for one person or one team subtree: what the charts and the /usage/ API endpoints show."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Count
+
+from .selectors import Totals, _sums, usage_in_window
+from .windows import Window
+
+GROUPINGS = ("model", "provider")
+
+
+@dataclass
+class Series:
+    """Daily totals over a window, overall and split by model or provider (every day present, zeros included)."""
+
+    window: Window
+    group_by: str
+    days: list[date]
+    daily: dict[date, Totals] = field(default_factory=dict)
+    by_group: dict[str, dict[date, int]] = field(default_factory=dict)  # group → day → total tokens
+    totals: Totals = field(default_factory=Totals)
+
+    @property
+    def active_days(self) -> list[date]:
+        return [d for d in self.days if self.daily[d].total_tokens > 0]
+
+    def longest_streak(self) -> int:
+        best = run = 0
+        for day in self.days:
+            run = run + 1 if self.daily[day].total_tokens > 0 else 0
+            best = max(best, run)
+        return best
+
+    def group_shares(self) -> list[tuple[str, int, float]]:
+        """(group, tokens, share of all) sorted by tokens, largest first."""
+        sums = {g: sum(per_day.values()) for g, per_day in self.by_group.items()}
+        grand = sum(sums.values())
+        return sorted(((g, n, n / grand if grand else 0.0) for g, n in sums.items()), key=lambda item: -item[1])
+
+
+def _window_days(window: Window) -> list[date]:
+    return [window.start + timedelta(days=i) for i in range(window.days)]
+
+
+def usage_series(
+    window: Window,
+    *,
+    person_id: int | None = None,
+    team_id: int | None = None,
+    group_by: str = "model",
+    provider: str = "",
+    model: str = "",
+) -> Series:
+    """Series for a person (their identities) or a team subtree (days each member was in it)."""
+    if group_by not in GROUPINGS:
+        raise ValueError(f"group_by must be one of {GROUPINGS}")
+    records = usage_in_window(window, provider=provider, model=model, team_id=team_id)
+    if person_id is not None:
+        records = records.filter(identity__person_id=person_id)
+    elif team_id is None:
+        raise ValueError("give a person_id or a team_id")
+    else:
+        records = records.filter(identity__person__isnull=False)
+    series = Series(window=window, group_by=group_by, days=_window_days(window))
+    series.daily = {day: Totals() for day in series.days}
+    rows = records.values("day", group_by).annotate(**_sums(), active_days=Count("day", distinct=True))
+    by_group: dict[str, dict[date, int]] = defaultdict(lambda: dict.fromkeys(series.days, 0))
+    for row in rows:
+        day_totals = Totals(
+            **{
+                k: row[k]
+                for k in (
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
+                    "total_tokens",
+                    "requests",
+                    "cost_usd",
+                )
+            }
+        )
+        series.daily[row["day"]].add(day_totals)
+        by_group[row[group_by] or "(unknown)"][row["day"]] += row["total_tokens"]
+    for day in series.days:
+        series.daily[day].active_days = 1 if series.daily[day].total_tokens > 0 else 0
+        series.totals.add(series.daily[day])
+    series.by_group = dict(by_group)
+    return series
