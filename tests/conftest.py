@@ -39,6 +39,8 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path):
+    # Fast hashing: the default PBKDF2 makes every test user cost ~0.3 s.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.TOKENBOARD_INBOX = tmp_path / "inbox"
 

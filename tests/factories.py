@@ -10,9 +10,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    password = factory.django.Password("pw")
 
 
 class TeamFactory(factory.django.DjangoModelFactory):
@@ -70,6 +71,10 @@ class UsageRecordFactory(factory.django.DjangoModelFactory):
     identity = factory.SubFactory(IdentityFactory)
     model = "gpt-5"
     import_batch = factory.SubFactory(ImportBatchFactory)
+    input_tokens = 0
+    cache_write_tokens = 0
+    cache_read_tokens = 0
+    output_tokens = 0
     total_tokens = factory.LazyAttribute(
         lambda r: r.input_tokens + r.cache_write_tokens + r.cache_read_tokens + r.output_tokens
     )

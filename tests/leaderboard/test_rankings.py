@@ -1,0 +1,101 @@
+from datetime import date
+
+import pytest
+
+from leaderboard.selectors import competition_ranks, people_ranking, teams_ranking
+from leaderboard.windows import QueryError, ranking_query_from, window_for
+from tests.factories import usage_for
+from usage.access import viewer_for
+from usage.models import Membership
+
+
+def query(**params):
+    return ranking_query_from({"date": "2026-09-15", **params})
+
+
+def test_ties_share_a_rank():
+    assert competition_ranks([9, 9, 5, 5, 5, 1]) == [1, 1, 3, 3, 3, 6]
+
+
+@pytest.mark.parametrize(
+    ("period", "start", "end"),
+    [
+        ("day", date(2026, 9, 15), date(2026, 9, 15)),
+        ("week", date(2026, 9, 14), date(2026, 9, 20)),
+        ("month", date(2026, 9, 1), date(2026, 9, 30)),
+        ("quarter", date(2026, 7, 1), date(2026, 9, 30)),
+        ("year", date(2026, 1, 1), date(2026, 12, 31)),
+        ("7d", date(2026, 9, 9), date(2026, 9, 15)),
+        ("90d", date(2026, 6, 18), date(2026, 9, 15)),
+    ],
+)
+def test_windows_are_inclusive_calendar_ranges(period, start, end):
+    window = window_for(period, date(2026, 9, 15))
+    assert (window.start, window.end) == (start, end)
+
+
+def test_the_previous_window_has_the_same_size_or_is_the_previous_calendar_period():
+    assert window_for("month", date(2026, 3, 15)).previous() == window_for("month", date(2026, 2, 1))
+    previous = window_for("7d", date(2026, 9, 15)).previous()
+    assert (previous.start, previous.end) == (date(2026, 9, 2), date(2026, 9, 8))
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"period": "fortnight"}, "period"),
+        ({"metric": "vibes"}, "metric"),
+        ({"date": "2026-13-01"}, "date"),
+        ({"period": "custom", "start": "2026-09-10", "end": "2026-09-01"}, "end"),
+        ({"team": "x"}, "team"),
+    ],
+)
+def test_bad_parameters_name_themselves(params, param):
+    with pytest.raises(QueryError) as raised:
+        ranking_query_from(params)
+    assert raised.value.param == param
+
+
+@pytest.mark.django_db
+def test_people_are_ranked_with_ties_and_previous_rank(org):
+    ivy, paul, pat = org["infra_engineer"], org["product_engineer"], org["platform_manager"]
+    for person, now, before in ((ivy, 500, 10), (paul, 500, 300), (pat, 100, 0)):
+        usage_for(person, day=date(2026, 9, 3), tokens=now)
+        if before:
+            usage_for(person, day=date(2026, 8, 3), tokens=before)
+    standings = people_ranking(query(), viewer_for(org["admin"]))
+    # Ivy and Paul tie on 500 (ordered by name); last month Paul led 300 to 10; Pat had no usage.
+    assert [(s.display_name, s.rank, s.previous_rank) for s in standings] == [
+        ("Ivy Infra", 1, 2),
+        ("Paul Product", 1, 1),
+        ("Pat Manager", 3, None),
+    ]
+    assert standings[0].share_of_leader == 1.0 and standings[2].share_of_leader == 0.2
+
+
+@pytest.mark.django_db
+def test_engineers_do_not_see_others_cost_or_email(org):
+    usage_for(org["product_engineer"], day=date(2026, 9, 3), tokens=10)
+    usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=5)
+    standings = {s.person_id: s for s in people_ranking(query(), viewer_for(org["infra_engineer"].user))}
+    assert standings[org["product_engineer"].pk].email is None and not standings[org["product_engineer"].pk].detail
+    assert standings[org["infra_engineer"].pk].email == org["infra_engineer"].email
+
+
+@pytest.mark.django_db
+def test_team_totals_follow_the_membership_on_each_day(org, settings):
+    settings.TOKENBOARD_MIN_TEAM_SIZE = 1
+    ivy = org["infra_engineer"]
+    # Ivy moves from Infra to Product on 2026-09-10: usage before counts for Infra, after for Product.
+    Membership.objects.filter(person=ivy).update(end=date(2026, 9, 9))
+    Membership.objects.create(person=ivy, team=org["product"], start=date(2026, 9, 10))
+    usage_for(ivy, day=date(2026, 9, 5), tokens=70)
+    usage_for(ivy, day=date(2026, 9, 12), tokens=30)
+    teams = {t.name: t for t in teams_ranking(query(), viewer_for(org["admin"]))}
+    assert teams["Infra"].totals.total_tokens == 70
+    assert teams["Platform"].totals.total_tokens == 70  # subtree total includes Infra
+    assert teams["Product"].totals.total_tokens == 30
+    assert teams["Engineering"].totals.total_tokens == 100
+    assert teams["Engineering"].active_members == 1
+    team_filtered = people_ranking(query(team=str(org["product"].pk)), viewer_for(org["admin"]))
+    assert [(s.person_id, s.totals.total_tokens) for s in team_filtered] == [(ivy.pk, 30)]

@@ -1,0 +1,35 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PROVIDER_KEY_ENCRYPTION_KEYS")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    result = manage("check", DJANGO_SETTINGS_MODULE="leaderboard.settings_production")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_seed_demo_refuses_to_run_with_production_settings():
+    result = manage(
+        "seed_demo",
+        DJANGO_SETTINGS_MODULE="leaderboard.settings_production",
+        SECRET_KEY="x" * 60,
+        PROVIDER_KEY_ENCRYPTION_KEYS="Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=",
+    )
+    assert result.returncode != 0
+    assert "seed_demo refuses to run with the production settings" in result.stderr

@@ -1,0 +1,58 @@
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from tests.factories import UserFactory
+from usage.access import (
+    access_team_detail,
+    can_see_person_detail,
+    can_see_team_figures,
+    person_display_name,
+    require_usage_access,
+    viewer_for,
+)
+
+
+@pytest.mark.django_db
+def test_roles_follow_the_org(org):
+    assert viewer_for(org["platform_manager"].user).role == "manager"
+    assert viewer_for(org["infra_engineer"].user).role == "engineer"
+    assert viewer_for(org["admin"]).role == "admin"
+    assert viewer_for(UserFactory(username="nobody")).role == "engineer"
+
+
+@pytest.mark.django_db
+def test_a_manager_sees_detail_for_their_whole_subtree_only(org):
+    manager = viewer_for(org["platform_manager"].user)
+    assert can_see_person_detail(manager, org["infra_engineer"].pk)  # Infra is under Platform
+    assert not can_see_person_detail(manager, org["product_engineer"].pk)
+    assert access_team_detail(manager, org["infra"].pk) == org["infra"]
+    with pytest.raises(PermissionDenied):
+        access_team_detail(manager, org["product"].pk)
+
+
+@pytest.mark.django_db
+def test_an_engineer_sees_only_their_own_detail(org):
+    engineer = viewer_for(org["infra_engineer"].user)
+    assert can_see_person_detail(engineer, org["infra_engineer"].pk)
+    assert not can_see_person_detail(engineer, org["product_engineer"].pk)
+    with pytest.raises(PermissionDenied):
+        require_usage_access(engineer)
+
+
+@pytest.mark.django_db
+def test_opted_out_people_show_their_pseudonym_to_those_without_detail(org):
+    person = org["product_engineer"]
+    person.show_name = False
+    person.save()
+    args = (person.pk, person.display_name, person.pseudonym, person.show_name)
+    assert person_display_name(viewer_for(org["infra_engineer"].user), *args) == person.pseudonym
+    assert person_display_name(viewer_for(org["product_manager"].user), *args) == person.display_name
+    assert person.pseudonym and person.pseudonym != person.display_name
+
+
+@pytest.mark.django_db
+def test_small_teams_hide_figures_from_engineers_but_not_from_their_managers(org, settings):
+    settings.TOKENBOARD_MIN_TEAM_SIZE = 3
+    assert not can_see_team_figures(viewer_for(org["infra_engineer"].user), org["product"].pk, active_members=2)
+    assert can_see_team_figures(viewer_for(org["infra_engineer"].user), org["product"].pk, active_members=3)
+    assert can_see_team_figures(viewer_for(org["product_manager"].user), org["product"].pk, active_members=1)
