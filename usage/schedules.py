@@ -12,4 +12,11 @@ class PeriodicTaskSpec:
     description: str
 
 
-PERIODIC_TASKS: list[PeriodicTaskSpec] = []
+PERIODIC_TASKS: list[PeriodicTaskSpec] = [
+    PeriodicTaskSpec(
+        name="scan drop folder",
+        task="usage.scan_inbox",
+        cron="* * * * *",
+        description="Import settled files from TOKENBOARD_INBOX into done/ or failed/.",
+    ),
+]

@@ -15,3 +15,19 @@ def process_import(self, batch_id: int) -> None:
         logger.warning("import %s no longer exists; skipping", batch_id)
         return
     import_batch_process(batch_id, claim_id=self.request.id)
+
+
+@shared_task(name="usage.scan_inbox", ignore_result=True)
+def scan_inbox() -> None:
+    """Import settled files from the drop folder (TOKENBOARD_INBOX). Safe to overlap: files are claimed by
+    renaming them into processing/, and each is imported synchronously so it lands in done/ or failed/."""
+    from usage.services.inbox import inbox_scan
+
+    scan = inbox_scan()
+    if scan.done or scan.failed:
+        logger.info(
+            "drop folder: %d imported, %d failed, %d still being written",
+            len(scan.done),
+            len(scan.failed),
+            len(scan.waiting),
+        )

@@ -24,7 +24,16 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from usage.models import CostSource, CurrencyRate, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
-from usage.parsers.base import DirectoryEntry, ParseContext, ParseError, RowError, Sample, Skipped, UsageRow
+from usage.parsers.base import (
+    DirectoryEntry,
+    ParseContext,
+    ParseError,
+    RowError,
+    Sample,
+    Skipped,
+    UsageRow,
+    looks_like_json,
+)
 from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.identities import IdentityKey, identities_resolve
@@ -114,6 +123,37 @@ def import_batch_retry(batch: ImportBatch) -> ImportBatch:
     return batch
 
 
+def imports_reprocess_all() -> int:
+    """Re-queue every finished (succeeded or failed) import from its stored raw file, oldest first, after a
+    price-table or time-zone change. Creation order matters: where two exports restate the same day, the
+    newer one must be written last. Messages are sent in this order; workers running imports in
+    parallel may still finish two of them out of order.
+    Queued and running imports are left alone. Returns how many were re-queued."""
+    finished = ImportBatch.objects.filter(status__in=[ImportStatus.SUCCEEDED, ImportStatus.FAILED]).exclude(raw_file="")
+    count = 0
+    for batch in finished.order_by("created_at", "pk"):
+        import_batch_retry(batch)
+        count += 1
+    return count
+
+
+def import_rows_estimate(path: str, sample: Sample) -> int | None:
+    """About how many rows a plain (uncompressed) CSV holds: its line count minus the header. None for
+    JSON (one line may hold a whole page) and compressed files, where counting would cost a full read."""
+    with open(path, "rb") as raw:
+        magic = raw.read(4)
+        if magic[:2] == b"\x1f\x8b" or magic == b"PK\x03\x04" or looks_like_json(sample):
+            return None
+        raw.seek(0)
+        lines, last = 0, b"\n"
+        for chunk in iter(lambda: raw.read(1024 * 1024), b""):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        lines += 1  # a last line without a newline
+    return max(lines - 1, 0)
+
+
 # --- processing --------------------------------------------------------------------------------------------
 
 
@@ -196,7 +236,10 @@ def _parse(batch: ImportBatch) -> _Outcome:
         fmt = format_get(batch.requested_format) if batch.requested_format else format_detect(sample)
     except UnknownFormat as error:
         raise ParseError(str(error)) from None
-    ImportBatch.objects.filter(pk=batch.pk).update(detected_format=fmt.name)
+    # Progress: rows_read grows every PROGRESS_EVERY_ROWS rows; a cheap line count gives the bar its end.
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        detected_format=fmt.name, rows_read=0, rows_total=import_rows_estimate(path, sample)
+    )
     ctx = parse_context()
     if batch.attribute_to_id:
         ctx.attribute_to_email = batch.attribute_to.email
