@@ -2,4 +2,19 @@
 
 from django.urls import path  # noqa: F401
 
-urlpatterns: list = []
+from usage import views as usage_views
+
+urlpatterns: list = [
+    # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
+    path("imports/", usage_views.imports_list_page, name="imports-list"),
+    path("imports/upload/", usage_views.imports_upload_page, name="imports-upload"),
+    path("imports/progress/", usage_views.imports_progress_page, name="imports-progress"),
+    path("imports/reprocess/", usage_views.imports_reprocess, name="imports-reprocess"),
+    path("imports/<int:pk>/", usage_views.import_detail_page, name="import-detail"),
+    path("imports/<int:pk>/errors.csv", usage_views.import_errors_csv, name="import-errors-csv"),
+    path("imports/<int:pk>/retry/", usage_views.import_retry, name="import-retry"),
+    path("identities/", usage_views.identities_page, name="identities-list"),
+    path("identities/people/", usage_views.people_search, name="identities-people-search"),
+    path("identities/bulk/", usage_views.identities_bulk_assign, name="identities-bulk"),
+    path("identities/<int:pk>/assign/", usage_views.identity_assign_view, name="identity-assign"),
+]

@@ -1,0 +1,244 @@
+"""Forms of the admin pages (uploads, identity mapping). They validate input and resolve it to objects;
+the work itself is done by usage.services."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from django import forms
+from django.conf import settings
+from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
+
+from usage.models import Identity, IdentityKind, ImportStatus, Person, Provider
+from usage.parsers.registry import FORMATS
+
+# --- upload ---------------------------------------------------------------------------------------------
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one <input type=file multiple> (Django's documented recipe)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
+def format_choices() -> list[tuple[str, str]]:
+    # Read on each form so formats registered by parser modules show up without a restart of this code.
+    return [("", "Detect automatically")] + sorted(
+        ((name, f"{fmt.label} ({name})") for name, fmt in FORMATS.items()), key=lambda c: c[1].lower()
+    )
+
+
+def person_lookup(text: str) -> tuple[Person | None, str]:
+    """The one person `text` names (an email, or part of a name or email), or None and why not."""
+    text = text.strip()
+    if not text:
+        return None, "Type a person's name or email."
+    exact = Person.objects.filter(email__iexact=text).first()
+    if exact is not None:
+        return exact, ""
+    matches = list(Person.objects.filter(Q(display_name__icontains=text) | Q(email__icontains=text))[:6])
+    if len(matches) == 1:
+        return matches[0], ""
+    if not matches:
+        return None, f"No person matches {text!r}."
+    shown = ", ".join(f"{p.display_name} <{p.email}>" for p in matches[:5])
+    more = " and more" if len(matches) > 5 else ""
+    return None, f"{text!r} matches several people ({shown}{more}); type the email."
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(label="Export files", help_text="Any supported format; gzip or zip accepted.")
+    format = forms.ChoiceField(label="Format", required=False, help_text="Leave on automatic unless detection fails.")
+    import_good_rows = forms.BooleanField(
+        label="Import the good rows",
+        required=False,
+        help_text="By default a file with a bad row is rejected whole; tick to import the rest and list the bad rows.",
+    )
+    attribute_to = forms.CharField(
+        label="Attribute to person",
+        required=False,
+        help_text="For files with no identity in them (ccusage): the person's email. Empty = you.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["format"].choices = format_choices()
+
+    def clean_files(self) -> list:
+        files = self.cleaned_data["files"]
+        limit = settings.TOKENBOARD_UPLOAD_MAX_BYTES
+        errors = []
+        for upload in files:
+            if upload.size > limit:
+                errors.append(
+                    f"{upload.name}: the file is larger than the upload limit of {limit:,} bytes "
+                    f"({filesizeformat(upload.size)}; the limit is {filesizeformat(limit)})"
+                )
+            elif upload.size == 0:
+                errors.append(f"{upload.name}: the file is empty")
+        if errors:
+            raise forms.ValidationError(errors)
+        return files
+
+    def clean_attribute_to(self) -> Person | None:
+        text = self.cleaned_data["attribute_to"].strip()
+        if not text:
+            return None
+        person, problem = person_lookup(text)
+        if person is None:
+            raise forms.ValidationError(problem)
+        return person
+
+
+# --- imports history -----------------------------------------------------------------------------------
+
+
+class ImportFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *ImportStatus.choices])
+
+
+# --- identities ----------------------------------------------------------------------------------------
+
+
+class IdentityFilterForm(forms.Form):
+    STATES = [("", "All (unassigned first)"), ("unassigned", "Unassigned"), ("assigned", "Assigned")]
+
+    state = forms.ChoiceField(required=False, choices=STATES, label="Show")
+    provider = forms.ChoiceField(required=False, choices=[("", "Any provider"), *Provider.choices])
+    q = forms.CharField(required=False, label="Search", max_length=200)
+
+
+class IdentityAssignForm(forms.Form):
+    """`person_id` comes from a search result button (htmx); `person` is the typed name or email, which is
+    what a browser without JS submits. `unassign` detaches the identity."""
+
+    person_id = forms.IntegerField(required=False)
+    person = forms.CharField(required=False, max_length=254)
+    unassign = forms.BooleanField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("unassign"):
+            data["target"] = None
+            return data
+        if data.get("person_id"):
+            person = Person.objects.filter(pk=data["person_id"]).first()
+            if person is None:
+                raise forms.ValidationError("That person no longer exists.")
+        else:
+            person, problem = person_lookup(data.get("person") or "")
+            if person is None:
+                raise forms.ValidationError(problem)
+        data["target"] = person
+        return data
+
+
+@dataclass
+class BulkAssignment:
+    line: int
+    provider: str
+    kind: str
+    value: str
+    person: Person
+
+
+BULK_COLUMNS = ("provider", "kind", "value", "email")
+BULK_MAX_BYTES = 10 * 1024 * 1024
+MAX_LISTED_LINE_ERRORS = 50
+
+
+class IdentityBulkForm(forms.Form):
+    """A CSV with columns provider,kind,value,email. Every line is checked before anything changes: one bad
+    line rejects the file, and every bad line is listed with its number."""
+
+    file = forms.FileField(label="CSV file (provider,kind,value,email)")
+
+    def clean_file(self) -> list[BulkAssignment]:
+        upload = self.cleaned_data["file"]
+        name = upload.name
+        if upload.size > BULK_MAX_BYTES:
+            raise forms.ValidationError(f"{name}: larger than {filesizeformat(BULK_MAX_BYTES)}")
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(f"{name}: not UTF-8 text; save the CSV as UTF-8") from None
+        reader = csv.DictReader(io.StringIO(text))
+        headers = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in BULK_COLUMNS if c not in headers]
+        if missing:
+            raise forms.ValidationError(
+                f"{name}: line 1: missing column(s) {', '.join(missing)} "
+                f"(expected {','.join(BULK_COLUMNS)}; found {','.join(headers) or 'nothing'})"
+            )
+        reader.fieldnames = headers
+        providers, kinds = {p.value for p in Provider}, {k.value for k in IdentityKind}
+        rows: list[tuple[int, str, str, str, str]] = []
+        errors: list[str] = []
+        seen: dict[tuple[str, str, str], int] = {}
+        try:
+            for record in reader:
+                line = reader.line_num
+                values = {k: (v or "").strip() for k, v in record.items() if k in BULK_COLUMNS}
+                if not any(values.values()):
+                    continue
+                provider, kind, value, email = (values.get(c, "") for c in BULK_COLUMNS)
+                provider, kind = provider.lower(), kind.lower()
+                problem = ""
+                if provider not in providers:
+                    problem = f"unknown provider {provider!r} (one of: {', '.join(sorted(providers))})"
+                elif kind not in kinds:
+                    problem = f"unknown kind {kind!r} (one of: {', '.join(sorted(kinds))})"
+                elif not value:
+                    problem = "value is empty"
+                elif len(value) > Identity._meta.get_field("value").max_length:
+                    problem = "value is too long"
+                elif not email:
+                    problem = "email is empty"
+                elif (provider, kind, value) in seen:
+                    problem = f"{provider}:{kind}:{value} is already on line {seen[(provider, kind, value)]}"
+                if problem:
+                    errors.append(f"{name}: line {line}: {problem}")
+                    continue
+                seen[(provider, kind, value)] = line
+                rows.append((line, provider, kind, value, email.lower()))
+        except csv.Error as error:
+            errors.append(f"{name}: line {reader.line_num}: unreadable CSV ({error})")
+        people = {p.email.lower(): p for p in Person.objects.filter(email__in={r[4] for r in rows})}
+        assignments = []
+        for line, provider, kind, value, email in rows:
+            person = people.get(email)
+            if person is None:
+                errors.append(f"{name}: line {line}: no person with email {email} (import the org CSV first)")
+                continue
+            assignments.append(BulkAssignment(line, provider, kind, value, person))
+        if errors:
+            errors.sort(key=_line_of)
+            shown = errors[:MAX_LISTED_LINE_ERRORS]
+            if len(errors) > len(shown):
+                shown.append(f"… and {len(errors) - len(shown)} more bad lines")
+            raise forms.ValidationError([f"Nothing was changed. {len(errors)} bad line(s):", *shown])
+        if not assignments:
+            raise forms.ValidationError(f"{name}: no rows to assign")
+        return assignments
+
+
+def _line_of(message: str) -> int:
+    try:
+        return int(message.split(": line ", 1)[1].split(":", 1)[0])
+    except (IndexError, ValueError):
+        return 0

@@ -1,0 +1,345 @@
+"""Admin pages of the write side: upload exports, follow and inspect imports, map identities.
+
+Every view starts with usage.access.require_admin. Forms are plain GET/POST that work without JS; htmx
+(polling, people search) and static/js/upload.js (upload progress) only enhance them.
+"""
+
+from __future__ import annotations
+
+import csv
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from usage.access import require_admin, viewer_for
+from usage.forms import IdentityAssignForm, IdentityBulkForm, IdentityFilterForm, ImportFilterForm, UploadForm
+from usage.models import Identity, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
+from usage.services.identities import identity_assign
+from usage.services.imports import ImportRejected, import_batch_create, import_batch_retry, imports_reprocess_all
+
+PAGE_SIZE = 50
+MAX_PROGRESS_IDS = 100
+FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _admin(request) -> None:
+    require_admin(viewer_for(request.user))
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+# --- upload and progress -------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def imports_upload_page(request):
+    _admin(request)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():  # all files or none; tasks are queued once this commits
+                batches = [
+                    import_batch_create(
+                        file=upload,
+                        name=upload.name,
+                        source=ImportSource.UPLOAD,
+                        user=request.user,
+                        requested_format=data["format"],
+                        import_good_rows=data["import_good_rows"],
+                        attribute_to=data["attribute_to"],
+                    )
+                    for upload in data["files"]
+                ]
+        except ImportRejected as error:
+            form.add_error("files", str(error))
+        else:
+            url = f"{reverse('imports-progress')}?{urlencode([('ids', b.pk) for b in batches])}"
+            if _wants_json(request):
+                return JsonResponse({"redirect": url, "imports": [b.pk for b in batches]})
+            return redirect(url)
+    if request.method == "POST" and _wants_json(request):
+        errors = [str(message) for messages_ in form.errors.values() for message in messages_]
+        return JsonResponse({"errors": errors}, status=400)
+    return render(
+        request,
+        "usage/upload.html",
+        {"form": form, "max_bytes": settings.TOKENBOARD_UPLOAD_MAX_BYTES},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _progress_ids(request) -> list[int]:
+    ids = []
+    for raw in request.GET.getlist("ids")[:MAX_PROGRESS_IDS]:
+        for part in raw.split(","):
+            if part.strip().isdigit():
+                ids.append(int(part))
+    return ids
+
+
+@require_GET
+def imports_progress_page(request):
+    """Progress of one or more imports. Its partial polls itself every second while any is unfinished;
+    with `reload=1` (the result page) it asks htmx to reload the page once all are finished."""
+    _admin(request)
+    ids = _progress_ids(request)
+    batches = list(ImportBatch.objects.filter(pk__in=ids).select_related("started_by").order_by("pk"))
+    if not batches:
+        raise Http404("No such imports.")
+    finished = all(b.status in FINISHED for b in batches)
+    context = {
+        "batches": batches,
+        "finished": finished,
+        "poll_url": request.get_full_path(),
+    }
+    if request.htmx:
+        response = render(request, "usage/_import_progress.html", context)
+        if finished and request.GET.get("reload"):
+            response["HX-Refresh"] = "true"
+        return response
+    return render(request, "usage/import_progress.html", context)
+
+
+# --- one import ----------------------------------------------------------------------------------------
+
+
+@require_GET
+def import_detail_page(request, pk: int):
+    _admin(request)
+    batch = get_object_or_404(ImportBatch.objects.select_related("started_by", "attribute_to", "connection"), pk=pk)
+    progress_url = f"{reverse('imports-progress')}?{urlencode({'ids': batch.pk, 'reload': 1})}"
+    return render(
+        request,
+        "usage/import_detail.html",
+        {
+            "batch": batch,
+            "finished": batch.status in FINISHED,
+            "batches": [batch],
+            "poll_url": progress_url,
+            "errors_listed": len(batch.errors),
+            "errors_unlisted": max(batch.rows_rejected - len(batch.errors), 0),
+        },
+    )
+
+
+def csv_safe(value: object) -> object:
+    """A cell a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+@require_GET
+def import_errors_csv(request, pk: int):
+    _admin(request)
+    batch = get_object_or_404(ImportBatch, pk=pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{batch.pk}-errors.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["file", "line", "reason"])
+    for error in batch.errors:
+        line = error.get("line")
+        writer.writerow(
+            [csv_safe(batch.original_name), line if isinstance(line, int) else "", csv_safe(error["reason"])]
+        )
+    return response
+
+
+@require_POST
+def import_retry(request, pk: int):
+    _admin(request)
+    batch = get_object_or_404(ImportBatch, pk=pk)
+    if batch.status != ImportStatus.FAILED:
+        messages.error(
+            request, f"Import #{batch.pk} is {batch.get_status_display().lower()}; only a failed import is retried."
+        )
+    elif not batch.raw_file or not batch.raw_file.storage.exists(batch.raw_file.name):
+        messages.error(request, f"Import #{batch.pk}: its stored file {batch.raw_file.name or '(none)'} is missing.")
+    else:
+        import_batch_retry(batch)
+        messages.success(request, f"Import #{batch.pk} ({batch.original_name}) is queued again.")
+    return redirect("import-detail", pk=batch.pk)
+
+
+# --- history -------------------------------------------------------------------------------------------
+
+
+@require_GET
+def imports_list_page(request):
+    _admin(request)
+    form = ImportFilterForm(request.GET or None)
+    batches = ImportBatch.objects.select_related("started_by", "connection").order_by("-created_at", "-pk")
+    if form.is_valid() and form.cleaned_data["status"]:
+        batches = batches.filter(status=form.cleaned_data["status"])
+    return render(
+        request,
+        "usage/imports.html",
+        {"page": _page(request, batches), "form": form, "query_string": _query_without_page(request)},
+    )
+
+
+@require_POST
+def imports_reprocess(request):
+    _admin(request)
+    count = imports_reprocess_all()
+    messages.success(
+        request,
+        f"Re-queued {count} import(s), oldest first. Totals update as each one finishes."
+        if count
+        else "No finished imports to re-process.",
+    )
+    return redirect("imports-list")
+
+
+# --- identities ----------------------------------------------------------------------------------------
+
+
+def identities_with_totals():
+    """Identities with their usage totals, unassigned first, then the biggest totals (the biggest gaps)."""
+    return Identity.objects.select_related("person").annotate(
+        tokens=Coalesce(Sum("usage_records__total_tokens"), 0),
+        records=Count("usage_records"),
+        last_day=Max("usage_records__day"),
+        unassigned=Case(When(person__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField()),
+    )
+
+
+@require_GET
+def identities_page(request):
+    _admin(request)
+    return _identities_render(request)
+
+
+def _identities_render(request, bulk_form: IdentityBulkForm | None = None, status: int = 200):
+    form = IdentityFilterForm(request.GET or None)
+    identities = identities_with_totals()
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["state"] == "unassigned":
+            identities = identities.filter(person__isnull=True)
+        elif data["state"] == "assigned":
+            identities = identities.filter(person__isnull=False)
+        if data["provider"]:
+            identities = identities.filter(provider=data["provider"])
+        if data["q"]:
+            text = data["q"].strip()
+            identities = identities.filter(
+                Q(value__icontains=text)
+                | Q(label__icontains=text)
+                | Q(owner_email__icontains=text)
+                | Q(person__display_name__icontains=text)
+                | Q(person__email__icontains=text)
+            )
+    identities = identities.order_by("-unassigned", "-tokens", "provider", "kind", "value")
+    unassigned = UsageRecord.objects.filter(identity__person__isnull=True).aggregate(
+        tokens=Coalesce(Sum("total_tokens"), 0), identities=Count("identity", distinct=True)
+    )
+    return render(
+        request,
+        "usage/identities.html",
+        {
+            "form": form,
+            "page": _page(request, identities),
+            "query_string": _query_without_page(request),
+            "unassigned": unassigned,
+            "bulk_form": bulk_form or IdentityBulkForm(),
+            "next": request.get_full_path(),
+        },
+        status=status,
+    )
+
+
+@require_GET
+def people_search(request):
+    """People matching a name or email, as buttons that submit the identity's assign form (htmx)."""
+    _admin(request)
+    text = request.GET.get("person", "").strip()
+    people = []
+    if len(text) >= 2:
+        people = list(
+            Person.objects.filter(Q(display_name__icontains=text) | Q(email__icontains=text)).order_by("display_name")[
+                :10
+            ]
+        )
+    return render(request, "usage/_people_search.html", {"people": people, "text": text})
+
+
+def _safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        return target
+    return fallback
+
+
+@require_POST
+def identity_assign_view(request, pk: int):
+    _admin(request)
+    identity = get_object_or_404(Identity.objects.select_related("person"), pk=pk)
+    form = IdentityAssignForm(request.POST)
+    if not form.is_valid():
+        for error in form.non_field_errors():
+            messages.error(request, f"{identity}: {error}")
+        return redirect(_safe_next(request, reverse("identities-list")))
+    person = form.cleaned_data["target"]
+    identity_assign(identity=identity, person=person)
+    usage = identity.usage_records.aggregate(tokens=Coalesce(Sum("total_tokens"), 0), records=Count("id"))
+    if person is None:
+        messages.success(request, f"{identity} is unassigned; its {usage['tokens']:,} tokens count for no one.")
+    else:
+        messages.success(
+            request,
+            f"{identity} is now {person.display_name}'s: {usage['tokens']:,} tokens in {usage['records']:,} "
+            "daily records count for them, past usage included.",
+        )
+    return redirect(_safe_next(request, reverse("identities-list")))
+
+
+@require_POST
+def identities_bulk_assign(request):
+    """Assign identities from a CSV, all or nothing (validation first, then one transaction)."""
+    _admin(request)
+    form = IdentityBulkForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _identities_render(request, bulk_form=form, status=400)
+    created = changed = 0
+    with transaction.atomic():
+        for row in form.cleaned_data["file"]:
+            identity, was_created = Identity.objects.get_or_create(
+                provider=row.provider, kind=row.kind, value=row.value
+            )
+            created += was_created
+            if identity.person_id != row.person.pk:
+                identity_assign(identity=identity, person=row.person)
+                changed += 1
+    total = len(form.cleaned_data["file"])
+    messages.success(
+        request,
+        f"{request.FILES['file'].name}: {total} line(s); {changed} identities assigned "
+        f"({created} new, {total - changed} already right).",
+    )
+    return redirect("identities-list")
