@@ -11,9 +11,20 @@ class Pagination(PageNumberPagination):
     def paginate_queryset(self, queryset, request, view=None):
         raw_size = request.query_params.get(self.page_size_query_param)
         if raw_size is not None and (not raw_size.isdigit() or not 1 <= int(raw_size) <= self.max_page_size):
-            raise ValidationError({"page_size": f"must be an integer from 1 to {self.max_page_size}"})
+            raise ValidationError({"page_size": [f"must be an integer from 1 to {self.max_page_size}"]})
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:  # DRF's answer to a bad or out-of-range page
             page = request.query_params.get(self.page_query_param)
-            raise ValidationError({"page": f"{page!r} is not a page of this result"}) from None
+            raise ValidationError({"page": [f"{page!r} is not a page of this result"]}) from None
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = "A page number; one past the last page is a 400."
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+                parameter["description"] = f"Results per page (default 50, at most {self.max_page_size})."
+        return parameters

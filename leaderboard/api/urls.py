@@ -1,5 +1,29 @@
 """REST API v1 routes (issue: REST API v1). Add routes here with small edits; several people work on this file."""
 
-from django.urls import path  # noqa: F401
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from . import views
+
+router = SimpleRouter()
+router.register("imports", views.ImportViewSet, basename="import")
+router.register("identities", views.IdentityViewSet, basename="identity")
+
+# Routes of /api/v1/ (URL names are namespaced "api-v1:").
+v1_patterns = [
+    path("leaderboard/people/", views.PeopleRankingView.as_view(), name="leaderboard-people"),
+    path("leaderboard/teams/", views.TeamsRankingView.as_view(), name="leaderboard-teams"),
+    path("people/<int:pk>/", views.PersonDetailView.as_view(), name="person-detail"),
+    path("people/<int:pk>/usage/", views.PersonUsageView.as_view(), name="person-usage"),
+    path("teams/<int:pk>/", views.TeamDetailView.as_view(), name="team-detail"),
+    path("teams/<int:pk>/usage/", views.TeamUsageView.as_view(), name="team-usage"),
+    path("usage/", views.UsageListView.as_view(), name="usage-list"),
+    *router.urls,
+]
+
+urlpatterns: list = [
+    path("v1/", include((v1_patterns, "api-v1"))),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,50 @@
+"""django-filter FilterSets of API v1. The window, provider, model and team parameters of /usage/ are the
+shared ranking contract (leaderboard.windows) and are applied by the view, not here."""
+
+import django_filters
+
+from usage.models import Identity, IdentityKind, ImportBatch, ImportSource, ImportStatus, Provider, UsageRecord
+
+
+class UsageRecordFilter(django_filters.FilterSet):
+    person = django_filters.NumberFilter(field_name="identity__person_id", help_text="Person id.")
+    identity = django_filters.NumberFilter(field_name="identity_id", help_text="Identity id.")
+    kind = django_filters.CharFilter(field_name="usage_kind", help_text="Usage kind, e.g. `tokens`.")
+    identity_kind = django_filters.ChoiceFilter(
+        field_name="identity__kind", choices=IdentityKind.choices, help_text="Kind of identity."
+    )
+    assigned = django_filters.BooleanFilter(
+        method="filter_assigned",
+        help_text="true: only usage of identities assigned to a person (what rankings count); false: unassigned.",
+    )
+
+    class Meta:
+        model = UsageRecord
+        fields = ["person", "identity", "kind", "identity_kind", "assigned"]
+
+    def filter_assigned(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(identity__person__isnull=not value)
+
+
+class ImportFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ImportStatus.choices)
+    source = django_filters.ChoiceFilter(choices=ImportSource.choices)
+
+    class Meta:
+        model = ImportBatch
+        fields = ["status", "source"]
+
+
+class IdentityFilter(django_filters.FilterSet):
+    assigned = django_filters.BooleanFilter(
+        field_name="person", lookup_expr="isnull", exclude=True, help_text="false: only unassigned identities."
+    )
+    provider = django_filters.ChoiceFilter(choices=Provider.choices)
+    kind = django_filters.ChoiceFilter(choices=IdentityKind.choices)
+    person = django_filters.NumberFilter(field_name="person_id", help_text="Person id.")
+
+    class Meta:
+        model = Identity
+        fields = ["assigned", "provider", "kind", "person"]

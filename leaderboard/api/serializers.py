@@ -1,0 +1,299 @@
+"""Serializers of API v1. Read-side results are plain dicts built in views.py from the selectors' standings;
+these classes render them (Decimals as strings with 6 places) and document every field in the schema.
+
+A field with required=False is left out of the response when the dict has no such key: that is how `email`
+and `cost_usd` are omitted where the caller's role may not see them (usage.access decides, in the selectors).
+"""
+
+from rest_framework import serializers
+
+from usage.models import IdentityKind, ImportBatch, Person, Provider
+
+COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
+
+
+class TeamRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class PersonRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField(help_text="Real name, or a stable pseudonym for opted-out people.")
+    email = serializers.EmailField(required=False, help_text="Only where the caller may see this person's detail.")
+    team = TeamRefSerializer(allow_null=True, help_text="Current team.")
+
+
+class TotalsSerializer(serializers.Serializer):
+    total_tokens = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    requests = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(
+        **COST, required=False, help_text="US dollars; only where the caller's role may see cost."
+    )
+    active_days = serializers.IntegerField(help_text="Days with any usage in the window.")
+
+
+class NullableTotalsSerializer(TotalsSerializer):
+    """Team figures: null where the team has too few active members for the caller to see them."""
+
+    total_tokens = serializers.IntegerField(allow_null=True)
+    input_tokens = serializers.IntegerField(allow_null=True)
+    output_tokens = serializers.IntegerField(allow_null=True)
+    cache_read_tokens = serializers.IntegerField(allow_null=True)
+    cache_write_tokens = serializers.IntegerField(allow_null=True)
+    requests = serializers.IntegerField(allow_null=True)
+    active_days = serializers.IntegerField(allow_null=True, help_text="Person-days with any usage in the window.")
+
+
+class WindowSerializer(serializers.Serializer):
+    period = serializers.CharField()
+    start = serializers.DateField(help_text="First day, inclusive.")
+    end = serializers.DateField(help_text="Last day, inclusive.")
+    label = serializers.CharField()
+
+
+class PersonStandingSerializer(TotalsSerializer):
+    rank = serializers.IntegerField(help_text="Competition rank on the metric: ties share a rank (1, 1, 3).")
+    previous_rank = serializers.IntegerField(
+        allow_null=True, help_text="Rank in the previous window of the same size; null if absent then."
+    )
+    person = PersonRefSerializer()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {name: fields[name] for name in ("rank", "previous_rank", "person", *TotalsSerializer().get_fields())}
+
+
+class TopPersonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+
+
+class TeamStandingSerializer(NullableTotalsSerializer):
+    rank = serializers.IntegerField(help_text="Competition rank: ties share a rank.")
+    previous_rank = serializers.IntegerField(allow_null=True)
+    team = TeamRefSerializer()
+    parent_id = serializers.IntegerField(allow_null=True)
+    members = serializers.IntegerField(help_text="Current members of the team's subtree.")
+    active_members = serializers.IntegerField(help_text="People with usage in the subtree during the window.")
+    figures_visible = serializers.BooleanField(
+        help_text="False when the team has fewer active members than the minimum the caller may see; "
+        "then every figure is null (the team keeps its rank)."
+    )
+    per_member = NullableTotalsSerializer(
+        help_text="The figures divided by active members; `per_capita=true` ranks on these."
+    )
+    top_person = TopPersonSerializer(allow_null=True, help_text="Largest contributor on the metric.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        head = ("rank", "previous_rank", "team", "parent_id", "members", "active_members", "figures_visible")
+        return {name: fields[name] for name in (*head, *TotalsSerializer().get_fields(), "per_member", "top_person")}
+
+
+class IdentityRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    kind = serializers.ChoiceField(choices=IdentityKind.choices)
+    value = serializers.CharField()
+    label = serializers.CharField(allow_blank=True)
+
+
+class PersonDetailSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    email = serializers.EmailField(required=False, help_text="Only with detail rights.")
+    team = TeamRefSerializer(allow_null=True)
+    active = serializers.BooleanField()
+    detail = serializers.BooleanField(help_text="Whether the caller sees this person's detail (cost, email, usage).")
+    window = WindowSerializer()
+    rank = serializers.IntegerField(allow_null=True, help_text="Rank among people for the window and metric.")
+    totals = TotalsSerializer()
+    identities = IdentityRefSerializer(many=True, required=False, help_text="Only with detail rights.")
+
+
+class MemberSerializer(TotalsSerializer):
+    id = serializers.IntegerField()
+    display_name = serializers.CharField()
+    email = serializers.EmailField()
+    team = TeamRefSerializer()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {
+            name: fields[name] for name in ("id", "display_name", "email", "team", *TotalsSerializer().get_fields())
+        }
+
+
+class TeamDetailSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    parent = TeamRefSerializer(allow_null=True)
+    children = TeamRefSerializer(many=True)
+    detail = serializers.BooleanField(help_text="Whether the caller manages this team (or is an admin).")
+    window = WindowSerializer()
+    members = serializers.IntegerField(help_text="Current members of the subtree.")
+    active_members = serializers.IntegerField()
+    figures_visible = serializers.BooleanField()
+    totals = NullableTotalsSerializer()
+    member_list = MemberSerializer(
+        many=True, required=False, help_text="Current members of the subtree with their figures; detail only."
+    )
+
+
+class GroupSeriesSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="Model or provider name.")
+    total_tokens = serializers.IntegerField()
+    share = serializers.FloatField(help_text="Share of the window's tokens, 0 to 1.")
+    daily = serializers.ListField(child=serializers.IntegerField(), help_text="Total tokens per day, as `days`.")
+
+
+class DailySerializer(TotalsSerializer):
+    day = serializers.DateField()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {name: fields[name] for name in ("day", *TotalsSerializer().get_fields())}
+
+
+class SeriesSerializer(serializers.Serializer):
+    window = WindowSerializer()
+    group_by = serializers.ChoiceField(choices=["model", "provider"])
+    days = serializers.ListField(child=serializers.DateField())
+    daily = DailySerializer(many=True, help_text="Every day of the window, zeros included.")
+    groups = GroupSeriesSerializer(many=True, help_text="Largest first.")
+    totals = TotalsSerializer()
+    longest_streak = serializers.IntegerField(help_text="Longest run of consecutive active days.")
+
+
+class PersonSeriesSerializer(SeriesSerializer):
+    person = PersonRefSerializer()
+
+
+class TeamSeriesSerializer(SeriesSerializer):
+    team = TeamRefSerializer()
+
+
+class UsageRecordSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    day = serializers.DateField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    account = serializers.CharField(allow_blank=True)
+    identity = IdentityRefSerializer()
+    person = TopPersonSerializer(allow_null=True, help_text="Null while the identity is unassigned.")
+    model = serializers.CharField(allow_blank=True)
+    usage_kind = serializers.CharField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    requests = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(**COST)
+    cost_source = serializers.CharField()
+    import_id = serializers.IntegerField(help_text="The import that last wrote this record.")
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField(allow_null=True, help_text="Line (or record) number in the file.")
+    reason = serializers.CharField()
+
+
+class ImportSerializer(serializers.ModelSerializer):
+    period_start = serializers.DateField(allow_null=True, help_text="First day of usage in the file.")
+    period_end = serializers.DateField(allow_null=True, help_text="Last day of usage in the file.")
+    errors = ImportErrorSerializer(many=True, help_text="Rejected rows with their line numbers (first 1000).")
+    started_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True, read_only=True)
+    summary = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportBatch
+        fields = [
+            "id",
+            "status",
+            "source",
+            "original_name",
+            "size_bytes",
+            "sha256",
+            "requested_format",
+            "detected_format",
+            "import_good_rows",
+            "rows_total",
+            "rows_read",
+            "rows_imported",
+            "rows_skipped",
+            "rows_rejected",
+            "records_written",
+            "people_affected",
+            "period_start",
+            "period_end",
+            "error_summary",
+            "errors",
+            "summary",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "status_url",
+        ]
+        read_only_fields = fields
+
+    def get_summary(self, batch) -> str:
+        from usage.services.imports import import_summary
+
+        return import_summary(batch)
+
+    def get_status_url(self, batch) -> str:
+        from django.urls import reverse
+
+        path = reverse("api-v1:import-detail", args=[batch.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="The export (csv, json, jsonl; gzip or zip accepted).")
+    format = serializers.CharField(
+        required=False, allow_blank=True, help_text="Format name; empty = detect from the file."
+    )
+    import_good_rows = serializers.BooleanField(
+        required=False, default=False, help_text="Import the good rows of a file that has bad ones."
+    )
+    attribute_to = serializers.PrimaryKeyRelatedField(
+        queryset=Person.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Person id the usage belongs to, for formats without an identity in the file.",
+    )
+
+
+class IdentitySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    kind = serializers.ChoiceField(choices=IdentityKind.choices)
+    value = serializers.CharField()
+    label = serializers.CharField(allow_blank=True)
+    owner_email = serializers.CharField(allow_blank=True, help_text="Owner email learned from a directory file.")
+    person = TopPersonSerializer(allow_null=True)
+    total_tokens = serializers.IntegerField(help_text="All-time tokens of this identity.")
+    records = serializers.IntegerField(help_text="Daily usage records of this identity.")
+    first_day = serializers.DateField(allow_null=True)
+    last_day = serializers.DateField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class IdentityAssignSerializer(serializers.Serializer):
+    person = serializers.PrimaryKeyRelatedField(
+        queryset=Person.objects.all(), allow_null=True, help_text="Person id, or null to unassign."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
