@@ -2,21 +2,41 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from usage.models import ImportSource, ImportStatus
+from usage.models import ImportBatch, ImportSource, ImportStatus
 from usage.parsers.registry import FORMATS
-from usage.services.imports import ImportRejected, import_batch_create, import_batch_process, import_summary
+from usage.services.imports import (
+    ImportRejected,
+    import_batch_create,
+    import_batch_process,
+    import_batch_queue,
+    import_summary,
+)
 
 
 class Command(BaseCommand):
     help = "Store usage export files and queue them for the worker, or (--wait) import them now."
 
     def add_arguments(self, parser):
-        parser.add_argument("files", nargs="+", help="export files (any supported format; gzip/zip accepted)")
+        parser.add_argument("files", nargs="*", help="export files (any supported format; gzip/zip accepted)")
         parser.add_argument("--format", default="", help=f"skip detection; one of: {', '.join(sorted(FORMATS))}")
         parser.add_argument("--wait", action="store_true", help="process in the foreground (needs no worker)")
         parser.add_argument("--good-rows", action="store_true", help="import the good rows of a file with bad rows")
+        parser.add_argument(
+            "--requeue",
+            action="store_true",
+            help="re-send imports left queued (e.g. the broker was down at upload time); with --wait, run them here",
+        )
 
-    def handle(self, *args, files, format, wait, good_rows, **options):
+    def handle(self, *args, files, format, wait, good_rows, requeue=False, **options):
+        requeue_failed = self.requeue(wait=wait) if requeue else 0
+        if requeue_failed:
+            self.stderr.write(f"{requeue_failed} re-processed import(s) failed")
+        if not files:
+            if not requeue:
+                raise CommandError("give one or more export files, or --requeue")
+            if requeue_failed:
+                raise CommandError(f"{requeue_failed} queued import(s) failed")
+            return
         if format and format not in FORMATS:
             raise CommandError(f"unknown --format {format!r}; known formats: {', '.join(sorted(FORMATS))}")
         paths = [Path(name) for name in files]
@@ -51,5 +71,28 @@ class Command(BaseCommand):
                     self.stderr.write(f"  {path.name}: line {error['line']}: {error['reason']}")
             else:
                 self.stdout.write(summary)
-        if failed:
-            raise CommandError(f"{failed} of {len(paths)} file(s) rejected")
+        if failed or requeue_failed:
+            raise CommandError(f"{failed} of {len(paths)} file(s) rejected; {requeue_failed} queued import(s) failed")
+
+    def requeue(self, *, wait: bool) -> int:
+        """Re-send every import still queued, oldest first (or with --wait process them here). Safe if a
+        message is in fact still on its way: only one run can claim a queued import. Returns how many of
+        the imports processed here failed."""
+        queued = ImportBatch.objects.filter(status=ImportStatus.QUEUED).order_by("created_at", "pk")
+        count = failed = 0
+        for batch in queued:
+            count += 1
+            if wait:
+                processed = import_batch_process(batch.pk)
+                if processed is None:
+                    continue
+                if processed.status == ImportStatus.FAILED:
+                    failed += 1
+                    self.stderr.write(import_summary(processed))
+                else:
+                    self.stdout.write(import_summary(processed))
+                continue
+            import_batch_queue(batch)
+            self.stdout.write(f"re-sent import #{batch.pk} {batch.original_name}")
+        self.stdout.write(f"{count} queued import(s) {'processed' if wait else 're-sent'}")
+        return failed
