@@ -18,6 +18,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py setup_periodic_tasks
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
 run: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
