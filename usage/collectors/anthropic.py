@@ -1,0 +1,119 @@
+"""Anthropic Admin API (provider-formats.md §2): usage_report/messages grouped by api key, workspace and
+model in hourly buckets, cost_report (daily), Claude Code analytics (one UTC day per request), and the
+users and api_keys lists.
+
+Auth: `x-api-key: <sk-ant-admin… key>` and `anthropic-version: 2023-06-01`. Reports: `{data, has_more,
+next_page}`, the cursor goes back as `page`. Lists: `{data, has_more, last_id}`, continued with `after_id`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .base import Collector, Dataset, bucket_results, follow_list, follow_pages, rfc3339, utc_day_start, utc_days
+
+ANTHROPIC_VERSION = "2023-06-01"
+USAGE_GROUP_BY = ("api_key_id", "workspace_id", "model")
+HOURLY_PAGE_LIMIT = 168
+COST_PAGE_LIMIT = 31
+CLAUDE_CODE_PAGE_LIMIT = 1000
+USERS_LIMIT = 100
+API_KEYS_LIMIT = 1000
+
+
+class AnthropicCollector(Collector):
+    provider = "anthropic"
+    label = "Anthropic"
+    default_base_url = "https://api.anthropic.com"
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+
+    def test(self) -> str:
+        # Admin endpoints answer only to an sk-ant-admin key; a normal API key gets 401/403.
+        self.client.get("/v1/organizations/users", [("limit", 1)])
+        return "Anthropic answered: the key is an organization Admin key."
+
+    def collect(self, start: datetime, end: datetime, *, formats: set[str]) -> list[Dataset]:
+        datasets = []
+        if "anthropic_users" in formats:
+            datasets.append(self._list("users", "anthropic_users", "/v1/organizations/users", USERS_LIMIT))
+        if "anthropic_api_keys" in formats:
+            datasets.append(self._list("api_keys", "anthropic_api_keys", "/v1/organizations/api_keys", API_KEYS_LIMIT))
+        if "anthropic_usage" in formats:
+            datasets.append(self._usage(start, end))
+        if "anthropic_costs" in formats:
+            datasets.append(self._costs(start, end))
+        if "anthropic_claude_code" in formats:
+            datasets.append(self._claude_code(start, end))
+        return datasets
+
+    def _usage(self, start: datetime, end: datetime) -> Dataset:
+        dataset = Dataset("usage", "anthropic_usage")
+        path = "/v1/organizations/usage_report/messages"
+
+        def fetch(cursor: str | None) -> dict:
+            params: list[tuple[str, object]] = [
+                ("starting_at", rfc3339(start)),
+                ("ending_at", rfc3339(end)),
+                ("bucket_width", "1h"),
+                *[("group_by[]", field) for field in USAGE_GROUP_BY],
+                ("limit", HOURLY_PAGE_LIMIT),
+                ("page", cursor),
+            ]
+            return self.client.get(path, params)
+
+        for page in follow_pages(fetch, where=f"Anthropic {path}"):
+            dataset.add(page, bucket_results(page))
+        return dataset
+
+    def _costs(self, start: datetime, end: datetime) -> Dataset:
+        dataset = Dataset("costs", "anthropic_costs")
+        path = "/v1/organizations/cost_report"
+
+        def fetch(cursor: str | None) -> dict:
+            params: list[tuple[str, object]] = [
+                ("starting_at", rfc3339(utc_day_start(start))),
+                ("ending_at", rfc3339(end)),
+                ("bucket_width", "1d"),
+                ("group_by[]", "workspace_id"),
+                ("group_by[]", "description"),
+                ("limit", COST_PAGE_LIMIT),
+                ("page", cursor),
+            ]
+            return self.client.get(path, params)
+
+        for page in follow_pages(fetch, where=f"Anthropic {path}"):
+            dataset.add(page, bucket_results(page))
+        return dataset
+
+    def _claude_code(self, start: datetime, end: datetime) -> Dataset:
+        """Claude Code analytics take one UTC day per request (`starting_at=YYYY-MM-DD`)."""
+        dataset = Dataset("claude_code", "anthropic_claude_code")
+        path = "/v1/organizations/usage_report/claude_code"
+        for day in utc_days(start, end):
+
+            def fetch(cursor: str | None, day: datetime = day) -> dict:
+                params: list[tuple[str, object]] = [
+                    ("starting_at", day.strftime("%Y-%m-%d")),
+                    ("limit", CLAUDE_CODE_PAGE_LIMIT),
+                    ("page", cursor),
+                ]
+                return self.client.get(path, params)
+
+            for page in follow_pages(fetch, where=f"Anthropic {path} {day:%Y-%m-%d}"):
+                dataset.add(page, len(page.get("data") or []))
+        return dataset
+
+    def _list(self, kind: str, format_name: str, path: str, limit: int) -> Dataset:
+        dataset = Dataset(kind, format_name)
+
+        def fetch(after: str | None) -> dict:
+            return self.client.get(path, [("limit", limit), ("after_id", after)])
+
+        for page in follow_list(fetch, where=f"Anthropic {path}"):
+            dataset.add(page, len(page.get("data") or []))
+        return dataset
+
+
+COLLECTOR = AnthropicCollector
