@@ -1,6 +1,8 @@
 from django.contrib import admin
 
 from usage import models
+from usage.connection_forms import ProviderConnectionForm
+from usage.services.connections import connection_delete, connection_save
 
 
 class MembershipInline(admin.TabularInline):
@@ -110,8 +112,22 @@ class ColumnMappingAdmin(admin.ModelAdmin):
 
 @admin.register(models.ProviderConnection)
 class ProviderConnectionAdmin(admin.ModelAdmin):
-    list_display = ["name", "provider", "enabled", "schedule", "last_success_at", "failing"]
-    exclude = ["encrypted_api_key"]
+    """Saves go through the connections service: the key is encrypted (write-only) and the beat task synced."""
+
+    form = ProviderConnectionForm
+    list_display = ["name", "provider", "enabled", "schedule", "last_success_at", "last_rows_pulled", "failing"]
+    list_filter = ["provider", "enabled", "failing"]
+    readonly_fields = ["last_success_at", "last_error", "last_error_at", "last_rows_pulled", "failing", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        connection_save(obj, api_key=form.cleaned_data.get("api_key"))
+
+    def delete_model(self, request, obj):
+        connection_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for connection in queryset:
+            connection_delete(connection)
 
 
 @admin.register(models.ApiToken)

@@ -31,3 +31,16 @@ def scan_inbox() -> None:
             len(scan.failed),
             len(scan.waiting),
         )
+
+
+@shared_task(name="usage.pull_provider_usage", bind=True, acks_late=True, ignore_result=True)
+def pull_provider_usage(self, connection_id: int, since: str | None = None, manual: bool = False) -> None:
+    """Pull one provider connection's window (beat: one PeriodicTask per enabled connection). Safe to run
+    twice: a per-connection lock skips a run while the previous one is still going, and a re-pull upserts."""
+    from datetime import date
+
+    from usage.services.connections import connection_run
+
+    connection_run(
+        connection_id, since=date.fromisoformat(since) if since else None, run_id=self.request.id, manual=manual
+    )

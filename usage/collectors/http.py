@@ -16,7 +16,6 @@ import http.client
 import json
 import logging
 import random
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -167,7 +166,7 @@ class JsonClient:
                     raise ProviderRequestError(f"{where}: HTTP {status}: {message}", status=status) from None
             except _Unreadable as error:
                 last_problem = str(error)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 last_problem = f"no answer within {self.timeout:g} s"
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, OSError) as error:
                 reason = getattr(error, "reason", None) or error
