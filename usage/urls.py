@@ -3,6 +3,7 @@
 from django.urls import path  # noqa: F401
 
 from usage import views as usage_views
+from usage import views_connections
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -17,4 +18,11 @@ urlpatterns: list = [
     path("identities/people/", usage_views.people_search, name="identities-people-search"),
     path("identities/bulk/", usage_views.identities_bulk_assign, name="identities-bulk"),
     path("identities/<int:pk>/assign/", usage_views.identity_assign_view, name="identity-assign"),
+    # Provider connections (admins): health, sync now, test, create/edit.
+    path("connections/", views_connections.connections_page, name="connections-list"),
+    path("connections/new/", views_connections.connection_edit_page, name="connection-create"),
+    path("connections/<int:pk>/edit/", views_connections.connection_edit_page, name="connection-edit"),
+    path("connections/<int:pk>/sync/", views_connections.connection_sync_view, name="connection-sync"),
+    path("connections/<int:pk>/test/", views_connections.connection_test_view, name="connection-test"),
+    path("connections/<int:pk>/delete/", views_connections.connection_delete_view, name="connection-delete"),
 ]

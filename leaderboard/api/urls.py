@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import connections, views
 
 router = SimpleRouter()
 router.register("imports", views.ImportViewSet, basename="import")
@@ -19,6 +19,10 @@ v1_patterns = [
     path("teams/<int:pk>/", views.TeamDetailView.as_view(), name="team-detail"),
     path("teams/<int:pk>/usage/", views.TeamUsageView.as_view(), name="team-usage"),
     path("usage/", views.UsageListView.as_view(), name="usage-list"),
+    path("connections/", connections.ConnectionListView.as_view(), name="connection-list"),
+    path("connections/<int:pk>/", connections.ConnectionDetailView.as_view(), name="connection-detail"),
+    path("connections/<int:pk>/sync/", connections.ConnectionSyncView.as_view(), name="connection-sync"),
+    path("connections/<int:pk>/test/", connections.ConnectionTestView.as_view(), name="connection-test"),
     *router.urls,
 ]
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .base import Collector, Dataset, bucket_results, follow_list, follow_pages, rfc3339, utc_day_start, utc_days
+from .base import (
+    Collector,
+    Dataset,
+    bucket_results,
+    follow_list,
+    follow_pages,
+    pick_format,
+    rfc3339,
+    utc_day_start,
+    utc_days,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 USAGE_GROUP_BY = ("api_key_id", "workspace_id", "model")
@@ -36,16 +46,17 @@ class AnthropicCollector(Collector):
 
     def collect(self, start: datetime, end: datetime, *, formats: set[str]) -> list[Dataset]:
         datasets = []
-        if "anthropic_users" in formats:
-            datasets.append(self._list("users", "anthropic_users", "/v1/organizations/users", USERS_LIMIT))
-        if "anthropic_api_keys" in formats:
-            datasets.append(self._list("api_keys", "anthropic_api_keys", "/v1/organizations/api_keys", API_KEYS_LIMIT))
+        directory = pick_format(formats, "anthropic_directory")
+        if directory:
+            datasets.append(self._directory(directory))
         if "anthropic_usage" in formats:
             datasets.append(self._usage(start, end))
-        if "anthropic_costs" in formats:
-            datasets.append(self._costs(start, end))
-        if "anthropic_claude_code" in formats:
-            datasets.append(self._claude_code(start, end))
+        costs = pick_format(formats, "anthropic_cost", "anthropic_costs")
+        if costs:
+            datasets.append(self._costs(start, end, costs))
+        claude_code = pick_format(formats, "claude_code", "anthropic_claude_code")
+        if claude_code:
+            datasets.append(self._claude_code(start, end, claude_code))
         return datasets
 
     def _usage(self, start: datetime, end: datetime) -> Dataset:
@@ -67,8 +78,8 @@ class AnthropicCollector(Collector):
             dataset.add(page, bucket_results(page))
         return dataset
 
-    def _costs(self, start: datetime, end: datetime) -> Dataset:
-        dataset = Dataset("costs", "anthropic_costs")
+    def _costs(self, start: datetime, end: datetime, format_name: str) -> Dataset:
+        dataset = Dataset("costs", format_name)
         path = "/v1/organizations/cost_report"
 
         def fetch(cursor: str | None) -> dict:
@@ -87,9 +98,9 @@ class AnthropicCollector(Collector):
             dataset.add(page, bucket_results(page))
         return dataset
 
-    def _claude_code(self, start: datetime, end: datetime) -> Dataset:
+    def _claude_code(self, start: datetime, end: datetime, format_name: str) -> Dataset:
         """Claude Code analytics take one UTC day per request (`starting_at=YYYY-MM-DD`)."""
-        dataset = Dataset("claude_code", "anthropic_claude_code")
+        dataset = Dataset("claude_code", format_name)
         path = "/v1/organizations/usage_report/claude_code"
         for day in utc_days(start, end):
 
@@ -105,14 +116,17 @@ class AnthropicCollector(Collector):
                 dataset.add(page, len(page.get("data") or []))
         return dataset
 
-    def _list(self, kind: str, format_name: str, path: str, limit: int) -> Dataset:
-        dataset = Dataset(kind, format_name)
+    def _directory(self, format_name: str) -> Dataset:
+        """Users and api keys in one file: a key names its creator's user id, and the parser links it to the
+        creator's email only when that user is in the same file."""
+        dataset = Dataset("directory", format_name)
+        for path, limit in (("/v1/organizations/users", USERS_LIMIT), ("/v1/organizations/api_keys", API_KEYS_LIMIT)):
 
-        def fetch(after: str | None) -> dict:
-            return self.client.get(path, [("limit", limit), ("after_id", after)])
+            def fetch(after: str | None, path: str = path, limit: int = limit) -> dict:
+                return self.client.get(path, [("limit", limit), ("after_id", after)])
 
-        for page in follow_list(fetch, where=f"Anthropic {path}"):
-            dataset.add(page, len(page.get("data") or []))
+            for page in follow_list(fetch, where=f"Anthropic {path}"):
+                dataset.add(page, len(page.get("data") or []))
         return dataset
 
 

@@ -88,6 +88,11 @@ def follow_list(fetch: Callable[[str | None], dict], *, where: str, id_field: st
     raise ProviderUnavailable(f"{where}: still more pages after {MAX_PAGES}; giving up")
 
 
+def pick_format(formats: set[str], *names: str) -> str | None:
+    """The first of `names` that a registered parser has (parsers are named after what they read)."""
+    return next((name for name in names if name in formats), None)
+
+
 def bucket_results(page: dict) -> int:
     return sum(len(bucket.get("results") or []) for bucket in page.get("data") or [] if isinstance(bucket, dict))
 

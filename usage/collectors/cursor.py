@@ -11,7 +11,7 @@ import base64
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from .base import MAX_PAGES, Collector, Dataset
+from .base import MAX_PAGES, Collector, Dataset, pick_format
 from .http import ProviderUnavailable
 
 EVENTS_PAGE_SIZE = 100
@@ -46,14 +46,16 @@ class CursorCollector(Collector):
 
     def collect(self, start: datetime, end: datetime, *, formats: set[str]) -> list[Dataset]:
         datasets = []
-        if "cursor_api_events" in formats:
-            datasets.append(self._events(start, end))
-        if "cursor_daily_usage" in formats:
-            datasets.append(self._daily(start, end))
+        events = pick_format(formats, "cursor_api", "cursor_api_events")
+        if events:
+            datasets.append(self._events(start, end, events))
+        daily = pick_format(formats, "cursor_daily_usage")  # activity only, no tokens; pulled once a parser exists
+        if daily:
+            datasets.append(self._daily(start, end, daily))
         return datasets
 
-    def _events(self, start: datetime, end: datetime) -> Dataset:
-        dataset = Dataset("usage_events", "cursor_api_events")
+    def _events(self, start: datetime, end: datetime, format_name: str) -> Dataset:
+        dataset = Dataset("usage_events", format_name)
         for slice_start, slice_end in slices(start, end, EVENTS_MAX_SPAN):
             for page_number in range(1, MAX_PAGES + 1):
                 body = {
@@ -70,8 +72,8 @@ class CursorCollector(Collector):
                 raise ProviderUnavailable(f"Cursor usage events: still more pages after {MAX_PAGES}; giving up")
         return dataset
 
-    def _daily(self, start: datetime, end: datetime) -> Dataset:
-        dataset = Dataset("daily_usage", "cursor_daily_usage")
+    def _daily(self, start: datetime, end: datetime, format_name: str) -> Dataset:
+        dataset = Dataset("daily_usage", format_name)
         for slice_start, slice_end in slices(start, end, DAILY_MAX_SPAN):
             page = self.client.post(
                 "/teams/daily-usage-data", {"startDate": epoch_ms(slice_start), "endDate": epoch_ms(slice_end)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .base import Collector, Dataset, bucket_results, follow_list, follow_pages, utc_day_start
+from .base import Collector, Dataset, bucket_results, follow_list, follow_pages, pick_format, utc_day_start
 
 # Endpoints with token counts that the openai_usage parser reads (images/audio/search carry no tokens).
 USAGE_ENDPOINTS = ("completions", "embeddings")
@@ -34,14 +34,14 @@ class OpenAICollector(Collector):
 
     def collect(self, start: datetime, end: datetime, *, formats: set[str]) -> list[Dataset]:
         datasets = []
-        if "openai_users" in formats:
-            datasets.append(self._users())
-        if "openai_api_keys" in formats:
-            datasets.append(self._api_keys())
+        directory = pick_format(formats, "openai_directory")
+        if directory:
+            datasets.append(self._directory(directory))
         if "openai_usage" in formats:
             datasets.append(self._usage(start, end))
-        if "openai_costs" in formats:
-            datasets.append(self._costs(start, end))
+        costs = pick_format(formats, "openai_costs")
+        if costs:
+            datasets.append(self._costs(start, end, costs))
         return datasets
 
     def _usage(self, start: datetime, end: datetime) -> Dataset:
@@ -64,9 +64,9 @@ class OpenAICollector(Collector):
                 dataset.add(page, bucket_results(page))
         return dataset
 
-    def _costs(self, start: datetime, end: datetime) -> Dataset:
+    def _costs(self, start: datetime, end: datetime, format_name: str) -> Dataset:
         # Costs come only in daily UTC buckets: start at the UTC midnight so the first day is whole.
-        dataset = Dataset("costs", "openai_costs")
+        dataset = Dataset("costs", format_name)
 
         def fetch(cursor: str | None) -> dict:
             params: list[tuple[str, object]] = [
@@ -85,19 +85,17 @@ class OpenAICollector(Collector):
             dataset.add(page, bucket_results(page))
         return dataset
 
-    def _users(self) -> Dataset:
-        dataset = Dataset("users", "openai_users")
+    def _directory(self, format_name: str) -> Dataset:
+        """The users list and every project's api keys (archived projects' too: their keys may still appear
+        in usage), in one file, so user ids and key ids both map to emails."""
+        dataset = Dataset("directory", format_name)
 
-        def fetch(after: str | None) -> dict:
+        def fetch_users(after: str | None) -> dict:
             return self.client.get("/v1/organization/users", [("limit", LIST_LIMIT), ("after", after)])
 
-        for page in follow_list(fetch, where="OpenAI /v1/organization/users"):
+        for page in follow_list(fetch_users, where="OpenAI /v1/organization/users"):
             dataset.add(page, len(page.get("data") or []))
-        return dataset
 
-    def _api_keys(self) -> Dataset:
-        """All projects' keys (including archived projects', whose keys may still appear in usage)."""
-        dataset = Dataset("api_keys", "openai_api_keys")
         project_ids: list[str] = []
 
         def fetch_projects(after: str | None) -> dict:
@@ -113,8 +111,6 @@ class OpenAICollector(Collector):
                 return self.client.get(path, [("limit", LIST_LIMIT), ("after", after)])
 
             for page in follow_list(fetch_keys, where=f"OpenAI {path}"):
-                # Keys do not name their project; keep it next to them for the parser.
-                page.setdefault("project_id", project_id)
                 dataset.add(page, len(page.get("data") or []))
         return dataset
 

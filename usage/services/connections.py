@@ -42,7 +42,7 @@ FIRST_PULL_DAYS = 30  # a connection's first run (no success yet, no --since) st
 LOCK_SECONDS = 2 * 3600  # longer than any sane pull; a run killed without redelivery blocks at most this long
 TEST_CLIENT_OPTIONS = {"timeout": 15.0, "max_attempts": 2, "backoff_base": 0.5}
 # Directory lists first, so the usage imports that follow already find the id → email links.
-DATASET_ORDER = {"users": 0, "api_keys": 1}
+DATASET_ORDER = {"directory": 0}
 
 
 # --- saving ------------------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class FakeProvider:
     hourly: dict[datetime, list[dict]] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)  # Cursor usage events
     users: list[dict] = field(default_factory=list)
+    projects: list[dict] = field(default_factory=list)  # OpenAI
+    api_keys: dict[str, list[dict]] = field(default_factory=dict)  # OpenAI: project id → keys; Anthropic: "" → keys
     requests: list[Request] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -161,9 +163,12 @@ class FakeProvider:
         if path == "/v1/organization/users":
             return 200, self._list(request, self.users, "after")
         if path == "/v1/organization/projects":
-            return 200, self._list(request, [], "after")
+            return 200, self._list(request, self.projects, "after")
         if path.startswith("/v1/organization/projects/") and path.endswith("/api_keys"):
-            return 200, self._list(request, [], "after")
+            project_id = path.split("/")[4]
+            if project_id not in {p["id"] for p in self.projects}:
+                return 404, self.error_body(404, f"No such project: {project_id}")
+            return 200, self._list(request, self.api_keys.get(project_id, []), "after")
         return 404, self.error_body(404, f"Invalid URL (GET {path})")
 
     def _list(self, request: Request, items: list[dict], after_param: str) -> dict:
@@ -213,7 +218,7 @@ class FakeProvider:
                 return self._violation(f"{path}: cost_report only has bucket_width=1d")
             return 200, {"data": [], "has_more": False, "next_page": None}
         if path in ("/v1/organizations/users", "/v1/organizations/api_keys"):
-            items = self.users if path.endswith("users") else []
+            items = self.users if path.endswith("users") else self.api_keys.get("", [])
             return 200, self._list(request, items, "after_id")
         return 404, self.error_body(404, f"Not found: {path}")
 
