@@ -29,11 +29,20 @@ class MultipleFileField(forms.FileField):
         kwargs.setdefault("widget", MultipleFileInput())
         super().__init__(*args, **kwargs)
 
+    default_error_messages = {"empty": "the file is empty"}
+
     def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, (list, tuple)):
-            return [single(item, initial) for item in data]
-        return [single(data, initial)]
+        items = data if isinstance(data, (list, tuple)) else [data]
+        cleaned, errors = [], []
+        for item in items:
+            try:
+                cleaned.append(super().clean(item, initial))
+            except forms.ValidationError as error:
+                name = getattr(item, "name", "")
+                errors += [f"{name}: {message}" if name else message for message in error.messages]
+        if errors:
+            raise forms.ValidationError(errors)
+        return cleaned
 
 
 def format_choices() -> list[tuple[str, str]]:
