@@ -17,12 +17,17 @@ class ProviderConnectionForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Stored encrypted and never shown again. Leave empty to keep the saved key.",
     )
+    base_url = forms.URLField(
+        label="Base URL",
+        required=False,
+        assume_scheme="https",
+        help_text="Empty = the provider's own API. Override for a proxy or a test server.",
+    )
 
     class Meta:
         model = ProviderConnection
         fields = ["provider", "name", "api_key", "base_url", "schedule", "restatement_days", "enabled"]
         help_texts = {
-            "base_url": "Empty = the provider's own API. Override for a proxy or a test server.",
             "schedule": "Cron: minute hour day-of-month month day-of-week (org time zone). Default hourly.",
             "restatement_days": "Each run re-pulls this many days before the last success (late data).",
         }

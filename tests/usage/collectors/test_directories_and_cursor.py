@@ -1,0 +1,143 @@
+"""Id → email lists pulled beside the usage (so usage links to people), and Cursor's Admin API."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from tests.factories import PersonFactory
+from tests.usage.collectors.fake_providers import GOOD_KEY
+from usage.collectors.cursor import CursorCollector
+from usage.models import Identity, ImportBatch, UsageRecord
+from usage.parsers.registry import FORMATS
+from usage.services.connections import connection_create, connection_sync
+
+pytestmark = pytest.mark.django_db
+
+
+def use_parser(monkeypatch, module: str) -> str:
+    """Register a parser for this test (they are written in parallel; the registry may not list them yet)."""
+    parser = pytest.importorskip(f"usage.parsers.{module}").FORMAT
+    monkeypatch.setitem(FORMATS, parser.name, parser)
+    return parser.name
+
+
+def test_openai_users_and_project_keys_are_pulled_first_and_link_usage_to_people(
+    openai_api, frozen_now, sleeps, monkeypatch
+):
+    from tests.usage.collectors.test_pulls import openai_result
+
+    use_parser(monkeypatch, "openai_directory")
+    alice = PersonFactory(email="alice@acme.example")
+    bob = PersonFactory(email="bob@acme.example")
+    openai_api.page_size = 1  # every list takes several pages: after=<last id>
+    openai_api.users = [
+        {
+            "object": "organization.user",
+            "id": "user-alice",
+            "name": "Alice",
+            "email": "Alice@Acme.example",
+            "role": "owner",
+        },
+        {
+            "object": "organization.user",
+            "id": "user-carol",
+            "name": "Carol",
+            "email": "carol@acme.example",
+            "role": "reader",
+        },
+    ]
+    openai_api.projects = [
+        {"object": "organization.project", "id": "proj_1", "name": "Default"},
+        {"object": "organization.project", "id": "proj_2", "name": "Bots"},
+    ]
+    openai_api.api_keys = {
+        "proj_2": [
+            {
+                "object": "organization.project.api_key",
+                "id": "key_bob",
+                "name": "bob laptop",
+                "redacted_value": "sk-...abcd",
+                "owner": {"type": "user", "user": {"id": "user-bob", "email": "bob@acme.example"}},
+            }
+        ]
+    }
+    hour = datetime(2026, 9, 14, 10, tzinfo=UTC)
+    usage_by_key = dict(
+        openai_result("ignored", "gpt-5", input_tokens=100, output=10), user_id=None, api_key_id="key_bob"
+    )
+    openai_api.hourly = {hour: [openai_result("user-alice", "gpt-5", input_tokens=1000, output=100), usage_by_key]}
+    connection = connection_create(
+        provider="openai", name="org", api_key=GOOD_KEY, base_url=openai_api.url, restatement_days=0
+    )
+
+    result = connection_sync(connection, since=date(2026, 9, 14))
+
+    assert result.ok, result.message
+    assert openai_api.violations == []
+    assert [r.param("after") for r in openai_api.requests_to("/organization/users")] == [None, "user-alice"]
+    batches = list(ImportBatch.objects.order_by("pk").values_list("detected_format", flat=True))
+    assert batches[:2] == ["openai_directory", "openai_usage"]
+    assert Identity.objects.get(kind="user_id", value="user-alice").person == alice
+    assert Identity.objects.get(kind="api_key", value="key_bob").person == bob
+    by_person = {
+        r.identity.person.email: r.total_tokens for r in UsageRecord.objects.select_related("identity__person")
+    }
+    assert by_person == {"alice@acme.example": 1100, "bob@acme.example": 110}
+
+
+def cursor_event(moment: datetime, email: str, *, tokens: int) -> dict:
+    return {
+        "timestamp": str(int(moment.timestamp() * 1000)),
+        "userEmail": email,
+        "model": "claude-4-sonnet",
+        "kindLabel": "Usage-based",
+        "maxMode": False,
+        "isTokenBasedCall": True,
+        "tokenUsage": {
+            "inputTokens": tokens,
+            "outputTokens": tokens // 10,
+            "cacheWriteTokens": 0,
+            "cacheReadTokens": tokens * 10,
+            "totalCents": 1.5,
+        },
+    }
+
+
+def test_cursor_events_are_pulled_in_30_day_slices_with_basic_auth_to_the_last_page(cursor_api, frozen_now, sleeps):
+    cursor_api.page_size = 10
+    # One event a day at noon from 08-01 to 09-14; the window below starts 08-09 00:00 UTC.
+    cursor_api.events = [
+        cursor_event(datetime(2026, 8, 1, 12, tzinfo=UTC) + timedelta(days=n), "alice@acme.example", tokens=100)
+        for n in range(45)
+    ]
+    collector = CursorCollector(api_key=GOOD_KEY, base_url=cursor_api.url)
+
+    [dataset] = collector.collect(datetime(2026, 8, 9, tzinfo=UTC), frozen_now, formats={"cursor_api"})
+
+    assert cursor_api.violations == []
+    assert dataset.records == 37  # 08-09 … 09-14, each exactly once
+    bodies = [r.body for r in cursor_api.requests]
+    assert all(r.headers["authorization"].startswith("Basic ") for r in cursor_api.requests)
+    # 08-09 → 09-08 (30 days, 30 events: 3 pages) then 09-08 → now (7 events: 1 page).
+    assert [(b["page"], b["pageSize"]) for b in bodies] == [(1, 100), (2, 100), (3, 100), (1, 100)]
+    assert bodies[3]["startDate"] == bodies[0]["endDate"] == int(datetime(2026, 9, 8, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_a_cursor_connection_imports_events_by_email(cursor_api, frozen_now, sleeps, monkeypatch):
+    use_parser(monkeypatch, "cursor_api")
+    alice = PersonFactory(email="alice@acme.example")
+    cursor_api.events = [
+        cursor_event(datetime(2026, 9, 14, 9, tzinfo=UTC), "Alice@acme.example", tokens=100),
+        cursor_event(datetime(2026, 9, 14, 17, tzinfo=UTC), "alice@acme.example", tokens=300),
+    ]
+    connection = connection_create(
+        provider="cursor", name="team", api_key=GOOD_KEY, base_url=cursor_api.url, restatement_days=0
+    )
+
+    result = connection_sync(connection, since=date(2026, 9, 14))
+
+    assert result.ok, result.message
+    record = UsageRecord.objects.get()
+    assert record.identity.person == alice and record.day == date(2026, 9, 14)
+    assert (record.input_tokens, record.output_tokens, record.cache_read_tokens, record.requests) == (400, 40, 4000, 2)
+    assert str(record.cost_usd) == "0.030000"  # 2 × 1.5 cents
