@@ -189,3 +189,28 @@ def test_a_bad_line_in_the_bulk_csv_changes_nothing_and_names_the_line(admin_cli
 def test_a_bulk_csv_missing_a_column_is_rejected_naming_it(admin_client):
     page = bulk(admin_client, "provider,kind,value\nopenai,user_id,u\n").content.decode()
     assert "map.csv: line 1: missing column(s) email" in page
+
+
+@pytest.mark.browser
+def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_server, org, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
+    gap = unassigned_usage("user-Qm3IvyDesktop", 1_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(f"{live_server.url}{reverse('login')}")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "pw")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        page.goto(f"{live_server.url}{reverse('identities-list')}")
+        page.fill(f"#people-{gap.pk} >> xpath=.. >> input[name=person]", "ivy")
+        page.click(f"#people-{gap.pk} button:has-text('Ivy Infra')")
+        page.wait_for_selector("text=count for them")
+        browser.close()
+    gap.refresh_from_db()
+    assert gap.person == org["infra_engineer"]

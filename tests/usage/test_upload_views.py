@@ -200,3 +200,52 @@ def test_json_and_compressed_exports_are_not_pre_counted(tmp_path):
     packed = tmp_path / "usage.csv.gz"
     packed.write_bytes(gzip.compress(b"date,user,tokens\n2026-09-01,a,1\n"))
     assert import_rows_estimate(str(packed), Sample("usage.csv.gz", "date,user,tokens\n")) is None
+
+
+@pytest.fixture
+def browser_page(live_server, org, monkeypatch):
+    """A logged-in admin in headless Chromium against the live test server."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(f"{live_server.url}{reverse('login')}")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "pw")
+        page.click("button[type=submit], input[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        yield page
+        browser.close()
+
+
+@pytest.mark.browser
+def test_in_a_browser_the_script_uploads_with_progress_and_opens_the_progress_page(browser_page, live_server, delay):
+    page = browser_page
+    page.goto(f"{live_server.url}{reverse('imports-upload')}")
+    page.set_input_files("input[type=file]", [str(OPENAI), str(ANTHROPIC)])
+    assert OPENAI.name in page.inner_text("#chosen-files")
+    with page.expect_response(lambda response: response.url.endswith(reverse("imports-upload"))) as answer:
+        page.click("#upload-submit")
+    # The script posted it (XMLHttpRequest with upload progress), not the plain form: JSON came back.
+    assert answer.value.headers["content-type"] == "application/json"
+    page.wait_for_url("**/imports/progress/?ids=*")
+    assert sorted(ImportBatch.objects.values_list("original_name", flat=True)) == sorted([OPENAI.name, ANTHROPIC.name])
+    assert delay.call_count == 2
+    assert "waiting for a worker" in page.inner_text("#import-progress")
+
+
+@pytest.mark.browser
+def test_in_a_browser_a_file_over_the_limit_is_named_before_any_upload(browser_page, live_server, settings, delay):
+    settings.TOKENBOARD_UPLOAD_MAX_BYTES = 1000
+    page = browser_page
+    page.goto(f"{live_server.url}{reverse('imports-upload')}")
+    page.set_input_files("input[type=file]", [str(OPENAI)])
+    assert f"{OPENAI.name}: the file is larger than the upload limit" in page.inner_text("#upload-errors")
+    page.click("#upload-submit")
+    assert page.url.endswith(reverse("imports-upload"))
+    assert ImportBatch.objects.count() == 0
