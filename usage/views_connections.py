@@ -18,6 +18,7 @@ from usage.connection_forms import ProviderConnectionForm
 from usage.models import ProviderConnection
 from usage.services.connections import (
     PULL_TASK,
+    QueueUnavailable,
     connection_delete,
     connection_next_run,
     connection_save,
@@ -32,6 +33,8 @@ class ConnectionRow:
     connection: ProviderConnection
     next_run: datetime | None
     scheduled: bool
+    # The cron beat really uses, when an admin edited the periodic task away from the connection's own.
+    edited_schedule: str = ""
 
 
 def _admin(request: HttpRequest) -> None:
@@ -48,7 +51,12 @@ def connections_page(request: HttpRequest) -> HttpResponse:
     for connection in connections:
         task = tasks.get(schedule_task_name(connection))
         next_run = connection_next_run(connection, task=task) if task else None
-        rows.append(ConnectionRow(connection, next_run, task is not None))
+        edited = ""
+        if task is not None and task.crontab is not None:
+            cron = task.crontab
+            actual = " ".join([cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week])
+            edited = actual if actual != connection.schedule else ""
+        rows.append(ConnectionRow(connection, next_run, task is not None, edited))
     return render(request, "usage/connections.html", {"rows": rows})
 
 
@@ -74,8 +82,12 @@ def connection_edit_page(request: HttpRequest, pk: int | None = None) -> HttpRes
 def connection_sync_view(request: HttpRequest, pk: int) -> HttpResponse:
     _admin(request)
     connection = get_object_or_404(ProviderConnection, pk=pk)
-    connection_sync_queue(connection)
-    messages.success(request, f"Queued a pull of {connection.name!r}; this page shows the result when it is done.")
+    try:
+        connection_sync_queue(connection)
+    except QueueUnavailable as error:
+        messages.error(request, f"{connection.name}: {error}")
+    else:
+        messages.success(request, f"Queued a pull of {connection.name!r}; this page shows the result when it is done.")
     return redirect("connections-list")
 
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from usage.collectors import SUPPORTED_PROVIDERS
 from usage.models import Provider, ProviderConnection
 from usage.services.connections import (
+    QueueUnavailable,
     connection_create,
     connection_delete,
     connection_next_run,
@@ -154,7 +155,10 @@ class ConnectionSyncView(WriteThrottleMixin, GenericAPIView):
     )
     def post(self, request, pk: int):
         connection = get_object_or_404(ProviderConnection, pk=pk)
-        connection_sync_queue(connection)
+        try:
+            connection_sync_queue(connection)
+        except QueueUnavailable as error:
+            return Response({"ok": False, "message": str(error)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(
             {"ok": True, "message": f"queued a pull of {connection.name!r}"}, status=status.HTTP_202_ACCEPTED
         )

@@ -433,11 +433,23 @@ def connection_run(
             cache.delete(key)
 
 
+class QueueUnavailable(Exception):
+    """The broker did not take the message (Redis down, queue folder missing)."""
+
+
 def connection_sync_queue(connection: ProviderConnection, *, since: date | None = None) -> None:
-    """Queue a manual pull ("sync now", sync_connection without --wait) for when the transaction commits."""
+    """Send a manual pull ("sync now", sync_connection without --wait) to the worker. Nothing is written
+    first, so it is sent at once; a broker that is down raises QueueUnavailable with a plain message."""
     from usage.tasks import pull_provider_usage  # tasks import services; import here to avoid a cycle
 
     kwargs: dict[str, object] = {"connection_id": connection.pk, "manual": True}
     if since:
         kwargs["since"] = since.isoformat()
-    transaction.on_commit(lambda: pull_provider_usage.apply_async(kwargs=kwargs))
+    try:
+        pull_provider_usage.apply_async(kwargs=kwargs)
+    except Exception as error:
+        logger.exception("could not queue a pull of connection %r", connection.name)
+        raise QueueUnavailable(
+            f"could not queue the pull: the task broker is unavailable ({type(error).__name__}); "
+            "is the worker's Redis running?"
+        ) from None

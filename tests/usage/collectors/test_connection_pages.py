@@ -94,13 +94,10 @@ def test_creating_a_connection_on_the_page_encrypts_the_key_and_schedules_it(adm
     assert not PeriodicTask.objects.filter(name="connection:OpenAI org").exists()  # disabled → unscheduled
 
 
-def test_sync_now_queues_a_pull_and_test_connection_reports_the_answer(
-    admin_client, queued, django_capture_on_commit_callbacks, anthropic_api, sleeps
-):
+def test_sync_now_queues_a_pull_and_test_connection_reports_the_answer(admin_client, queued, anthropic_api, sleeps):
     connection = connection_create(provider="anthropic", name="org", api_key=GOOD_KEY, base_url=anthropic_api.url)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(reverse("connection-sync", args=[connection.pk]), follow=True)
+    response = admin_client.post(reverse("connection-sync", args=[connection.pk]), follow=True)
     assert queued == [{"kwargs": {"connection_id": connection.pk, "manual": True}}]
     assert "Queued a pull" in response.content.decode()
 
@@ -109,7 +106,21 @@ def test_sync_now_queues_a_pull_and_test_connection_reports_the_answer(
     assert anthropic_api.requests[-1].headers["x-api-key"] == GOOD_KEY
 
 
-def test_the_api_takes_the_key_but_never_returns_it(admin_client, queued, django_capture_on_commit_callbacks):
+def test_sync_now_with_the_broker_down_says_so_instead_of_failing_the_page(admin_client, monkeypatch):
+    def broker_down(**kwargs):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", broker_down)
+    connection = connection_create(provider="openai", name="org", api_key="k")
+
+    response = admin_client.post(reverse("connection-sync", args=[connection.pk]), follow=True)
+
+    assert response.status_code == 200
+    assert "task broker is unavailable" in response.content.decode()
+    assert admin_client.post(f"/api/v1/connections/{connection.pk}/sync/").status_code == 503
+
+
+def test_the_api_takes_the_key_but_never_returns_it(admin_client, queued):
     response = admin_client.post(
         "/api/v1/connections/",
         {"provider": "cursor", "name": "Cursor team", "api_key": SECRET, "schedule": "0 */6 * * *"},
@@ -137,8 +148,7 @@ def test_the_api_takes_the_key_but_never_returns_it(admin_client, queued, django
     )
     assert response.status_code == 400 and "schedule" in response.json()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        assert admin_client.post(f"/api/v1/connections/{connection.pk}/sync/").status_code == 202
+    assert admin_client.post(f"/api/v1/connections/{connection.pk}/sync/").status_code == 202
     assert queued == [{"kwargs": {"connection_id": connection.pk, "manual": True}}]
     assert admin_client.delete(f"/api/v1/connections/{connection.pk}/").status_code == 204
     assert not ProviderConnection.objects.exists()

@@ -155,13 +155,12 @@ def test_sync_connection_with_wait_pulls_now_and_reports_the_rows(openai_api, fr
         call_command("sync_connection", "nope", "--wait")
 
 
-def test_sync_connection_without_wait_queues_the_task(monkeypatch, django_capture_on_commit_callbacks):
+def test_sync_connection_without_wait_queues_the_task(monkeypatch):
     sent = []
     monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", lambda **kw: sent.append(kw))
     connection = connection_create(provider="openai", name="org", api_key="k")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("sync_connection", "org", "--since", "2026-01-01", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("sync_connection", "org", "--since", "2026-01-01", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
     assert sent == [{"kwargs": {"connection_id": connection.pk, "manual": True, "since": "2026-01-01"}}]
     assert UsageRecord.objects.count() == 0

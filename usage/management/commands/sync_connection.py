@@ -3,7 +3,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from usage.models import ProviderConnection
-from usage.services.connections import connection_run, connection_sync_queue
+from usage.services.connections import QueueUnavailable, connection_run, connection_sync_queue
 
 
 def since_date(value: str) -> date:
@@ -30,7 +30,10 @@ class Command(BaseCommand):
             known = ", ".join(ProviderConnection.objects.order_by("name").values_list("name", flat=True)) or "none"
             raise CommandError(f"no connection named {name!r} (known: {known})")
         if not wait:
-            connection_sync_queue(connection, since=since)
+            try:
+                connection_sync_queue(connection, since=since)
+            except QueueUnavailable as error:
+                raise CommandError(f"{connection.name!r}: {error} (or run with --wait)") from None
             self.stdout.write(f"queued a pull of {connection.name!r}" + (f" from {since}" if since else ""))
             return
         result = connection_run(connection.pk, since=since, manual=True)
