@@ -6,6 +6,13 @@ from . import views
 
 urlpatterns = [
     path("", views.people_ranking_page, name="people-ranking"),
+    path("export.csv", views.people_export, name="people-export"),
+    path("teams/", views.teams_ranking_page, name="teams-ranking"),
+    path("teams/<int:team_id>/", views.team_page, name="team"),
+    path("teams/<int:team_id>/members.csv", views.team_members_csv, name="team-members-csv"),
+    path("people/<int:person_id>/", views.person_page, name="person"),
+    path("movers/", views.movers_page, name="movers"),
+    path("profile/", views.profile_page, name="profile"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

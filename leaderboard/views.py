@@ -1,38 +1,561 @@
 """Pages. Each view: parse the GET form, check access (usage.access), call a selector, render the page —
-or only its table partial for an htmx request."""
+or only its table partial for an htmx request. Bad parameters never fail a page: the bad one is dropped,
+the rest of the state kept, and a message says what was ignored."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from django.contrib import messages
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.text import slugify
+from django.views.decorators.http import require_http_methods
 
-from usage.access import viewer_for
+from usage.access import (
+    access_person,
+    access_team,
+    access_team_detail,
+    can_see_team_detail,
+    person_display_name,
+    team_parents,
+    viewer_for,
+)
+from usage.auth import api_token_create
+from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 from usage.services.imports import data_as_of
 
-from .selectors import people_ranking, unassigned_usage
-from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, ranking_query_from
+from . import charts
+from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
+from .selectors import current_teams, people_ranking, teams_ranking, unassigned_usage
+from .series import usage_series
+from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
 
 PAGE_SIZE = 50
+PROVIDER_LABELS = dict(Provider.choices)
 
 
-def _query_or_default(request):
-    try:
-        return ranking_query_from(request.GET), None
-    except QueryError as error:
-        return ranking_query_from({}), str(error)
+# --- Query parsing ---------------------------------------------------------------------------------------
 
 
-def people_ranking_page(request):
-    viewer = viewer_for(request.user)
-    query, error = _query_or_default(request)
-    if error:
-        messages.warning(request, f"Ignored a bad filter — {error}")
-    standings = people_ranking(query, viewer)
-    context = {
+def _cleaned_params(request: HttpRequest) -> QueryDict:
+    """The GET form's state. A plain form always sends the custom dates, so they only count when the
+    window is "custom" (or no window is named, as in a shared ?start=…&end=… link)."""
+    params = request.GET.copy()
+    if params.get("period", "").strip() not in ("", "custom"):
+        params.pop("start", None)
+        params.pop("end", None)
+    return params
+
+
+def ranking_query(request: HttpRequest, *, default_period: str = "month") -> RankingQuery:
+    """The validated query; each bad parameter is dropped with a warning message, keeping the rest."""
+    params = _cleaned_params(request)
+    for _attempt in range(6):
+        try:
+            query = ranking_query_from(params, default_period=default_period)
+            break
+        except QueryError as error:
+            messages.warning(request, f"Ignored a bad filter — {error}")
+            dropped = {"period", "start", "end"} if error.param in ("period", "start", "end") else {error.param}
+            for name in dropped:
+                params.pop(name, None)
+    else:  # pragma: no cover - each attempt drops a parameter, so this needs more bad ones than exist
+        query = ranking_query_from(QueryDict(), default_period=default_period)
+    if query.provider and query.provider not in PROVIDER_LABELS:
+        messages.warning(request, f"Ignored a bad filter — provider: unknown provider {query.provider!r}")
+        query = replace(query, provider="")
+    if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
+        messages.warning(request, f"Ignored a bad filter — team: no team with id {query.team_id}")
+        query = replace(query, team_id=None)
+    return query
+
+
+def _page_number(request: HttpRequest) -> int:
+    raw = request.GET.get("page", "1")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 1
+
+
+# --- Shared context --------------------------------------------------------------------------------------
+
+
+def team_options() -> list[tuple[int, str]]:
+    """(id, label) in tree order, the label indented by depth, for the team filter."""
+    rows = list(Team.objects.values_list("id", "name", "parent_id"))
+    children: dict[int | None, list[tuple[int, str]]] = {}
+    for team_id, name, parent_id in rows:
+        children.setdefault(parent_id, []).append((team_id, name))
+    ordered: list[tuple[int, str]] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for team_id, name in sorted(children.get(parent, []), key=lambda item: item[1].lower()):
+            ordered.append((team_id, "\u00a0\u00a0\u00a0" * depth + name))
+            walk(team_id, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+_OPTIONS_CACHE: dict = {}
+
+
+def filter_options() -> dict:
+    """Providers and models that have usage, for the filter selects. Both scan the whole usage table, and
+    they change only when an import finishes, so each process keeps them per data_as_of()."""
+    as_of = data_as_of()
+    cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == as_of and as_of is not None else None
+    if cached is None:
+        providers = sorted(UsageRecord.objects.values_list("provider", flat=True).distinct())
+        models = sorted(m for m in UsageRecord.objects.values_list("model", flat=True).distinct() if m)
+        cached = {"provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in providers], "model_options": models}
+        _OPTIONS_CACHE.update(as_of=as_of, value=cached)
+    return {**cached, "team_options": team_options()}
+
+
+def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
+    return {
         "query": query,
-        "standings": standings,
         "periods": PERIOD_LABELS,
         "metrics": METRIC_LABELS,
-        "data_as_of": data_as_of(),
-        "unassigned": unassigned_usage(query.window) if viewer.is_admin else None,
+        "metric_label": METRIC_LABELS[query.metric],
+        "has_previous_window": query.window.previous() is not None,
+        "viewer": viewer,
+        # Row links are built from these prefixes: one reverse() per page instead of two per row.
+        "person_url": reverse("person", args=[0])[:-2],
+        "team_url": reverse("team", args=[0])[:-2],
+        # The window and filters for links to person and team pages (no name search, no team filter).
+        "state_qs": _as_querystring(replace(query, search="", team_id=None)),
     }
-    template = "leaderboard/_people_table.html" if request.htmx else "leaderboard/people.html"
-    return render(request, template, context)
+
+
+def _render(request: HttpRequest, full: str, partial: str, context: dict) -> HttpResponse:
+    """The partial for htmx swaps, the whole page otherwise (a history restore needs the whole page)."""
+    htmx = getattr(request, "htmx", None)
+    template = partial if htmx and not htmx.history_restore_request else full
+    if template == full:
+        context.update(filter_options())
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading quote (OWASP
+    CSV injection). Numbers are written by the caller as plain digits and never start with those."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def money_cell(amount) -> str:
+    """Dollars to the cent-millionth as stored, the same text on SQLite and PostgreSQL."""
+    return str(Decimal(amount).quantize(Decimal("0.000001")))
+
+
+def csv_response(filename: str, header: list[str], rows) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_safe(cell) if isinstance(cell, str) else cell for cell in row])
+    return response
+
+
+def _export_name(kind: str, query: RankingQuery) -> str:
+    return f"tokenboard-{kind}-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}-{query.metric}.csv"
+
+
+def _people_csv(query: RankingQuery, standings) -> HttpResponse:
+    header = [
+        "rank",
+        "previous_rank",
+        "name",
+        "email",
+        "team",
+        "total_tokens",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "requests",
+        "active_days",
+        "cost_usd",
+    ]
+    rows = (
+        [
+            s.rank,
+            s.previous_rank if s.previous_rank is not None else "",
+            s.display_name,
+            s.email or "",
+            s.team_name,
+            s.totals.total_tokens,
+            s.totals.input_tokens,
+            s.totals.output_tokens,
+            s.totals.cache_read_tokens,
+            s.totals.cache_write_tokens,
+            s.totals.requests,
+            s.totals.active_days,
+            money_cell(s.totals.cost_usd) if s.detail else "",
+        ]
+        for s in standings
+    )
+    return csv_response(_export_name("people", query), header, rows)
+
+
+# --- People ranking --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PageInfo:
+    number: int
+    count: int
+    has_previous: bool
+    has_next: bool
+    start_index: int
+    end_index: int
+    total: int
+
+
+def people_ranking_page(request: HttpRequest) -> HttpResponse:
+    viewer = viewer_for(request.user)
+    query = ranking_query(request)
+    standings = people_ranking(query, viewer)
+    if request.GET.get("format") == "csv":
+        return _people_csv(query, standings)
+    paginator = Paginator(standings, PAGE_SIZE, allow_empty_first_page=True)
+    page = paginator.get_page(_page_number(request))
+    rows = list(page.object_list)
+    pinned = None
+    if viewer.person is not None and not any(row.is_viewer for row in rows):
+        pinned = next((row for row in standings if row.is_viewer), None)
+    shown = [*rows, pinned] if pinned else rows
+    has_data = bool(standings) or UsageRecord.objects.exists()
+    context = _base_context(request, query, viewer)
+    context.update(
+        standings=rows,
+        rows=shown,
+        pinned=pinned,
+        ranked_count=len(standings),
+        page=page,
+        show_cost=any(row.detail for row in shown),
+        titles=window_titles(query, viewer, None if query.search else {s.person_id: s.totals for s in standings}),
+        has_data=has_data,
+        data_as_of=data_as_of(),
+        unassigned=unassigned_usage(query.window) if viewer.is_admin else None,
+        export_url=f"{reverse('people-export')}?{_as_querystring(query)}",
+    )
+    return _render(request, "leaderboard/people.html", "leaderboard/_people_table.html", context)
+
+
+def _as_querystring(query: RankingQuery, **overrides) -> str:
+    params = QueryDict(mutable=True)
+    params.update(query.as_params(**overrides))
+    return params.urlencode()
+
+
+def people_export(request: HttpRequest) -> HttpResponse:
+    """The people ranking as CSV for the same GET parameters as the page (all rows, not one page)."""
+    viewer = viewer_for(request.user)
+    query = ranking_query(request)
+    return _people_csv(query, people_ranking(query, viewer))
+
+
+# --- Teams ranking ---------------------------------------------------------------------------------------
+
+
+def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> HttpResponse:
+    header = [
+        "rank",
+        "previous_rank",
+        "team",
+        "members",
+        "active_members",
+        "total_tokens",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "requests",
+        "cost_usd",
+        "ranked_on",
+        "top_user",
+    ]
+    rows = []
+    for s in standings:
+        figures = s.per_member if per_capita else s.totals
+        visible = s.visible
+        rows.append(
+            [
+                s.rank,
+                s.previous_rank if s.previous_rank is not None else "",
+                s.name,
+                s.members,
+                s.active_members if visible else "",
+                *(
+                    [
+                        figures.total_tokens,
+                        figures.input_tokens,
+                        figures.output_tokens,
+                        figures.cache_read_tokens,
+                        figures.cache_write_tokens,
+                        figures.requests,
+                    ]
+                    if visible
+                    else [""] * 6
+                ),
+                money_cell(figures.cost_usd) if can_see_team_detail(viewer, s.team_id) else "",
+                "per active member" if per_capita else "team total",
+                s.top_person_name,
+            ]
+        )
+    return csv_response(_export_name("teams", query), header, rows)
+
+
+def teams_ranking_page(request: HttpRequest) -> HttpResponse:
+    viewer = viewer_for(request.user)
+    query = ranking_query(request)
+    per_capita = request.GET.get("per") == "member"
+    standings = teams_ranking(query, viewer, per_capita=per_capita)
+    if request.GET.get("format") == "csv":
+        return _teams_csv(query, standings, per_capita, viewer)
+    active_standings = [s for s in standings if s.active_members or s.members]
+    paginator = Paginator(active_standings, PAGE_SIZE, allow_empty_first_page=True)
+    page = paginator.get_page(_page_number(request))
+    rows = list(page.object_list)
+    for row in rows:
+        row.detail = can_see_team_detail(viewer, row.team_id)
+        row.figures = row.per_member if per_capita else row.totals
+    context = _base_context(request, query, viewer)
+    context.update(
+        standings=rows,
+        page=page,
+        per_capita=per_capita,
+        show_cost=any(row.detail for row in rows),
+        has_data=bool(standings) and UsageRecord.objects.exists(),
+        any_usage=any(s.active_members for s in standings),
+        export_url=f"{reverse('teams-ranking')}?{_as_querystring(query, format='csv', per='member' if per_capita else None)}",
+    )
+    return _render(request, "leaderboard/teams.html", "leaderboard/_teams_table.html", context)
+
+
+# --- Person page -----------------------------------------------------------------------------------------
+
+
+def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
+    viewer = viewer_for(request.user)
+    person, detail = access_person(viewer, person_id)
+    query = ranking_query(request)
+    query = replace(query, search="", team_id=None)
+    group_by = "provider" if request.GET.get("group") == "provider" else "model"
+    standings = people_ranking(query, viewer)
+    standing = next((s for s in standings if s.person_id == person.pk), None)
+    titles = [
+        t for t in window_titles(query, viewer, {s.person_id: s.totals for s in standings}) if t.person_id == person.pk
+    ]
+    name = person_display_name(viewer, person.pk, person.display_name, person.pseudonym, person.show_name)
+    team = current_teams([person.pk]).get(person.pk)
+    history = rank_history(query, person.pk)
+    context = _base_context(request, query, viewer)
+    context.update(
+        person=person,
+        name=name,
+        detail=detail,
+        standing=standing,
+        ranked_count=len(standings),
+        titles=titles,
+        team=team,
+        group_by=group_by,
+        rank_chart=charts.rank_history_chart(history, chart_id="chart-rank", metric_label=METRIC_LABELS[query.metric]),
+        is_self=viewer.person is not None and viewer.person.pk == person.pk,
+    )
+    if detail:
+        series = usage_series(
+            query.window, person_id=person.pk, group_by=group_by, provider=query.provider, model=query.model
+        )
+        models = mix_shares(query, person_id=person.pk, field_name="model")
+        providers = mix_shares(query, person_id=person.pk, field_name="provider")
+        context.update(
+            series=series,
+            streak=series.longest_streak(),
+            daily_chart=charts.daily_usage_chart(series, chart_id="chart-daily", stacked_by_label=group_by),
+            model_mix=models,
+            model_chart=charts.mix_chart(models, chart_id="chart-models", label="model") if models else None,
+            provider_mix=providers,
+            identities=Identity.objects.filter(person=person).order_by("provider", "kind", "value"),
+        )
+    return _render(request, "leaderboard/person.html", "leaderboard/person.html", context)
+
+
+# --- Team page -------------------------------------------------------------------------------------------
+
+
+def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
+    viewer = viewer_for(request.user)
+    team, detail = access_team(viewer, team_id)
+    query = ranking_query(request)
+    query = replace(query, search="", team_id=team.pk)
+    standings = {s.team_id: s for s in teams_ranking(query, viewer)}
+    standing = standings.get(team.pk)
+    parents = team_parents()
+    children = [standings[t.pk] for t in team.children.order_by("name") if t.pk in standings]
+    for child in children:
+        child.detail = can_see_team_detail(viewer, child.team_id)
+    ancestors = []
+    parent_id = parents.get(team.pk)
+    while parent_id is not None and len(ancestors) < 20:
+        ancestors.append(parent_id)
+        parent_id = parents.get(parent_id)
+    context = _base_context(request, query, viewer)
+    context.update(
+        team=team,
+        detail=detail,
+        standing=standing,
+        children=children,
+        breadcrumbs=list(Team.objects.filter(pk__in=ancestors).order_by("-id")),
+        managers=[
+            person_display_name(viewer, p.pk, p.display_name, p.pseudonym, p.show_name) for p in team.managers.all()
+        ],
+        members_url=f"{reverse('team-members-csv', args=[team.pk])}?{_as_querystring(query)}",
+    )
+    context["breadcrumbs"].sort(key=lambda t: ancestors.index(t.pk), reverse=True)
+    if detail:
+        group_by = "provider" if request.GET.get("group") == "provider" else "model"
+        members, team_total = team_members(query, team.pk, viewer)
+        series = usage_series(
+            query.window, team_id=team.pk, group_by=group_by, provider=query.provider, model=query.model
+        )
+        models = mix_shares(query, team_id=team.pk, field_name="model")
+        providers = mix_shares(query, team_id=team.pk, field_name="provider")
+        context.update(
+            group_by=group_by,
+            members=members,
+            team_total=team_total,
+            trend_chart=charts.daily_usage_chart(series, chart_id="chart-trend", stacked_by_label=group_by),
+            model_chart=charts.mix_chart(models, chart_id="chart-models", label="model") if models else None,
+            provider_chart=charts.mix_chart(providers, chart_id="chart-providers", label="provider")
+            if providers
+            else None,
+            model_mix=models,
+            provider_mix=providers,
+        )
+    return _render(request, "leaderboard/team.html", "leaderboard/team.html", context)
+
+
+def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
+    """The team page's members table as CSV; managers of the team's subtree and admins only."""
+    viewer = viewer_for(request.user)
+    team = access_team_detail(viewer, team_id)
+    query = ranking_query(request)
+    query = replace(query, search="", team_id=team.pk)
+    members, _total = team_members(query, team.pk, viewer)
+    header = [
+        "rank",
+        "name",
+        "email",
+        "team",
+        "total_tokens",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "requests",
+        "active_days",
+        "cost_usd",
+        "share_of_team_tokens",
+    ]
+    rows = (
+        [
+            m.rank,
+            m.display_name,
+            m.email,
+            m.team_name,
+            m.totals.total_tokens,
+            m.totals.input_tokens,
+            m.totals.output_tokens,
+            m.totals.cache_read_tokens,
+            m.totals.cache_write_tokens,
+            m.totals.requests,
+            m.totals.active_days,
+            money_cell(m.totals.cost_usd),
+            f"{m.share:.4f}",
+        ]
+        for m in members
+    )
+    return csv_response(
+        f"tokenboard-team-{slugify(team.name) or team.pk}-members-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}.csv",
+        header,
+        rows,
+    )
+
+
+# --- Movers ----------------------------------------------------------------------------------------------
+
+
+def movers_page(request: HttpRequest) -> HttpResponse:
+    viewer = viewer_for(request.user)
+    query = ranking_query(request, default_period="week")
+    query = replace(query, search="")
+    standings = people_ranking(query, viewer)
+    context = _base_context(request, query, viewer)
+    context.update(
+        movers=movers_from(standings, has_previous_window=query.window.previous() is not None),
+        ranked_count=len(standings),
+    )
+    return _render(request, "leaderboard/movers.html", "leaderboard/_movers.html", context)
+
+
+# --- Profile ---------------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def profile_page(request: HttpRequest) -> HttpResponse:
+    """The viewer's own settings: show-name preference and personal API tokens (shown once, on creation)."""
+    viewer = viewer_for(request.user)
+    person = viewer.person
+    new_token = None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "show_name" and person is not None:
+            person.show_name = request.POST.get("show_name") == "on"
+            person.save(update_fields=["show_name"])
+            messages.success(
+                request,
+                "Your name is shown to everyone."
+                if person.show_name
+                else f"Other engineers now see you as “{person.pseudonym}”.",
+            )
+            return redirect("profile")
+        if action == "create_token":
+            name = request.POST.get("name", "").strip()[:100] or "token"
+            _record, new_token = api_token_create(user=request.user, name=name)
+        elif action == "revoke_token":
+            token_id = request.POST.get("token", "")
+            deleted, _ = ApiToken.objects.filter(pk=token_id if token_id.isdigit() else 0, user=request.user).delete()
+            if deleted:
+                messages.success(request, "Token revoked; it no longer works.")
+            else:
+                messages.warning(request, "No such token.")
+            return redirect("profile")
+        else:
+            messages.warning(request, "Unknown action.")
+            return redirect("profile")
+    context = {
+        "person": person,
+        "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        "new_token": new_token,
+        "viewer": viewer,
+    }
+    response = render(request, "leaderboard/profile.html", context)
+    if new_token:
+        add_never_cache_headers(response)  # the one time the token is shown must not be cached anywhere
+    return response

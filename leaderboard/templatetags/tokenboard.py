@@ -1,0 +1,160 @@
+"""Readable numbers for the pages: 1.2M tokens, $1,234.56, rank arrows; full values go in title tooltips.
+
+Filters only format; they never decide who may see a value (usage.access does, in the views)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
+
+
+@register.filter
+def compact(value) -> str:
+    """1234 → "1.2K", 3_400_000_000 → "3.4B"; below 1,000 the number itself. None/"" → "—"."""
+    if value is None or value == "":
+        return "—"
+    number = Decimal(value)
+    sign = "-" if number < 0 else ""
+    number = abs(number)
+    for size, unit in _UNITS:
+        if number >= size:
+            scaled = number / size
+            # One decimal below 100 (1.2M, 45.6M), none above (123M), and no "1000K" at a unit boundary.
+            text = f"{scaled:.1f}" if scaled < 100 else f"{scaled:.0f}"
+            if text == "1000" and unit != "T":
+                continue
+            return f"{sign}{text.removesuffix('.0')}{unit}"
+    return f"{sign}{number:,.0f}" if number == number.to_integral_value() else f"{sign}{number:,.2f}"
+
+
+@register.filter
+def full(value) -> str:
+    """The exact value with thousands separators, for tooltips and CSV-minded readers."""
+    if value is None or value == "":
+        return "—"
+    number = Decimal(value)
+    if number == number.to_integral_value():
+        return f"{number:,.0f}"
+    return f"{number:,.6f}".rstrip("0").rstrip(".")
+
+
+@register.filter
+def usd(value) -> str:
+    """Decimal dollars → "$1,234.56" (cents rounded half up); tiny non-zero amounts → "<$0.01"."""
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(value)
+    if Decimal(0) < amount < Decimal("0.005"):
+        return "<$0.01"
+    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
+
+
+@register.filter
+def percent(value, digits: int = 0) -> str:
+    """0.623 → "62%"; shares below the shown precision but above zero → "<1%"."""
+    if value is None or value == "":
+        return "—"
+    share = float(value) * 100
+    if 0 < share < 10 ** (-int(digits)):
+        return f"<{10 ** (-int(digits)):g}%"
+    return f"{share:.{int(digits)}f}%"
+
+
+def metric_text(value, metric: str) -> str:
+    if metric == "cost_usd":
+        return usd(value)
+    if metric == "active_days":
+        return f"{int(value)} day" + ("" if int(value) == 1 else "s")
+    return compact(value)
+
+
+@register.simple_tag
+def metric_value(totals, metric: str):
+    """A Totals' metric, readable, with the exact value in a tooltip."""
+    value = totals.metric(metric)
+    exact = f"${full(value)}" if metric == "cost_usd" else full(value)
+    return format_html('<span title="{}">{}</span>', exact, metric_text(value, metric))
+
+
+@register.simple_tag
+def tokens(value):
+    """Token count, readable, exact in the tooltip."""
+    return format_html('<span title="{}">{}</span>', full(value), compact(value))
+
+
+@register.simple_tag
+def money(value):
+    return format_html('<span title="${}">{}</span>', full(value), usd(value))
+
+
+@register.simple_tag
+def rank_change(previous_rank, rank, has_previous_window: bool = True):
+    """▲3 / ▼1 / new / = with words for screen readers. No previous window (all time) → nothing."""
+    if not has_previous_window:
+        return ""
+    if previous_rank is None:
+        return mark_safe('<span class="delta new" title="Not ranked in the previous window">new</span>')
+    change = previous_rank - rank
+    if change > 0:
+        return format_html(
+            '<span class="delta up" title="Up {} from #{}"><span aria-hidden="true">▲</span>{}'
+            '<span class="visually-hidden"> places up</span></span>',
+            change,
+            previous_rank,
+            change,
+        )
+    if change < 0:
+        return format_html(
+            '<span class="delta down" title="Down {} from #{}"><span aria-hidden="true">▼</span>{}'
+            '<span class="visually-hidden"> places down</span></span>',
+            -change,
+            previous_rank,
+            -change,
+        )
+    return mark_safe('<span class="delta same" title="Same rank as the previous window">=</span>')
+
+
+@register.filter
+def bar_width(share) -> str:
+    """A share of the leader (0..1) as a CSS width percentage, at least a sliver when above zero."""
+    share = float(share or 0)
+    if share <= 0:
+        return "0"
+    return f"{max(share * 100, 1.5):.1f}"
+
+
+@register.simple_tag
+def sparkline(values, width: int = 120, height: int = 24, label: str = ""):
+    """An inline SVG polyline of daily values (cheap enough for one per table row)."""
+    values = [float(v) for v in values or []]
+    if not values:
+        return ""
+    top = max(values) or 1.0
+    step = width / max(len(values) - 1, 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(values))
+    return format_html(
+        '<svg class="sparkline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'
+        '<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{}"/></svg>',
+        width,
+        height,
+        width,
+        height,
+        label or "daily usage trend",
+        points,
+    )
+
+
+@register.filter
+def colour(name: str) -> str:
+    """The chart colour of a model or provider, so tables match the charts."""
+    from leaderboard.charts import colour_for
+
+    return colour_for(str(name))
