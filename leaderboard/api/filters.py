@@ -2,13 +2,30 @@
 shared ranking contract (leaderboard.windows) and are applied by the view, not here."""
 
 import django_filters
+from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from usage.models import Identity, IdentityKind, ImportBatch, ImportSource, ImportStatus, Provider, UsageRecord
 
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """A database id: a whole number from 1 (a number filter would accept 1.5e38 and overflow the database)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
 
 class UsageRecordFilter(django_filters.FilterSet):
-    person = django_filters.NumberFilter(field_name="identity__person_id", help_text="Person id.")
-    identity = django_filters.NumberFilter(field_name="identity_id", help_text="Identity id.")
+    person = IdFilter(field_name="identity__person_id", help_text="Person id.")
+    identity = IdFilter(field_name="identity_id", help_text="Identity id.")
     kind = django_filters.CharFilter(field_name="usage_kind", help_text="Usage kind, e.g. `tokens`.")
     identity_kind = django_filters.ChoiceFilter(
         field_name="identity__kind", choices=IdentityKind.choices, help_text="Kind of identity."
@@ -43,7 +60,7 @@ class IdentityFilter(django_filters.FilterSet):
     )
     provider = django_filters.ChoiceFilter(choices=Provider.choices)
     kind = django_filters.ChoiceFilter(choices=IdentityKind.choices)
-    person = django_filters.NumberFilter(field_name="person_id", help_text="Person id.")
+    person = IdFilter(field_name="person_id", help_text="Person id.")
 
     class Meta:
         model = Identity

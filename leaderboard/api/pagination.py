@@ -10,7 +10,9 @@ class Pagination(PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         raw_size = request.query_params.get(self.page_size_query_param)
-        if raw_size is not None and (not raw_size.isdigit() or not 1 <= int(raw_size) <= self.max_page_size):
+        if raw_size is not None and (
+            not (raw_size.isascii() and raw_size.isdigit()) or not 1 <= int(raw_size) <= self.max_page_size
+        ):
             raise ValidationError({"page_size": [f"must be an integer from 1 to {self.max_page_size}"]})
         try:
             return super().paginate_queryset(queryset, request, view)

@@ -71,7 +71,7 @@ from usage.services.identities import identity_assign
 from usage.services.imports import ImportRejected, import_batch_create
 
 from . import schema as _schema  # noqa: F401  (registers the Bearer token scheme with drf-spectacular)
-from .filters import IdentityFilter, ImportFilter, UsageRecordFilter
+from .filters import MAX_ID, IdentityFilter, ImportFilter, UsageRecordFilter
 from .serializers import (
     IdentityAssignSerializer,
     IdentitySerializer,
@@ -152,11 +152,14 @@ def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
             continue  # ranking_query_from names the malformed date
         if value is not None and not EARLIEST <= value <= LATEST:
             raise ValidationError({name: [f"{raw!r} is out of range; use a date from {EARLIEST} to {LATEST}"]})
+    team = request.query_params.get("team", "").strip()
+    if team and not (team.isascii() and team.isdigit()):
+        raise ValidationError({"team": [f"{team!r} is not a team id"]})
     try:
         query = ranking_query_from(request.query_params, default_period=default_period)
     except QueryError as error:
         raise ValidationError({error.param: [error.message]}) from None
-    if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
+    if query.team_id is not None and (query.team_id > MAX_ID or not Team.objects.filter(pk=query.team_id).exists()):
         raise ValidationError({"team": [f"no team with id {query.team_id}"]})
     return query
 
@@ -510,7 +513,7 @@ class TeamUsageView(GenericAPIView):
 
 def _int_param(request, name: str) -> int | None:
     raw = request.query_params.get(name, "").strip()
-    return int(raw) if raw.isdigit() else None  # anything else is left to the FilterSet's 400
+    return int(raw) if raw.isascii() and raw.isdigit() else None  # anything else: the FilterSet's 400
 
 
 class UsageListView(GenericAPIView):
