@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from typing import IO, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -144,6 +145,16 @@ def is_null(value: object) -> bool:
 
 def to_int(value: object, what: str) -> int:
     """A token or request count: an integer ≥ 0. Accepts "59200.0" (exports write counts as floats)."""
+    # Fast paths for the common cases (a JSON int, a CSV digit string): this runs for every count of every
+    # row, and the general path below costs a Decimal per call. type() rather than isinstance() because a
+    # bool is an int and must be rejected below; isascii() because int() and Decimal() also read other digits.
+    if type(value) is int:
+        if 0 <= value <= 10**15:
+            return value
+    elif type(value) is str and value.isascii() and value.isdigit() and len(value) <= 16:
+        number = int(value)
+        if number <= 10**15:
+            return number
     if is_null(value):
         return 0
     if isinstance(value, bool):
@@ -229,32 +240,64 @@ def parse_day(value: object, what: str = "date") -> date:
 
 
 def load_json_documents(stream: IO[str]) -> Iterator[tuple[int, object]]:
-    """A JSON file as documents: one object, an array of pages, or JSON lines. Yields (line, document)."""
-    text = stream.read()
-    stripped = text.lstrip("\ufeff").strip()
-    if not stripped:
+    """A JSON file as documents: one object, an array of pages, or JSON lines. Yields (line, document).
+
+    JSON lines are read one line at a time, so memory stays flat however long the file is. A single document
+    spread over several lines (a pretty-printed page or array of pages) is read whole: such files come from
+    one API response and are small; a very large export should be JSON lines (docs/PERFORMANCE.md)."""
+    lines = enumerate(stream, start=1)
+    number, first = next(((n, line) for n, line in lines if line.lstrip("\ufeff").strip()), (0, ""))
+    if not number:
         raise ParseError("the file is empty")
     try:
+        first_document = json.loads(first)
+    except (RecursionError, ValueError) as first_error:  # JSONDecodeError is a ValueError
+        # Not a whole document on its first line: the file is one multi-line document (or broken).
+        yield from _json_whole_document(first + stream.read(), number, first_error)
+        return
+    following = next(((n, line) for n, line in lines if line.strip()), None)
+    if following is None:  # one line in all: a single document, as if read whole
+        yield from _json_pages(first_document)
+        return
+    # JSON lines: one document per line (a file whose first line is a whole document cannot be one document).
+    yield number, first_document
+    for number, raw_line in chain([following], lines):
+        if not raw_line.strip():
+            continue
+        try:
+            yield number, json.loads(raw_line)
+        except (RecursionError, ValueError) as line_error:
+            raise _json_line_error(line_error, number) from None
+
+
+def _json_whole_document(text: str, first_line: int, first_error: Exception) -> Iterator[tuple[int, object]]:
+    stripped = text.lstrip("\ufeff").strip()
+    try:
         document = json.loads(stripped)
+    except RecursionError:
+        raise ParseError("invalid JSON: nested too deeply") from None
     except json.JSONDecodeError as whole_error:
         if "\n" not in stripped:
             raise ParseError(f"invalid or truncated JSON: {whole_error.msg}", whole_error.lineno) from None
-        # JSON lines: one document per line.
-        for number, raw_line in enumerate(text.splitlines(), start=1):
-            if not raw_line.strip():
-                continue
-            try:
-                yield number, json.loads(raw_line)
-            except json.JSONDecodeError as line_error:
-                raise ParseError(
-                    f"invalid or truncated JSON ({line_error.msg}); not a JSON document or JSON lines", number
-                ) from None
-        return
+        # Neither one document nor JSON lines: report it as JSON lines, whose first line does not parse.
+        raise _json_line_error(first_error, first_line) from None
+    except ValueError as whole_error:  # e.g. an integer longer than Python's digit limit
+        raise ParseError(f"invalid JSON ({whole_error})") from None
+    yield from _json_pages(document)
+
+
+def _json_pages(document: object) -> Iterator[tuple[int, object]]:
     if isinstance(document, list) and all(isinstance(item, dict) and "data" in item for item in document):
         for item in document:
             yield 1, item
     else:
         yield 1, document
+
+
+def _json_line_error(error: Exception, number: int) -> ParseError:
+    if isinstance(error, json.JSONDecodeError):
+        return ParseError(f"invalid or truncated JSON ({error.msg}); not a JSON document or JSON lines", number)
+    return ParseError(f"invalid JSON ({type(error).__name__}: {error})", number)
 
 
 def looks_like_json(sample: Sample) -> bool:

@@ -5,6 +5,7 @@ input_cache_write_tokens. Hourly (or finer) buckets go to the org-local day; dai
 """
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import IO
 
 from .base import (
@@ -26,8 +27,13 @@ DAY_SECONDS = 86400
 
 
 def usage_kind_of(result: dict) -> str:
+    return _usage_kind_of_object(str(result.get("object", "")))
+
+
+@lru_cache(maxsize=256)  # a file names a handful of object types; splitting each result's string was measurable
+def _usage_kind_of_object(name: str) -> str:
     # "organization.usage.completions.result" → "completions"
-    parts = str(result.get("object", "")).split(".")
+    parts = name.split(".")
     return parts[2] if len(parts) >= 4 else "completions"
 
 
