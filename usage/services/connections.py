@@ -242,7 +242,9 @@ def connection_test(
         )
     except ProviderUnavailable as error:
         where = base_url or collector.default_base_url
-        return ConnectionCheck(False, f"{label} could not be reached at {where}: {_scrub(error.message, api_key)}")
+        return ConnectionCheck(
+            False, f"{label} could not be reached (or kept failing) at {where}: {_scrub(error.message, api_key)}"
+        )
     except ProviderRequestError as error:
         return ConnectionCheck(
             False,
