@@ -51,6 +51,7 @@ class FakeProvider:
     # hourly usage: hour start (UTC) → list of result dicts (provider-shaped)
     hourly: dict[datetime, list[dict]] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)  # Cursor usage events
+    claude_code: dict[str, list[dict]] = field(default_factory=dict)  # Anthropic: "YYYY-MM-DD" → records
     users: list[dict] = field(default_factory=list)
     projects: list[dict] = field(default_factory=list)  # OpenAI
     api_keys: dict[str, list[dict]] = field(default_factory=dict)  # OpenAI: project id → keys; Anthropic: "" → keys
@@ -212,7 +213,16 @@ class FakeProvider:
             day = request.param("starting_at") or ""
             if len(day) != 10:
                 return self._violation(f"{path}: starting_at must be one UTC day (YYYY-MM-DD), got {day!r}")
-            return 200, {"data": [], "has_more": False, "next_page": None}
+            records = self.claude_code.get(day, [])
+            cursor = request.param("page")
+            offset = int(cursor.removeprefix("page_")) if cursor else 0
+            chunk = records[offset : offset + self.page_size]
+            more = offset + self.page_size < len(records)
+            return 200, {
+                "data": chunk,
+                "has_more": more,
+                "next_page": f"page_{offset + self.page_size}" if more else None,
+            }
         if path == "/v1/organizations/cost_report":
             if request.param("bucket_width") != "1d":
                 return self._violation(f"{path}: cost_report only has bucket_width=1d")

@@ -7,7 +7,7 @@ import pytest
 from tests.factories import PersonFactory
 from tests.usage.collectors.fake_providers import GOOD_KEY
 from usage.collectors.cursor import CursorCollector
-from usage.models import Identity, ImportBatch, UsageRecord
+from usage.models import Identity, ImportBatch, ProviderConnection, UsageRecord
 from usage.parsers.registry import FORMATS
 from usage.services.connections import connection_create, connection_sync
 
@@ -141,3 +141,83 @@ def test_a_cursor_connection_imports_events_by_email(cursor_api, frozen_now, sle
     assert record.identity.person == alice and record.day == date(2026, 9, 14)
     assert (record.input_tokens, record.output_tokens, record.cache_read_tokens, record.requests) == (400, 40, 4000, 2)
     assert str(record.cost_usd) == "0.030000"  # 2 × 1.5 cents
+
+
+def test_a_connection_added_in_the_ui_produces_rankings_without_any_upload(
+    client, org, openai_api, frozen_now, sleeps, lock_cache, monkeypatch
+):
+    from tests.usage.collectors.test_pulls import openai_result
+
+    use_parser(monkeypatch, "openai_directory")
+    ivy = org["infra_engineer"]
+    openai_api.users = [{"object": "organization.user", "id": "user-ivy", "name": "Ivy", "email": ivy.email}]
+    openai_api.hourly = {
+        datetime(2026, 9, 14, 10, tzinfo=UTC): [openai_result("user-ivy", "gpt-5", input_tokens=123_000, output=4_567)]
+    }
+    queued = []
+    monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", lambda **kw: queued.append(kw["kwargs"]))
+    client.force_login(org["admin"])
+    client.post(
+        "/connections/new/",
+        {
+            "provider": "openai",
+            "name": "OpenAI org",
+            "api_key": GOOD_KEY,
+            "base_url": openai_api.url,
+            "schedule": "0 * * * *",
+            "restatement_days": "1",
+            "enabled": "on",
+        },
+    )
+    connection = ProviderConnection.objects.get()
+    client.post(f"/connections/{connection.pk}/sync/")
+    [kwargs] = queued
+    # What the worker does with the queued message (the real worker path is test_beat_worker.py).
+    from usage.tasks import pull_provider_usage
+
+    pull_provider_usage.run(**kwargs)
+
+    page = client.get("/?period=custom&start=2026-09-01&end=2026-09-30").content.decode()
+    table = page[page.find("<table") : page.find("</table>")]
+    assert ivy.display_name in table and "127,567" in table, table
+    connections_page = client.get("/connections/").content.decode()
+    assert "OK" in connections_page and "Failing" not in connections_page
+
+
+def test_claude_code_analytics_are_asked_for_one_utc_day_at_a_time(anthropic_api, frozen_now, sleeps, monkeypatch):
+    use_parser(monkeypatch, "claude_code")
+    anthropic_api.page_size = 1
+    record = {
+        "date": "2026-09-14T00:00:00Z",
+        "actor": {"type": "user_actor", "email_address": "Dana@acme.example"},
+        "organization_id": "org_1",
+        "customer_type": "subscription",
+        "terminal_type": "vscode",
+        "core_metrics": {"num_sessions": 3},
+        "model_breakdown": [
+            {
+                "model": "claude-sonnet-4-5",
+                "tokens": {"input": 1000, "output": 200, "cache_read": 5000, "cache_creation": 300},
+                "estimated_cost": {"currency": "USD", "amount": 150},
+            }
+        ],
+    }
+    other = dict(record, actor={"type": "user_actor", "email_address": "erin@acme.example"})
+    anthropic_api.claude_code = {"2026-09-14": [record, other]}
+    connection = connection_create(
+        provider="anthropic", name="org", api_key=GOOD_KEY, base_url=anthropic_api.url, restatement_days=1
+    )
+
+    result = connection_sync(connection, since=date(2026, 9, 14))
+
+    assert result.ok, result.message
+    asked = [(r.param("starting_at"), r.param("page")) for r in anthropic_api.requests_to("claude_code")]
+    assert asked == [("2026-09-13", None), ("2026-09-14", None), ("2026-09-14", "page_1"), ("2026-09-15", None)]
+    dana = UsageRecord.objects.get(identity__value="dana@acme.example")
+    assert (dana.day, dana.input_tokens, dana.cache_read_tokens, dana.cache_write_tokens) == (
+        date(2026, 9, 14),
+        1000,
+        5000,
+        300,
+    )
+    assert str(dana.cost_usd) == "1.500000"  # 150 cents

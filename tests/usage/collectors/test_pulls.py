@@ -2,7 +2,7 @@
 failures that store nothing, the per-connection lock, and a worker killed mid-run."""
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -290,3 +290,20 @@ def test_a_disabled_connection_is_not_pulled_on_schedule_but_can_be_pulled_by_ha
     assert openai_api.requests == []
     assert connection_run(connection.pk, since=date(2026, 9, 14), manual=True).ok
     assert totals() == EXPECTED_OPENAI
+
+
+def test_a_retry_after_date_is_honoured_and_a_very_long_one_ends_the_run(openai_api, frozen_now, sleeps):
+    from email.utils import format_datetime
+
+    from usage.collectors.http import retry_after_seconds
+
+    assert 29 <= retry_after_seconds(format_datetime(frozen_now + timedelta(seconds=30), usegmt=True)) <= 30
+    openai_api.fail("429", retry_after="3600")
+    connection = make_connection(openai_api)
+
+    result = connection_sync(connection, since=date(2026, 9, 14))
+
+    assert not result.ok and sleeps == []
+    connection.refresh_from_db()
+    assert connection.failing and "asks to wait 3600 s" in connection.last_error
+    assert UsageRecord.objects.count() == 0
