@@ -152,6 +152,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {"ProviderEnum": "usage.models.Provider.choices"},
 }
 
 # --- Tokenboard ---------------------------------------------------------------------------------------

@@ -47,6 +47,9 @@ METRIC_LABELS = {
     "active_days": "Active days",
 }
 ALL_TIME_START = date(2015, 1, 1)
+# Dates far from today only make window arithmetic overflow; nobody ranks usage from year 1.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
 
 
 class QueryError(ValueError):
@@ -160,9 +163,12 @@ def _date_param(params: QueryDict, name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise QueryError(name, f"{raw!r} is not a date; use YYYY-MM-DD") from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise QueryError(name, f"{raw} is out of range ({EARLIEST_DATE} to {LATEST_DATE})")
+    return value
 
 
 def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> RankingQuery:
@@ -181,7 +187,7 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
     team_raw = params.get("team", "").strip()
     team_id = None
     if team_raw:
-        if not team_raw.isdigit():
+        if not (team_raw.isascii() and team_raw.isdigit()):
             raise QueryError("team", f"{team_raw!r} is not a team id")
         team_id = int(team_raw)
     return RankingQuery(
