@@ -183,6 +183,29 @@ def connection_schedule_sync(connection: ProviderConnection) -> PeriodicTask | N
     return task
 
 
+def connection_schedules_ensure() -> list[str]:
+    """Repair the beat tasks after a restore or a hand deletion: create the missing task of each enabled
+    connection and remove pull tasks whose connection is gone or disabled. An existing task is left as it
+    is, so an admin's edit of its crontab survives. For deploy scripts (e.g. setup_periodic_tasks).
+    Returns a line per change."""
+    changes = []
+    with transaction.atomic():
+        wanted: dict[str, ProviderConnection] = {
+            schedule_task_name(c): c for c in ProviderConnection.objects.filter(enabled=True)
+        }
+        for task in PeriodicTask.objects.filter(task=PULL_TASK):
+            connection = wanted.get(task.name)
+            if connection is None or task.kwargs != _schedule_kwargs(connection.pk):
+                task.delete()
+                changes.append(f"removed periodic task {task.name!r} (no enabled connection of that name)")
+        existing = set(PeriodicTask.objects.filter(task=PULL_TASK).values_list("name", flat=True))
+        for name, connection in wanted.items():
+            if name not in existing:
+                connection_schedule_sync(connection)
+                changes.append(f"created periodic task {name!r} ({connection.schedule})")
+    return changes
+
+
 def connection_next_run(connection: ProviderConnection, *, task: PeriodicTask | None = None) -> datetime | None:
     """When beat will next start this connection's pull, per its PeriodicTask (None: not scheduled)."""
     if task is None:

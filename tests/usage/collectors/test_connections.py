@@ -19,8 +19,10 @@ from usage.services.connections import (
     connection_create,
     connection_delete,
     connection_next_run,
+    connection_schedules_ensure,
     connection_test,
     connection_update,
+    crontab_for,
     pull_window,
 )
 
@@ -89,6 +91,24 @@ def test_each_enabled_connection_has_one_beat_task_that_follows_renames_schedule
     connection_update(connection=connection, enabled=True)
     connection_delete(connection)
     assert not PeriodicTask.objects.filter(task="usage.pull_provider_usage").exists()
+
+
+def test_ensuring_schedules_repairs_missing_and_orphaned_tasks_but_keeps_admin_edits():
+    kept = connection_create(provider="openai", name="kept", api_key="k", schedule="0 * * * *")
+    lost = connection_create(provider="anthropic", name="lost", api_key="k")
+    PeriodicTask.objects.filter(name="connection:lost").delete()  # e.g. deleted by hand in the admin
+    edited = PeriodicTask.objects.get(name="connection:kept")
+    edited.crontab = crontab_for("5 4 * * *")
+    edited.save()
+    ProviderConnection.objects.filter(pk=kept.pk).update(name="renamed behind our back")
+
+    changes = connection_schedules_ensure()
+
+    assert len(changes) == 3
+    names = set(PeriodicTask.objects.filter(task="usage.pull_provider_usage").values_list("name", flat=True))
+    assert names == {"connection:lost", "connection:renamed behind our back"}
+    assert connection_schedules_ensure() == []  # idempotent
+    assert json.loads(PeriodicTask.objects.get(name="connection:lost").kwargs) == {"connection_id": lost.pk}
 
 
 def test_a_bad_schedule_or_a_missing_key_is_refused_with_the_field_named():
