@@ -48,6 +48,8 @@ def test_the_previous_window_has_the_same_size_or_is_the_previous_calendar_perio
         ({"date": "2026-13-01"}, "date"),
         ({"period": "custom", "start": "2026-09-10", "end": "2026-09-01"}, "end"),
         ({"team": "x"}, "team"),
+        ({"team": "١٢"}, "team"),
+        ({"date": "0001-01-02", "period": "30d"}, "date"),
     ],
 )
 def test_bad_parameters_name_themselves(params, param):
