@@ -192,15 +192,14 @@ def test_a_bulk_csv_missing_a_column_is_rejected_naming_it(admin_client):
 
 
 @pytest.mark.browser
-def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_server, org, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
+def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_server, org, monkeypatch, playwright):
     from tests.conftest import CHROMIUM
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
     gap = unassigned_usage("user-Qm3IvyDesktop", 1_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    # pytest-playwright's session-wide `playwright`: only one sync Playwright may run per process.
+    browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    try:
         page = browser.new_page()
         page.goto(f"{live_server.url}{reverse('login')}")
         page.fill("input[name=username]", "admin")
@@ -211,6 +210,7 @@ def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_serv
         page.fill(f"#people-{gap.pk} >> xpath=.. >> input[name=person]", "ivy")
         page.click(f"#people-{gap.pk} button:has-text('Ivy Infra')")
         page.wait_for_selector("text=count for them")
+    finally:
         browser.close()
     gap.refresh_from_db()
     assert gap.person == org["infra_engineer"]

@@ -203,24 +203,22 @@ def test_json_and_compressed_exports_are_not_pre_counted(tmp_path):
 
 
 @pytest.fixture
-def browser_page(live_server, org, monkeypatch):
+def browser_page(live_server, org, monkeypatch, playwright):
     """A logged-in admin in headless Chromium against the live test server."""
-    from playwright.sync_api import sync_playwright
-
     from tests.conftest import CHROMIUM
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        page = browser.new_page()
-        page.goto(f"{live_server.url}{reverse('login')}")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", "pw")
-        page.click("button[type=submit], input[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        yield page
-        browser.close()
+    # pytest-playwright's session-wide `playwright`: only one sync Playwright may run per process.
+    browser = playwright.chromium.launch(executable_path=CHROMIUM)
+    page = browser.new_page()
+    page.goto(f"{live_server.url}{reverse('login')}")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    yield page
+    browser.close()
 
 
 @pytest.mark.browser
