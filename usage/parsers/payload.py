@@ -5,6 +5,7 @@ import codecs
 import gzip
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, BinaryIO
@@ -25,7 +26,11 @@ class LimitedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.inner.read(len(buffer))
+        try:
+            data = self.inner.read(len(buffer))
+        except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as error:
+            # A truncated or corrupt gzip / zip member (bad CRC, cut-off stream).
+            raise ParseError(f"damaged compressed file ({error})") from None
         self.count += len(data)
         if self.count > self.limit:
             raise ParseError(f"decompressed size exceeds the limit of {self.limit:,} bytes (possible zip bomb)")
@@ -58,7 +63,12 @@ def open_binary(path: str, *, max_decompressed: int) -> Iterator[BinaryIO]:
                 raise ParseError(
                     f"decompressed size exceeds the limit of {max_decompressed:,} bytes (possible zip bomb)"
                 )
-            with archive.open(member) as inner:
+            try:
+                inner = archive.open(member)
+            except (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, OSError) as error:
+                # Encrypted members, unsupported compression methods, damaged headers.
+                raise ParseError(f"cannot open {member.filename} in the zip ({error})") from None
+            with inner:
                 yield io.BufferedReader(LimitedReader(inner, max_decompressed))
             return
         yield raw
@@ -90,12 +100,112 @@ def detect_encoding(head: bytes) -> str:
     return "cp1252"
 
 
+PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 10_000
+
+
+class ParquetText(io.TextIOBase):
+    """A Parquet file read as CSV text, batch by batch, so every CSV parser reads Parquet exports too.
+    Map, struct and list cells (CUR 2.0 `product`, `resource_tags`) become JSON text, as in CSV exports."""
+
+    def __init__(self, binary: BinaryIO, *, max_decompressed: int):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        if not binary.seekable():  # a zip member: Parquet needs random access to read its footer
+            binary = io.BytesIO(binary.read(max_decompressed + 1))
+        try:
+            self._file = pq.ParquetFile(binary)
+            self._batches = self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        except (pa.ArrowException, OSError, ValueError, IndexError) as error:
+            raise ParseError(f"unreadable Parquet file ({error})") from None
+        self._names = self._file.schema_arrow.names
+        self._pending = self._csv_lines([self._names])
+        self._done = False
+
+    @staticmethod
+    def _csv_lines(rows: list[list]) -> str:
+        import csv
+
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        return out.getvalue()
+
+    @staticmethod
+    def _cell(value: object) -> object:
+        import json
+        from datetime import datetime
+
+        if value is None:
+            return ""
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, list):
+            # pyarrow gives a map as a list of (key, value) pairs
+            if all(isinstance(item, tuple) and len(item) == 2 for item in value):
+                return json.dumps({str(k): v for k, v in value}, default=str)
+            return json.dumps(value, default=str)
+        if isinstance(value, dict):
+            return json.dumps(value, default=str)
+        return value
+
+    def _fill(self) -> bool:
+        if self._done:
+            return False
+        try:
+            batch = next(self._batches)
+        except StopIteration:
+            self._done = True
+            return False
+        except (self._pa.ArrowException, OSError, ValueError, IndexError) as error:
+            raise ParseError(f"unreadable Parquet file ({error})") from None
+        columns = [column.to_pylist() for column in batch.columns]
+        rows = [[self._cell(column[i]) for column in columns] for i in range(batch.num_rows)]
+        self._pending += self._csv_lines(rows)
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            out, self._pending = self._pending, ""
+            return out
+        while len(self._pending) < size and self._fill():
+            pass
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def readline(self, size: int | None = -1) -> str:
+        while "\n" not in self._pending and self._fill():
+            pass
+        end = self._pending.find("\n")
+        end = len(self._pending) if end < 0 else end + 1
+        out, self._pending = self._pending[:end], self._pending[end:]
+        return out
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def __iter__(self):
+        return self
+
+
 @contextmanager
 def open_text(path: str, *, max_decompressed: int) -> Iterator[tuple[IO[str], str]]:
-    """The export as text, and the encoding it was read with."""
+    """The export as text, and the encoding it was read with. Parquet comes out as CSV text."""
     with open_binary(path, max_decompressed=max_decompressed) as binary:
         buffered = io.BufferedReader(binary, buffer_size=SAMPLE_BYTES)  # type: ignore[arg-type]
         head = buffered.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
+        if head.startswith(PARQUET_MAGIC):
+            yield ParquetText(buffered, max_decompressed=max_decompressed), "parquet"
+            return
         encoding = detect_encoding(head)
         text = io.TextIOWrapper(buffered, encoding=encoding, errors="strict", newline="")
         try:

@@ -246,6 +246,8 @@ def _parse(batch: ImportBatch) -> _Outcome:
         ctx.attribute_to_email = batch.attribute_to.email
     elif batch.started_by_id and hasattr(batch.started_by, "person"):
         ctx.attribute_to_email = batch.started_by.person.email
+    if batch.requested_format.startswith("generic_csv:"):
+        ctx.column_mapping = _column_mapping(batch.requested_format.split(":", 1)[1])
 
     outcome = _Outcome(fmt.name, {}, {}, {}, {}, 0, 0, 0, 0, [])
     records = outcome.records
@@ -299,6 +301,16 @@ def _parse(batch: ImportBatch) -> _Outcome:
     if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
         raise ParseError(f"no usage rows found (read as {fmt.label})")
     return outcome
+
+
+def _column_mapping(name: str) -> dict[str, str]:
+    """A saved ColumnMapping's columns, with its provider as the default "provider" constant."""
+    from usage.models import ColumnMapping
+
+    mapping = ColumnMapping.objects.filter(name=name).first()
+    if mapping is None:
+        raise ParseError(f"no saved column mapping named {name!r}")
+    return {"provider": mapping.provider, **(mapping.columns or {})}
 
 
 def _guarded(items: Iterator) -> Iterator:
