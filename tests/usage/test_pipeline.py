@@ -170,3 +170,18 @@ def test_import_usage_command_without_wait_queues_and_prints_ids(capsys, django_
     assert f"queued import #{batch.pk}" in capsys.readouterr().out
     assert batch.status == "queued" and batch.raw_file.read().startswith(b'{"data"')
     delay.assert_called_once_with(batch.pk)
+
+
+@pytest.mark.django_db
+def test_data_as_of_is_the_newest_successful_import_or_pull():
+    from datetime import UTC, datetime
+
+    from usage.models import ProviderConnection
+    from usage.services.imports import data_as_of
+
+    assert data_as_of() is None
+    batch = run_import(FIXTURES / "anthropic_usage_one_day.json")
+    assert data_as_of() == batch.finished_at
+    pulled = datetime(2099, 1, 1, tzinfo=UTC)
+    ProviderConnection.objects.create(provider="openai", name="org", encrypted_api_key=b"x", last_success_at=pulled)
+    assert data_as_of() == pulled
