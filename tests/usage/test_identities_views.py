@@ -1,6 +1,7 @@
 """Identity mapping: unassigned identities first by size, assign with a search box, bulk-assign from a CSV.
 Assigning re-attributes all past usage, so rankings change at once."""
 
+import os
 from datetime import date
 
 import pytest
@@ -15,6 +16,10 @@ from usage.access import viewer_for
 from usage.models import Identity
 
 pytestmark = pytest.mark.django_db
+# The browser tests drive Playwright's sync API, which keeps an event loop running in the test thread for the
+# whole session (pytest-playwright's `playwright` fixture); the ORM calls around it are still synchronous and
+# never concurrent with it. tests/e2e/conftest.py sets the same.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 DAY = date(2026, 9, 1)
 
 
@@ -192,10 +197,9 @@ def test_a_bulk_csv_missing_a_column_is_rejected_naming_it(admin_client):
 
 
 @pytest.mark.browser
-def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_server, org, monkeypatch, playwright):
+def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_server, org, playwright):
     from tests.conftest import CHROMIUM
 
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop here
     gap = unassigned_usage("user-Qm3IvyDesktop", 1_000)
     # pytest-playwright's session-wide `playwright`: only one sync Playwright may run per process.
     browser = playwright.chromium.launch(executable_path=CHROMIUM)

@@ -1,6 +1,7 @@
 """The upload door: admins upload several exports at once, see the upload and processing progress."""
 
 import gzip
+import os
 from pathlib import Path
 from unittest import mock
 
@@ -15,6 +16,10 @@ from usage.parsers.base import Sample
 from usage.services.imports import import_rows_estimate
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The browser tests drive Playwright's sync API, which keeps an event loop running in the test thread for the
+# whole session (pytest-playwright's `playwright` fixture); the ORM calls around it are still synchronous and
+# never concurrent with it. tests/e2e/conftest.py sets the same.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 OPENAI = FIXTURES / "openai_usage_two_users.json"
 ANTHROPIC = FIXTURES / "anthropic_usage_one_day.json"
 
@@ -203,12 +208,10 @@ def test_json_and_compressed_exports_are_not_pre_counted(tmp_path):
 
 
 @pytest.fixture
-def browser_page(live_server, org, monkeypatch, playwright):
+def browser_page(live_server, org, playwright):
     """A logged-in admin in headless Chromium against the live test server."""
     from tests.conftest import CHROMIUM
 
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     # pytest-playwright's session-wide `playwright`: only one sync Playwright may run per process.
     browser = playwright.chromium.launch(executable_path=CHROMIUM)
     page = browser.new_page()
