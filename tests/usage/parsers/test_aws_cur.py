@@ -97,3 +97,23 @@ def test_parquet_cur_gives_the_same_totals_as_csv(tmp_path):
     path = _as_parquet(tmp_path)
     assert detect(path) == "aws_cur"
     assert per_identity(parse(path, "aws_cur")) == per_identity(parse(CUR2, "aws_cur"))
+
+
+def test_athena_style_column_names_read_like_cur2(tmp_path):
+    # Athena / legacy-CUR-in-Athena names: product_product_name and resource_tags_user_owner columns.
+    athena = tmp_path / "athena.csv"
+    athena.write_text(
+        "line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,"
+        "line_item_unblended_rate,line_item_unblended_cost,line_item_usage_start_date,product_product_name,"
+        "resource_tags_user_owner\n"
+        "Usage,AmazonBedrock,USE1-Claude4.5Haiku-output-tokens,3,1K tokens,0.005,0.015,2026-09-01 00:00:00,"
+        "Amazon Bedrock,frank@acme.example\n"
+    )
+    (row,) = usage(parse(athena, "aws_cur"))
+    # 3 × 1000 output tokens, attributed by the owner tag (prefix "user_" as Athena writes it).
+    assert (row.identity_kind, row.identity_value, row.output_tokens, row.cost_usd) == (
+        "tag",
+        "frank@acme.example",
+        3000,
+        Decimal("0.015"),
+    )

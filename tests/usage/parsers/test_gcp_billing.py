@@ -52,3 +52,11 @@ def test_other_billing_currencies_use_the_admin_rate(tmp_path):
     totals = per_identity(parse(eur, "gcp_billing", context(usd_rates={"EUR": Decimal("1.2")})))
     # 0.10 (USD) + 0.03 EUR × 1.2 = 0.136
     assert totals["carol-gemini-sandbox"]["cost"] == Decimal("0.136")
+
+
+def test_underscore_column_names_from_a_bigquery_query_read_the_same(tmp_path):
+    text = FILE.read_text()
+    header, rest = text.split("\n", 1)
+    renamed = tmp_path / "billing.csv"
+    renamed.write_text(header.replace(".", "_") + "\n" + rest)
+    assert per_identity(parse(renamed, "gcp_billing")) == per_identity(parse(FILE, "gcp_billing"))

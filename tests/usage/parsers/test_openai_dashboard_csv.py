@@ -1,7 +1,7 @@
 from datetime import date
 from decimal import Decimal
 
-from .helpers import FIXTURES, errors, parse, per_identity, skipped, tokens, usage
+from .helpers import FIXTURES, context, errors, parse, per_identity, skipped, tokens, usage
 
 
 def test_usage_export_subtracts_cached_tokens_from_inclusive_input_and_reads_float_counts():
@@ -41,3 +41,14 @@ def test_cached_tokens_above_input_are_rejected(tmp_path):
     bad.write_text((FIXTURES / "openai_dashboard_usage.csv").read_text().replace("59200.0", "100.0"))
     (error,) = errors(parse(bad, "openai_dashboard_csv"))
     assert error.line == 2 and "exceed input_tokens" in error.reason
+
+
+def test_epoch_float_times_are_read_when_iso_columns_are_empty(tmp_path):
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "start_time,end_time,start_time_iso,end_time_iso,user_id,model,input_tokens,output_tokens\n"
+        "1788220800.0,1788224400.0,,,user-1,gpt-5,10.0,2.0\n"
+    )
+    (row,) = usage(parse(path, "openai_dashboard_csv", context(tz="Pacific/Kiritimati")))
+    # An hourly bucket (00:00–01:00Z on 1 Sept) goes to the org-local day: 14:00 on 1 Sept at UTC+14.
+    assert (row.day, row.input_tokens, row.output_tokens) == (date(2026, 9, 1), 10, 2)
