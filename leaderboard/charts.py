@@ -43,12 +43,34 @@ PROVIDER_COLOURS = {
 }
 
 
-def colour_for(name: str) -> str:
-    """The colour of a model or provider: fixed for known providers, else a stable hash into the palette."""
+def colour_for(name: str, palette: dict[str, str] | None = None) -> str:
+    """The colour of a model or provider: fixed for known providers; for a model, its slot in the org's
+    palette (model_palette()) or, for a model not in it, a stable hash into PALETTE."""
     if name in PROVIDER_COLOURS:
         return PROVIDER_COLOURS[name]
+    if palette and name in palette:
+        return palette[name]
     digest = hashlib.sha256(name.encode()).digest()
     return PALETTE[digest[0] % len(PALETTE)]
+
+
+_PALETTE_CACHE: dict = {}
+
+
+def model_palette() -> dict[str, str]:
+    """Every model with usage, in name order, gets the next PALETTE colour: the same colour on every page and
+    chart, and no two models share one until there are more models than colours. The model list changes only
+    when an import finishes, so each process keeps it per data_as_of()."""
+    from usage.models import UsageRecord
+    from usage.services.imports import data_as_of
+
+    as_of = data_as_of()
+    if as_of is not None and _PALETTE_CACHE.get("as_of") == as_of:
+        return _PALETTE_CACHE["value"]
+    names = sorted({m or "(unknown)" for m in UsageRecord.objects.values_list("model", flat=True).distinct()})
+    palette = {name: PALETTE[index % len(PALETTE)] for index, name in enumerate(names)}
+    _PALETTE_CACHE.update(as_of=as_of, value=palette)
+    return palette
 
 
 @dataclass(frozen=True)
@@ -88,7 +110,9 @@ def _short(number: float) -> str:
     return f"{number:,.0f}"
 
 
-def daily_usage_chart(series: Series, *, chart_id: str, stacked_by_label: str) -> Chart:
+def daily_usage_chart(
+    series: Series, *, chart_id: str, stacked_by_label: str, palette: dict[str, str] | None = None
+) -> Chart:
     """Daily tokens stacked by model (or provider), every day of the window on the x axis."""
     fig = go.Figure()
     for group, _tokens, _share in sorted(series.group_shares(), key=lambda item: item[0]):
@@ -98,7 +122,7 @@ def daily_usage_chart(series: Series, *, chart_id: str, stacked_by_label: str) -
                 x=[d.isoformat() for d in series.days],
                 y=[per_day[d] for d in series.days],
                 name=group,
-                marker={"color": colour_for(group)},
+                marker={"color": colour_for(group, palette)},
                 hovertemplate="%{y:,.0f} tokens<extra>" + group.replace("%", "%%") + "</extra>",
             )
         )
@@ -118,7 +142,9 @@ def daily_usage_chart(series: Series, *, chart_id: str, stacked_by_label: str) -
     return Chart(chart_id, f"Daily tokens by {stacked_by_label}", _as_json(fig), summary)
 
 
-def mix_chart(shares: list[tuple[str, int, float]], *, chart_id: str, label: str) -> Chart:
+def mix_chart(
+    shares: list[tuple[str, int, float]], *, chart_id: str, label: str, palette: dict[str, str] | None = None
+) -> Chart:
     """Share of tokens by model or provider, as a donut."""
     fig = go.Figure(
         go.Pie(
@@ -126,12 +152,21 @@ def mix_chart(shares: list[tuple[str, int, float]], *, chart_id: str, label: str
             values=[n for _name, n, _s in shares],
             hole=0.55,
             sort=False,
-            marker={"colors": [colour_for(name) for name, _n, _s in shares]},
-            textinfo="percent",
+            marker={"colors": [colour_for(name, palette) for name, _n, _s in shares]},
+            texttemplate="%{percent:.0%}",
+            textposition="inside",
+            insidetextorientation="horizontal",
             hovertemplate="%{label}: %{value:,.0f} tokens (%{percent})<extra></extra>",
         )
     )
-    fig.update_layout(**_layout(height=260, hovermode=False, margin={"l": 10, "r": 10, "t": 10, "b": 10}))
+    fig.update_layout(
+        **_layout(
+            height=260,
+            hovermode=False,
+            margin={"l": 10, "r": 10, "t": 10, "b": 10},
+            uniformtext={"minsize": 10, "mode": "hide"},  # no unreadable labels on thin slices
+        )
+    )
     parts = [f"{name} {share:.0%}" for name, _n, share in shares[:5]]
     summary = f"{label.capitalize()} mix: " + ", ".join(parts) + "." if parts else "No usage in this window."
     return Chart(chart_id, f"Share of tokens by {label}", _as_json(fig), summary)

@@ -379,6 +379,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         is_self=viewer.person is not None and viewer.person.pk == person.pk,
     )
     if detail:
+        palette = charts.model_palette()
         series = usage_series(
             query.window, person_id=person.pk, group_by=group_by, provider=query.provider, model=query.model
         )
@@ -387,9 +388,14 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         context.update(
             series=series,
             streak=series.longest_streak(),
-            daily_chart=charts.daily_usage_chart(series, chart_id="chart-daily", stacked_by_label=group_by),
+            palette=palette,
+            daily_chart=charts.daily_usage_chart(
+                series, chart_id="chart-daily", stacked_by_label=group_by, palette=palette
+            ),
             model_mix=models,
-            model_chart=charts.mix_chart(models, chart_id="chart-models", label="model") if models else None,
+            model_chart=charts.mix_chart(models, chart_id="chart-models", label="model", palette=palette)
+            if models
+            else None,
             provider_mix=providers,
             identities=Identity.objects.filter(person=person).order_by("provider", "kind", "value"),
         )
@@ -430,6 +436,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
     context["breadcrumbs"].sort(key=lambda t: ancestors.index(t.pk), reverse=True)
     if detail:
         group_by = "provider" if request.GET.get("group") == "provider" else "model"
+        palette = charts.model_palette()
         members, team_total = team_members(query, team.pk, viewer)
         series = usage_series(
             query.window, team_id=team.pk, group_by=group_by, provider=query.provider, model=query.model
@@ -440,8 +447,13 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             group_by=group_by,
             members=members,
             team_total=team_total,
-            trend_chart=charts.daily_usage_chart(series, chart_id="chart-trend", stacked_by_label=group_by),
-            model_chart=charts.mix_chart(models, chart_id="chart-models", label="model") if models else None,
+            palette=palette,
+            trend_chart=charts.daily_usage_chart(
+                series, chart_id="chart-trend", stacked_by_label=group_by, palette=palette
+            ),
+            model_chart=charts.mix_chart(models, chart_id="chart-models", label="model", palette=palette)
+            if models
+            else None,
             provider_chart=charts.mix_chart(providers, chart_id="chart-providers", label="provider")
             if providers
             else None,

@@ -12,26 +12,32 @@ from django.utils.safestring import mark_safe
 
 register = template.Library()
 
-_UNITS = ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K"))
+_UNITS = ((10**3, "K"), (10**6, "M"), (10**9, "B"), (10**12, "T"))
+
+
+def _round(number: Decimal, places: int) -> Decimal:
+    return number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 @register.filter
 def compact(value) -> str:
-    """1234 → "1.2K", 3_400_000_000 → "3.4B"; below 1,000 the number itself. None/"" → "—"."""
+    """1234 → "1.2K", 3_400_000_000 → "3.4B"; below 1,000 the number itself. None/"" → "—".
+    One decimal below 100 (1.2M, 45.6M), none above (123M); 999,999 reads "1M", not "1000K"."""
     if value is None or value == "":
         return "—"
     number = Decimal(value)
     sign = "-" if number < 0 else ""
     number = abs(number)
-    for size, unit in _UNITS:
-        if number >= size:
-            scaled = number / size
-            # One decimal below 100 (1.2M, 45.6M), none above (123M), and no "1000K" at a unit boundary.
-            text = f"{scaled:.1f}" if scaled < 100 else f"{scaled:.0f}"
-            if text == "1000" and unit != "T":
-                continue
-            return f"{sign}{text.removesuffix('.0')}{unit}"
-    return f"{sign}{number:,.0f}" if number == number.to_integral_value() else f"{sign}{number:,.2f}"
+    if _round(number, 0) < 1000:
+        return f"{sign}{number:,.0f}" if number == number.to_integral_value() else f"{sign}{number:,.2f}"
+    for index, (size, unit) in enumerate(_UNITS):
+        scaled = number / size
+        rounded = _round(scaled, 1) if scaled < 100 else _round(scaled, 0)
+        if rounded >= 1000 and index + 1 < len(_UNITS):
+            continue  # rounds up into the next unit
+        text = f"{rounded:f}".removesuffix(".0")
+        return f"{sign}{text}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @register.filter
@@ -153,8 +159,8 @@ def sparkline(values, width: int = 120, height: int = 24, label: str = ""):
 
 
 @register.filter
-def colour(name: str) -> str:
-    """The chart colour of a model or provider, so tables match the charts."""
+def colour(name: str, palette=None) -> str:
+    """The chart colour of a model or provider (`{{ name|colour:palette }}`), so tables match the charts."""
     from leaderboard.charts import colour_for
 
-    return colour_for(str(name))
+    return colour_for(str(name), palette or None)

@@ -51,6 +51,11 @@ def test_an_engineer_changes_window_and_metric_then_opens_a_person_page(
     expect(page.locator("#chart-rank-plot svg.main-svg").first).to_be_visible()
     expect(page.locator("#chart-daily-plot")).to_have_attribute("aria-label", re.compile(r"tokens over \d+ active"))
     screenshot(page, "person-page")
+    page.emulate_media(color_scheme="dark")  # the dark theme follows the system setting, charts included
+    page.reload()
+    expect(page.locator("#chart-daily-plot svg.main-svg").first).to_be_visible()
+    screenshot(page, "person-page-dark")
+    page.emulate_media(color_scheme="light")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/?{SEPT}")

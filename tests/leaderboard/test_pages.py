@@ -250,7 +250,7 @@ def test_teams_can_be_ranked_per_active_member(usage, as_user):
 
 def test_movers_lists_climbers_drops_and_newcomers(usage, as_user):
     html = as_user(usage["admin"]).get(f"/movers/?{SEPT}").content.decode()
-    climbers, newcomers, drops = html.split("<h2>")[1:4]
+    climbers, drops, newcomers = html.split("<h2>")[1:4]
     assert "Ivy Infra" in climbers and "Pat Manager" in newcomers and "Paul Product" in drops
 
 

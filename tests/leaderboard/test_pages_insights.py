@@ -1,0 +1,87 @@
+"""Insights behind the pages: streaks, titles, rank history, number formatting and chart colours."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.http import QueryDict
+
+from leaderboard.charts import PALETTE, colour_for, model_palette
+from leaderboard.insights import history_windows, longest_runs, rank_history, window_titles
+from leaderboard.templatetags.tokenboard import compact, percent, usd
+from leaderboard.windows import ranking_query_from, window_for
+from tests.factories import TeamFactory, person_in_team, usage_for
+from usage.access import viewer_for
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0"),
+        (999, "999"),
+        (1_000, "1K"),
+        (1_234, "1.2K"),
+        (999_999, "1M"),
+        (1_250_000, "1.3M"),
+        (123_456_789, "123M"),
+        (3_400_000_000, "3.4B"),
+        (None, "—"),
+    ],
+)
+def test_token_counts_read_as_short_numbers(value, text):
+    assert compact(value) == text
+
+
+def test_money_reads_as_dollars_and_cents():
+    assert usd(Decimal("1234.555")) == "$1,234.56"
+    assert usd(Decimal("0.001")) == "<$0.01"
+    assert usd(Decimal(0)) == "$0.00"
+    assert percent(0.004) == "<1%" and percent(0.62) == "62%"
+
+
+def test_longest_runs_count_consecutive_days_only():
+    d = date(2026, 9, 1)
+    assert longest_runs({1: [d, d + timedelta(1), d + timedelta(3)], 2: [d]}) == {1: 2, 2: 1}
+
+
+@pytest.mark.django_db
+def test_a_long_streak_outside_the_most_active_people_still_wins_the_title():
+    team = TeamFactory()
+    start = date(2026, 9, 1)
+    # Ten people active on four scattered days each (streak 1), one person on three days in a row.
+    for index in range(10):
+        person = person_in_team(team, display_name=f"Scattered {index}")
+        for offset in (0, 2, 4, 6):
+            usage_for(person, day=start + timedelta(offset), tokens=1000)
+    steady = person_in_team(team, display_name="Steady")
+    for offset in (10, 11, 12):
+        usage_for(steady, day=start + timedelta(offset), tokens=10)
+    query = ranking_query_from(QueryDict("period=month&date=2026-09-15"))
+    titles = {t.rule.key: t for t in window_titles(query, viewer_for(AnonymousUser()))}
+    assert titles["streak"].person_id == steady.pk and titles["streak"].value == "3 days"
+
+
+@pytest.mark.django_db
+def test_rank_history_ranks_the_person_in_each_earlier_window(org):
+    usage_for(org["infra_engineer"], day=date(2026, 7, 3), tokens=10)
+    usage_for(org["product_engineer"], day=date(2026, 7, 3), tokens=20)
+    usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=30)
+    query = ranking_query_from(QueryDict("period=month&date=2026-09-15"))
+    history = rank_history(query, org["infra_engineer"].pk, count=3)
+    assert [(label, rank) for _start, label, rank in history] == [("Jul 2026", 2), ("Aug 2026", None), ("Sep 2026", 1)]
+
+
+def test_history_of_all_time_is_monthly():
+    windows = history_windows(window_for("all", date(2026, 9, 15)), count=3)
+    assert [w.start for w in windows] == [date(2026, 7, 1), date(2026, 8, 1), date(2026, 9, 1)]
+
+
+@pytest.mark.django_db
+def test_models_get_distinct_stable_colours_and_providers_fixed_ones(org):
+    for model in ("gpt-5", "gpt-4.1", "claude-sonnet-4-5"):
+        usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=10, model=model)
+    palette = model_palette()
+    assert len(set(palette.values())) == 3  # no two models share a colour
+    assert palette["claude-sonnet-4-5"] == PALETTE[0]  # name order: the same on every page
+    assert colour_for("openai", palette) == colour_for("openai") != colour_for("anthropic")
