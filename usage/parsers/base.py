@@ -139,8 +139,19 @@ class Format:
 _NULLS = {"", "null", "none", "nan", "-"}
 
 
+_LONGEST_NULL = max(map(len, _NULLS))
+
+
 def is_null(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip().lower() in _NULLS)
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    # Fast path (CSV parsers call this for every cell): longer than any null word and with no whitespace to
+    # strip, it cannot be one — lower() never shortens a string — so skip building two new strings.
+    if len(value) > _LONGEST_NULL and not value[0].isspace() and not value[-1].isspace():
+        return False
+    return value.strip().lower() in _NULLS
 
 
 def to_int(value: object, what: str) -> int:
@@ -202,7 +213,11 @@ EARLIEST_DAY = date(2015, 1, 1)
 
 def check_day(day: date) -> date:
     """Usage dates must be plausible: AI usage exports start after 2015 and cannot be in the future."""
-    latest = date.today().replace(year=date.today().year + 1)
+    today = date.today()  # once: this runs for every row
+    try:
+        latest = today.replace(year=today.year + 1)
+    except ValueError:  # 29 February
+        latest = today.replace(year=today.year + 1, day=28)
     if not EARLIEST_DAY <= day <= latest:
         raise ValueError(f"date {day.isoformat()} is out of range ({EARLIEST_DAY.isoformat()} to {latest.isoformat()})")
     return day
