@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
-from usage.models import Identity, IdentityKind, ImportStatus, Person, Provider
+from usage.models import ColumnMapping, Identity, IdentityKind, ImportBatch, ImportStatus, Person, Provider
 from usage.parsers.registry import FORMATS
 
 # --- upload ---------------------------------------------------------------------------------------------
@@ -46,10 +46,15 @@ class MultipleFileField(forms.FileField):
 
 
 def format_choices() -> list[tuple[str, str]]:
-    # Read on each form so formats registered by parser modules show up without a restart of this code.
-    return [("", "Detect automatically")] + sorted(
-        ((name, f"{fmt.label} ({name})") for name, fmt in FORMATS.items()), key=lambda c: c[1].lower()
-    )
+    """Every registered format; the generic CSV once per saved column mapping ("generic_csv:<name>"),
+    since it cannot be read without one. Built per form, so new mappings show up at once."""
+    choices = [(name, f"{fmt.label} ({name})") for name, fmt in FORMATS.items() if name != "generic_csv"]
+    if "generic_csv" in FORMATS:
+        choices += [
+            (f"generic_csv:{name}", f"Generic CSV with the column mapping “{name}”")
+            for name in ColumnMapping.objects.order_by("name").values_list("name", flat=True)
+        ]
+    return [("", "Detect automatically")] + sorted(choices, key=lambda c: c[1].lower())
 
 
 def person_lookup(text: str) -> tuple[Person | None, str]:
@@ -87,6 +92,16 @@ class UploadForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["format"].choices = format_choices()
+
+    def clean_format(self) -> str:
+        value = self.cleaned_data["format"]
+        limit = ImportBatch._meta.get_field("requested_format").max_length
+        if len(value) > limit:
+            raise forms.ValidationError(
+                f"the column mapping name is too long to record on an import; rename it to at most "
+                f"{limit - len('generic_csv:')} characters"
+            )
+        return value
 
     def clean_files(self) -> list:
         files = self.cleaned_data["files"]

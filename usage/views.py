@@ -58,7 +58,7 @@ def _query_without_page(request) -> str:
 @require_http_methods(["GET", "POST"])
 def imports_upload_page(request):
     _admin(request)
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

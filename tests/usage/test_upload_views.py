@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import ImportBatchFactory, PersonFactory
-from usage.models import ImportBatch
-from usage.parsers.base import Sample
+from usage.models import ColumnMapping, ImportBatch
+from usage.parsers.base import Format, Sample, Skipped
 from usage.services.imports import import_rows_estimate
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -205,6 +205,70 @@ def test_json_and_compressed_exports_are_not_pre_counted(tmp_path):
     packed = tmp_path / "usage.csv.gz"
     packed.write_bytes(gzip.compress(b"date,user,tokens\n2026-09-01,a,1\n"))
     assert import_rows_estimate(str(packed), Sample("usage.csv.gz", "date,user,tokens\n")) is None
+
+
+def test_the_generic_csv_is_offered_once_per_saved_column_mapping(admin_client):
+    ColumnMapping.objects.create(name="finance-sheet", columns={"day": "Date"})
+    page = admin_client.get(reverse("imports-upload")).content.decode()
+    assert 'value="generic_csv:finance-sheet"' in page
+    # Without a mapping the generic CSV cannot be read, so it is not offered bare.
+    assert 'value="generic_csv"' not in page
+
+
+def test_a_mapping_name_too_long_to_record_is_refused_rather_than_cut(admin_client, delay):
+    long_name = "m" * 45  # "generic_csv:" + 45 characters does not fit ImportBatch.requested_format
+    ColumnMapping.objects.create(name=long_name, columns={"day": "Date"})
+    response = admin_client.post(
+        reverse("imports-upload"), {"files": [upload(ANTHROPIC)], "format": f"generic_csv:{long_name}"}
+    )
+    assert response.status_code == 400
+    assert "rename it to at most 38 characters" in response.content.decode()
+    assert ImportBatch.objects.count() == 0
+
+
+def test_a_parquet_export_is_pre_counted_from_its_footer(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    export = tmp_path / "cur.parquet"
+    pq.write_table(pa.table({"line_item_usage_amount": list(range(1234))}), export)
+    assert import_rows_estimate(str(export), Sample("cur.parquet", "")) == 1234
+
+
+class RowTotalSpy(Format):
+    """A CSV format that records what the progress bar could read when parsing began."""
+
+    name = "spy_csv"
+    label = "Spy CSV"
+    provider = "other"
+
+    def __init__(self):
+        self.rows_total_when_parsing_began = []
+
+    def detect(self, sample):
+        return False
+
+    def parse(self, stream, ctx):
+        self.rows_total_when_parsing_began.append(ImportBatch.objects.values_list("rows_total", flat=True).get())
+        for number, _line in enumerate(stream, start=1):
+            if number > 1:
+                yield Skipped(number, "not AI usage")
+
+
+@pytest.mark.django_db
+def test_the_row_count_is_stored_before_parsing_starts(tmp_path, monkeypatch):
+    from usage.services import imports
+
+    spy = RowTotalSpy()
+    monkeypatch.setattr(imports, "format_get", lambda name: spy)
+    export = tmp_path / "usage.csv"
+    export.write_text("date,user,tokens\n2026-09-01,a,1\n2026-09-01,b,2\n2026-09-02,a,3\n")
+    with export.open("rb") as handle:
+        batch = imports.import_batch_create(file=handle, name="usage.csv", queue=False, requested_format="spy_csv")
+    batch = imports.import_batch_process(batch.pk)
+    # The bar had its end (3 rows) while the parser was still reading, not only once the import finished.
+    assert spy.rows_total_when_parsing_began == [3]
+    assert (batch.status, batch.rows_total, batch.rows_skipped) == ("succeeded", 3, 3)
 
 
 @pytest.fixture

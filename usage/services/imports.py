@@ -148,10 +148,18 @@ def imports_reprocess_all() -> int:
 
 
 def import_rows_estimate(path: str, sample: Sample) -> int | None:
-    """About how many rows a plain (uncompressed) CSV holds: its line count minus the header. None for
-    JSON (one line may hold a whole page) and compressed files, where counting would cost a full read."""
+    """About how many rows an export holds, cheaply, for the progress bar: a plain CSV's line count minus
+    the header, a Parquet file's row count from its footer. None for JSON (one line may hold a whole page)
+    and compressed files, where counting would cost a full read."""
     with open(path, "rb") as raw:
         magic = raw.read(4)
+        if magic == b"PAR1":
+            import pyarrow.parquet as pq
+
+            try:
+                return pq.ParquetFile(path).metadata.num_rows
+            except (OSError, ValueError):  # unreadable (ArrowInvalid is a ValueError): the parser says so
+                return None
         if magic[:2] == b"\x1f\x8b" or magic == b"PK\x03\x04" or looks_like_json(sample):
             return None
         raw.seek(0)
