@@ -162,6 +162,8 @@ TOKENBOARD_DECOMPRESSED_MAX_BYTES = env.int("TOKENBOARD_DECOMPRESSED_MAX_BYTES",
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 TOKENBOARD_INBOX = env.path("TOKENBOARD_INBOX", default=VAR_DIR / "inbox")
+# A dropped file is imported once its size and mtime have not changed for this long (still being written).
+TOKENBOARD_INBOX_SETTLE_SECONDS = env.int("TOKENBOARD_INBOX_SETTLE_SECONDS", default=60)
 TOKENBOARD_ATTRIBUTION_TAG_KEYS = env.list(
     "TOKENBOARD_ATTRIBUTION_TAG_KEYS", default=["user", "owner", "email", "created_by"]
 )
