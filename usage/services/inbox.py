@@ -31,7 +31,6 @@ from usage.services.imports import ImportRejected, import_batch_create, import_b
 
 logger = logging.getLogger(__name__)
 
-SETTLE_SECONDS = 60
 STATE_FILE = ".scan-state.json"
 FOLDERS = ("processing", "done", "failed")
 PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart", ".reason.txt")
@@ -112,7 +111,7 @@ def inbox_scan(
     inbox = inbox or inbox_path()
     now = time.time() if now is None else now
     if settle_seconds is None:
-        settle_seconds = getattr(settings, "TOKENBOARD_INBOX_SETTLE_SECONDS", SETTLE_SECONDS)
+        settle_seconds = settings.TOKENBOARD_INBOX_SETTLE_SECONDS
     inbox.mkdir(parents=True, exist_ok=True)
     inbox_prepare(inbox)
     previous_state = _load_state(inbox)
