@@ -12,6 +12,7 @@
   with neither, the whole file is refused with a message asking to choose the person.
 """
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import IO
@@ -25,11 +26,11 @@ from .base import (
     Sample,
     UsageRow,
     check_day,
+    is_null,
     parse_timestamp,
     to_decimal,
-    to_int,
 )
-from .tabular import ROW_ERRORS, Row, Table, email_or_blank, sample_keys, whole_tokens
+from .tabular import ROW_ERRORS, Table, count, email_or_blank, sample_keys, whole_tokens
 
 WITH_WRITE, WITHOUT_WRITE = "inputwcachewrite", "inputwocachewrite"
 
@@ -84,42 +85,98 @@ class CursorCSV(Format):
                 1,
             )
         cost_key = "cost" if table.has("cost") else "costtoyou" if table.has("costtoyou") else None
-        for row in table.rows():
+        columns = _Columns(table, cost_key)
+        reader = _RowReader(ctx, fallback)
+        for line, values in table.lists(width=columns.width):
             try:
-                yield self._row(row, ctx, has_user, fallback, cost_key)
+                yield reader.row(line, values, columns)
             except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+                yield RowError(line, str(error))
 
-    def _row(self, row: Row, ctx: ParseContext, has_user: bool, fallback: str, cost_key: str | None) -> UsageRow:
-        moment = parse_timestamp(row.get("date"), "Date")
-        day = check_day(ctx.local_day(moment))
-        if has_user:
-            email = email_or_blank(row.get("user"))
+
+class _Columns:
+    """Column positions, resolved once per file (the row loop indexes lists, the hot path of a large import)."""
+
+    def __init__(self, table, cost_key: str | None):
+        get = table.columns.get
+        self.date, self.user, self.model = get("date"), get("user"), get("model")
+        self.with_write, self.without_write = get(WITH_WRITE), get(WITHOUT_WRITE)
+        self.cache_read, self.output = get("cacheread"), get("outputtokens", get("output"))
+        self.total, self.requests = get("totaltokens"), get("requests")
+        self.cost = get(cost_key) if cost_key else None
+        self.width = 1 + max(i for i in vars(self).values() if isinstance(i, int))
+
+
+_EXACT_MINUTE = re.compile(r":[0-5]\d(\.\d{1,6})?Z")
+
+
+class _RowReader:
+    """Reads one event. Events repeat the same minutes, users and cost texts: their conversions are cached."""
+
+    def __init__(self, ctx: ParseContext, fallback: str):
+        self.ctx, self.fallback = ctx, fallback
+        self.days: dict[str, object] = {}
+        self.emails: dict[str, str] = {}
+        self.costs: dict[str, Decimal] = {}
+
+    def day(self, text: str):
+        # Every event of one UTC minute is on the same local day (zone offsets are whole minutes).
+        key = text[:16] if _EXACT_MINUTE.fullmatch(text, 16) else None
+        if key is not None and key in self.days:
+            return self.days[key]
+        day = check_day(self.ctx.local_day(parse_timestamp(text, "Date")))
+        if key is not None and len(self.days) < 100_000:
+            self.days[key] = day
+        return day
+
+    def email(self, raw: str) -> str:
+        email = self.emails.get(raw)
+        if email is None:
+            email = email_or_blank(raw)
             if not email:
-                raise ValueError(f"User is not an email: {row.get('user')!r}")
-        else:
-            email = fallback
-        with_write = to_int(row.get(WITH_WRITE), "Input (w/ Cache Write)")
-        without_write = to_int(row.get(WITHOUT_WRITE), "Input (w/o Cache Write)")
-        cache_read = to_int(row.get("cacheread"), "Cache Read")
-        output = to_int(row.get("outputtokens", "output"), "Output Tokens")
-        total = to_int(row.get("totaltokens"), "Total Tokens") if row.get("totaltokens") else None
+                raise ValueError(f"User is not an email: {raw!r}")
+            if len(self.emails) < 100_000:
+                self.emails[raw] = email
+        return email
+
+    def cost(self, raw: str) -> Decimal:
+        cost = self.costs.get(raw)
+        if cost is None:
+            cost = cost_text(raw)
+            if len(self.costs) < 100_000:
+                self.costs[raw] = cost
+        return cost
+
+    def row(self, line: int, values: list[str], c: _Columns) -> UsageRow:
+        day = self.day(values[c.date].strip())
+        email = self.email(values[c.user]) if c.user is not None else self.fallback
+        with_write = count(values[c.with_write], "Input (w/ Cache Write)") if c.with_write is not None else 0
+        without_write = count(values[c.without_write], "Input (w/o Cache Write)") if c.without_write is not None else 0
+        cache_read = count(values[c.cache_read], "Cache Read") if c.cache_read is not None else 0
+        output = count(values[c.output], "Output Tokens") if c.output is not None else 0
+        total_text = values[c.total] if c.total is not None else ""
+        total = None if not total_text or is_null(total_text) else count(total_text, "Total Tokens")
         plain_input, cache_write = split_input(with_write, without_write, cache_read, output, total)
-        requests = whole_tokens(to_decimal(row.get("requests"), "Requests"), "Requests") if row.get("requests") else 1
+        requests_text = values[c.requests] if c.requests is not None else ""
+        requests = (
+            1
+            if not requests_text or is_null(requests_text)
+            else whole_tokens(to_decimal(requests_text, "Requests"), "Requests")
+        )
         return UsageRow(
-            line=row.line,
+            line=line,
             day=day,
             provider="cursor",
             identity_kind="email",
             identity_value=email,
-            model=row.get("model"),
+            model=values[c.model].strip(),
             usage_kind="tokens",
             input_tokens=plain_input,
             cache_write_tokens=cache_write,
             cache_read_tokens=cache_read,
             output_tokens=output,
             requests=requests,
-            cost_usd=cost_text(row.get(cost_key)) if cost_key else None,
+            cost_usd=self.cost(values[c.cost].strip()) if c.cost is not None else None,
             identity_email=email,
         )
 

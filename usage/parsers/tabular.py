@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import IO
 
-from .base import ParseContext, ParseError, Sample, check_day, is_null
+from .base import ParseContext, ParseError, Sample, check_day, is_null, to_int
 
 # Errors that mean "this row's content is unreadable": a parser turns them into a RowError for the row.
 ROW_ERRORS = (ValueError, TypeError, ArithmeticError)
@@ -93,6 +93,20 @@ class Table:
                 1,
             )
 
+    def lists(self, *, width: int) -> Iterator[tuple[int, list[str]]]:
+        """(line, cells) with short rows padded to `width` cells: for parsers that index columns directly."""
+        try:
+            for values in self._reader:
+                # Cheap test first: a normal row has a first cell; only otherwise look for an all-blank row.
+                if not values or not values[0] or len(values) < width:
+                    if not any(cell.strip() for cell in values):
+                        continue
+                    if len(values) < width:
+                        values += [""] * (width - len(values))
+                yield self._reader.line_num, values
+        except csv.Error as error:
+            raise ParseError(f"malformed CSV ({error})", self._reader.line_num) from None
+
     def rows(self) -> Iterator[Row]:
         try:
             for values in self._reader:
@@ -120,6 +134,14 @@ def json_cell(text: str, what: str) -> object:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         raise ValueError(f"{what} is not valid JSON: {text[:80]!r}") from None
+
+
+def count(text: str, what: str) -> int:
+    """A token count from a CSV cell: plain ASCII digits directly (the common case, once per cell of a large
+    file), anything else ("59200.0", "", "-5", "lots") through base.to_int and its checks."""
+    if len(text) < 16 and text.isdigit() and text.isascii():
+        return int(text)
+    return to_int(text, what)
 
 
 def whole_tokens(quantity: Decimal, what: str) -> int:

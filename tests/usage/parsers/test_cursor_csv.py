@@ -77,3 +77,17 @@ def test_negative_and_non_numeric_counts_are_row_errors(tmp_path):
     bad.write_text(text.replace('"9800","452500"', '"-9800","432900"').replace('"250","2250"', '"lots","2250"'))
     reasons = [e.reason for e in errors(parse(bad, "cursor_csv"))]
     assert reasons == ["Output Tokens is negative: '-9800'", "Output Tokens is not a number: 'lots'"]
+
+
+def test_a_malformed_time_is_rejected_even_right_after_a_valid_one_of_the_same_minute(tmp_path):
+    # Days are cached per UTC minute for speed; the cache must never let a bad timestamp through.
+    path = tmp_path / "cursor.csv"
+    path.write_text(
+        "Date,User,Model,Input (w/o Cache Write),Output Tokens\n"
+        "2026-09-01T10:45:00.120Z,a@acme.example,gpt-5,1,1\n"
+        "2026-09-01T10:45:99Z,a@acme.example,gpt-5,1,1\n"
+        "2026-09-01T10:45:30Z,a@acme.example,gpt-5,1,1\n"
+    )
+    items = parse(path, "cursor_csv")
+    assert [e.line for e in errors(items)] == [3]
+    assert [r.day for r in usage(items)] == [date(2026, 9, 1), date(2026, 9, 1)]
