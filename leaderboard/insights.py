@@ -95,30 +95,14 @@ def longest_runs(days_by_person: dict[int, list[date]]) -> dict[int, int]:
     return runs
 
 
-STREAK_CANDIDATES = 10
-
-
-def _longest_streaks(records, totals: dict[int, Totals]) -> dict[int, int]:
-    """Longest run of active days for the people who could hold the title. A streak is at most the
-    person's active days, so only the people with the most active days are read first; if someone
-    further down could still beat the best streak found, everyone's days are read."""
-
-    def runs_for(person_ids) -> dict[int, int]:
-        days_by_person: dict[int, list[date]] = defaultdict(list)
-        rows = records.filter(identity__person__in=person_ids) if person_ids is not None else records
-        for person_id, day in (
-            rows.values_list("identity__person", "day").distinct().order_by("identity__person", "day")
-        ):
-            days_by_person[person_id].append(day)
-        return longest_runs(days_by_person)
-
-    by_days = sorted(totals, key=lambda pid: -totals[pid].active_days)
-    if len(by_days) <= STREAK_CANDIDATES:
-        return runs_for(None)
-    runs = runs_for(by_days[:STREAK_CANDIDATES])
-    if max(runs.values(), default=0) >= totals[by_days[STREAK_CANDIDATES]].active_days:
-        return runs
-    return runs_for(None)
+def _longest_streaks(records) -> dict[int, int]:
+    """Longest run of active days per person in the (already filtered) records: one query of distinct
+    (person, day) pairs, at most people × days in the window."""
+    days_by_person: dict[int, list[date]] = defaultdict(list)
+    pairs = records.values_list("identity__person", "day").distinct().order_by("identity__person", "day")
+    for person_id, day in pairs:
+        days_by_person[person_id].append(day)
+    return longest_runs(days_by_person)
 
 
 def window_titles(query: RankingQuery, viewer: Viewer, totals: dict[int, Totals] | None = None) -> list[Title]:
@@ -157,7 +141,7 @@ def window_titles(query: RankingQuery, viewer: Viewer, totals: dict[int, Totals]
         widest = max(model_counts, key=lambda pid: (model_counts[pid], by_volume(pid) if pid in totals else (0, 0)))
         winners.append((rules["models"], widest, f"{model_counts[widest]} models"))
 
-    runs = _longest_streaks(records, totals)
+    runs = _longest_streaks(records)
     if runs:
         streaker = max(runs, key=lambda pid: (runs[pid], by_volume(pid) if pid in totals else (0, 0)))
         winners.append((rules["streak"], streaker, f"{runs[streaker]} day{'s' if runs[streaker] != 1 else ''}"))

@@ -329,3 +329,25 @@ def test_every_page_requires_login(usage):
     for url in ("/", "/teams/", "/movers/", "/profile/", f"/people/{usage['infra_engineer'].pk}/", "/export.csv"):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+def _queries_for(client, url: str) -> int:
+    from django.db import connection
+
+    executed = []
+    with connection.execute_wrapper(lambda execute, sql, *rest: executed.append(sql) or execute(sql, *rest)):
+        assert client.get(url).status_code == 200
+    return len(executed)
+
+
+@pytest.mark.parametrize("url", [f"/?{SEPT}", f"/teams/?{SEPT}", f"/movers/?{SEPT}"])
+def test_ranking_pages_make_the_same_number_of_queries_for_few_or_many_people(org, as_user, url):
+    # No query per row: the page stays fast as the org grows (the 50 ms budget of docs/PERFORMANCE.md).
+    client = as_user(org["platform_manager"])
+    usage_for(org["infra_engineer"], day=date(2026, 9, 2), tokens=100)
+    client.get(url)  # warm per-process caches
+    few = _queries_for(client, url)
+    for index in range(30):
+        person = person_in_team(org["product"], display_name=f"Person {index:03d}")
+        usage_for(person, day=date(2026, 9, 2 + index % 20), tokens=1000 + index, model=f"model-{index % 4}")
+    assert _queries_for(client, url) == few
