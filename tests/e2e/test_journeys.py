@@ -170,3 +170,18 @@ def test_an_admin_imports_an_export_and_the_ranking_changes(
     expect(names.first).to_have_text("Pat Manager")
     expect(page.locator("#ranking tbody tr").first).to_contain_text("9.5M")
     screenshot(page, "people-leaderboard-admin")
+
+
+def test_an_engineer_hides_their_name_and_creates_an_api_token(page, live_server, login, september, screenshot):
+    login(page, "infra_engineer")
+    page.goto(f"{live_server.url}/profile/")
+    page.uncheck("input[name=show_name]")
+    page.get_by_role("button", name="Save preference").click()
+    expect(page.locator(".messages")).to_contain_text("Other engineers now see you as")
+    page.fill("#id_token_name", "laptop script")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-token")).to_have_text(re.compile(r"^tb_"))
+    expect(page.locator("table.tokens")).to_contain_text("laptop script")
+    screenshot(page, "profile")
+    page.get_by_role("button", name="Revoke token laptop script").click()
+    expect(page.locator("main")).to_contain_text("You have no tokens.")
