@@ -107,6 +107,10 @@ class Focus(Format):
             return Skipped(row.line, "not AI token usage")
         if category and category.lower() != "usage":
             return Skipped(row.line, f"{category} charge")
+        if row.get("chargeclass").lower() == "correction":
+            # Corrections restate an earlier period (often with negative quantities); re-import that period's
+            # file instead — token counts are never negative.
+            return Skipped(row.line, "correction of an earlier charge period")
         start = parse_timestamp(row.get("chargeperiodstart"), "ChargePeriodStart")
         end_text = row.get("chargeperiodend")
         end = parse_timestamp(end_text, "ChargePeriodEnd") if end_text else None

@@ -69,7 +69,7 @@ def sku_model(description: str) -> str:
     match = _CLAUDE.search(description)
     if match:
         return f"claude-{match.group(1).lower()}-{match.group(2).replace('.', '-')}"
-    return description.strip()
+    return description.strip()[:200]
 
 
 class GCPBilling(Format):

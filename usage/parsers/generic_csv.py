@@ -101,6 +101,9 @@ class GenericCSV(Format):
             if not email:
                 raise ValueError(f"{mapping['identity']} is not an email: {identity!r}")
             identity = email
+        for field, limit in (("identity", 500), ("model", 200), ("account", 255)):
+            if len(cell(field)) > limit:
+                raise ValueError(f"{mapping[field]} is longer than {limit} characters")
         tokens = {field: to_int(cell(field), str(mapping.get(field, field))) for field in TOKEN_FIELDS}
         cost = None
         if cell("cost_usd"):  # an empty cost cell is "unknown": the price table estimates it

@@ -117,6 +117,8 @@ class LiteLLMSpendLogs(Format):
         if not isinstance(metadata, dict):
             metadata = {}
         kind, value, email = identity_of(record, metadata)
+        if len(value) > 500:
+            raise ValueError(f"identity {value[:40]!r}… is longer than 500 characters")
         spend = record.get("spend")
         model = record.get("model")
         if is_null(model) or isinstance(model, (dict, list)):
@@ -127,7 +129,7 @@ class LiteLLMSpendLogs(Format):
             provider=provider_of(str(record.get("customllmprovider") or "")),
             identity_kind=kind,
             identity_value=value,
-            model="" if is_null(model) or isinstance(model, (dict, list)) else str(model),
+            model="" if is_null(model) or isinstance(model, (dict, list)) else str(model)[:200],
             account="litellm",
             usage_kind="tokens",
             input_tokens=to_int(record.get("prompttokens"), "prompt_tokens"),

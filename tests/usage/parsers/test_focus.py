@@ -37,3 +37,13 @@ def test_providers_models_and_days_come_from_the_row():
         # A daily charge period keeps its UTC date.
         ("azure_openai", "gpt-4o", date(2026, 9, 2)),
     ]
+
+
+def test_corrections_of_earlier_periods_are_skipped_not_taken_as_negative_tokens(tmp_path):
+    path = tmp_path / "focus.csv"
+    header, first, *_ = AI.read_text().splitlines()
+    # The first AI row again, as a correction with a negative quantity.
+    correction = first.replace("0.75,USD,Usage,NULL", "-0.75,USD,Usage,Correction").replace(",250000,", ",-250000,")
+    path.write_text("\n".join([header, first, correction]) + "\n")
+    items = parse(path, "focus")
+    assert (len(usage(items)), [s.line for s in skipped(items)], errors(items)) == (1, [3], [])

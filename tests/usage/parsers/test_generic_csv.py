@@ -43,3 +43,10 @@ def test_without_a_mapping_or_with_a_missing_column_the_file_is_refused():
 def test_a_mapping_with_an_unknown_identity_kind_is_refused():
     with pytest.raises(ParseError, match="identity_kind 'person'"):
         parse(FILE, "generic_csv", context(column_mapping={**MAPPING, "identity_kind": "person"}))
+
+
+def test_values_longer_than_the_database_holds_are_row_errors(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text(f"When,Who,Model,In,Out,Dollars\n2026-09-01,ivy@acme.example,{'m' * 201},1,1,0\n")
+    (error,) = parse(path, "generic_csv", context(column_mapping=MAPPING))
+    assert error.reason == "Model is longer than 200 characters"

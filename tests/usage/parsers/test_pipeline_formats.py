@@ -139,3 +139,24 @@ def test_cloud_rows_without_a_person_are_kept_as_unassigned_identities():
     assert Identity.objects.get(provider="aws_bedrock", value="bob").person is None
     profile = Identity.objects.get(kind="project")
     assert profile.person is None and profile.usage_records.get().input_tokens == 1000
+
+
+@pytest.mark.django_db
+def test_a_parquet_cur_export_imports_like_its_csv(tmp_path):
+    from .test_aws_cur import _as_parquet
+
+    def totals():
+        return {
+            r.identity.value: (r.input_tokens, r.cache_write_tokens, r.cache_read_tokens, r.output_tokens, r.cost_usd)
+            for r in UsageRecord.objects.select_related("identity")
+        }
+
+    batch = run_import(_as_parquet(tmp_path))
+    assert batch.status == "succeeded", batch.error_summary
+    assert (batch.detected_format, batch.rows_read, batch.rows_skipped) == ("aws_cur", 9, 2)
+    from_parquet = totals()
+    UsageRecord.objects.all().delete()
+    run_import(FIXTURES / "aws_cur2_bedrock.csv")
+    assert from_parquet == totals()
+    # alice: 250500 input, 1,000,000 cache read, 10000 output; $1.2015 billed
+    assert from_parquet["alice@acme.example"] == (250500, 0, 1000000, 10000, Decimal("1.201500"))
