@@ -50,7 +50,7 @@ NOISE_WORDS = (
     | CACHED_WORDS
     | INPUT_WORDS
     | {"glbl", "global", "regnl", "regional", "dzone", "datazone", "data", "zone", "batch", "tokens", "token", "tkns"}
-    | {"ptu", "standard", "std", "aoai", "text", "txt"}
+    | {"ptu", "standard", "std", "aoai"}
 )
 
 
@@ -64,8 +64,8 @@ def token_class(meter: str) -> str | None:
         return "output"
     if words & CACHED_WORDS:
         return "cache_read"
-    if words & INPUT_WORDS:
-        return "input"
+    if words & INPUT_WORDS or "embedding" in words or "embeddings" in words:
+        return "input"  # embedding meters name no direction: all their tokens are input
     return None
 
 

@@ -55,3 +55,14 @@ def test_mca_prefers_cost_in_usd_and_converts_billing_currency_only_with_an_admi
 def test_a_tag_with_an_email_fills_the_identity_email():
     rows = usage(parse(MCA, "azure_cost", context(usd_rates={"EUR": Decimal("1.1")})))
     assert {(r.identity_kind, r.identity_email) for r in rows} == {("tag", "frank@acme.example")}
+
+
+def test_embedding_meters_count_as_input_and_keep_their_model_name(tmp_path):
+    path = tmp_path / "azure.csv"
+    path.write_text(
+        "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,Cost,BillingCurrency,ResourceId,Tags\n"
+        "09/01/2026,Cognitive Services,Azure OpenAI,text-embedding-3-small Tokens,40,1K,0.0008,USD,/x/aoai,\n"
+    )
+    (row,) = usage(parse(path, "azure_cost"))
+    # 40 × 1K = 40000 input tokens
+    assert (row.model, row.input_tokens, row.output_tokens) == ("text-embedding-3-small", 40000, 0)
