@@ -121,13 +121,15 @@ if REDIS_URL:
 else:
     CELERY_QUEUE_DIR = Path(env.str("CELERY_QUEUE_DIR", default=str(VAR_DIR / "celery" / "queue")))
     CELERY_PROCESSED_DIR = CELERY_QUEUE_DIR.parent / "processed"
-    for _folder in (CELERY_QUEUE_DIR, CELERY_PROCESSED_DIR):
+    CELERY_CONTROL_DIR = CELERY_QUEUE_DIR.parent / "control"  # kombu's default is ./control in the cwd
+    for _folder in (CELERY_QUEUE_DIR, CELERY_PROCESSED_DIR, CELERY_CONTROL_DIR):
         _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_QUEUE_DIR),
         "data_folder_out": str(CELERY_QUEUE_DIR),
         "processed_folder": str(CELERY_PROCESSED_DIR),
+        "control_folder": str(CELERY_CONTROL_DIR),
         "store_processed": False,
     }
 
