@@ -1,7 +1,8 @@
 // Filter form niceties on top of a plain GET form (which works without this file):
 // - the custom date range shows only for the "Custom range" window, and picking a date selects it;
 // - htmx requests leave out empty and irrelevant fields, so the pushed URL holds just the real state;
-// - no request goes out for a custom range until both dates are set.
+// - no request goes out for a custom range until both dates are set;
+// - after an htmx swap, a polite live region announces the new window and count.
 (function () {
   "use strict";
 
@@ -27,6 +28,13 @@
 
   document.addEventListener("DOMContentLoaded", function () { setup(document); });
   document.addEventListener("htmx:load", function (event) { setup(event.target); });
+
+  // After a table swap, tell screen readers what is shown now (one short line, not the whole table).
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var status = document.getElementById("ranking-status");
+    var label = event.detail.target && event.detail.target.querySelector(".window-label");
+    if (status && label) status.textContent = label.textContent.replace(/\s+/g, " ").trim();
+  });
 
   document.addEventListener("htmx:configRequest", function (event) {
     var form = event.detail.elt;
