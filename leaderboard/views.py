@@ -5,7 +5,7 @@ the rest of the state kept, and a message says what was ignored."""
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 
 from django.contrib import messages
@@ -215,18 +215,9 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
 # --- People ranking --------------------------------------------------------------------------------------
 
 
-@dataclass
-class PageInfo:
-    number: int
-    count: int
-    has_previous: bool
-    has_next: bool
-    start_index: int
-    end_index: int
-    total: int
-
-
 def people_ranking_page(request: HttpRequest) -> HttpResponse:
+    """People ranked for the window; 50 a page, the viewer's own row pinned below when it is on another
+    page; ?format=csv exports every row."""
     viewer = viewer_for(request.user)
     query = ranking_query(request)
     standings = people_ranking(query, viewer)
