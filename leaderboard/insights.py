@@ -105,9 +105,15 @@ def _longest_streaks(records) -> dict[int, int]:
     return longest_runs(days_by_person)
 
 
-def window_titles(query: RankingQuery, viewer: Viewer, totals: dict[int, Totals] | None = None) -> list[Title]:
-    """One holder per title for the query's window and filters (search ignored). `totals` may pass the
-    per-person totals already computed for the ranking, saving a query. No usage → no titles."""
+def window_titles(
+    query: RankingQuery,
+    viewer: Viewer,
+    totals: dict[int, Totals] | None = None,
+    names: dict[int, str] | None = None,
+) -> list[Title]:
+    """One holder per title for the query's window and filters (search ignored). `totals` and `names` may
+    pass the per-person totals and the viewer's display names already computed for the ranking (names as
+    usage.access.person_display_name gives them), saving queries. No usage → no titles."""
     filters = {"provider": query.provider, "model": query.model, "team_id": query.team_id}
     if totals is None:
         totals = person_totals(query.window, **filters)
@@ -146,23 +152,13 @@ def window_titles(query: RankingQuery, viewer: Viewer, totals: dict[int, Totals]
         streaker = max(runs, key=lambda pid: (runs[pid], by_volume(pid) if pid in totals else (0, 0)))
         winners.append((rules["streak"], streaker, f"{runs[streaker]} day{'s' if runs[streaker] != 1 else ''}"))
 
-    people = {
-        p["id"]: p
-        for p in Person.objects.filter(pk__in={pid for _r, pid, _v in winners}).values(
-            "id", "display_name", "pseudonym", "show_name"
-        )
-    }
-    return [
-        Title(
-            rule=rule,
-            person_id=pid,
-            display_name=person_display_name(
-                viewer, pid, people[pid]["display_name"], people[pid]["pseudonym"], people[pid]["show_name"]
-            ),
-            value=value,
-        )
-        for rule, pid, value in winners
-    ]
+    holders = {pid for _r, pid, _v in winners}
+    if names is None or not holders <= names.keys():
+        names = {
+            p["id"]: person_display_name(viewer, p["id"], p["display_name"], p["pseudonym"], p["show_name"])
+            for p in Person.objects.filter(pk__in=holders).values("id", "display_name", "pseudonym", "show_name")
+        }
+    return [Title(rule=rule, person_id=pid, display_name=names[pid], value=value) for rule, pid, value in winners]
 
 
 # --- Rank history ----------------------------------------------------------------------------------------

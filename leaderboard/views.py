@@ -239,7 +239,12 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         ranked_count=len(standings),
         page=page,
         show_cost=any(row.detail for row in shown),
-        titles=window_titles(query, viewer, None if query.search else {s.person_id: s.totals for s in standings}),
+        titles=window_titles(
+            query,
+            viewer,
+            None if query.search else {s.person_id: s.totals for s in standings},
+            None if query.search else {s.person_id: s.display_name for s in standings},
+        ),
         has_data=has_data,
         data_as_of=data_as_of(),
         unassigned=unassigned_usage(query.window) if viewer.is_admin else None,
@@ -350,9 +355,9 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     group_by = "provider" if request.GET.get("group") == "provider" else "model"
     standings = people_ranking(query, viewer)
     standing = next((s for s in standings if s.person_id == person.pk), None)
-    titles = [
-        t for t in window_titles(query, viewer, {s.person_id: s.totals for s in standings}) if t.person_id == person.pk
-    ]
+    totals = {s.person_id: s.totals for s in standings}
+    names = {s.person_id: s.display_name for s in standings}
+    titles = [t for t in window_titles(query, viewer, totals, names) if t.person_id == person.pk]
     name = person_display_name(viewer, person.pk, person.display_name, person.pseudonym, person.show_name)
     team = current_teams([person.pk]).get(person.pk)
     history = rank_history(query, person.pk)

@@ -351,3 +351,12 @@ def test_ranking_pages_make_the_same_number_of_queries_for_few_or_many_people(or
         person = person_in_team(org["product"], display_name=f"Person {index:03d}")
         usage_for(person, day=date(2026, 9, 2 + index % 20), tokens=1000 + index, model=f"model-{index % 4}")
     assert _queries_for(client, url) == few
+
+
+def test_an_opted_out_title_holder_is_shown_by_pseudonym_to_other_engineers(usage, as_user):
+    Person.objects.filter(pk=usage["infra_engineer"].pk).update(show_name=False)
+    ivy = Person.objects.get(pk=usage["infra_engineer"].pk)
+    for url in (f"/?{SEPT}", f"/?{SEPT}&q=a", f"/people/{ivy.pk}/?{SEPT}"):
+        html = as_user(usage["product_engineer"]).get(url).content.decode()
+        titles = html.split('class="titles"', 1)[1].split("</section>", 1)[0]
+        assert ivy.pseudonym in titles and "Ivy Infra" not in html, url
