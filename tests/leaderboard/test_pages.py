@@ -360,3 +360,13 @@ def test_an_opted_out_title_holder_is_shown_by_pseudonym_to_other_engineers(usag
         html = as_user(usage["product_engineer"]).get(url).content.decode()
         titles = html.split('class="titles"', 1)[1].split("</section>", 1)[0]
         assert ivy.pseudonym in titles and "Ivy Infra" not in html, url
+
+
+def test_teams_csv_escapes_names_and_shows_cost_only_for_teams_the_viewer_manages(usage, as_user):
+    usage["product"].name = "=cmd()"
+    usage["product"].save()
+    response = as_user(usage["platform_manager"]).get(f"/teams/?{SEPT}&format=csv")
+    rows = {row["team"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    assert "'=cmd()" in rows
+    assert rows["Platform"]["cost_usd"] == "14.500000"  # Ivy 12.50 + Pat 2.00, in the managed subtree
+    assert rows["Engineering"]["cost_usd"] == ""  # the parent team is not the manager's
