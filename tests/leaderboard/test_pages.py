@@ -370,3 +370,12 @@ def test_teams_csv_escapes_names_and_shows_cost_only_for_teams_the_viewer_manage
     assert "'=cmd()" in rows
     assert rows["Platform"]["cost_usd"] == "14.500000"  # Ivy 12.50 + Pat 2.00, in the managed subtree
     assert rows["Engineering"]["cost_usd"] == ""  # the parent team is not the manager's
+
+
+def test_a_bad_filter_message_shows_once_on_person_and_team_pages(usage, as_user):
+    client = as_user(usage["admin"])
+    for url in (f"/people/{usage['infra_engineer'].pk}/?period=bogus", f"/teams/{usage['infra'].pk}/?period=bogus"):
+        assert client.get(url).content.decode().count("Ignored a bad filter") == 1, url
+        # htmx swaps in only #page-body (hx-select), so the message must be inside it.
+        swapped = client.get(url, HTTP_HX_REQUEST="true").content.decode().split('<div id="page-body">', 1)[1]
+        assert swapped.count("Ignored a bad filter") == 1, url
