@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 
@@ -130,6 +132,7 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         "team_url": reverse("team", args=[0])[:-2],
         # The window and filters for links to person and team pages (no name search, no team filter).
         "state_qs": _as_querystring(replace(query, search="", team_id=None)),
+        "row_qs": mark_safe(escape(_as_querystring(replace(query, search="", team_id=None)))),  # escaped once
     }
 
 
@@ -239,6 +242,10 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         ranked_count=len(standings),
         page=page,
         show_cost=any(row.detail for row in shown),
+        # Decided once per page rather than once per row (the table is the page's hot loop).
+        cost_metric=query.metric == "cost_usd",
+        total_column=query.metric != "total_tokens",
+        cost_column=query.metric != "cost_usd" and any(row.detail for row in shown),
         titles=window_titles(
             query,
             viewer,
