@@ -123,11 +123,15 @@ class AWSCur(Format):
         item_type = row.get("lineitemlineitemtype")
         if item_type and item_type.lower() not in USAGE_TYPES:
             return Skipped(row.line, f"{item_type} line item")
-        product = json_cell(row.get("product"), "product") if row.get("product").startswith("{") else None
+        code = row.get("lineitemproductcode")
+        product_cell = row.get("product")
+        # A whole cloud bill is mostly other services: rule them out before reading the product map's JSON.
+        if "bedrock" not in f"{code} {row.get('productproductname', 'productname')} {product_cell}".lower():
+            return Skipped(row.line, f"not Amazon Bedrock ({code or 'no product code'})")
+        product = json_cell(product_cell, "product") if product_cell.startswith("{") else None
         product_name = row.get("productproductname", "productname") or (
             str(product.get("product_name") or "") if isinstance(product, dict) else ""
         )
-        code = row.get("lineitemproductcode")
         if "bedrock" not in f"{code} {product_name}".lower():
             return Skipped(row.line, f"not Amazon Bedrock ({code or product_name or 'no product'})")
         usage_type = row.get("lineitemusagetype")

@@ -180,6 +180,11 @@ def to_int(value: object, what: str) -> int:
             raise ValueError(f"{what} is not a number: {value!r}") from None
         if not parsed.is_finite() or parsed != parsed.to_integral_value():
             raise ValueError(f"{what} is not a whole number: {value!r}")
+        # Range checks before int(): "1e99999999" would build a hundred-million-digit integer.
+        if parsed < 0:
+            raise ValueError(f"{what} is negative: {value!r}")
+        if parsed > 10**15:
+            raise ValueError(f"{what} is implausibly large: {value!r}")
         number = int(parsed)
     if number < 0:
         raise ValueError(f"{what} is negative: {value!r}")

@@ -87,3 +87,17 @@ def test_arbitrary_bytes_give_rows_or_a_parse_error(format_name, data):
 @given(data=mutated_export())
 def test_mutated_exports_give_rows_or_a_parse_error(format_name, data):
     run_parser(format_name, data)
+
+
+@pytest.mark.parametrize("count", ["1e99999999", "-1e99999999", "9" * 40])
+def test_absurd_counts_are_rejected_at_once_not_computed(count, tmp_path):
+    # Found by fuzzing: int(Decimal("1e99999999")) runs for minutes; the range check must come first.
+    path = tmp_path / "cursor.csv"
+    path.write_text(f"Date,User,Model,Input (w/o Cache Write)\n2026-09-01T00:00:00Z,a@acme.example,gpt-5,{count}\n")
+    (item,) = [item for item in _parse_all("cursor_csv", path)]
+    assert isinstance(item, RowError) and ("implausibly large" in item.reason or "negative" in item.reason)
+
+
+def _parse_all(format_name: str, path) -> list:
+    with open_text(str(path), max_decompressed=1_000_000) as (stream, _encoding):
+        return list(FORMATS[format_name].parse(stream, fuzz_context()))
