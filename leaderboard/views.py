@@ -20,9 +20,11 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 
 from usage.access import (
+    COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
+    can_rank_by_cost,
     can_see_team_detail,
     person_display_name,
     team_parents,
@@ -75,6 +77,9 @@ def ranking_query(request: HttpRequest, *, default_period: str = "month") -> Ran
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         messages.warning(request, f"Ignored a bad filter — team: no team with id {query.team_id}")
         query = replace(query, team_id=None)
+    if query.metric == "cost_usd" and not can_rank_by_cost(viewer_for(request.user), query.team_id):
+        messages.warning(request, f"Ranked by total tokens instead — {COST_RANKING_REFUSED}")
+        query = replace(query, metric="total_tokens")
     return query
 
 

@@ -101,6 +101,15 @@ def can_see_team_figures(viewer: Viewer, team_id: int, active_members: int) -> b
     return can_see_team_detail(viewer, team_id) or active_members >= settings.TOKENBOARD_MIN_TEAM_SIZE
 
 
+def can_rank_by_cost(viewer: Viewer, team_id: int | None) -> bool:
+    """Ranking by cost reveals the order of costs even with the figures hidden: admins may rank everyone by
+    cost, managers only within their own subtree (team filter set to a team they manage)."""
+    return viewer.is_admin or (team_id is not None and team_id in viewer.managed_team_ids)
+
+
+COST_RANKING_REFUSED = "ranking by cost is for admins, and for managers within a team they manage (choose the team)"
+
+
 def person_display_name(viewer: Viewer, person_id: int, display_name: str, pseudonym: str, show_name: bool) -> str:
     if show_name or can_see_person_detail(viewer, person_id):
         return display_name

@@ -55,9 +55,11 @@ from leaderboard.selectors import (
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
 from usage.access import (
+    COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
+    can_rank_by_cost,
     can_see_team_detail,
     person_display_name,
     require_admin,
@@ -164,6 +166,12 @@ def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
     return query
 
 
+def cost_checked(query: RankingQuery, viewer) -> RankingQuery:
+    if query.metric == "cost_usd" and not can_rank_by_cost(viewer, query.team_id):
+        raise PermissionDenied(f"metric=cost_usd: {COST_RANKING_REFUSED}")
+    return query
+
+
 def _bool_param(request, name: str) -> bool:
     raw = request.query_params.get(name, "").strip().lower()
     if raw in ("", "false", "0", "no"):
@@ -255,7 +263,7 @@ class PeopleRankingView(GenericAPIView):
         tags=["leaderboard"],
     )
     def get(self, request):
-        query = ranking_query(request)
+        query = cost_checked(ranking_query(request), viewer_for(request.user))
         standings = people_ranking(query, viewer_for(request.user))
         page = self.paginate_queryset(standings)
         data = [person_standing_dict(s) for s in page]
@@ -302,7 +310,7 @@ class TeamsRankingView(GenericAPIView):
         tags=["leaderboard"],
     )
     def get(self, request):
-        query = ranking_query(request)
+        query = cost_checked(ranking_query(request), viewer_for(request.user))
         per_capita = _bool_param(request, "per_capita")
         viewer = viewer_for(request.user)
         standings = teams_ranking(query, viewer, per_capita=per_capita)

@@ -67,13 +67,20 @@ def test_rank_change_arrows_show_climbers_drops_and_newcomers(usage, as_user):
 
 def test_htmx_request_gets_only_the_table_partial_and_varies_on_the_header(usage, as_user):
     client = as_user(usage["infra_engineer"])
-    partial = client.get(f"/?{SEPT}&metric=cost_usd", HTTP_HX_REQUEST="true")
+    partial = client.get(f"/?{SEPT}&metric=output_tokens", HTTP_HX_REQUEST="true")
     html = partial.content.decode()
     assert "<html" not in html and 'id="controls"' not in html
-    assert "<table" in html and "Cost (USD)" in html
+    assert "<table" in html and "Output tokens" in html
     assert "HX-Request" in partial["Vary"]
     full = client.get(f"/?{SEPT}").content.decode()
     assert "<html" in full and 'id="controls"' in full and 'hx-push-url="true"' in full
+
+
+def test_an_engineer_cannot_rank_everyone_by_cost(usage, as_user):
+    # Hidden figures would still leak through the order of the ranking.
+    html = as_user(usage["infra_engineer"]).get(f"/?{SEPT}&metric=cost_usd").content.decode()
+    assert "Ranked by total tokens instead" in html
+    assert '<option value="total_tokens" selected' in html
 
 
 def test_a_history_restore_request_gets_the_whole_page(usage, as_user):
@@ -85,13 +92,13 @@ def test_a_history_restore_request_gets_the_whole_page(usage, as_user):
 
 
 def test_bad_parameters_fall_back_with_a_message_and_keep_the_rest(usage, as_user):
-    response = as_user(usage["infra_engineer"]).get("/?period=fortnight&metric=cost_usd&date=2026-09-15&team=999")
+    response = as_user(usage["infra_engineer"]).get("/?period=fortnight&metric=output_tokens&date=2026-09-15&team=999")
     html = response.content.decode()
     assert response.status_code == 200
     assert "Ignored a bad filter — period: unknown period &#x27;fortnight&#x27;" in html
     assert "Ignored a bad filter — team: no team with id 999" in html
     # The good metric survived the fallback.
-    assert '<option value="cost_usd" selected>' in html
+    assert '<option value="output_tokens" selected>' in html
 
 
 def test_a_custom_range_counts_only_when_the_custom_window_is_chosen(usage, as_user):

@@ -56,3 +56,15 @@ def test_small_teams_hide_figures_from_engineers_but_not_from_their_managers(org
     assert not can_see_team_figures(viewer_for(org["infra_engineer"].user), org["product"].pk, active_members=2)
     assert can_see_team_figures(viewer_for(org["infra_engineer"].user), org["product"].pk, active_members=3)
     assert can_see_team_figures(viewer_for(org["product_manager"].user), org["product"].pk, active_members=1)
+
+
+@pytest.mark.django_db
+def test_only_admins_and_managers_within_their_subtree_rank_by_cost(org):
+    from usage.access import can_rank_by_cost
+
+    assert can_rank_by_cost(viewer_for(org["admin"]), None)
+    manager = viewer_for(org["platform_manager"].user)
+    assert can_rank_by_cost(manager, org["infra"].pk)
+    assert not can_rank_by_cost(manager, org["product"].pk)
+    assert not can_rank_by_cost(manager, None)  # everyone's cost order would leak
+    assert not can_rank_by_cost(viewer_for(org["infra_engineer"].user), org["infra"].pk)

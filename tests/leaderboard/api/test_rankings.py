@@ -195,3 +195,12 @@ def test_people_without_usage_in_the_window_are_not_ranked(clients, usage):
     PersonFactory(display_name="Idle Ida")
     names = {r["person"]["display_name"] for r in clients["admin"].get(PEOPLE, WINDOW).json()["results"]}
     assert "Idle Ida" not in names
+
+
+def test_ranking_by_cost_is_refused_where_the_order_would_leak_hidden_costs(org, clients, usage):
+    refused = clients["engineer"].get(PEOPLE, {**WINDOW, "metric": "cost_usd"})
+    assert refused.status_code == 403 and "metric=cost_usd" in refused.json()["detail"]
+    assert clients["manager_x"].get(PEOPLE, {**WINDOW, "metric": "cost_usd"}).status_code == 403
+    within_own_team = clients["manager_x"].get(PEOPLE, {**WINDOW, "metric": "cost_usd", "team": org["platform"].pk})
+    assert within_own_team.status_code == 200
+    assert clients["manager_x"].get(TEAMS, {**WINDOW, "metric": "cost_usd"}).status_code == 403
