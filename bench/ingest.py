@@ -25,6 +25,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -247,6 +248,15 @@ def require_postgres() -> str:
             "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/tb_bench .venv/bin/python bench/ingest.py\n"
             f"DATABASE_URL is {'not set' if not url else 'not a postgres:// URL'}."
         )
+    import environ
+
+    # Every run empties the usage tables: refuse a database that does not look like a scratch one.
+    name = environ.Env.db_url_config(url)["NAME"]
+    if "bench" not in name:
+        sys.exit(
+            f"bench/ingest.py empties the usage tables of the database it runs on, and {name!r} does not look like "
+            "a scratch benchmark database: use one whose name contains 'bench', e.g. tb_bench."
+        )
     return url
 
 
@@ -399,6 +409,7 @@ def child(path: str, facts: dict) -> None:
 def measure(fmt: str, rows: int) -> dict:
     path, twin, facts = export_for(fmt, rows)
     database_reset(fmt)
+    shutil.rmtree(OUT / "media", ignore_errors=True)  # the stored copies of earlier runs' uploads
     result = subprocess.run(
         [sys.executable, __file__, "--child", str(path), json.dumps(facts)],
         capture_output=True,
