@@ -100,6 +100,9 @@ class DemoPerson:
     anthropic_key_id: str
     uses_openai: bool
     uses_anthropic: bool
+    uses_cursor: bool
+    uses_claude_code: bool
+    github_login: str
 
 
 def demo_people(rng: random.Random) -> list[DemoPerson]:
@@ -122,6 +125,9 @@ def demo_people(rng: random.Random) -> list[DemoPerson]:
                 anthropic_key_id=f"apikey_01demo{index:03d}",
                 uses_openai=rng.random() < 0.7,
                 uses_anthropic=rng.random() < 0.8,
+                uses_cursor=rng.random() < 0.45,
+                uses_claude_code=rng.random() < 0.3,
+                github_login=f"{first.lower()}-{index}-gh",
             )
         )
     return people
@@ -130,7 +136,8 @@ def demo_people(rng: random.Random) -> list[DemoPerson]:
 def org_csv(people: list[DemoPerson]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["email", "name", "team", "manager", "effective", "openai_user_id", "anthropic_api_key_id"])
+    # OpenAI user ids are not here: the OpenAI users directory file maps them to emails, as in real life.
+    writer.writerow(["email", "name", "team", "manager", "effective", "anthropic_api_key_id", "github_copilot_user_id"])
     start = (date.today() - timedelta(days=DAYS + 30)).isoformat()
     for person in people:
         writer.writerow(
@@ -140,8 +147,8 @@ def org_csv(people: list[DemoPerson]) -> str:
                 person.team_path,
                 "yes" if person.manager else "no",
                 start,
-                person.openai_user_id,
                 person.anthropic_key_id,
+                person.github_login,
             ]
         )
     return out.getvalue()
@@ -263,6 +270,175 @@ def anthropic_usage_pages(rng: random.Random, people: list[DemoPerson], today: d
     return json.dumps(pages)
 
 
+def openai_users_directory(people: list[DemoPerson]) -> str:
+    """OpenAI /v1/organization/users: maps the usage API's user ids to emails."""
+    users = [
+        {
+            "object": "organization.user",
+            "id": p.openai_user_id,
+            "name": p.name,
+            "email": p.email,
+            "role": "reader",
+            "added_at": 1735689600,
+        }
+        for p in people
+    ]
+    return json.dumps(
+        {"object": "list", "data": users, "first_id": users[0]["id"], "last_id": users[-1]["id"], "has_more": False}
+    )
+
+
+def cursor_events_csv(rng: random.Random, people: list[DemoPerson], today: date) -> str:
+    """Cursor dashboard usage-events CSV: one row per request, emails in varying case, dollar costs."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+    writer.writerow(
+        [
+            "Date",
+            "User",
+            "Cloud Agent ID",
+            "Automation ID",
+            "Kind",
+            "Model",
+            "Max Mode",
+            "Input (w/ Cache Write)",
+            "Input (w/o Cache Write)",
+            "Cache Read",
+            "Output Tokens",
+            "Total Tokens",
+            "Cost",
+        ]
+    )
+    models = ["claude-4.5-sonnet-thinking", "gpt-5", "composer-1"]
+    for offset in range(DAYS, -1, -1):
+        day = today - timedelta(days=offset)
+        for person in people:
+            if not person.uses_cursor or not _daily_tokens(rng, person, day):
+                continue
+            for _ in range(rng.randint(1, 6)):
+                moment = datetime.combine(day, time(rng.randint(7, 19), rng.randint(0, 59)), tzinfo=UTC)
+                write, plain = rng.randint(0, 20_000), rng.randint(500, 6_000)
+                cache_read, output = int(person.weight * rng.randint(5_000, 40_000)), rng.randint(200, 9_000)
+                total = write + plain + cache_read + output
+                email = person.email.upper() if rng.random() < 0.1 else person.email
+                cost = f"${total / 1_000_000 * 1.2:.2f}" if rng.random() < 0.6 else "Included"
+                writer.writerow(
+                    [
+                        moment.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                        email,
+                        "",
+                        "",
+                        "Usage-based",
+                        rng.choice(models),
+                        "No",
+                        write,
+                        plain,
+                        cache_read,
+                        output,
+                        total,
+                        cost,
+                    ]
+                )
+    return out.getvalue()
+
+
+def claude_code_pages(rng: random.Random, people: list[DemoPerson], today: date) -> str:
+    """Claude Code analytics (subscription seats, so not also in the Messages usage report): per user per day."""
+    records = []
+    for offset in range(DAYS, -1, -1):
+        day = today - timedelta(days=offset)
+        for person in people:
+            tokens = _daily_tokens(rng, person, day) if person.uses_claude_code else 0
+            if not tokens:
+                continue
+            breakdown = []
+            for model in ("claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"):
+                share = tokens // 2
+                split = {
+                    "input": share // 10,
+                    "output": share // 20,
+                    "cache_read": share * 7 // 10,
+                    "cache_creation": share // 10,
+                }
+                breakdown.append(
+                    {
+                        "model": model,
+                        "tokens": split,
+                        "estimated_cost": {"currency": "USD", "amount": round(share / 1_000_000 * 300)},
+                    }
+                )
+            records.append(
+                {
+                    "date": f"{day.isoformat()}T00:00:00Z",
+                    "actor": {"type": "user_actor", "email_address": person.email},
+                    "organization_id": "org-demo",
+                    "customer_type": "subscription",
+                    "subscription_type": "team",
+                    "terminal_type": "vscode",
+                    "core_metrics": {
+                        "num_sessions": rng.randint(1, 8),
+                        "lines_of_code": {"added": 120, "removed": 40},
+                        "commits_by_claude_code": 2,
+                        "pull_requests_by_claude_code": 1,
+                    },
+                    "model_breakdown": breakdown,
+                }
+            )
+    return json.dumps({"data": records, "has_more": False, "next_page": None})
+
+
+def copilot_premium_csv(rng: random.Random, people: list[DemoPerson], today: date) -> str:
+    """GitHub Copilot premium-request usage report: requests (no tokens) by day, user and model."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "date",
+            "username",
+            "product",
+            "sku",
+            "model",
+            "quantity",
+            "unit_type",
+            "applied_cost_per_quantity",
+            "gross_amount",
+            "discount_amount",
+            "net_amount",
+            "exceeds_quota",
+            "total_monthly_quota",
+            "organization",
+            "cost_center_name",
+        ]
+    )
+    for offset in range(min(DAYS, 30), -1, -1):
+        day = today - timedelta(days=offset)
+        for person in people[::3]:
+            if rng.random() < 0.4:
+                continue
+            quantity = rng.randint(1, 30)
+            gross = quantity * 0.04
+            writer.writerow(
+                [
+                    day.isoformat(),
+                    person.github_login,
+                    "copilot",
+                    "copilot_premium_request",
+                    "Claude Sonnet 4.5",
+                    quantity,
+                    "requests",
+                    "0.04",
+                    f"{gross:.2f}",
+                    f"{gross:.2f}",
+                    "0.00",
+                    "False",
+                    300,
+                    "acme",
+                    "",
+                ]
+            )
+    return out.getvalue()
+
+
 def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Path]]:
     """Write the org CSV and the provider export files; returns (org csv, exports)."""
     today = today or date.today()
@@ -272,8 +448,12 @@ def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Pa
     org_path = folder / "org.csv"
     org_path.write_text(org_csv(people))
     files = {
+        "openai_users.json": openai_users_directory(people),
         "openai_completions_usage.jsonl": openai_usage_pages(rng, people, today),
         "anthropic_usage_report_messages.json": anthropic_usage_pages(rng, people, today),
+        "cursor_usage_events.csv": cursor_events_csv(rng, people, today),
+        "claude_code_analytics.json": claude_code_pages(rng, people, today),
+        "copilot_premium_requests.csv": copilot_premium_csv(rng, people, today),
     }
     paths = []
     for name, content in files.items():
