@@ -109,7 +109,7 @@ def demo_people(rng: random.Random) -> list[DemoPerson]:
     people = []
     teams = [f"{group}/{team}" for group, members in GROUPS.items() for team in members]
     for index in range(60):
-        first, last = FIRST[index % len(FIRST)], LAST[(index * 7) % len(LAST)]
+        first, last = FIRST[index % len(FIRST)], LAST[(index * 7 + index // len(FIRST)) % len(LAST)]
         team = teams[index % len(teams)]
         email = f"{first.lower()}.{last.lower().replace(' ', '')}{index}@{DOMAIN}"
         # Pareto tail: a handful of power users run agents all day, most people use a little.
