@@ -66,7 +66,7 @@ def token_class(text: str) -> str:
 
 def text_model(*texts: str) -> str:
     for text in texts:
-        match = _MODEL.search(text or "")
+        match = _MODEL.search((text or "")[:300])
         if match:
             return re.sub(r"\s+", "-", match.group(1).strip().lower())
     return ""

@@ -62,6 +62,7 @@ def token_class(description: str) -> str | None:
 
 def sku_model(description: str) -> str:
     """ "Gemini 2.5 Flash GA Text Input - Predictions" → "gemini-2.5-flash"; partner models alike."""
+    description = description[:300]
     match = _GEMINI.search(description)
     if match:
         variant = re.sub(r"[\s-]+", "-", (match.group(2) or "").lower())

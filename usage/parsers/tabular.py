@@ -190,16 +190,18 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def email_or_blank(value: str) -> str:
     value = value.strip()
-    return value.lower() if _EMAIL.match(value) else ""
+    # Emails are at most 254 characters; the length check also keeps the regex linear on junk cells.
+    return value.lower() if len(value) <= 254 and _EMAIL.match(value) else ""
 
 
-_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*([km]|thousand|million)?\s*(tokens?|units?|count)?\s*$", re.IGNORECASE)
+# Applied to the unit with its whitespace collapsed, so each " ?" takes at most one space (no backtracking blow-up).
+_UNIT = re.compile(r"(\d+(?:\.\d+)?)? ?([km]|thousand|million)? ?(tokens?|units?|count)?", re.IGNORECASE)
 
 
 def token_unit_scale(unit: str) -> int | None:
     """How many tokens one unit is: "1K" / "1K tokens" → 1000, "1M" / "1 Million Tokens" → 1e6,
     "Tokens" / "count" / "Units" → 1. None when the unit is not a token unit ("1 Hour", "GB")."""
-    match = _UNIT.match(unit or "")
+    match = _UNIT.fullmatch(" ".join((unit or "")[:100].split()))
     if not match or not any(match.groups()):
         return None
     number = Decimal(match.group(1) or 1)

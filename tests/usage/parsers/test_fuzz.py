@@ -101,3 +101,28 @@ def test_absurd_counts_are_rejected_at_once_not_computed(count, tmp_path):
 def _parse_all(format_name: str, path) -> list:
     with open_text(str(path), max_decompressed=1_000_000) as (stream, _encoding):
         return list(FORMATS[format_name].parse(stream, fuzz_context()))
+
+
+CSV_SEEDS = {
+    "openai_dashboard_csv": "openai_dashboard_usage.csv",
+    "cursor_csv": "cursor_team_usage.csv",
+    "copilot_csv": "copilot_premium_requests.csv",
+    "aws_cur": "aws_cur2_bedrock.csv",
+    "azure_cost": "azure_ea.csv",
+    "gcp_billing": "gcp_billing_vertex.csv",
+    "focus": "focus_ai.csv",
+    "litellm": "litellm_spend_logs.csv",
+    "generic_csv": "generic_usage.csv",
+}
+
+
+@pytest.mark.parametrize("format_name", sorted(CSV_SEEDS))
+@pytest.mark.parametrize("cell", [" " * 50_000 + "x", "a@" + "b" * 50_000, "claude " * 8_000, "1" * 60_000])
+def test_huge_cells_give_row_errors_or_skips_without_pathological_slowness(format_name, cell, tmp_path):
+    # Regexes over cell text must stay linear: a backtracking pattern would hang here, not fail.
+    header = (FIXTURES / CSV_SEEDS[format_name]).read_text(encoding="utf-8-sig").splitlines()[0]
+    width = len(header.split(","))
+    path = tmp_path / "export.csv"
+    path.write_text(header + "\n" + ",".join([f'"{cell}"'] * width) + "\n")
+    for item in _parse_all(format_name, path):
+        assert isinstance(item, (RowError, Skipped))
