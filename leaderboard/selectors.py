@@ -19,6 +19,7 @@ from usage.models import Membership, Person, Team, UsageRecord
 
 from .windows import RankingQuery, Window
 
+COST_REPORT_KIND = "cost"
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "total_tokens", "requests")
 SUM_FIELDS = (*TOKEN_FIELDS, "cost_usd")
 
@@ -31,7 +32,12 @@ def _sums(prefix: str = "") -> dict:
 
 def usage_in_window(window: Window, *, provider: str = "", model: str = "", team_id: int | None = None) -> QuerySet:
     """Usage records in the window, filtered; with a team, only days the person was in its subtree."""
-    records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end)
+    # Cost reports (usage kind "cost": OpenAI Costs API, Anthropic cost_report) are account-level bills kept for
+    # reconciliation; every usage row already carries its own billed or estimated cost, so adding them would
+    # count cost twice.
+    records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
+        usage_kind=COST_REPORT_KIND
+    )
     if provider:
         records = records.filter(provider=provider)
     if model:

@@ -101,3 +101,15 @@ def test_team_totals_follow_the_membership_on_each_day(org, settings):
     assert teams["Engineering"].active_members == 1
     team_filtered = people_ranking(query(team=str(org["product"].pk)), viewer_for(org["admin"]))
     assert [(s.person_id, s.totals.total_tokens) for s in team_filtered] == [(ivy.pk, 30)]
+
+
+@pytest.mark.django_db
+def test_account_level_cost_reports_do_not_add_to_person_cost(org):
+    from decimal import Decimal
+
+    ivy = org["infra_engineer"]
+    usage_for(ivy, day=date(2026, 9, 3), tokens=1000, cost_usd=Decimal("1.50"), cost_source="estimated")
+    # The same spend as billed by the provider's cost report for Ivy's key: kept, but not added again.
+    usage_for(ivy, day=date(2026, 9, 3), tokens=0, usage_kind="cost", cost_usd=Decimal("1.40"), cost_source="billed")
+    [standing] = people_ranking(query(), viewer_for(org["admin"]))
+    assert standing.totals.cost_usd == Decimal("1.50")

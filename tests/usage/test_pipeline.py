@@ -1,3 +1,5 @@
+import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,43 @@ def test_data_as_of_is_the_newest_successful_import_or_pull():
     pulled = datetime(2099, 1, 1, tzinfo=UTC)
     ProviderConnection.objects.create(provider="openai", name="org", encrypted_api_key=b"x", last_success_at=pulled)
     assert data_as_of() == pulled
+
+
+@pytest.mark.django_db
+def test_a_value_longer_than_its_column_is_a_row_error_not_a_crash(tmp_path):
+    long_model = tmp_path / "long.json"
+    long_model.write_text(
+        (FIXTURES / "anthropic_usage_one_day.json").read_text().replace("claude-haiku-4-5-20251001", "m" * 300)
+    )
+    batch = run_import(long_model)
+    assert batch.status == "failed"
+    assert "model is longer than 200 characters" in batch.error_summary
+    assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_vendor_estimate_is_labelled_estimated_not_billed(tmp_path):
+    page = {
+        "data": [
+            {
+                "date": "2026-09-01T00:00:00Z",
+                "actor": {"type": "user_actor", "email_address": "Ada@acme.example"},
+                "customer_type": "subscription",
+                "model_breakdown": [
+                    {
+                        "model": "claude-sonnet-4-5-20250929",
+                        "tokens": {"input": 10, "output": 20, "cache_read": 30, "cache_creation": 40},
+                        "estimated_cost": {"currency": "USD", "amount": 250},
+                    }
+                ],
+            }
+        ],
+        "has_more": False,
+    }
+    path = tmp_path / "claude_code.json"
+    path.write_text(json.dumps(page))
+    batch = run_import(path)
+    assert batch.status == "succeeded", batch.error_summary
+    record = UsageRecord.objects.get()
+    # 250 cents of Anthropic's own estimate: $2.50, labelled estimated.
+    assert (record.cost_usd, record.cost_source) == (Decimal("2.5"), "estimated")

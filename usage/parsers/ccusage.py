@@ -138,6 +138,7 @@ class CCUsage(Format):
                 cache_write_tokens=to_int(part.get("cacheCreationTokens"), "cacheCreationTokens"),
                 cache_read_tokens=to_int(part.get("cacheReadTokens"), "cacheReadTokens"),
                 cost_usd=None if is_null(cost) else money(cost, "cost"),
+                cost_estimated=True,
                 identity_email=email,
             )
 

@@ -118,6 +118,7 @@ class ClaudeCodeAnalytics(Format):
                     cache_write_tokens=to_int(tokens.get("cache_creation"), "tokens.cache_creation"),
                     output_tokens=to_int(tokens.get("output"), "tokens.output"),
                     cost_usd=cost,
+                    cost_estimated=True,
                     identity_email=email,
                     identity_label="" if email else value,
                 )

@@ -184,6 +184,7 @@ class Accumulated:
     requests: int = 0
     billed_cost: Decimal = Decimal(0)
     has_billed_cost: bool = False
+    cost_estimated_by_vendor: bool = False
     has_unbilled_rows: bool = False
 
 
@@ -280,6 +281,13 @@ def _parse(batch: ImportBatch) -> _Outcome:
                 key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
                 acc = records.get(key)
                 if acc is None:
+                    oversized = _oversized_field(item)  # checked once per key, not per row
+                    if oversized:
+                        rows_imported -= 1
+                        outcome.rows_rejected += 1
+                        if len(outcome.errors) < MAX_LISTED_ERRORS:
+                            outcome.errors.append({"line": item.line, "reason": oversized})
+                        continue
                     acc = records[key] = Accumulated()
                 acc.input_tokens += item.input_tokens
                 acc.cache_write_tokens += item.cache_write_tokens
@@ -291,6 +299,7 @@ def _parse(batch: ImportBatch) -> _Outcome:
                 else:
                     acc.billed_cost += item.cost_usd
                     acc.has_billed_cost = True
+                    acc.cost_estimated_by_vendor |= item.cost_estimated
                 if item.identity_email:
                     outcome.identity_emails[identity_key] = item.identity_email
                 if item.identity_label:
@@ -332,6 +341,18 @@ def _column_mapping(name: str) -> dict[str, str]:
     if mapping is None:
         raise ParseError(f"no saved column mapping named {name!r}")
     return {"provider": mapping.provider, **(mapping.columns or {})}
+
+
+FIELD_LIMITS = (("model", 200), ("account", 255), ("identity_value", 500), ("usage_kind", 50))
+
+
+def _oversized_field(row: UsageRow) -> str | None:
+    """The database's column limits, as a row error rather than a failed transaction."""
+    for name, limit in FIELD_LIMITS:
+        value = getattr(row, name)
+        if len(value) > limit:
+            return f"{name} is longer than {limit} characters ({value[:40]}…)"
+    return None
 
 
 def _guarded(items: Iterator) -> Iterator:
@@ -409,7 +430,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
 def _cost_of(prices: PriceBook, day, provider: str, model: str, acc: Accumulated) -> tuple[Decimal, str]:
     """Billed cost where the file has it, else the price table's estimate, else none."""
     if acc.has_billed_cost:
-        return acc.billed_cost, CostSource.BILLED
+        return acc.billed_cost, CostSource.ESTIMATED if acc.cost_estimated_by_vendor else CostSource.BILLED
     estimate = prices.estimate(
         provider=provider,
         model=model,

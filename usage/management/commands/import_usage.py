@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from usage.models import ImportBatch, ImportSource, ImportStatus
-from usage.parsers.registry import FORMATS
+from usage.parsers.registry import FORMATS, UnknownFormat, format_get
 from usage.services.imports import (
     ImportRejected,
     import_batch_create,
@@ -37,8 +37,13 @@ class Command(BaseCommand):
             if requeue_failed:
                 raise CommandError(f"{requeue_failed} queued import(s) failed")
             return
-        if format and format not in FORMATS:
-            raise CommandError(f"unknown --format {format!r}; known formats: {', '.join(sorted(FORMATS))}")
+        if format:
+            try:
+                format_get(format)  # also accepts generic_csv:<saved column mapping>
+            except UnknownFormat:
+                raise CommandError(
+                    f"unknown --format {format!r}; known formats: {', '.join(sorted(FORMATS))}"
+                ) from None
         paths = [Path(name) for name in files]
         for path in paths:
             if not path.is_file():
