@@ -12,7 +12,8 @@ For each format (OpenAI usage-bucket JSON lines, Cursor team usage-events CSV) a
    database's own ingest limit, to compare with.
 
 Printed per run: parse-and-upsert rows/s (rows read / import_batch_process time), seconds from the start of
-the upload until the ranking reflects it, the child's peak RSS (VmHWM) and the COPY rows/s.
+the upload until the ranking reflects it, the child's peak RSS (VmHWM) and the COPY rows/s. With --reimport the
+child imports the file a second time (every record an update) and checks that no ranking total moved.
 The database named in DATABASE_URL is created and migrated if missing; its usage data is wiped on each run,
 so never point it at a database you care about.
 """
@@ -388,30 +389,37 @@ def child(path: str, facts: dict) -> None:
             sys.exit(f"ranking total {ranked_total:,} never reached the file's {facts['total_tokens']:,}")
         time.sleep(0.05)
     ranked = time.perf_counter()
-    print(
-        json.dumps(
-            {
-                "rows_read": batch.rows_read,
-                "records": batch.records_written,
-                "people": len(ranking),
-                "store_s": stored - started,
-                "process_s": processed - stored,
-                "process_cpu_s": cpu_process,
-                "ranking_s": ranked - processed,
-                "until_ranked_s": ranked - started,
-                "rss_start_mb": rss_start,
-                "rss_peak_mb": peak_rss_mb(),
-            }
-        )
-    )
+    figures = {
+        "rows_read": batch.rows_read,
+        "records": batch.records_written,
+        "people": len(ranking),
+        "store_s": stored - started,
+        "process_s": processed - stored,
+        "process_cpu_s": cpu_process,
+        "ranking_s": ranked - processed,
+        "until_ranked_s": ranked - started,
+        "rss_start_mb": rss_start,
+    }
+    if facts.get("reimport"):
+        # The same file again: every record is now a conflict (an update), and no total may change.
+        again_started = time.perf_counter()
+        with open(path, "rb") as handle:
+            again = import_batch_create(file=handle, name=Path(path).name, source=ImportSource.COMMAND, queue=False)
+        again = import_batch_process(again.pk)
+        figures["reimport_s"] = time.perf_counter() - again_started
+        ranked_total = sum(standing.totals.total_tokens for standing in people_ranking(query, admin))
+        if again.status != "succeeded" or ranked_total != facts["total_tokens"]:
+            sys.exit(f"re-import changed the totals: {again.status}, {ranked_total:,} != {facts['total_tokens']:,}")
+    figures["rss_peak_mb"] = peak_rss_mb()
+    print(json.dumps(figures))
 
 
-def measure(fmt: str, rows: int) -> dict:
+def measure(fmt: str, rows: int, reimport: bool = False) -> dict:
     path, twin, facts = export_for(fmt, rows)
     database_reset(fmt)
     shutil.rmtree(OUT / "media", ignore_errors=True)  # the stored copies of earlier runs' uploads
     result = subprocess.run(
-        [sys.executable, __file__, "--child", str(path), json.dumps(facts)],
+        [sys.executable, __file__, "--child", str(path), json.dumps({**facts, "reimport": reimport})],
         capture_output=True,
         text=True,
         env=os.environ,
@@ -429,6 +437,9 @@ def main() -> None:
     parser.add_argument("--rows", default=DEFAULT_SIZES, help=f"sizes, comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--formats", default=",".join(FORMATS), help="openai,cursor (default both)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the fastest is shown (default 1)")
+    parser.add_argument(
+        "--reimport", action="store_true", help="import each file a second time (all updates) and check no total moves"
+    )
     parser.add_argument("--child", nargs=2, metavar=("PATH", "FACTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     require_postgres()
@@ -444,17 +455,19 @@ def main() -> None:
     print(
         f"{'format':8} {'rows':>9} {'file MB':>8} {'records':>8} {'rows/s':>9} {'rows/cpu-s':>10} {'COPY rows/s':>11} "
         f"{'ratio':>6} {'process s':>9} {'ranked s':>8} {'peak RSS MB':>11}"
+        + ("  re-import s" if args.reimport else "")
     )
     for fmt in formats:
         for rows in sizes:
-            runs = [measure(fmt, rows) for _ in range(max(1, args.repeat))]
+            runs = [measure(fmt, rows, args.reimport) for _ in range(max(1, args.repeat))]
             f = min(runs, key=lambda run: run["process_s"])
             copy_rows_s = max(run["copy_rows_s"] for run in runs)
             rate = f["rows_read"] / f["process_s"]
             print(
                 f"{fmt:8} {f['rows_read']:>9,} {f['mb']:>8,.0f} {f['records']:>8,} {rate:>9,.0f} "
                 f"{f['rows_read'] / f['process_cpu_s']:>10,.0f} {copy_rows_s:>11,.0f} {rate / copy_rows_s:>6.2f} "
-                f"{f['process_s']:>9.2f} {f['until_ranked_s']:>8.2f} {max(r['rss_peak_mb'] for r in runs):>11,.0f}",
+                f"{f['process_s']:>9.2f} {f['until_ranked_s']:>8.2f} {max(r['rss_peak_mb'] for r in runs):>11,.0f}"
+                + (f"  {f['reimport_s']:>11.2f}" if args.reimport else ""),
                 flush=True,
             )
     print("rows/s      = rows read / wall time of import_batch_process (parse, aggregate, resolve identities, upsert,")
@@ -465,6 +478,10 @@ def main() -> None:
     )
     print("ranked s    = from import_batch_create (storing the upload) until people_ranking for the window shows")
     print("              the file's tokens")
+    if args.reimport:
+        print(
+            "re-import s = storing and processing the same file again (every record an update); totals checked unchanged"
+        )
     print(
         "peak RSS    = VmHWM of the child process that ran the import (Django loaded: about "
         f"{f['rss_start_mb']:.0f} MB before the import)."
