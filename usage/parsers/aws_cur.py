@@ -25,7 +25,6 @@ from .base import (
     Format,
     ParseContext,
     ParsedItem,
-    RowError,
     Sample,
     Skipped,
     UsageRow,
@@ -33,7 +32,6 @@ from .base import (
     to_decimal,
 )
 from .tabular import (
-    ROW_ERRORS,
     Row,
     Table,
     bucket_day,
@@ -113,11 +111,7 @@ class AWSCur(Format):
             for key, header in ((header_key(h), h) for h in table.headers)
             if header.lower().startswith(("resourcetags/", "resource_tags_", "iamprincipal/"))
         }
-        for row in table.rows():
-            try:
-                yield self._row(row, ctx, tag_columns)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._row(row, ctx, tag_columns))
 
     def _row(self, row: Row, ctx: ParseContext, tag_columns: dict[str, str]) -> ParsedItem:
         item_type = row.get("lineitemlineitemtype")

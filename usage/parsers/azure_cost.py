@@ -23,7 +23,6 @@ from .base import (
     Format,
     ParseContext,
     ParsedItem,
-    RowError,
     Sample,
     Skipped,
     UsageRow,
@@ -31,7 +30,6 @@ from .base import (
     to_decimal,
 )
 from .tabular import (
-    ROW_ERRORS,
     Row,
     Table,
     json_cell,
@@ -101,11 +99,7 @@ class AzureCost(Format):
         table.require("metername", name="MeterName")
         table.require("quantity", "consumedquantity", name="Quantity")
         table.require("cost", "costinbillingcurrency", "costinusd", "pretaxcost", name="Cost")
-        for row in table.rows():
-            try:
-                yield self._row(row, ctx)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._row(row, ctx))
 
     def _row(self, row: Row, ctx: ParseContext) -> ParsedItem:
         meter = row.get("metername")

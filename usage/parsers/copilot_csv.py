@@ -19,14 +19,13 @@ from .base import (
     Format,
     ParseContext,
     ParsedItem,
-    RowError,
     Sample,
     Skipped,
     UsageRow,
     parse_day,
     to_decimal,
 )
-from .tabular import ROW_ERRORS, Row, Table, sample_keys, whole_tokens
+from .tabular import Row, Table, sample_keys, whole_tokens
 
 
 class CopilotCSV(Format):
@@ -45,11 +44,7 @@ class CopilotCSV(Format):
         table.require("date", "timestamp", name="date")
         table.require("username", "user", name="username")
         table.require("quantity", "requestsused", name="quantity")
-        for row in table.rows():
-            try:
-                yield self._row(row)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._row(row))
 
     def _row(self, row: Row) -> ParsedItem:
         product = row.get("product")

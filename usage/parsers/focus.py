@@ -23,7 +23,6 @@ from .base import (
     Format,
     ParseContext,
     ParsedItem,
-    RowError,
     Sample,
     Skipped,
     UsageRow,
@@ -31,7 +30,6 @@ from .base import (
     to_decimal,
 )
 from .tabular import (
-    ROW_ERRORS,
     Row,
     Table,
     bucket_day,
@@ -89,11 +87,7 @@ class Focus(Format):
             ("consumedunit", "ConsumedUnit"),
         ):
             table.require(key, name=name)
-        for row in table.rows():
-            try:
-                yield self._row(row, ctx)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._row(row, ctx))
 
     def _row(self, row: Row, ctx: ParseContext) -> ParsedItem:
         category = row.get("chargecategory")

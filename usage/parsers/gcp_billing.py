@@ -20,7 +20,6 @@ from .base import (
     Format,
     ParseContext,
     ParsedItem,
-    RowError,
     Sample,
     Skipped,
     UsageRow,
@@ -28,7 +27,6 @@ from .base import (
     to_decimal,
 )
 from .tabular import (
-    ROW_ERRORS,
     Row,
     Table,
     bucket_day,
@@ -91,11 +89,7 @@ class GCPBilling(Format):
             ("usageamount", "usage.amount"),
         ):
             table.require(key, name=name)
-        for row in table.rows():
-            try:
-                yield self._row(row, ctx)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._row(row, ctx))
 
     def _row(self, row: Row, ctx: ParseContext) -> ParsedItem:
         service = row.get("servicedescription")

@@ -18,7 +18,6 @@ from .base import (
     ParseContext,
     ParsedItem,
     ParseError,
-    RowError,
     Sample,
     UsageRow,
     check_day,
@@ -27,7 +26,7 @@ from .base import (
     to_decimal,
     to_int,
 )
-from .tabular import ROW_ERRORS, Row, Table, email_or_blank, header_key
+from .tabular import Row, Table, email_or_blank, header_key
 
 COLUMN_FIELDS = (
     "day",
@@ -78,11 +77,7 @@ class GenericCSV(Format):
         columns = {field: header_key(str(mapping[field])) for field in COLUMN_FIELDS if mapping.get(field)}
         for field, key in columns.items():
             table.require(key, name=str(mapping[field]))
-        for row in table.rows():
-            try:
-                yield self._row(row, columns, kind, provider, mapping, ctx)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._row(row, columns, kind, provider, mapping, ctx))
 
     def _row(self, row: Row, columns: dict, kind: str, provider: str, mapping: dict, ctx: ParseContext) -> UsageRow:
         def cell(field: str) -> str:

@@ -77,11 +77,7 @@ class LiteLLMSpendLogs(Format):
         table = Table(_Prefixed(first, stream), label=self.label)
         table.require("requestid", name="request_id")
         table.require("starttime", name="startTime")
-        for row in table.rows():
-            try:
-                yield self._record(dict(row.items()), row.line, ctx)
-            except ROW_ERRORS as error:
-                yield RowError(row.line, str(error))
+        yield from table.each_row(lambda row: self._record(dict(row.items()), row.line, ctx))
 
     def _json(self, text: str, ctx: ParseContext) -> Iterator[ParsedItem]:
         import io

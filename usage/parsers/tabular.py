@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import IO
 
-from .base import ParseContext, ParseError, Sample, check_day, is_null, to_int
+from .base import ParseContext, ParsedItem, ParseError, RowError, Sample, check_day, is_null, to_int
 
 # Errors that mean "this row's content is unreadable": a parser turns them into a RowError for the row.
 ROW_ERRORS = (ValueError, TypeError, ArithmeticError)
@@ -115,6 +115,14 @@ class Table:
                 yield Row(values, self.columns, self._reader.line_num)
         except csv.Error as error:
             raise ParseError(f"malformed CSV ({error})", self._reader.line_num) from None
+
+    def each_row(self, read_row: Callable[[Row], ParsedItem]) -> Iterator[ParsedItem]:
+        """Every row through `read_row`; a row it cannot read becomes a RowError naming its line."""
+        for row in self.rows():
+            try:
+                yield read_row(row)
+            except ROW_ERRORS as error:
+                yield RowError(row.line, str(error))
 
 
 # --- values ---------------------------------------------------------------------------------------------
