@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,3 +35,12 @@ def test_seed_demo_refuses_to_run_with_production_settings():
     )
     assert result.returncode != 0
     assert "seed_demo refuses to run with the production settings" in result.stderr
+
+
+@pytest.mark.django_db
+def test_a_refused_page_explains_itself(client, django_user_model):
+    user = django_user_model.objects.create_user(username="eng", password="pw")
+    client.force_login(user)
+    response = client.get("/imports/")
+    assert response.status_code == 403
+    assert "Admins only." in response.content.decode() and "Back to the leaderboard" in response.content.decode()
