@@ -1,6 +1,6 @@
-"""Admin pages of the write side (uploads, imports, identities, connections). Add routes with small edits."""
+"""Admin pages of the write side: uploads, imports, identities, provider connections."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
 from usage import views as usage_views
 from usage import views_connections

@@ -10,7 +10,9 @@ from usage.models import ImportBatch, Person, Team, UsageRecord
 def test_seed_demo_builds_the_org_through_the_real_pipeline_and_is_safe_to_rerun():
     call_command("seed_demo")
     assert Person.objects.count() == 60
-    assert Team.objects.filter(parent__isnull=True).count() == 3 and Team.objects.filter(parent__isnull=False).count() == 8
+    assert (
+        Team.objects.filter(parent__isnull=True).count() == 3 and Team.objects.filter(parent__isnull=False).count() == 8
+    )
     formats = set(ImportBatch.objects.values_list("detected_format", flat=True))
     assert len(formats) >= 5, formats
     assert set(ImportBatch.objects.values_list("status", flat=True)) == {"succeeded"}

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from usage.schedules import PERIODIC_TASKS
+from usage.services.connections import connection_schedules_ensure
 
 
 def crontab_for(cron: str) -> CrontabSchedule:
@@ -31,3 +32,5 @@ class Command(BaseCommand):
                 task.task = spec.task
                 task.save(update_fields=["task"])
             self.stdout.write(f"{'created' if created else 'kept'} periodic task {spec.name!r} ({spec.cron})")
+        for change in connection_schedules_ensure():  # one pull task per enabled provider connection
+            self.stdout.write(change)

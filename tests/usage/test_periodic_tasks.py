@@ -1,0 +1,16 @@
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+
+from usage.models import ProviderConnection
+
+
+@pytest.mark.django_db
+def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys):
+    connection = ProviderConnection.objects.create(provider="openai", name="acme-openai", encrypted_api_key=b"x")
+    call_command("setup_periodic_tasks")
+    call_command("setup_periodic_tasks")
+    tasks = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert tasks["scan drop folder"] == "usage.scan_inbox"
+    assert tasks[f"connection:{connection.name}"] == "usage.pull_provider_usage"
+    assert PeriodicTask.objects.count() == 2
