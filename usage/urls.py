@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_connections
+from usage import views_connections, views_mappings
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("imports/<int:pk>/", usage_views.import_detail_page, name="import-detail"),
     path("imports/<int:pk>/errors.csv", usage_views.import_errors_csv, name="import-errors-csv"),
     path("imports/<int:pk>/retry/", usage_views.import_retry, name="import-retry"),
+    path("imports/mappings/", views_mappings.column_mappings_page, name="column-mappings"),
     path("identities/", usage_views.identities_page, name="identities-list"),
     path("identities/people/", usage_views.people_search, name="identities-people-search"),
     path("identities/bulk/", usage_views.identities_bulk_assign, name="identities-bulk"),
