@@ -128,7 +128,10 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
     return {
         "query": query,
         "periods": PERIOD_LABELS,
-        "metrics": METRIC_LABELS,
+        # Engineers may not rank by cost (usage.access.can_rank_by_cost), so it is not offered to them.
+        "metrics": METRIC_LABELS
+        if viewer.is_admin or viewer.is_manager
+        else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
         "metric_label": METRIC_LABELS[query.metric],
         "has_previous_window": query.window.previous() is not None,
         "viewer": viewer,

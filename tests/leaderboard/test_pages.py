@@ -81,6 +81,7 @@ def test_an_engineer_cannot_rank_everyone_by_cost(usage, as_user):
     html = as_user(usage["infra_engineer"]).get(f"/?{SEPT}&metric=cost_usd").content.decode()
     assert "Ranked by total tokens instead" in html
     assert '<option value="total_tokens" selected' in html
+    assert '<option value="cost_usd"' not in html  # not even offered
 
 
 def test_a_history_restore_request_gets_the_whole_page(usage, as_user):
