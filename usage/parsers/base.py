@@ -39,10 +39,10 @@ class UsageRow:
     requests: int = 0
     # None: the format has no cost for this usage, so the pipeline estimates it from the price table.
     cost_usd: Decimal | None = None
-    # True when the file's cost is the vendor's own estimate (Claude Code analytics, ccusage), not a bill.
-    cost_estimated: bool = False
     identity_email: str = ""
     identity_label: str = ""
+    # True when the file's cost is the vendor's own estimate (Claude Code analytics, ccusage), not a bill.
+    cost_estimated: bool = False
 
 
 @dataclass(slots=True)
