@@ -50,6 +50,7 @@ ALL_TIME_START = date(2015, 1, 1)
 # Dates far from today only make window arithmetic overflow; nobody ranks usage from year 1.
 EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2999, 12, 31)
+MAX_ID = 2**63 - 1  # ids are 64-bit; a larger number would fail in the database, not as a bad parameter
 
 
 class QueryError(ValueError):
@@ -167,7 +168,7 @@ def _date_param(params: QueryDict, name: str) -> date | None:
     except ValueError:
         raise QueryError(name, f"{raw!r} is not a date; use YYYY-MM-DD") from None
     if not EARLIEST_DATE <= value <= LATEST_DATE:
-        raise QueryError(name, f"{raw} is out of range ({EARLIEST_DATE} to {LATEST_DATE})")
+        raise QueryError(name, f"{raw!r} is out of range; use a date from {EARLIEST_DATE} to {LATEST_DATE}")
     return value
 
 
@@ -187,7 +188,7 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
     team_raw = params.get("team", "").strip()
     team_id = None
     if team_raw:
-        if not (team_raw.isascii() and team_raw.isdigit()):
+        if not (team_raw.isascii() and team_raw.isdigit()) or int(team_raw) > MAX_ID:
             raise QueryError("team", f"{team_raw!r} is not a team id")
         team_id = int(team_raw)
     return RankingQuery(

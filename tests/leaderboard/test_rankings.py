@@ -49,6 +49,7 @@ def test_the_previous_window_has_the_same_size_or_is_the_previous_calendar_perio
         ({"period": "custom", "start": "2026-09-10", "end": "2026-09-01"}, "end"),
         ({"team": "x"}, "team"),
         ({"team": "١٢"}, "team"),
+        ({"team": "99999999999999999999"}, "team"),  # beyond a 64-bit id: a bad parameter, not a database error
         ({"date": "0001-01-02", "period": "30d"}, "date"),
     ],
 )
