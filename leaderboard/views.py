@@ -4,7 +4,6 @@ the rest of the state kept, and a message says what was ignored."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from decimal import Decimal
 
@@ -31,6 +30,7 @@ from usage.access import (
     viewer_for,
 )
 from usage.auth import api_token_create
+from usage.csv_export import csv_response
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 from usage.services.imports import data_as_of
 
@@ -157,29 +157,25 @@ def _render(request: HttpRequest, full: str, partial: str, context: dict) -> Htt
 
 # --- CSV -------------------------------------------------------------------------------------------------
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value) -> str:
-    """A cell a spreadsheet will not run: text starting with = + - @ tab or CR gets a leading quote (OWASP
-    CSV injection). Numbers are written by the caller as plain digits and never start with those."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
 
 def money_cell(amount) -> str:
     """Dollars to the cent-millionth as stored, the same text on SQLite and PostgreSQL."""
     return str(Decimal(amount).quantize(Decimal("0.000001")))
 
 
-def csv_response(filename: str, header: list[str], rows) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([csv_safe(cell) if isinstance(cell, str) else cell for cell in row])
-    return response
+# The figures every ranking CSV carries, in this order.
+TOTALS_COLUMNS = [
+    "total_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "requests",
+]
+
+
+def totals_cells(totals) -> list:
+    return [getattr(totals, column) for column in TOTALS_COLUMNS]
 
 
 def _export_name(kind: str, query: RankingQuery) -> str:
@@ -193,12 +189,7 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
         "name",
         "email",
         "team",
-        "total_tokens",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "requests",
+        *TOTALS_COLUMNS,
         "active_days",
         "cost_usd",
     ]
@@ -209,12 +200,7 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
             s.display_name,
             s.email or "",
             s.team_name,
-            s.totals.total_tokens,
-            s.totals.input_tokens,
-            s.totals.output_tokens,
-            s.totals.cache_read_tokens,
-            s.totals.cache_write_tokens,
-            s.totals.requests,
+            *totals_cells(s.totals),
             s.totals.active_days,
             money_cell(s.totals.cost_usd) if s.detail else "",
         ]
@@ -291,12 +277,7 @@ def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> Http
         "team",
         "members",
         "active_members",
-        "total_tokens",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "requests",
+        *TOTALS_COLUMNS,
         "cost_usd",
         "ranked_on",
         "top_user",
@@ -312,18 +293,7 @@ def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> Http
                 s.name,
                 s.members,
                 s.active_members if visible else "",
-                *(
-                    [
-                        figures.total_tokens,
-                        figures.input_tokens,
-                        figures.output_tokens,
-                        figures.cache_read_tokens,
-                        figures.cache_write_tokens,
-                        figures.requests,
-                    ]
-                    if visible
-                    else [""] * 6
-                ),
+                *(totals_cells(figures) if visible else [""] * len(TOTALS_COLUMNS)),
                 money_cell(figures.cost_usd) if can_see_team_detail(viewer, s.team_id) else "",
                 "per active member" if per_capita else "team total",
                 s.top_person_name,
@@ -486,12 +456,7 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
         "name",
         "email",
         "team",
-        "total_tokens",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "requests",
+        *TOTALS_COLUMNS,
         "active_days",
         "cost_usd",
         "share_of_team_tokens",
@@ -502,12 +467,7 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
             m.display_name,
             m.email,
             m.team_name,
-            m.totals.total_tokens,
-            m.totals.input_tokens,
-            m.totals.output_tokens,
-            m.totals.cache_read_tokens,
-            m.totals.cache_write_tokens,
-            m.totals.requests,
+            *totals_cells(m.totals),
             m.totals.active_days,
             money_cell(m.totals.cost_usd),
             f"{m.share:.4f}",

@@ -6,7 +6,6 @@ Every view starts with usage.access.require_admin. Forms are plain GET/POST that
 
 from __future__ import annotations
 
-import csv
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -15,13 +14,14 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from usage.access import require_admin, viewer_for
+from usage.csv_export import csv_response
 from usage.forms import IdentityAssignForm, IdentityBulkForm, IdentityFilterForm, ImportFilterForm, UploadForm
 from usage.models import Identity, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
 from usage.services.identities import identity_assign
@@ -30,8 +30,6 @@ from usage.services.imports import ImportRejected, import_batch_create, import_b
 PAGE_SIZE = 50
 MAX_PROGRESS_IDS = 100
 FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _admin(request) -> None:
@@ -147,27 +145,15 @@ def import_detail_page(request, pk: int):
     )
 
 
-def csv_safe(value: object) -> object:
-    """A cell a spreadsheet shows as text, never runs as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 @require_GET
 def import_errors_csv(request, pk: int):
     _admin(request)
     batch = get_object_or_404(ImportBatch, pk=pk)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="import-{batch.pk}-errors.csv"'
-    writer = csv.writer(response)
-    writer.writerow(["file", "line", "reason"])
-    for error in batch.errors:
-        line = error.get("line")
-        writer.writerow(
-            [csv_safe(batch.original_name), line if isinstance(line, int) else "", csv_safe(error["reason"])]
-        )
-    return response
+    rows = (
+        [batch.original_name, error.get("line") if isinstance(error.get("line"), int) else "", error["reason"]]
+        for error in batch.errors
+    )
+    return csv_response(f"import-{batch.pk}-errors.csv", ["file", "line", "reason"], rows)
 
 
 @require_POST

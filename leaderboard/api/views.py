@@ -139,6 +139,7 @@ PER_CAPITA_PARAM = OpenApiParameter(
     "per_capita", OpenApiTypes.BOOL, description="`true`: rank on figures per active member (default `false`)."
 )
 
+
 def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
     """The shared ranking parameters, validated (leaderboard.windows); a bad one is a 400 that names it."""
     try:

@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from leaderboard.views import PAGE_SIZE, csv_safe
+from leaderboard.views import PAGE_SIZE
 from tests.factories import IdentityFactory, UsageRecordFactory, person_in_team, usage_for
+from usage.csv_export import csv_safe
 from usage.models import ApiToken, Person
 
 SEPT = "period=month&date=2026-09-15"
