@@ -35,6 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+from usage.parsers.cursor_csv import EXPORT_HEADER as CURSOR_EXPORT_HEADER  # noqa: E402  (needs ROOT on the path)
+
 DEFAULT_SIZES = "100000,300000,1000000"
 FORMATS = ("openai", "cursor")
 
@@ -54,21 +58,6 @@ CURSOR_MODELS = [
 ]
 CURSOR_KINDS = ["Included", "Usage-based", "On-Demand", "Errored, No Charge", "Aborted, Not Charged"]
 CURSOR_DAYS = 30
-CURSOR_HEADER = [
-    "Date",
-    "User",
-    "Cloud Agent ID",
-    "Automation ID",
-    "Kind",
-    "Model",
-    "Max Mode",
-    "Input (w/ Cache Write)",
-    "Input (w/o Cache Write)",
-    "Cache Read",
-    "Output Tokens",
-    "Total Tokens",
-    "Cost",
-]
 COPY_COLUMNS = "at, identity, model, kind, input, cache_write, cache_read, output, total, requests, cost"
 
 
@@ -162,7 +151,7 @@ def generate_cursor(rows: int, path: Path, twin: Path) -> dict:
     with path.open("w", encoding="utf-8", newline="") as out, twin.open("w", encoding="utf-8", newline="") as twin_out:
         export = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
         twin_csv = csv.writer(twin_out)
-        export.writerow(CURSOR_HEADER)
+        export.writerow(CURSOR_EXPORT_HEADER)
         for index in range(rows):
             at = first + timedelta(milliseconds=span_ms - 1 - index * span_ms // rows)
             stamp = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
@@ -232,7 +221,6 @@ def export_for(fmt: str, rows: int) -> tuple[Path, Path, dict]:
 
 
 def django_setup() -> None:
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leaderboard.settings")
     os.environ.setdefault("MEDIA_ROOT", str(OUT / "media"))  # stored raw copies of the exports go here
     os.environ["DEBUG"] = "false"  # DEBUG keeps every SQL statement in memory

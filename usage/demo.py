@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from usage.parsers.cursor_csv import EXPORT_HEADER as CURSOR_EXPORT_HEADER
+
 DAYS = 90
 GROUPS = {
     "Engineering": ["Platform", "Product", "Data", "Mobile"],
@@ -292,23 +294,7 @@ def cursor_events_csv(rng: random.Random, people: list[DemoPerson], today: date)
     """Cursor dashboard usage-events CSV: one row per request, emails in varying case, dollar costs."""
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
-    writer.writerow(
-        [
-            "Date",
-            "User",
-            "Cloud Agent ID",
-            "Automation ID",
-            "Kind",
-            "Model",
-            "Max Mode",
-            "Input (w/ Cache Write)",
-            "Input (w/o Cache Write)",
-            "Cache Read",
-            "Output Tokens",
-            "Total Tokens",
-            "Cost",
-        ]
-    )
+    writer.writerow(CURSOR_EXPORT_HEADER)
     models = ["claude-4.5-sonnet-thinking", "gpt-5", "composer-1"]
     for offset in range(DAYS, -1, -1):
         day = today - timedelta(days=offset)

@@ -33,6 +33,22 @@ from .base import (
 from .tabular import ROW_ERRORS, Table, count, email_or_blank, sample_keys, whole_tokens
 
 WITH_WRITE, WITHOUT_WRITE = "inputwcachewrite", "inputwocachewrite"
+# The columns of a current team export, in their order (files that write one: the demo seed, bench/ingest.py).
+EXPORT_HEADER = [
+    "Date",
+    "User",
+    "Cloud Agent ID",
+    "Automation ID",
+    "Kind",
+    "Model",
+    "Max Mode",
+    "Input (w/ Cache Write)",
+    "Input (w/o Cache Write)",
+    "Cache Read",
+    "Output Tokens",
+    "Total Tokens",
+    "Cost",
+]
 
 
 def cost_text(text: str) -> Decimal:
