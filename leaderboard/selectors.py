@@ -8,7 +8,6 @@ Only identities assigned to a person are ranked; unassigned usage is counted sep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
@@ -332,8 +331,3 @@ def unassigned_usage(window: Window) -> tuple[int, int]:
         day__gte=window.start, day__lte=window.end, identity__person__isnull=True
     ).aggregate(identities=Count("identity", distinct=True), tokens=Coalesce(Sum("total_tokens"), 0))
     return row["identities"], row["tokens"]
-
-
-def earliest_usage_day() -> date | None:
-    first = UsageRecord.objects.order_by("day").values_list("day", flat=True).first()
-    return first

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -324,10 +324,3 @@ def _json_line_error(error: Exception, number: int) -> ParseError:
 
 def looks_like_json(sample: Sample) -> bool:
     return sample.text.lstrip("\ufeff \r\n\t")[:1] in ("{", "[")
-
-
-def json_key_present(sample: Sample, *keys: str) -> bool:
-    return all(f'"{key}"' in sample.text for key in keys)
-
-
-Detector = Callable[[Sample], bool]

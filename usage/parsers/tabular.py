@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import IO
@@ -237,10 +237,3 @@ def provider_of(text: str) -> str:
         if any(needle in text for needle in needles):
             return provider
     return "other"
-
-
-def first_present(values: Iterable[str]) -> str:
-    for value in values:
-        if value:
-            return value
-    return ""

@@ -12,7 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 from typing import IO
@@ -221,15 +221,15 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
 @dataclass
 class _Outcome:
     format_name: str
-    records: dict[RecordKey, Accumulated]
-    directory: dict[IdentityKey, tuple[str, str]]
-    identity_emails: dict[IdentityKey, str]
-    identity_labels: dict[IdentityKey, str]
-    rows_read: int
-    rows_imported: int
-    rows_skipped: int
-    rows_rejected: int
-    errors: list[dict]
+    records: dict[RecordKey, Accumulated] = field(default_factory=dict)
+    directory: dict[IdentityKey, tuple[str, str]] = field(default_factory=dict)
+    identity_emails: dict[IdentityKey, str] = field(default_factory=dict)
+    identity_labels: dict[IdentityKey, str] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_imported: int = 0
+    rows_skipped: int = 0
+    rows_rejected: int = 0
+    errors: list[dict] = field(default_factory=list)
 
 
 class _RowsRejected(Exception):
@@ -267,7 +267,7 @@ def _parse(batch: ImportBatch) -> _Outcome:
     if batch.requested_format.startswith("generic_csv:"):
         ctx.column_mapping = _column_mapping(batch.requested_format.split(":", 1)[1])
 
-    outcome = _Outcome(fmt.name, {}, {}, {}, {}, 0, 0, 0, 0, [])
+    outcome = _Outcome(fmt.name)
     records = outcome.records
     # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
     # row, and attribute updates on the outcome were a measurable share of a large import's time.
@@ -470,7 +470,7 @@ def usage_records_upsert(rows: Iterable[tuple]) -> int:
     fields = [UsageRecord._meta.get_field(name) for name in RECORD_FIELDS]
     if connection.vendor != "postgresql":
         written = 0
-        names = [field.attname for field in fields]
+        names = [model_field.attname for model_field in fields]
         rows = iter(rows)
         while chunk := list(islice(rows, UPSERT_BATCH)):
             UsageRecord.objects.bulk_create(
@@ -482,7 +482,7 @@ def usage_records_upsert(rows: Iterable[tuple]) -> int:
             written += len(chunk)
         return written
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(model_field.column) for model_field in fields)
     key = ", ".join(quote(UsageRecord._meta.get_field(name).column) for name in NATURAL_KEY)
     updates = ", ".join(
         f"{quote(column)} = EXCLUDED.{quote(column)}"
