@@ -111,7 +111,8 @@ class UploadForm(forms.Form):
             if upload.size > limit:
                 errors.append(
                     f"{upload.name}: the file is larger than the upload limit of {limit:,} bytes "
-                    f"({filesizeformat(upload.size)}; the limit is {filesizeformat(limit)})"
+                    f"({filesizeformat(upload.size)}; the limit is {filesizeformat(limit)}): export a shorter "
+                    "date range or compress it (gzip/zip)"
                 )
             elif upload.size == 0:
                 errors.append(f"{upload.name}: the file is empty")

@@ -48,4 +48,7 @@ def format_detect(sample: Sample) -> Format:
     for candidate in FORMATS.values():
         if candidate.detect(sample):
             return candidate
-    raise UnknownFormat(f"matches no known format (compared with: {', '.join(FORMATS)})")
+    raise UnknownFormat(
+        f"matches no known format (compared with: {', '.join(FORMATS)}); if it is a provider export, choose its "
+        "format; any other CSV can be imported with a column mapping (Imports → upload → map its columns once)"
+    )

@@ -89,7 +89,10 @@ def import_batch_create(
         digest.update(chunk)
         size += len(chunk)
         if size > limit:
-            raise ImportRejected(f"{name}: the file is larger than the upload limit of {limit:,} bytes")
+            raise ImportRejected(
+                f"{name}: the file is larger than the upload limit of {limit:,} bytes; export a shorter date range "
+                "or compress it (gzip/zip), or raise TOKENBOARD_UPLOAD_MAX_BYTES"
+            )
     if size == 0:
         raise ImportRejected(f"{name}: the file is empty")
     file.seek(0)
