@@ -59,44 +59,37 @@ class AnthropicCollector(Collector):
             datasets.append(self._claude_code(start, end, claude_code))
         return datasets
 
-    def _usage(self, start: datetime, end: datetime) -> Dataset:
-        dataset = Dataset("usage", "anthropic_usage")
-        path = "/v1/organizations/usage_report/messages"
+    def _bucket_report(self, name: str, format_name: str, path: str, params: list[tuple[str, object]]) -> Dataset:
+        """Every page of a bucketed report (usage, cost), following `next_page` to the end."""
+        dataset = Dataset(name, format_name)
 
         def fetch(cursor: str | None) -> dict:
-            params: list[tuple[str, object]] = [
-                ("starting_at", rfc3339(start)),
-                ("ending_at", rfc3339(end)),
-                ("bucket_width", "1h"),
-                *[("group_by[]", field) for field in USAGE_GROUP_BY],
-                ("limit", HOURLY_PAGE_LIMIT),
-                ("page", cursor),
-            ]
-            return self.client.get(path, params)
+            return self.client.get(path, [*params, ("page", cursor)])
 
         for page in follow_pages(fetch, where=f"Anthropic {path}"):
             dataset.add(page, bucket_results(page))
         return dataset
+
+    def _usage(self, start: datetime, end: datetime) -> Dataset:
+        params: list[tuple[str, object]] = [
+            ("starting_at", rfc3339(start)),
+            ("ending_at", rfc3339(end)),
+            ("bucket_width", "1h"),
+            *[("group_by[]", field) for field in USAGE_GROUP_BY],
+            ("limit", HOURLY_PAGE_LIMIT),
+        ]
+        return self._bucket_report("usage", "anthropic_usage", "/v1/organizations/usage_report/messages", params)
 
     def _costs(self, start: datetime, end: datetime, format_name: str) -> Dataset:
-        dataset = Dataset("costs", format_name)
-        path = "/v1/organizations/cost_report"
-
-        def fetch(cursor: str | None) -> dict:
-            params: list[tuple[str, object]] = [
-                ("starting_at", rfc3339(utc_day_start(start))),
-                ("ending_at", rfc3339(end)),
-                ("bucket_width", "1d"),
-                ("group_by[]", "workspace_id"),
-                ("group_by[]", "description"),
-                ("limit", COST_PAGE_LIMIT),
-                ("page", cursor),
-            ]
-            return self.client.get(path, params)
-
-        for page in follow_pages(fetch, where=f"Anthropic {path}"):
-            dataset.add(page, bucket_results(page))
-        return dataset
+        params: list[tuple[str, object]] = [
+            ("starting_at", rfc3339(utc_day_start(start))),
+            ("ending_at", rfc3339(end)),
+            ("bucket_width", "1d"),
+            ("group_by[]", "workspace_id"),
+            ("group_by[]", "description"),
+            ("limit", COST_PAGE_LIMIT),
+        ]
+        return self._bucket_report("costs", format_name, "/v1/organizations/cost_report", params)
 
     def _claude_code(self, start: datetime, end: datetime, format_name: str) -> Dataset:
         """Claude Code analytics take one UTC day per request (`starting_at=YYYY-MM-DD`)."""
