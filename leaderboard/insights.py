@@ -10,13 +10,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
 from usage.models import Membership, Person
+from usage.models import PersonStanding as PersonStandingRow
 
-from .selectors import PersonStanding, Totals, person_totals, usage_in_window
+from .selectors import (
+    PeopleRanking,
+    PersonStanding,
+    Totals,
+    _ranked_ids,
+    person_totals,
+    rollups_in_window,
+    stored_window,
+)
 from .templatetags.tokenboard import compact
 from .windows import RankingQuery, Window, window_for
 
@@ -31,16 +39,13 @@ class Movers:
     has_previous_window: bool
 
 
-def movers_from(standings: list[PersonStanding], *, has_previous_window: bool, limit: int = 15) -> Movers:
+def movers_from(ranking: PeopleRanking, *, limit: int = 15) -> Movers:
     """Biggest climbers and fallers (by places moved, then by current rank) and newcomers (no rank in the
-    previous window of the same size), from an already computed ranking."""
-    if not has_previous_window:
+    previous window of the same size), from a ranking."""
+    if not ranking.has_previous_window:
         return Movers([], [], [], False)
-    moved = [s for s in standings if s.rank_change]
-    climbers = sorted((s for s in moved if s.rank_change > 0), key=lambda s: (-s.rank_change, s.rank))
-    fallers = sorted((s for s in moved if s.rank_change < 0), key=lambda s: (s.rank_change, s.rank))
-    newcomers = [s for s in standings if s.previous_rank is None]
-    return Movers(climbers[:limit], fallers[:limit], newcomers[:limit], True)
+    climbers, fallers, newcomers = ranking.movers(limit)
+    return Movers(climbers, fallers, newcomers, True)
 
 
 # --- Titles ----------------------------------------------------------------------------------------------
@@ -96,10 +101,10 @@ def longest_runs(days_by_person: dict[int, list[date]]) -> dict[int, int]:
 
 
 def _longest_streaks(records) -> dict[int, int]:
-    """Longest run of active days per person in the (already filtered) records: one query of distinct
+    """Longest run of active days per person in the (already filtered) rollup rows: one query of distinct
     (person, day) pairs, at most people × days in the window."""
     days_by_person: dict[int, list[date]] = defaultdict(list)
-    pairs = records.values_list("identity__person", "day").distinct().order_by("identity__person", "day")
+    pairs = records.values_list("person", "day").distinct().order_by("person", "day")
     for person_id, day in pairs:
         days_by_person[person_id].append(day)
     return longest_runs(days_by_person)
@@ -119,7 +124,7 @@ def window_titles(
         totals = person_totals(query.window, **filters)
     if not totals:
         return []
-    records = usage_in_window(query.window, **filters).filter(identity__person__isnull=False)
+    records = rollups_in_window(query.window, **filters).filter(person__isnull=False)
     winners: list[tuple[TitleRule, int, str]] = []
 
     def by_volume(pid: int) -> tuple:
@@ -139,9 +144,7 @@ def window_titles(
             winners.append((rules["cache"], best, f"{rate[best]:.0%} of prompt tokens from cache"))
 
     model_counts = dict(
-        records.values("identity__person")
-        .annotate(models=Count("model", distinct=True))
-        .values_list("identity__person", "models")
+        records.values("person").annotate(models=Count("model", distinct=True)).values_list("person", "models")
     )
     if model_counts:
         widest = max(model_counts, key=lambda pid: (model_counts[pid], by_volume(pid) if pid in totals else (0, 0)))
@@ -164,13 +167,15 @@ def window_titles(
 # --- Rank history ----------------------------------------------------------------------------------------
 
 
+# Rolling and custom windows have no stored predecessors; their history is told in the calendar period of
+# about their size.
+HISTORY_PERIOD = {"7d": "week", "30d": "month", "90d": "quarter", "all": "month", "custom": "month"}
+
+
 def history_windows(window: Window, count: int = 12) -> list[Window]:
-    """The window and up to count-1 windows of the same kind before it, oldest first. All time has no
-    predecessors, so its history is the last `count` calendar months."""
-    if window.period == "all":
-        current = window_for("month", window.end)
-    else:
-        current = window
+    """The window and up to count-1 windows of the same kind before it, oldest first. Rolling, custom and
+    all-time windows are told by the calendar period of about their size that contains their last day."""
+    current = window_for(HISTORY_PERIOD[window.period], window.end) if window.period in HISTORY_PERIOD else window
     windows = [current]
     while len(windows) < count:
         previous = windows[-1].previous()
@@ -192,39 +197,28 @@ def _window_label(window: Window) -> str:
     return f"{window.start:%d %b}–{window.end:%d %b}"
 
 
+def _rank_in(window: Window, query: RankingQuery, person_id: int) -> int | None:
+    """The person's rank in the window on the query's metric and filters: a stored lookup when the window
+    is kept and unfiltered, else ranked from the window's totals."""
+    if not query.model and query.team_id is None:
+        stored = stored_window(window, query.provider)
+        if stored is not None:
+            return (
+                PersonStandingRow.objects.filter(window_id=stored.pk, person_id=person_id)
+                .values_list(f"rank_{query.metric}", flat=True)
+                .first()
+            )
+    totals = person_totals(window, provider=query.provider, model=query.model, team_id=query.team_id)
+    return dict(_ranked_ids(totals, query.metric, {})).get(person_id)
+
+
 def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[tuple[date, str, int | None]]:
     """(window start, label, rank or None) for the person over the last `count` windows of the query's
-    kind, on the query's metric and filters. One query: each day is bucketed into its window in SQL."""
-    windows = history_windows(query.window, count)
-    bucket = Case(
-        *[When(day__gte=w.start, day__lte=w.end, then=Value(i)) for i, w in enumerate(windows)],
-        output_field=IntegerField(),
-    )
-    span = Window("custom", windows[0].start, windows[-1].end)
-    records = (
-        usage_in_window(span, provider=query.provider, model=query.model, team_id=query.team_id)
-        .filter(identity__person__isnull=False)
-        .annotate(bucket=bucket)
-        .values("bucket", "identity__person")
-    )
-    if query.metric == "active_days":
-        rows = records.annotate(value=Count("day", distinct=True))
-    else:
-        rows = records.annotate(
-            value=Coalesce(Sum(query.metric), 0, output_field=records.model._meta.get_field(query.metric))
-        )
-    values: dict[int, dict[int, object]] = defaultdict(dict)
-    for row in rows:
-        if row["bucket"] is not None:
-            values[row["bucket"]][row["identity__person"]] = row["value"]
-    history = []
-    for index, window in enumerate(windows):
-        mine = values[index].get(person_id)
-        rank = None
-        if mine:
-            rank = 1 + sum(1 for other in values[index].values() if other > mine)
-        history.append((window.start, _window_label(window), rank))
-    return history
+    kind, on the query's metric and filters."""
+    return [
+        (window.start, _window_label(window), _rank_in(window, query, person_id))
+        for window in history_windows(query.window, count)
+    ]
 
 
 # --- Team members ----------------------------------------------------------------------------------------
@@ -257,13 +251,13 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
     daily: dict[int, list[int]] = {pid: [0] * query.window.days for pid in people_ids}
     if query.window.days <= 400:  # sparklines over longer windows would be unreadable anyway
         rows = (
-            usage_in_window(query.window, **filters)
-            .filter(identity__person__isnull=False)
-            .values("identity__person", "day")
+            rollups_in_window(query.window, **filters)
+            .filter(person__isnull=False)
+            .values("person", "day")
             .annotate(tokens=Sum("total_tokens"))
         )
         for row in rows:
-            daily[row["identity__person"]][day_index[row["day"]]] += row["tokens"]
+            daily.setdefault(row["person"], [0] * query.window.days)[day_index[row["day"]]] += row["tokens"]
     team_total = Totals()
     for t in totals.values():
         team_total.add(t)
@@ -293,11 +287,11 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
 def mix_shares(query: RankingQuery, *, person_id: int | None = None, team_id: int | None = None, field_name: str):
     """(name, tokens, share) of the window's tokens by model or provider, largest first, for a person or a
     team subtree. One grouped query."""
-    records = usage_in_window(query.window, provider=query.provider, model=query.model, team_id=team_id)
+    records = rollups_in_window(query.window, provider=query.provider, model=query.model, team_id=team_id)
     if person_id is not None:
-        records = records.filter(identity__person_id=person_id)
+        records = records.filter(person_id=person_id)
     else:
-        records = records.filter(identity__person__isnull=False)
+        records = records.filter(person__isnull=False)
     rows = list(records.values(field_name).annotate(tokens=Sum("total_tokens")).filter(~Q(tokens=0)))
     grand = sum(row["tokens"] for row in rows)
     shares = [(row[field_name] or "(unknown)", row["tokens"], row["tokens"] / grand if grand else 0.0) for row in rows]

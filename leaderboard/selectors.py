@@ -1,56 +1,48 @@
-"""Read side: rankings of people and teams for a window, shared by the pages and the API.
+"""Read side: rankings of people and teams for a window, shared by the pages, the CSV exports and the API.
 
-Totals come from UsageRecord joined through Identity → Person; team totals use the membership that
-covered each usage day, so a mid-window team move splits a person's usage between the two teams.
-Only identities assigned to a person are ranked; unassigned usage is counted separately for admins.
+Everything is read from the read models that usage.services.standings keeps (docs/architecture.md):
+
+- a stored window (every calendar day, week, month, quarter and year with usage, all time and the rolling
+  7/30/90 days up to today), all providers or one provider: the board is a range of PersonStanding rows in
+  their stored order, the viewer's own rank and the previous ranks are lookups by person;
+- any other window (custom ranges, rolling windows anchored in the past) is summed from the stored windows
+  that exactly cover it (usage.periods.cover), and a team filter reads the team-member rows of those windows;
+- a model filter sums the daily rollups of the window.
+
+Team figures use the membership that covered each usage day, so a mid-window team move splits a person's usage
+between the two teams. Only usage of identities assigned to a person is ranked; unassigned usage is counted
+separately for admins.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from usage.access import Viewer, can_see_person_detail, person_display_name, team_parents, team_subtree_ids
-from usage.models import Membership, Person, Team, UsageRecord
+from usage.access import Viewer, can_see_person_detail, can_see_team_figures, person_display_name, team_subtree_ids
+from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.models import (
+    DailyRollup,
+    Membership,
+    Person,
+    StandingWindow,
+    Team,
+    TeamMemberStanding,
+    UsageRecord,
+)
+from usage.models import PersonStanding as PersonStandingRow
+from usage.models import (
+    TeamStanding as TeamStandingRow,
+)
+from usage.periods import cover
+from usage.services.standings import ALL_PROVIDERS, COST_REPORT_KIND, team_ancestors
 
 from .windows import RankingQuery, Window
-
-COST_REPORT_KIND = "cost"
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "total_tokens", "requests")
-SUM_FIELDS = (*TOKEN_FIELDS, "cost_usd")
-
-
-def _sums(prefix: str = "") -> dict:
-    sums = {name: Coalesce(Sum(f"{prefix}{name}"), 0) for name in TOKEN_FIELDS}
-    sums["cost_usd"] = Coalesce(Sum(f"{prefix}cost_usd"), Decimal(0))
-    return sums
-
-
-def usage_in_window(window: Window, *, provider: str = "", model: str = "", team_id: int | None = None) -> QuerySet:
-    """Usage records in the window, filtered; with a team, only days the person was in its subtree."""
-    # Cost reports (usage kind "cost": OpenAI Costs API, Anthropic cost_report) are account-level bills kept for
-    # reconciliation; every usage row already carries its own billed or estimated cost, so adding them would
-    # count cost twice.
-    records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
-        usage_kind=COST_REPORT_KIND
-    )
-    if provider:
-        records = records.filter(provider=provider)
-    if model:
-        records = records.filter(model=model)
-    if team_id is not None:
-        subtree = team_subtree_ids([team_id])
-        in_team_that_day = Membership.objects.filter(
-            Q(end__isnull=True) | Q(end__gte=OuterRef("day")),
-            person_id=OuterRef("identity__person_id"),
-            team_id__in=subtree,
-            start__lte=OuterRef("day"),
-        )
-        records = records.filter(Exists(in_team_that_day))
-    return records
 
 
 @dataclass
@@ -62,30 +54,30 @@ class Totals:
     total_tokens: int = 0
     requests: int = 0
     cost_usd: Decimal = Decimal(0)
+    billed_cost_usd: Decimal = Decimal(0)
     active_days: int = 0
 
     def metric(self, name: str):
         return getattr(self, name)
 
     def add(self, other: Totals) -> None:
-        for name in (*SUM_FIELDS, "active_days"):
+        for name in TOTALS_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    @classmethod
+    def of(cls, row) -> Totals:
+        """From a mapping or an object that has every figure (a rollup or standing row)."""
+        get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+        return cls(**{name: get(name) or 0 for name in TOTALS_FIELDS})
 
-def _totals_from(row: dict) -> Totals:
-    return Totals(**{name: row[name] for name in (*SUM_FIELDS, "active_days")})
+
+TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
 
 
-def person_totals(
-    window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
-) -> dict[int, Totals]:
-    rows = (
-        usage_in_window(window, provider=provider, model=model, team_id=team_id)
-        .filter(identity__person__isnull=False)
-        .values("identity__person")
-        .annotate(**_sums(), active_days=Count("day", distinct=True))
-    )
-    return {row["identity__person"]: _totals_from(row) for row in rows}
+def _sums(prefix: str = "") -> dict:
+    sums = {name: Coalesce(Sum(f"{prefix}{name}"), 0) for name in COUNT_FIGURES}
+    sums.update({name: Coalesce(Sum(f"{prefix}{name}"), Decimal(0)) for name in SUMMED_FIGURES[len(COUNT_FIGURES) :]})
+    return sums
 
 
 def competition_ranks(values: list) -> list[int]:
@@ -100,6 +92,90 @@ def competition_ranks(values: list) -> list[int]:
 def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str]) -> list[tuple[int, int]]:
     ordered = sorted(totals, key=lambda pid: (-totals[pid].metric(metric), tie_names.get(pid, ""), pid))
     return list(zip(ordered, competition_ranks([totals[pid].metric(metric) for pid in ordered]), strict=True))
+
+
+# --- Where a window's figures are kept --------------------------------------------------------------------------
+
+
+def stored_window(window: Window, provider: str = "") -> StandingWindow | None:
+    """The stored standings of exactly this window, if kept."""
+    if window.period == "custom":
+        return None
+    return StandingWindow.objects.filter(
+        period=window.period, start=window.start, end=window.end, provider=provider or ALL_PROVIDERS
+    ).first()
+
+
+def _window_ids(window: Window, provider: str) -> list[int]:
+    """Stored windows whose union is exactly the window: itself when kept, else its calendar pieces."""
+    stored = stored_window(window, provider)
+    if stored is not None:
+        return [stored.pk]
+    pieces = {(p.period, p.start, p.end) for p in cover(window.start, window.end)}
+    candidates = StandingWindow.objects.filter(
+        provider=provider or ALL_PROVIDERS,
+        start__gte=window.start,
+        end__lte=window.end,
+        period__in={period for period, _s, _e in pieces},
+    ).values_list("pk", "period", "start", "end")
+    return [pk for pk, period, start, end in candidates if (period, start, end) in pieces]
+
+
+def rollups_in_window(window: Window, *, provider: str = "", model: str = "", team_id: int | None = None) -> QuerySet:
+    """Daily rollup rows of the window, filtered; with a team, only days the person was in its subtree."""
+    rows = DailyRollup.objects.filter(day__gte=window.start, day__lte=window.end)
+    if provider:
+        rows = rows.filter(provider=provider)
+    if model:
+        rows = rows.filter(model=model)
+    if team_id is not None:
+        rows = rows.filter(team_id__in=team_subtree_ids([team_id]))
+    return rows
+
+
+def usage_records_in_window(
+    window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
+) -> QuerySet:
+    """The raw usage records the rollups of the window sum (cost reports excluded), for the /usage/ list;
+    with a team, only days the person was in its subtree."""
+    records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
+        usage_kind=COST_REPORT_KIND
+    )
+    if provider:
+        records = records.filter(provider=provider)
+    if model:
+        records = records.filter(model=model)
+    if team_id is not None:
+        in_team_that_day = Membership.objects.filter(
+            Q(end__isnull=True) | Q(end__gte=OuterRef("day")),
+            person_id=OuterRef("identity__person_id"),
+            team_id__in=team_subtree_ids([team_id]),
+            start__lte=OuterRef("day"),
+        )
+        records = records.filter(Exists(in_team_that_day))
+    return records
+
+
+def person_totals(
+    window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
+) -> dict[int, Totals]:
+    """Each person's totals in the window, filtered (the days in a team's subtree only, with a team)."""
+    if model:
+        rows = (
+            rollups_in_window(window, provider=provider, model=model, team_id=team_id)
+            .filter(person__isnull=False)
+            .values("person_id")
+            .annotate(**_sums(), active_days=Count("day", distinct=True))
+        )
+    else:
+        rows = TeamMemberStanding.objects.filter(window_id__in=_window_ids(window, provider))
+        if team_id is not None:
+            rows = rows.filter(team_id__in=team_subtree_ids([team_id]))
+        rows = rows.values("person_id").annotate(**_sums(), active_days=Coalesce(Sum("active_days"), 0))
+    return {row["person_id"]: Totals.of(row) for row in rows}
+
+
+# --- People --------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -141,54 +217,265 @@ def _tier(rank: int, count: int) -> str:
     return ""
 
 
-def people_ranking(query: RankingQuery, viewer: Viewer) -> list[PersonStanding]:
-    """Everyone with usage in the window, ranked on the query's metric; ties share a rank. The search
-    narrows the list after ranking, so a person keeps their real rank. Names, emails and costs follow
-    the viewer's role (usage.access)."""
-    filters = {"provider": query.provider, "model": query.model, "team_id": query.team_id}
-    totals = person_totals(query.window, **filters)
-    people = {
-        p["id"]: p
-        for p in Person.objects.filter(pk__in=totals.keys()).values(
-            "id", "display_name", "email", "pseudonym", "show_name"
-        )
-    }
-    ranked = _ranked_ids(totals, query.metric, {pid: p["display_name"] for pid, p in people.items()})
-    previous_ranks: dict[int, int] = {}
-    previous_window = query.window.previous()
-    if previous_window is not None:
-        previous_totals = person_totals(previous_window, **filters)
-        previous_ranks = dict(_ranked_ids(previous_totals, query.metric, {}))
-    teams = current_teams(totals.keys())
-    leader_value = totals[ranked[0][0]].metric(query.metric) if ranked else 0
-    search = query.search.lower()
-    viewer_person_id = viewer.person.pk if viewer.person else None
-    standings = []
-    for person_id, rank in ranked:
-        person = people[person_id]
-        name = person_display_name(viewer, person_id, person["display_name"], person["pseudonym"], person["show_name"])
-        if search and search not in name.lower():
-            continue
-        detail = can_see_person_detail(viewer, person_id)
-        team_id, team_name = teams.get(person_id, (None, ""))
-        value = totals[person_id].metric(query.metric)
-        standings.append(
-            PersonStanding(
-                rank=rank,
-                previous_rank=previous_ranks.get(person_id),
-                person_id=person_id,
-                display_name=name,
-                email=person["email"] if detail else None,
-                team_id=team_id,
-                team_name=team_name,
-                totals=totals[person_id],
-                detail=detail,
-                share_of_leader=float(value / leader_value) if leader_value else 0.0,
-                percentile_tier=_tier(rank, len(ranked)),
-                is_viewer=person_id == viewer_person_id,
+@dataclass
+class _Ranked:
+    """One ranked person before the viewer's rules are applied."""
+
+    person_id: int
+    rank: int
+    totals: Totals
+
+
+class PeopleRanking(Sequence):
+    """Everyone with usage in the window, ranked on the query's metric (ties share a rank, then by name).
+
+    A lazy sequence of PersonStanding: Django's and DRF's paginators slice it, so a page reads only its rows.
+    The search narrows the list after ranking, so a person keeps their real rank. Names, emails and costs
+    follow the viewer's role (usage.access)."""
+
+    def __init__(self, query: RankingQuery, viewer: Viewer):
+        self.query, self.viewer = query, viewer
+        self.metric = query.metric
+        provider = query.provider or ALL_PROVIDERS
+        self._stored = None
+        if not query.model and query.team_id is None:
+            self._stored = stored_window(query.window, provider)
+        previous_window = query.window.previous()
+        self._previous_stored = None
+        self.has_previous_window = previous_window is not None
+        if previous_window is not None and self._stored is not None:
+            self._previous_stored = stored_window(previous_window, provider)
+        self._computed: list[_Ranked] | None = None
+        self._previous_ranks: dict[int, int] | None = None
+        if self._stored is None:
+            self._compute()
+        self._search_ids = self._matching_people() if query.search else None
+        self._count: int | None = None
+        self._leader_value = None
+
+    # -- the computed path: any window or filter without stored standings --
+    def _compute(self) -> None:
+        filters = {"provider": self.query.provider, "model": self.query.model, "team_id": self.query.team_id}
+        totals = person_totals(self.query.window, **filters)
+        names = dict(Person.objects.filter(pk__in=totals.keys()).values_list("id", "display_name"))
+        self._computed = [_Ranked(pid, rank, totals[pid]) for pid, rank in _ranked_ids(totals, self.metric, names)]
+        self._previous_ranks = {}
+        previous_window = self.query.window.previous()
+        if previous_window is not None:
+            previous = person_totals(previous_window, **filters)
+            self._previous_ranks = dict(_ranked_ids(previous, self.metric, {}))
+
+    def _matching_people(self) -> set[int]:
+        """People whose name, as this viewer sees it, contains the search text."""
+        text = self.query.search
+        shown_name = Q(display_name__icontains=text, show_name=True) | Q(pseudonym__icontains=text, show_name=False)
+        if self.viewer.is_admin:
+            shown_name = Q(display_name__icontains=text)
+        else:
+            detail = set(self.viewer.managed_person_ids())
+            if self.viewer.person is not None:
+                detail.add(self.viewer.person.pk)
+            shown_name |= Q(display_name__icontains=text, pk__in=detail)
+        return set(Person.objects.filter(shown_name).values_list("pk", flat=True))
+
+    def _rows(self) -> QuerySet:
+        rows = PersonStandingRow.objects.filter(window_id=self._stored.pk)
+        if self._search_ids is not None:
+            rows = rows.filter(person_id__in=self._search_ids)
+        return rows
+
+    def count(self) -> int:
+        if self._count is None:
+            if self._stored is None:
+                rows = self._computed
+                self._count = (
+                    len(rows) if self._search_ids is None else sum(1 for r in rows if r.person_id in self._search_ids)
+                )
+            else:
+                self._count = self._stored.people if self._search_ids is None else self._rows().count()
+        return self._count
+
+    @property
+    def ranked_count(self) -> int:
+        """Everyone ranked, whatever the search."""
+        return self._stored.people if self._stored is not None else len(self._computed)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.count())
+            assert step == 1, "rankings are sliced in order"
+            return self._standings(self._ranked_slice(start, stop))
+        if index < 0:
+            index += self.count()
+        items = self[index : index + 1]
+        if not items:
+            raise IndexError(index)
+        return items[0]
+
+    def __iter__(self) -> Iterator[PersonStanding]:
+        chunk = 2000
+        for start in range(0, self.count(), chunk):
+            yield from self[start : start + chunk]
+
+    def _ranked_slice(self, start: int, stop: int) -> list[_Ranked]:
+        if self._stored is None:
+            rows = self._computed
+            if self._search_ids is not None:
+                rows = [r for r in rows if r.person_id in self._search_ids]
+            return rows[start:stop]
+        place = f"place_{self.metric}"
+        rows = self._rows().order_by(place)
+        if self._search_ids is None:  # the stored places are 1..people: a page is a range of them
+            rows = rows.filter(**{f"{place}__gt": start, f"{place}__lte": stop})
+        else:
+            rows = rows[start:stop]
+        return [_Ranked(r.person_id, getattr(r, f"rank_{self.metric}"), Totals.of(r)) for r in rows]
+
+    def _previous_rank_of(self, person_ids: list[int]) -> dict[int, int]:
+        if self._previous_ranks is not None:
+            return {pid: self._previous_ranks[pid] for pid in person_ids if pid in self._previous_ranks}
+        if self._previous_stored is None:
+            return {}
+        return dict(
+            PersonStandingRow.objects.filter(window_id=self._previous_stored.pk, person_id__in=person_ids).values_list(
+                "person_id", f"rank_{self.metric}"
             )
         )
-    return standings
+
+    def leader_value(self):
+        if self._leader_value is None:
+            if self._stored is None:
+                self._leader_value = self._computed[0].totals.metric(self.metric) if self._computed else 0
+            else:
+                leader = (
+                    PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}": 1})
+                    .values_list(self.metric, flat=True)
+                    .first()
+                )
+                self._leader_value = leader or 0
+        return self._leader_value
+
+    def row_for(self, person_id: int) -> PersonStanding | None:
+        """The person's standing (their real rank, whatever the search), or None if not ranked."""
+        if self._stored is None:
+            found = [r for r in self._computed if r.person_id == person_id]
+        else:
+            found = [
+                _Ranked(r.person_id, getattr(r, f"rank_{self.metric}"), Totals.of(r))
+                for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
+            ]
+        return self._standings(found)[0] if found else None
+
+    def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
+        """(climbers, fallers, newcomers): most places gained or lost (then by current rank) and the best
+        ranked people with no rank in the previous window."""
+        if self._stored is None:
+            previous = self._previous_ranks or {}
+            changes = {r.person_id: previous[r.person_id] - r.rank for r in self._computed if r.person_id in previous}
+            by_rank = {r.person_id: r.rank for r in self._computed}
+            climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))
+            fallers = sorted((p for p, c in changes.items() if c < 0), key=lambda p: (changes[p], by_rank[p]))
+            newcomers = [r.person_id for r in self._computed if r.person_id not in previous]
+            picked = [climbers[:limit], fallers[:limit], newcomers[:limit]]
+        else:
+            picked = self._stored_movers(limit)
+        return tuple(self._standings_of(ids) for ids in picked)
+
+    def _stored_movers(self, limit: int) -> list[list[int]]:
+        if self._previous_stored is None:
+            return [[], [], self._ranked_ids_page(limit)]
+        table = connection.ops.quote_name(PersonStandingRow._meta.db_table)
+        rank = f"rank_{self.metric}"
+        moved = f"""
+            SELECT c.person_id FROM {table} c JOIN {table} p ON p.person_id = c.person_id AND p.window_id = %s
+            WHERE c.window_id = %s AND p.{rank} {{sign}} c.{rank}
+            ORDER BY (p.{rank} - c.{rank}) {{order}}, c.{rank}, c.person_id LIMIT %s
+        """
+        newcomers = f"""
+            SELECT c.person_id FROM {table} c WHERE c.window_id = %s
+            AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.window_id = %s AND p.person_id = c.person_id)
+            ORDER BY c.place_{self.metric} LIMIT %s
+        """
+        previous, current = self._previous_stored.pk, self._stored.pk
+        with connection.cursor() as cursor:
+            picked = []
+            for sql, params in (
+                (moved.format(sign=">", order="DESC"), [previous, current, limit]),
+                (moved.format(sign="<", order="ASC"), [previous, current, limit]),
+                (newcomers, [current, previous, limit]),
+            ):
+                cursor.execute(sql, params)
+                picked.append([row[0] for row in cursor.fetchall()])
+        return picked
+
+    def _ranked_ids_page(self, limit: int) -> list[int]:
+        return [r.person_id for r in self._ranked_slice(0, limit)]
+
+    def _standings_of(self, person_ids: list[int]) -> list[PersonStanding]:
+        """Standings of these ranked people, in the given order."""
+        if self._stored is None:
+            by_id = {r.person_id: r for r in self._computed}
+            return self._standings([by_id[pid] for pid in person_ids])
+        rows = {
+            r.person_id: _Ranked(r.person_id, getattr(r, f"rank_{self.metric}"), Totals.of(r))
+            for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id__in=person_ids)
+        }
+        return self._standings([rows[pid] for pid in person_ids if pid in rows])
+
+    def viewer_row(self) -> PersonStanding | None:
+        """The viewer's own standing, if ranked and matching the search."""
+        person = self.viewer.person
+        if person is None or (self._search_ids is not None and person.pk not in self._search_ids):
+            return None
+        return self.row_for(person.pk)
+
+    def _standings(self, ranked: list[_Ranked]) -> list[PersonStanding]:
+        ids = [r.person_id for r in ranked]
+        people = {
+            p["id"]: p
+            for p in Person.objects.filter(pk__in=ids).values("id", "display_name", "email", "pseudonym", "show_name")
+        }
+        teams = current_teams(ids)
+        previous = self._previous_rank_of(ids)
+        leader = self.leader_value()
+        count = self.ranked_count
+        viewer_person_id = self.viewer.person.pk if self.viewer.person else None
+        standings = []
+        for r in ranked:
+            person = people.get(r.person_id)
+            if person is None:  # deleted since the last refresh
+                continue
+            detail = can_see_person_detail(self.viewer, r.person_id)
+            team_id, team_name = teams.get(r.person_id, (None, ""))
+            standings.append(
+                PersonStanding(
+                    rank=r.rank,
+                    previous_rank=previous.get(r.person_id),
+                    person_id=r.person_id,
+                    display_name=person_display_name(
+                        self.viewer, r.person_id, person["display_name"], person["pseudonym"], person["show_name"]
+                    ),
+                    email=person["email"] if detail else None,
+                    team_id=team_id,
+                    team_name=team_name,
+                    totals=r.totals,
+                    detail=detail,
+                    share_of_leader=float(r.totals.metric(self.metric) / leader) if leader else 0.0,
+                    percentile_tier=_tier(r.rank, count),
+                    is_viewer=r.person_id == viewer_person_id,
+                )
+            )
+        return standings
+
+
+def people_ranking(query: RankingQuery, viewer: Viewer) -> PeopleRanking:
+    return PeopleRanking(query, viewer)
+
+
+# --- Teams ---------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -206,120 +493,134 @@ class TeamStanding:
     top_person_id: int | None = None
     top_person_name: str = ""
     depth: int = 0
-    children: list[int] = field(default_factory=list)
 
 
-def _team_person_totals(window: Window, *, provider: str, model: str) -> dict[tuple[int, int], Totals]:
-    """Totals per (team the person was in that day, person)."""
-    covering = Q(identity__person__memberships__start__lte=F("day")) & (
-        Q(identity__person__memberships__end__isnull=True) | Q(identity__person__memberships__end__gte=F("day"))
-    )
-    rows = (
-        usage_in_window(window, provider=provider, model=model)
-        .filter(covering)  # one filter() call, so the three conditions share one membership join
-        .values("identity__person__memberships__team", "identity__person")
-        .annotate(**_sums(), active_days=Count("day", distinct=True))
-    )
-    return {(row["identity__person__memberships__team"], row["identity__person"]): _totals_from(row) for row in rows}
+@dataclass
+class _TeamFigures:
+    totals: Totals
+    active_members: int
+    top_people: dict[str, int]
 
 
 def _per_member(totals: Totals, active: int) -> Totals:
     if not active:
         return Totals()
     return Totals(
-        **{name: getattr(totals, name) // active for name in TOKEN_FIELDS},
+        **{name: getattr(totals, name) // active for name in COUNT_FIGURES},
         cost_usd=(totals.cost_usd / active).quantize(Decimal("0.000001")),
+        billed_cost_usd=(totals.billed_cost_usd / active).quantize(Decimal("0.000001")),
         active_days=totals.active_days // active,
     )
 
 
-def _subtree_rollup(window: Window, query: RankingQuery, parents: dict[int, int | None]):
-    by_team_person = _team_person_totals(window, provider=query.provider, model=query.model)
-    ancestors_of: dict[int, list[int]] = {}
-    for team_id in parents:
-        chain, current = [], team_id
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = parents.get(current)
-        ancestors_of[team_id] = chain
-    subtree_person: dict[int, dict[int, Totals]] = {team_id: {} for team_id in parents}
-    for (team_id, person_id), totals in by_team_person.items():
-        for ancestor in ancestors_of.get(team_id, []):
-            bucket = subtree_person[ancestor].setdefault(person_id, Totals())
-            bucket.add(totals)
-    return subtree_person, ancestors_of
+def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list[int]]) -> dict[int, _TeamFigures]:
+    """Each team subtree's figures in the window: stored team standings, or summed per (team, person) from the
+    stored windows that cover it (or the daily rollups, with a model filter)."""
+    if not query.model:
+        stored = stored_window(window, query.provider)
+        if stored is not None:
+            return {
+                row.team_id: _TeamFigures(Totals.of(row), row.active_members, row.top_people)
+                for row in TeamStandingRow.objects.filter(window_id=stored.pk)
+            }
+        rows = (
+            TeamMemberStanding.objects.filter(window_id__in=_window_ids(window, query.provider), team__isnull=False)
+            .values("team_id", "person_id")
+            .annotate(**_sums(), active_days=Coalesce(Sum("active_days"), 0))
+        )
+    else:
+        rows = (
+            rollups_in_window(window, provider=query.provider, model=query.model)
+            .filter(person__isnull=False, team__isnull=False)
+            .values("team_id", "person_id")
+            .annotate(**_sums(), active_days=Count("day", distinct=True))
+        )
+    per_person: dict[int, dict[int, Totals]] = {}
+    for row in rows:
+        for ancestor in ancestors.get(row["team_id"], []):
+            per_person.setdefault(ancestor, {}).setdefault(row["person_id"], Totals()).add(Totals.of(row))
+    figures = {}
+    for team_id, people in per_person.items():
+        total = Totals()
+        for person_totals_ in people.values():
+            total.add(person_totals_)
+        tops = {metric: max(people, key=lambda pid, m=metric: (people[pid].metric(m), -pid)) for metric in METRICS}
+        figures[team_id] = _TeamFigures(total, len(people), tops)
+    return figures
+
+
+def _ranks_by_level(
+    figures: dict[int, Totals], metric: str, depth: dict[int, int], names: dict[int, str]
+) -> dict[int, int]:
+    """Teams are ranked against teams of the same level (an org against orgs, a team against teams)."""
+    ranks = {}
+    for level in set(depth.values()):
+        at_level = {t: f for t, f in figures.items() if depth.get(t) == level}
+        ranks.update(_ranked_ids(at_level, metric, names))
+    return ranks
 
 
 def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = False) -> list[TeamStanding]:
-    """Every team ranked on its subtree totals (or per active member). Teams with too few active members
-    show no figures to engineers (usage.access.can_see_team_figures) but keep their place."""
-    from usage.access import can_see_team_figures
-
-    parents = team_parents()
-    names = dict(Team.objects.values_list("id", "name"))
-    subtree_person, ancestors_of = _subtree_rollup(query.window, query, parents)
-    current_members: dict[int, int] = {team_id: 0 for team_id in parents}
+    """Every team ranked on its subtree totals (or per active member) against the teams of its level, listed
+    level by level. Teams with too few active members show no figures to engineers
+    (usage.access.can_see_team_figures) but keep their place. A team filter lists that subtree only."""
+    ancestors = team_ancestors()
+    depth = {team_id: len(chain) - 1 for team_id, chain in ancestors.items()}
+    teams = {t["id"]: t for t in Team.objects.values("id", "name", "parent_id")}
+    names = {team_id: t["name"] for team_id, t in teams.items()}
+    figures = _team_figures(query.window, query, ancestors)
+    for team_id in teams.keys() - figures.keys():
+        figures[team_id] = _TeamFigures(Totals(), 0, {})
+    current_members: dict[int, int] = dict.fromkeys(teams, 0)
     for team_id in Membership.objects.filter(end__isnull=True).values_list("team_id", flat=True):
-        for ancestor in ancestors_of.get(team_id, []):
+        for ancestor in ancestors.get(team_id, []):
             current_members[ancestor] += 1
-    if query.team_id is not None:
-        allowed = team_subtree_ids([query.team_id], parents)
-        subtree_person = {t: v for t, v in subtree_person.items() if t in allowed}
 
-    def team_totals(per_person: dict[int, Totals]) -> Totals:
-        total = Totals()
-        for totals in per_person.values():
-            total.add(totals)
-        return total
+    def ranked_on(team_figures: dict[int, _TeamFigures]) -> dict[int, Totals]:
+        if per_capita:
+            return {t: _per_member(f.totals, f.active_members) for t, f in team_figures.items()}
+        return {t: f.totals for t, f in team_figures.items()}
 
-    totals = {team_id: team_totals(per_person) for team_id, per_person in subtree_person.items()}
-    per_member = {team_id: _per_member(totals[team_id], len(subtree_person[team_id])) for team_id in totals}
-    ranked_source = per_member if per_capita else totals
-    ranked = _ranked_ids(ranked_source, query.metric, names)
-
+    ranks = _ranks_by_level(ranked_on(figures), query.metric, depth, names)
     previous_ranks: dict[int, int] = {}
     previous_window = query.window.previous()
     if previous_window is not None:
-        prev_subtree, _ = _subtree_rollup(previous_window, query, parents)
-        prev_totals = {t: team_totals(p) for t, p in prev_subtree.items() if p}
-        if per_capita:
-            prev_totals = {t: _per_member(v, len(prev_subtree[t])) for t, v in prev_totals.items()}
-        previous_ranks = dict(_ranked_ids(prev_totals, query.metric, names))
+        previous = _team_figures(previous_window, query, ancestors)
+        previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)
 
-    top_people = {}
-    for team_id, per_person in subtree_person.items():
-        if per_person:
-            top_people[team_id] = max(per_person, key=lambda pid: per_person[pid].metric(query.metric))
+    listed = set(teams)
+    if query.team_id is not None:
+        listed = team_subtree_ids([query.team_id], {t: v["parent_id"] for t, v in teams.items()})
+    top_ids = {f.top_people.get(query.metric) for f in figures.values()} - {None}
     people = {
-        p["id"]: p
-        for p in Person.objects.filter(pk__in=set(top_people.values())).values(
-            "id", "display_name", "pseudonym", "show_name"
-        )
+        p["id"]: p for p in Person.objects.filter(pk__in=top_ids).values("id", "display_name", "pseudonym", "show_name")
     }
     standings = []
-    for team_id, rank in ranked:
-        active = len(subtree_person[team_id])
-        visible = can_see_team_figures(viewer, team_id, active)
-        top_id = top_people.get(team_id)
+    for team_id in sorted(ranks, key=lambda t: (depth[t], ranks[t], names[t].lower(), t)):
+        if team_id not in listed:
+            continue
+        team_figures = figures[team_id]
+        visible = can_see_team_figures(viewer, team_id, team_figures.active_members)
+        top_id = team_figures.top_people.get(query.metric) if visible else None
         top_name = ""
-        if top_id is not None and visible:
+        if top_id is not None and top_id in people:
             p = people[top_id]
             top_name = person_display_name(viewer, top_id, p["display_name"], p["pseudonym"], p["show_name"])
         standings.append(
             TeamStanding(
-                rank=rank,
+                rank=ranks[team_id],
                 previous_rank=previous_ranks.get(team_id),
                 team_id=team_id,
                 name=names[team_id],
-                parent_id=parents[team_id],
+                parent_id=teams[team_id]["parent_id"],
                 members=current_members.get(team_id, 0),
-                active_members=active,
-                totals=totals[team_id] if visible else Totals(),
-                per_member=per_member[team_id] if visible else Totals(),
+                active_members=team_figures.active_members,
+                totals=team_figures.totals if visible else Totals(),
+                per_member=_per_member(team_figures.totals, team_figures.active_members) if visible else Totals(),
                 visible=visible,
-                top_person_id=top_id if visible else None,
+                top_person_id=top_id,
                 top_person_name=top_name,
-                depth=len(ancestors_of.get(team_id, [])) - 1,
+                depth=depth[team_id],
             )
         )
     return standings
@@ -327,7 +628,9 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
 
 def unassigned_usage(window: Window) -> tuple[int, int]:
     """(identities, total tokens) of usage in the window that no person is assigned to yet."""
-    row = UsageRecord.objects.filter(
-        day__gte=window.start, day__lte=window.end, identity__person__isnull=True
-    ).aggregate(identities=Count("identity", distinct=True), tokens=Coalesce(Sum("total_tokens"), 0))
+    row = (
+        rollups_in_window(window)
+        .filter(person__isnull=True)
+        .aggregate(identities=Count("identity", distinct=True), tokens=Coalesce(Sum("total_tokens"), 0))
+    )
     return row["identities"], row["tokens"]

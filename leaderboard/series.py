@@ -6,9 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count
-
-from .selectors import Totals, _sums, usage_in_window
+from .selectors import Totals, _sums, rollups_in_window
 from .windows import Window
 
 GROUPINGS = ("model", "provider")
@@ -59,33 +57,19 @@ def usage_series(
     """Series for a person (their identities) or a team subtree (days each member was in it)."""
     if group_by not in GROUPINGS:
         raise ValueError(f"group_by must be one of {GROUPINGS}")
-    records = usage_in_window(window, provider=provider, model=model, team_id=team_id)
+    records = rollups_in_window(window, provider=provider, model=model, team_id=team_id)
     if person_id is not None:
-        records = records.filter(identity__person_id=person_id)
+        records = records.filter(person_id=person_id)
     elif team_id is None:
         raise ValueError("give a person_id or a team_id")
     else:
-        records = records.filter(identity__person__isnull=False)
+        records = records.filter(person__isnull=False)
     series = Series(window=window, group_by=group_by, days=_window_days(window))
     series.daily = {day: Totals() for day in series.days}
-    rows = records.values("day", group_by).annotate(**_sums(), active_days=Count("day", distinct=True))
+    rows = records.values("day", group_by).annotate(**_sums())
     by_group: dict[str, dict[date, int]] = defaultdict(lambda: dict.fromkeys(series.days, 0))
     for row in rows:
-        day_totals = Totals(
-            **{
-                k: row[k]
-                for k in (
-                    "input_tokens",
-                    "output_tokens",
-                    "cache_read_tokens",
-                    "cache_write_tokens",
-                    "total_tokens",
-                    "requests",
-                    "cost_usd",
-                )
-            }
-        )
-        series.daily[row["day"]].add(day_totals)
+        series.daily[row["day"]].add(Totals.of({**row, "active_days": 0}))
         by_group[row[group_by] or "(unknown)"][row["day"]] += row["total_tokens"]
     for day in series.days:
         series.daily[day].active_days = 1 if series.daily[day].total_tokens > 0 else 0

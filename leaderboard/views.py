@@ -31,8 +31,10 @@ from usage.access import (
 )
 from usage.auth import api_token_create
 from usage.csv_export import csv_response
+from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 from usage.services.imports import data_as_of
+from usage.services.standings import standings_status
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
@@ -163,17 +165,6 @@ def money_cell(amount) -> str:
     return str(Decimal(amount).quantize(Decimal("0.000001")))
 
 
-# The figures every ranking CSV carries, in this order.
-TOTALS_COLUMNS = [
-    "total_tokens",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "requests",
-]
-
-
 def totals_cells(totals) -> list:
     return [getattr(totals, column) for column in TOTALS_COLUMNS]
 
@@ -225,29 +216,25 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
     rows = list(page.object_list)
     pinned = None
     if viewer.person is not None and not any(row.is_viewer for row in rows):
-        pinned = next((row for row in standings if row.is_viewer), None)
+        pinned = standings.viewer_row()
     shown = [*rows, pinned] if pinned else rows
-    has_data = bool(standings) or UsageRecord.objects.exists()
+    has_data = bool(rows) or UsageRecord.objects.exists()
     context = _base_context(request, query, viewer)
     context.update(
         standings=rows,
         rows=shown,
         pinned=pinned,
-        ranked_count=len(standings),
+        ranked_count=standings.count(),
         page=page,
         show_cost=any(row.detail for row in shown),
         # Decided once per page rather than once per row (the table is the page's hot loop).
         cost_metric=query.metric == "cost_usd",
         total_column=query.metric != "total_tokens",
         cost_column=query.metric != "cost_usd" and any(row.detail for row in shown),
-        titles=window_titles(
-            query,
-            viewer,
-            None if query.search else {s.person_id: s.totals for s in standings},
-            None if query.search else {s.person_id: s.display_name for s in standings},
-        ),
+        titles=window_titles(query, viewer),
         has_data=has_data,
         data_as_of=data_as_of(),
+        standings_state=standings_status(),
         unassigned=unassigned_usage(query.window) if viewer.is_admin else None,
         export_url=f"{reverse('people-export')}?{_as_querystring(query)}",
     )
@@ -339,10 +326,8 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     query = replace(query, search="", team_id=None)
     group_by = "provider" if request.GET.get("group") == "provider" else "model"
     standings = people_ranking(query, viewer)
-    standing = next((s for s in standings if s.person_id == person.pk), None)
-    totals = {s.person_id: s.totals for s in standings}
-    names = {s.person_id: s.display_name for s in standings}
-    titles = [t for t in window_titles(query, viewer, totals, names) if t.person_id == person.pk]
+    standing = standings.row_for(person.pk)
+    titles = [t for t in window_titles(query, viewer) if t.person_id == person.pk]
     name = person_display_name(viewer, person.pk, person.display_name, person.pseudonym, person.show_name)
     team = current_teams([person.pk]).get(person.pk)
     history = rank_history(query, person.pk)
@@ -352,7 +337,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         name=name,
         detail=detail,
         standing=standing,
-        ranked_count=len(standings),
+        ranked_count=standings.ranked_count,
         titles=titles,
         team=team,
         group_by=group_by,
@@ -490,10 +475,7 @@ def movers_page(request: HttpRequest) -> HttpResponse:
     query = replace(query, search="")
     standings = people_ranking(query, viewer)
     context = _base_context(request, query, viewer)
-    context.update(
-        movers=movers_from(standings, has_previous_window=query.window.previous() is not None),
-        ranked_count=len(standings),
-    )
+    context.update(movers=movers_from(standings), ranked_count=standings.ranked_count)
     return _render(request, "leaderboard/movers.html", "leaderboard/_movers.html", context)
 
 

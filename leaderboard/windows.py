@@ -1,133 +1,27 @@
-"""Time windows and ranking query parameters, shared by the pages and the API.
-
-Windows are inclusive ranges of the org's calendar days: day, ISO week (Monday start), calendar month,
-quarter, year, all time, rolling 7/30/90 days ending on the anchor date, and a custom start–end range.
-The previous window (for rank change) has the same size and ends the day before this one starts.
-"""
+"""Ranking query parameters, shared by the pages and the API: the window (usage.periods), the metric and the
+filters, validated in one place."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 
 from django.http import QueryDict
-from django.utils import timezone
 
-PERIODS = ("day", "week", "month", "quarter", "year", "all", "7d", "30d", "90d", "custom")
-PERIOD_LABELS = {
-    "day": "Day",
-    "week": "Week",
-    "month": "Month",
-    "quarter": "Quarter",
-    "year": "Year",
-    "all": "All time",
-    "7d": "Last 7 days",
-    "30d": "Last 30 days",
-    "90d": "Last 90 days",
-    "custom": "Custom range",
-}
-METRICS = (
-    "total_tokens",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "requests",
-    "cost_usd",
-    "active_days",
+from usage.figures import METRIC_LABELS, METRICS  # noqa: F401  (re-exported)
+from usage.periods import (  # noqa: F401  (re-exported: the read side names windows from here)
+    ALL_TIME_START,
+    EARLIEST_DATE,
+    LATEST_DATE,
+    PERIOD_LABELS,
+    PERIODS,
+    QueryError,
+    Window,
+    org_today,
+    window_for,
 )
-METRIC_LABELS = {
-    "total_tokens": "Total tokens",
-    "input_tokens": "Input tokens",
-    "output_tokens": "Output tokens",
-    "cache_read_tokens": "Cache read tokens",
-    "cache_write_tokens": "Cache write tokens",
-    "requests": "Requests",
-    "cost_usd": "Cost (USD)",
-    "active_days": "Active days",
-}
-ALL_TIME_START = date(2015, 1, 1)
-# Dates far from today only make window arithmetic overflow; nobody ranks usage from year 1.
-EARLIEST_DATE = date(1900, 1, 1)
-LATEST_DATE = date(2999, 12, 31)
+
 MAX_ID = 2**63 - 1  # ids are 64-bit; a larger number would fail in the database, not as a bad parameter
-
-
-class QueryError(ValueError):
-    """A bad query parameter: names the parameter and what is allowed."""
-
-    def __init__(self, param: str, message: str):
-        super().__init__(f"{param}: {message}")
-        self.param = param
-        self.message = message
-
-
-def org_today() -> date:
-    return timezone.localdate()
-
-
-@dataclass(frozen=True)
-class Window:
-    period: str
-    start: date
-    end: date
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    def previous(self) -> Window | None:
-        if self.period == "all":
-            return None
-        if self.period in ("month", "quarter", "year"):
-            return window_for(self.period, self.start - timedelta(days=1))
-        return replace(self, start=self.start - timedelta(days=self.days), end=self.start - timedelta(days=1))
-
-    @property
-    def label(self) -> str:
-        if self.period == "day":
-            return self.start.strftime("%a %d %b %Y")
-        if self.period == "month":
-            return self.start.strftime("%B %Y")
-        if self.period == "year":
-            return str(self.start.year)
-        if self.period == "quarter":
-            return f"Q{(self.start.month - 1) // 3 + 1} {self.start.year}"
-        if self.period == "all":
-            return "All time"
-        return f"{self.start:%d %b %Y} – {self.end:%d %b %Y}"
-
-
-def window_for(period: str, anchor: date, start: date | None = None, end: date | None = None) -> Window:
-    if period == "day":
-        return Window(period, anchor, anchor)
-    if period == "week":
-        monday = anchor - timedelta(days=anchor.weekday())
-        return Window(period, monday, monday + timedelta(days=6))
-    if period == "month":
-        first = anchor.replace(day=1)
-        next_first = (first + timedelta(days=32)).replace(day=1)
-        return Window(period, first, next_first - timedelta(days=1))
-    if period == "quarter":
-        first = anchor.replace(month=(anchor.month - 1) // 3 * 3 + 1, day=1)
-        next_first = (first + timedelta(days=93)).replace(day=1)
-        return Window(period, first, next_first - timedelta(days=1))
-    if period == "year":
-        return Window(period, date(anchor.year, 1, 1), date(anchor.year, 12, 31))
-    if period == "all":
-        return Window(period, ALL_TIME_START, anchor)
-    if period in ("7d", "30d", "90d"):
-        size = int(period[:-1])
-        return Window(period, anchor - timedelta(days=size - 1), anchor)
-    if period == "custom":
-        if start is None or end is None:
-            raise QueryError("start", "period=custom needs both start and end (YYYY-MM-DD)")
-        if end < start:
-            raise QueryError("end", f"end ({end}) is before start ({start})")
-        if (end - start).days > 366 * 20:
-            raise QueryError("start", "custom ranges are limited to 20 years")
-        return Window(period, start, end)
-    raise QueryError("period", f"unknown period {period!r}; allowed: {', '.join(PERIODS)}")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,30 @@ def _isolated_media(settings, tmp_path):
     settings.TOKENBOARD_INBOX = tmp_path / "inbox"
 
 
+@pytest.fixture(autouse=True)
+def _standings_refreshed_before_requests(monkeypatch):
+    """What the refresh worker does in production, done before each test request: the standings show every
+    committed change. Tests that call the selectors directly refresh with `standings_refresh()` themselves.
+    Refresh messages are not sent to a broker from tests (they would pile up in the embedded one); tests
+    that exercise the queue patch usage.queue.send themselves."""
+    from django.test import Client
+
+    from usage.models import StandingsDirtyDay
+    from usage.services.standings import standings_refresh
+
+    sent = []
+    monkeypatch.setattr("usage.queue.send", lambda name, *args: sent.append((name, args)) or True)
+    original = Client.request
+
+    def request(self, **kwargs):
+        if StandingsDirtyDay.objects.exists():
+            standings_refresh()
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(Client, "request", request)
+    return sent
+
+
 @pytest.fixture
 def org(db):
     """Engineering → {Platform → Infra, Product}: two managed subtrees and an engineer in each."""

@@ -4,6 +4,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from usage.models import Identity, ImportBatch, Membership, Person, Team, UsageRecord
+from usage.services.standings import standings_mark_days
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -78,6 +79,13 @@ class UsageRecordFactory(factory.django.DjangoModelFactory):
     total_tokens = factory.LazyAttribute(
         lambda r: r.input_tokens + r.cache_write_tokens + r.cache_read_tokens + r.output_tokens
     )
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # As the import pipeline does: a change to usage marks its day for the standings refresh.
+        record = super()._create(model_class, *args, **kwargs)
+        standings_mark_days([record.day])
+        return record
 
 
 def person_in_team(team: Team, *, start: date = date(2020, 1, 1), user=None, **kwargs) -> Person:

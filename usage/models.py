@@ -371,3 +371,163 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
+
+
+# --- Read models --------------------------------------------------------------------------------------------
+# Derived from UsageRecord (the source of truth) by usage.services.standings and rebuilt from it by
+# `manage.py rebuild_rollups`. Nothing at request time aggregates UsageRecord: pages and the API read these.
+# Their foreign keys carry no database constraint: the tables are rewritten in bulk, and a constraint check per
+# row would double the refresh time for nothing the refresh does not already guarantee.
+
+
+def _derived_fk(to: str, **kwargs) -> models.ForeignKey:
+    return models.ForeignKey(to, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", **kwargs)
+
+
+class UsageFigures(models.Model):
+    """The summed figures of usage.figures.SUMMED_FIGURES."""
+
+    input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    billed_cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class DailyRollup(UsageFigures):
+    """Usage per day, provider, model and person, with the team whose membership covered that day. Unassigned
+    usage keeps its identity (person empty) so admins still see it. Cost reports are not usage (see
+    usage.services.standings.COST_REPORT_KIND)."""
+
+    day = models.DateField()
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    model = models.CharField(max_length=200, blank=True)
+    person = _derived_fk(Person, null=True)
+    team = _derived_fk(Team, null=True)
+    identity = _derived_fk(Identity, null=True, help_text="Only for unassigned usage.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day"], name="rollup_day"),  # refresh: replace a day
+            models.Index(fields=["person", "day"], name="rollup_person_day"),  # a person's series and mixes
+            models.Index(fields=["team", "day"], name="rollup_team_day"),  # a team's series and members
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.provider} {self.model} person {self.person_id} {self.total_tokens}"
+
+
+class StandingWindow(models.Model):
+    """One window whose standings are kept: every calendar day, week, month, quarter and year with usage, all
+    time and the rolling 7/30/90 days up to today (with their previous windows), for all providers
+    (provider empty) and for each provider."""
+
+    period = models.CharField(max_length=10)
+    start = models.DateField()
+    end = models.DateField()
+    provider = models.CharField(max_length=20, blank=True)
+    people = models.IntegerField(default=0, help_text="People ranked.")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["period", "start", "end", "provider"], name="standing_window_unique")
+        ]
+        # "Which stored windows contain this day" — what a refresh recomputes.
+        indexes = [models.Index(fields=["start", "end"], name="standing_window_span")]
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.start}–{self.end} {self.provider or 'all providers'}"
+
+
+class TeamMemberStanding(UsageFigures):
+    """A person's usage in a window counted for the team that covered each day (a mid-window move gives two
+    rows). Team standings, the team filter and the team members table read it."""
+
+    window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    team = _derived_fk(Team, null=True)
+    person = _derived_fk(Person)
+    active_days = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["window", "team"], name="team_member_standing_team")]
+
+    def __str__(self) -> str:
+        return f"window {self.window_id} team {self.team_id} person {self.person_id}"
+
+
+class PersonStanding(UsageFigures):
+    """A person's totals in a window with their rank on every metric (ties share a rank) and their place in
+    the board's order (rank, then name, then id), so a page of the board is a range of `place_<metric>`."""
+
+    window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    person = _derived_fk(Person)
+    active_days = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["window", "person"], name="person_standing_unique")]
+        indexes = [
+            # The default board's pages; other metrics scan the window's rows, which are stored together.
+            models.Index(fields=["window", "place_total_tokens"], name="person_standing_place")
+        ]
+
+    def __str__(self) -> str:
+        return f"window {self.window_id} person {self.person_id}"
+
+
+class TeamStanding(UsageFigures):
+    """A team subtree's totals in a window (usage of the days each person was in the subtree), its active
+    members (people with usage counted for it) and its largest contributor on each metric."""
+
+    window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    team = _derived_fk(Team)
+    active_members = models.IntegerField(default=0)
+    active_days = models.IntegerField(default=0)
+    top_people = models.JSONField(default=dict, help_text='{"total_tokens": person_id, …}')
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["window", "team"], name="team_standing_unique")]
+
+    def __str__(self) -> str:
+        return f"window {self.window_id} team {self.team_id}"
+
+
+class StandingsDirtyDay(models.Model):
+    """A day whose usage changed since the standings were last refreshed; written in the same transaction as
+    the change, so a refresh can never miss it."""
+
+    day = models.DateField(unique=True)
+    marked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class StandingsState(models.Model):
+    """The one row that says how current the standings are. Its row lock serializes refreshes."""
+
+    refreshed_at = models.DateTimeField(null=True, blank=True, help_text="Last refresh that completed.")
+    rolled_on = models.DateField(null=True, blank=True, help_text="The day the rolling windows end on.")
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"standings as of {self.refreshed_at}"
+
+
+def _add_rank_columns() -> None:
+    # Declared from usage.figures.METRICS, so adding a metric adds its columns.
+    from usage.figures import METRICS
+
+    for metric in METRICS:
+        PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(default=0))
+        PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(default=0))
+
+
+_add_rank_columns()

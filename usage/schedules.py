@@ -19,4 +19,11 @@ PERIODIC_TASKS: list[PeriodicTaskSpec] = [
         cron="* * * * *",
         description="Import settled files from TOKENBOARD_INBOX into done/ or failed/.",
     ),
+    PeriodicTaskSpec(
+        name="move rolling windows at midnight",
+        task="usage.refresh_standings",
+        cron="1 0 * * *",
+        description="The rolling 7/30/90-day and all-time standings start the org's new day (and any refresh a "
+        "failure left undone is retried).",
+    ),
 ]

@@ -44,3 +44,14 @@ def pull_provider_usage(self, connection_id: int, since: str | None = None, manu
     connection_run(
         connection_id, since=date.fromisoformat(since) if since else None, run_id=self.request.id, manual=manual
     )
+
+
+@shared_task(name="usage.refresh_standings", bind=True, acks_late=True, ignore_result=True, max_retries=120)
+def refresh_standings(self) -> None:
+    """Bring rollups and standings up to date with the committed usage (queued on every commit that changes
+    usage, and by beat after the org's midnight). Runs coalesce: one refreshes everything dirty under a lock;
+    a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left."""
+    from usage.services.standings import standings_refresh
+
+    if standings_refresh() is None:
+        raise self.retry(countdown=5)

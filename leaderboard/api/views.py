@@ -43,14 +43,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from leaderboard.selectors import (
-    Totals,
-    current_teams,
-    people_ranking,
-    person_totals,
-    teams_ranking,
-    usage_in_window,
-)
+from leaderboard.insights import team_members
+from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
 from usage.access import (
@@ -66,7 +60,7 @@ from usage.access import (
     team_subtree_ids,
     viewer_for,
 )
-from usage.models import Identity, ImportBatch, Membership, Team, UsageRecord
+from usage.models import Identity, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
 from usage.services.identities import identity_assign
 from usage.services.imports import ImportRejected, import_batch_create
@@ -328,8 +322,7 @@ class PersonDetailView(GenericAPIView):
         viewer = viewer_for(request.user)
         person, detail = access_person(viewer, pk)
         query = ranking_query(request)
-        standings = people_ranking(replace(query, search=""), viewer)
-        mine = next((s for s in standings if s.person_id == person.pk), None)
+        mine = people_ranking(replace(query, search=""), viewer).row_for(person.pk)
         totals = mine.totals if mine else Totals()
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
@@ -453,27 +446,24 @@ class TeamDetailView(GenericAPIView):
             "totals": _totals(standing.totals, cost=detail) if standing.visible else _hidden_totals(),
         }
         if detail:
-            data["member_list"] = self._members(team, query)
+            data["member_list"] = self._members(team, query, viewer)
         return Response(self.get_serializer(data).data)
 
     @staticmethod
-    def _members(team: Team, query: RankingQuery) -> list[dict]:
-        subtree = team_subtree_ids([team.pk])
-        totals = person_totals(query.window, provider=query.provider, model=query.model, team_id=team.pk)
-        memberships = (
-            Membership.objects.filter(team_id__in=subtree, end__isnull=True)
-            .select_related("person", "team")
-            .order_by("person__display_name", "person_id")
-        )
+    def _members(team: Team, query: RankingQuery, viewer) -> list[dict]:
+        """The team page's members table: current members and everyone whose usage counted for the subtree in
+        the window (moved out since), so the members' figures add up to the team's."""
+        members, _total = team_members(replace(query, team_id=team.pk), team.pk, viewer)
+        teams = current_teams([m.person_id for m in members])
         return [
             {
                 "id": m.person_id,
-                "display_name": m.person.display_name,
-                "email": m.person.email,
-                "team": {"id": m.team_id, "name": m.team.name},
-                **_totals(totals.get(m.person_id, Totals()), cost=True),
+                "display_name": m.display_name,
+                "email": m.email,
+                "team": _team_ref(*teams[m.person_id]) if m.person_id in teams else None,
+                **_totals(m.totals, cost=True),
             }
-            for m in memberships
+            for m in sorted(members, key=lambda m: (m.display_name, m.person_id))
         ]
 
 
@@ -531,7 +521,9 @@ class UsageListView(GenericAPIView):
         viewer = viewer_for(request.user)
         require_usage_access(viewer)
         query = ranking_query(request)
-        records = usage_in_window(query.window, provider=query.provider, model=query.model, team_id=query.team_id)
+        records = usage_records_in_window(
+            query.window, provider=query.provider, model=query.model, team_id=query.team_id
+        )
         if not viewer.is_admin:
             managed = viewer.managed_person_ids()
             person_id, identity_id = _int_param(request, "person"), _int_param(request, "identity")

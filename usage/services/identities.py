@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from usage.models import Identity, Person
+from usage.services.standings import standings_mark_identities
 
 IdentityKey = tuple[str, str, str]
 CHUNK = 500
@@ -91,6 +92,7 @@ def identities_autolink(identities: Iterable[Identity]) -> int:
                 identity.person = people[email]
                 linked.append(identity)
     Identity.objects.bulk_update(linked, ["person"], batch_size=CHUNK)
+    standings_mark_identities(identity.pk for identity in linked)
     return len(linked)
 
 
@@ -108,4 +110,5 @@ def identity_assign(*, identity: Identity, person: Person | None) -> Identity:
     """Assign (or unassign) an identity; all its past usage follows, since usage links to the identity."""
     identity.person = person
     identity.save(update_fields=["person"])
+    standings_mark_identities([identity.pk])
     return identity

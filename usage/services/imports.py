@@ -48,6 +48,7 @@ from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.identities import IdentityKey, identities_resolve
 from usage.services.pricing import PriceBook
+from usage.services.standings import standings_mark_days
 
 logger = logging.getLogger(__name__)
 
@@ -412,6 +413,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
 
         records_written = usage_records_upsert(record_rows())
         days = [key[0] for key in outcome.records]
+        standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
         locked.detected_format = outcome.format_name
         locked.status = ImportStatus.SUCCEEDED

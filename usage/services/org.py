@@ -18,6 +18,7 @@ from django.utils.text import slugify
 
 from usage.models import Identity, IdentityKind, Membership, Person, Provider, Team
 from usage.services.identities import identities_autolink_for_people
+from usage.services.standings import standings_mark_people
 
 REQUIRED_COLUMNS = ("email", "name", "team")
 PROVIDERS = {p.value for p in Provider}
@@ -172,4 +173,6 @@ def org_import(*, text: str, file_name: str, today: date | None = None) -> OrgIm
                     result.identities_linked += 1
             touched.append(person)
         result.identities_linked += identities_autolink_for_people(touched)
+        # Names order ties on the boards, memberships decide team figures, identities whose usage it is.
+        standings_mark_people(person.pk for person in touched)
     return result

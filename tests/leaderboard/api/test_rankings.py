@@ -166,8 +166,8 @@ def test_team_managers_see_their_teams_figures_and_cost(org, clients, usage):
 
 
 def test_per_capita_ranks_teams_by_figures_per_active_member(org, clients, usage):
-    # A big team of five light users outranks Product on totals but not per member.
-    big = TeamFactory(name="Big")
+    # A big team of five light users outranks Product (its sibling) on totals but not per member.
+    big = TeamFactory(name="Big", parent=org["engineering"])
     for _ in range(5):
         usage_for(person_in_team(big), day=DAY, tokens=1000)
     admin = clients["admin"]

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from usage.models import ImportBatch, ImportSource, ImportStatus
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
+from usage.services.standings import standings_refresh
 from usage.services.imports import (
     ImportRejected,
     import_batch_create,
@@ -76,6 +77,8 @@ class Command(BaseCommand):
                     self.stderr.write(f"  {path.name}: line {error['line']}: {error['reason']}")
             else:
                 self.stdout.write(summary)
+        if wait:  # the standings show what was just imported before the command returns
+            standings_refresh()
         if failed or requeue_failed:
             raise CommandError(f"{failed} of {len(paths)} file(s) rejected; {requeue_failed} queued import(s) failed")
 

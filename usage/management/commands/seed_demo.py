@@ -10,6 +10,7 @@ from usage.demo import demo_exports
 from usage.models import ImportSource, ImportStatus, Person, Team
 from usage.services.imports import import_batch_create, import_batch_process, import_summary
 from usage.services.org import org_import
+from usage.services.standings import standings_refresh
 
 DEMO_PASSWORD = "tokenboard"
 
@@ -38,6 +39,9 @@ class Command(BaseCommand):
                 self.stdout.write(import_summary(batch))
                 if batch.status != ImportStatus.SUCCEEDED:
                     raise CommandError(f"demo import failed: {batch.error_summary}")
+        refreshed = standings_refresh()
+        if refreshed is not None:
+            self.stdout.write(f"standings: {refreshed.days} days, {refreshed.windows} windows, {refreshed.seconds:.1f} s")
         self.stdout.write("demo logins (password 'tokenboard'): admin, manager, engineer")
 
     @transaction.atomic

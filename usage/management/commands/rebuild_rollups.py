@@ -1,0 +1,15 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from usage.services.standings import standings_refresh
+
+
+class Command(BaseCommand):
+    help = "Rebuild every derived table (daily rollups, standings) from the usage records, for upgrades and repairs."
+
+    def handle(self, *args, **options):
+        result = standings_refresh(all_days=True)
+        if result is None:
+            raise CommandError("another standings refresh is running; try again when it has finished")
+        self.stdout.write(
+            f"rebuilt rollups and standings: {result.days} days, {result.windows} windows in {result.seconds:.1f} s"
+        )

@@ -1,0 +1,388 @@
+"""Keep the read models current: daily rollups and standings (docs/architecture.md, Read models).
+
+A change to usage marks its days dirty in the same transaction (`standings_mark_days` and friends). One refresh
+at a time (`standings_refresh`, under the StandingsState row lock) then, in one transaction:
+
+1. rewrites the DailyRollup rows of the dirty days from UsageRecord;
+2. recomputes every stored window that contains a dirty day — days first, then weeks, months, quarters, years,
+   then all time and the rolling windows, because each is summed from the smaller stored windows inside it
+   (usage.periods.cover) instead of from raw rows;
+3. makes sure today's windows exist (the rolling windows move at the org's midnight) and drops rolling windows
+   that no longer end today or on a previous window's end;
+4. clears the dirty days it read and records when it finished.
+
+A refresh that fails or is killed rolls back whole: the last good standings keep serving, the dirty days stay
+marked, and the next refresh completes the work. Its failure is recorded on StandingsState for the pages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from usage import queue
+from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.models import (
+    DailyRollup,
+    Identity,
+    Membership,
+    Person,
+    PersonStanding,
+    StandingsDirtyDay,
+    StandingsState,
+    StandingWindow,
+    Team,
+    TeamMemberStanding,
+    TeamStanding,
+    UsageRecord,
+)
+from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, Window, cover, current_windows, org_today, window_for
+
+logger = logging.getLogger(__name__)
+
+# Cost reports (usage kind "cost": OpenAI Costs API, Anthropic cost_report) are account-level bills kept for
+# reconciliation; every usage row already carries its own billed or estimated cost, so adding them would count
+# cost twice.
+COST_REPORT_KIND = "cost"
+ALL_PROVIDERS = ""
+# Which smaller stored windows a window is summed from (the largest piece usage.periods.cover may use).
+LARGEST_PIECE = {"week": "day", "month": "week", "quarter": "month", "year": "month"}
+COMPUTE_ORDER = {period: order for order, period in enumerate(("day", "week", "month", "quarter", "year"))}
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+FIGURE_COLUMNS = ", ".join(SUMMED_FIGURES)
+SUM_FIGURES = ", ".join(f"SUM({name}) AS {name}" for name in SUMMED_FIGURES)
+
+
+# --- Marking what changed ------------------------------------------------------------------------------------
+
+
+def standings_mark_days(days: Iterable[date]) -> None:
+    """Mark days whose usage changed; a refresh is queued once the transaction commits."""
+    days = set(days)
+    if not days:
+        return
+    now = timezone.now()
+    StandingsDirtyDay.objects.bulk_create(
+        [StandingsDirtyDay(day=day, marked_at=now) for day in days], ignore_conflicts=True
+    )
+    queue.standings_refresh_on_commit()
+
+
+def standings_mark_identities(identity_ids: Iterable[int]) -> None:
+    """An identity's owner changed: every day it has usage moves between people."""
+    days = UsageRecord.objects.filter(identity_id__in=list(identity_ids)).values_list("day", flat=True).distinct()
+    standings_mark_days(days)
+
+
+def standings_mark_people(person_ids: Iterable[int]) -> None:
+    """People's memberships changed: every day they have usage may count for another team."""
+    days = UsageRecord.objects.filter(identity__person_id__in=list(person_ids)).values_list("day", flat=True).distinct()
+    standings_mark_days(days)
+
+
+# --- Refresh -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshResult:
+    days: int
+    windows: int
+    seconds: float
+
+
+def standings_refresh(*, today: date | None = None, all_days: bool = False) -> RefreshResult | None:
+    """Bring rollups and standings up to date; None when another refresh holds the lock (it will pick up
+    whatever is dirty before it finishes, and the queued task retries). `all_days` recomputes everything."""
+    started = time.monotonic()
+    today = today or org_today()
+    StandingsState.objects.get_or_create(pk=1)
+    try:
+        with transaction.atomic():
+            state = StandingsState.objects.select_for_update(skip_locked=True).filter(pk=1).first()
+            if state is None:
+                return None
+            dirty = list(StandingsDirtyDay.objects.values_list("pk", "day"))
+            days = {day for _pk, day in dirty}
+            if all_days:
+                _truncate_read_models()
+                days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
+            if not days and state.rolled_on == today:
+                return RefreshResult(0, 0, time.monotonic() - started)
+            _rollups_rewrite(days)
+            windows = _windows_to_compute(days, today)
+            for window, provider in windows:
+                _standings_compute(window, provider)
+            _drop_stale_rolling_windows(today)
+            StandingsDirtyDay.objects.filter(pk__in=[pk for pk, _day in dirty]).delete()
+            state.refreshed_at = timezone.now()
+            state.rolled_on = today
+            state.last_error = ""
+            state.last_error_at = None
+            state.save()
+    except DatabaseError as error:
+        StandingsState.objects.filter(pk=1).update(
+            last_error=f"{type(error).__name__}: {error}"[:2000], last_error_at=timezone.now()
+        )
+        raise
+    result = RefreshResult(len(days), len(windows), time.monotonic() - started)
+    logger.info("standings refreshed: %d days, %d windows in %.1f s", result.days, result.windows, result.seconds)
+    return result
+
+
+def standings_status() -> StandingsState:
+    """How current the standings are (a fresh install has never refreshed)."""
+    return StandingsState.objects.filter(pk=1).first() or StandingsState(pk=1)
+
+
+def _truncate_read_models() -> None:
+    for model in (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingWindow):
+        model.objects.all().delete()
+
+
+def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) ranges, so a year of days is one range, not 365 parameters."""
+    ranges: list[list[date]] = []
+    for day in sorted(days):
+        if ranges and day - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(first, last) for first, last in ranges]
+
+
+def _rollups_rewrite(days: set[date]) -> None:
+    usage, identity, membership = _table(UsageRecord), _table(Identity), _table(Membership)
+    rollup = _table(DailyRollup)
+    sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
+    unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
+    with connection.cursor() as cursor:
+        for first, last in _day_ranges(days):
+            cursor.execute(f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s", [first, last])
+            cursor.execute(
+                f"""
+                INSERT INTO {rollup} (day, provider, model, person_id, team_id, identity_id, {FIGURE_COLUMNS})
+                SELECT u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}, {sums},
+                       SUM(u.cost_usd), SUM(CASE WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
+                FROM {usage} u
+                JOIN {identity} i ON i.id = u.identity_id
+                LEFT JOIN {membership} m ON m.person_id = i.person_id AND m.start <= u.day
+                     AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
+                WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s
+                GROUP BY u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}
+                """,
+                [first, last, COST_REPORT_KIND],
+            )
+
+
+def _providers(days: set[date]) -> list[str]:
+    """All providers together, and each provider with usage on the days or standings already kept."""
+    providers = set(StandingWindow.objects.exclude(provider=ALL_PROVIDERS).values_list("provider", flat=True))
+    for first, last in _day_ranges(days):
+        providers |= set(
+            DailyRollup.objects.filter(day__range=(first, last)).values_list("provider", flat=True).distinct()
+        )
+    return [ALL_PROVIDERS, *sorted(providers)]
+
+
+def _windows_to_compute(days: set[date], today: date) -> list[tuple[Window, str]]:
+    """Every window to recompute, smaller before larger (a window is summed from the smaller ones inside it)."""
+    windows: set[Window] = set()
+    for day in days:
+        windows.update(window_for(period, day) for period in CALENDAR_PERIODS)
+    for first, last in _day_ranges(days):
+        for period, start, end in (
+            StandingWindow.objects.filter(start__lte=last, end__gte=first, provider=ALL_PROVIDERS)
+            .values_list("period", "start", "end")
+            .distinct()
+        ):
+            windows.add(Window(period, start, end))
+    windows.update(current_windows(today))
+    ordered = sorted(windows, key=lambda w: (COMPUTE_ORDER.get(w.period, len(COMPUTE_ORDER)), w.start, w.end))
+    return [(window, provider) for provider in _providers(days) for window in ordered]
+
+
+def _drop_stale_rolling_windows(today: date) -> None:
+    """Rolling windows move every day; keep only today's and their previous ones."""
+    keep = {(w.period, w.start, w.end) for w in current_windows(today) if w.period in (*ROLLING_PERIODS, "all")}
+    stale = [
+        pk
+        for pk, period, start, end in StandingWindow.objects.filter(period__in=(*ROLLING_PERIODS, "all")).values_list(
+            "pk", "period", "start", "end"
+        )
+        if (period, start, end) not in keep
+    ]
+    _delete_rows(stale)
+    StandingWindow.objects.filter(pk__in=stale).delete()
+
+
+def _delete_rows(window_ids: list[int]) -> None:
+    for model in (TeamMemberStanding, PersonStanding, TeamStanding):
+        model.objects.filter(window_id__in=window_ids).delete()
+
+
+# --- Computing one window ------------------------------------------------------------------------------------
+
+
+def _standings_compute(window: Window, provider: str) -> None:
+    stored, _created = StandingWindow.objects.update_or_create(
+        period=window.period,
+        start=window.start,
+        end=window.end,
+        provider=provider,
+        defaults={"computed_at": timezone.now()},
+    )
+    _delete_rows([stored.pk])
+    if window.period == "day":
+        _team_members_from_rollup(stored.pk, window.start, provider)
+    else:
+        _team_members_from_pieces(stored.pk, window, provider)
+    stored.people = _people_rank(stored.pk)
+    stored.save(update_fields=["people"])
+    _teams_total(stored.pk)
+
+
+def _team_members_from_rollup(window_id: int, day: date, provider: str) -> None:
+    provider_filter = "AND provider = %s" if provider else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
+            SELECT %s, team_id, person_id, {", ".join(f"SUM({n})" for n in SUMMED_FIGURES)}, 1
+            FROM {_table(DailyRollup)}
+            WHERE day = %s AND person_id IS NOT NULL {provider_filter}
+            GROUP BY team_id, person_id
+            """,
+            [window_id, day, *([provider] if provider else [])],
+        )
+
+
+def _piece_ids(window: Window, provider: str) -> list[int]:
+    largest = LARGEST_PIECE.get(window.period, "year")
+    pieces = list(cover(window.start, window.end, largest=largest))
+    stored = StandingWindow.objects.filter(
+        provider=provider, start__gte=window.start, end__lte=window.end, period__in={p.period for p in pieces}
+    ).values_list("pk", "period", "start", "end")
+    wanted = {(p.period, p.start, p.end) for p in pieces}
+    return [pk for pk, period, start, end in stored if (period, start, end) in wanted]
+
+
+def _team_members_from_pieces(window_id: int, window: Window, provider: str) -> None:
+    pieces = _piece_ids(window, provider)
+    if not pieces:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
+            SELECT %s, team_id, person_id, {", ".join(f"SUM({n})" for n in SUMMED_FIGURES)}, SUM(active_days)
+            FROM {_table(TeamMemberStanding)}
+            WHERE window_id IN ({", ".join(str(int(pk)) for pk in pieces)})
+            GROUP BY team_id, person_id
+            """,
+            [window_id],
+        )
+
+
+def _people_rank(window_id: int) -> int:
+    """Person standings from the window's team-member rows: totals, rank and board place on every metric."""
+    ranks = ", ".join(f"RANK() OVER (ORDER BY t.{m} DESC)" for m in METRICS)
+    places = ", ".join(f"ROW_NUMBER() OVER (ORDER BY t.{m} DESC, p.display_name, p.id)" for m in METRICS)
+    columns = ", ".join([*(f"rank_{m}" for m in METRICS), *(f"place_{m}" for m in METRICS)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
+            SELECT %s, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days, {ranks}, {places}
+            FROM (
+                SELECT person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
+                FROM {_table(TeamMemberStanding)} WHERE window_id = %s GROUP BY person_id
+            ) t
+            JOIN {_table(Person)} p ON p.id = t.person_id
+            """,
+            [window_id, window_id],
+        )
+        return cursor.rowcount
+
+
+def team_ancestors() -> dict[int, list[int]]:
+    """Each team with itself and every team above it."""
+    parents = dict(Team.objects.values_list("id", "parent_id"))
+    ancestors = {}
+    for team_id in parents:
+        chain, current = [], team_id
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = parents.get(current)
+        ancestors[team_id] = chain
+    return ancestors
+
+
+def _closure_sql() -> str:
+    pairs = [(team, ancestor) for team, chain in team_ancestors().items() for ancestor in chain]
+    values = ", ".join(f"({int(team)}, {int(ancestor)})" for team, ancestor in pairs) or "(0, 0)"
+    return f"closure(team_id, ancestor_id) AS (VALUES {values})"
+
+
+def _teams_total(window_id: int) -> None:
+    """Team standings: each subtree's usage (the days each person was in it), active members, and the
+    largest contributor on every metric."""
+    members = _table(TeamMemberStanding)
+    per_person = f"""
+        SELECT c.ancestor_id AS team_id, t.person_id, {", ".join(f"SUM(t.{n}) AS {n}" for n in SUMMED_FIGURES)},
+               SUM(t.active_days) AS active_days
+        FROM {members} t JOIN closure c ON c.team_id = t.team_id
+        WHERE t.window_id = %s
+        GROUP BY c.ancestor_id, t.person_id
+    """
+    firsts = ", ".join(
+        f"ROW_NUMBER() OVER (PARTITION BY team_id ORDER BY {m} DESC, person_id) AS first_{m}" for m in METRICS
+    )
+    tops: dict[int, dict[str, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH {_closure_sql()}, per_person AS ({per_person}),
+            ranked AS (SELECT team_id, person_id, {firsts} FROM per_person)
+            SELECT team_id, person_id, {", ".join(f"first_{m}" for m in METRICS)} FROM ranked
+            WHERE {" OR ".join(f"first_{m} = 1" for m in METRICS)}
+            """,
+            [window_id],
+        )
+        for team_id, person_id, *firsts_row in cursor.fetchall():
+            for metric, first in zip(METRICS, firsts_row, strict=True):
+                if first == 1:
+                    tops.setdefault(team_id, {})[metric] = person_id
+        cursor.execute(
+            f"""
+            WITH {_closure_sql()}, per_person AS ({per_person})
+            SELECT team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*) FROM per_person GROUP BY team_id
+            """,
+            [window_id],
+        )
+        rows = cursor.fetchall()
+    TeamStanding.objects.bulk_create(
+        TeamStanding(
+            window_id=window_id,
+            team_id=team_id,
+            **dict(zip(SUMMED_FIGURES, figures, strict=True)),
+            active_days=active_days,
+            active_members=active_members,
+            top_people=tops.get(team_id, {}),
+        )
+        for team_id, *figures, active_days, active_members in rows
+    )
