@@ -67,8 +67,9 @@ class Totals:
     @classmethod
     def of(cls, row) -> Totals:
         """From a mapping or an object that has every figure (a rollup or standing row)."""
-        get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-        return cls(**{name: get(name) or 0 for name in TOTALS_FIELDS})
+        get = row.get if isinstance(row, dict) else lambda name: getattr(row, name, None)
+        values = {name: get(name) for name in TOTALS_FIELDS}
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 TOTALS_FIELDS = tuple(f.name for f in fields(Totals))

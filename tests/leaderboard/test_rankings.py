@@ -7,6 +7,7 @@ from leaderboard.windows import QueryError, ranking_query_from, window_for
 from tests.factories import usage_for
 from usage.access import viewer_for
 from usage.models import Membership
+from usage.services.standings import standings_refresh
 
 
 def query(**params):
@@ -66,6 +67,7 @@ def test_people_are_ranked_with_ties_and_previous_rank(org):
         usage_for(person, day=date(2026, 9, 3), tokens=now)
         if before:
             usage_for(person, day=date(2026, 8, 3), tokens=before)
+    standings_refresh()  # what the refresh worker does after each commit
     standings = people_ranking(query(), viewer_for(org["admin"]))
     # Ivy and Paul tie on 500 (ordered by name); last month Paul led 300 to 10; Pat had no usage.
     assert [(s.display_name, s.rank, s.previous_rank) for s in standings] == [
@@ -80,6 +82,7 @@ def test_people_are_ranked_with_ties_and_previous_rank(org):
 def test_engineers_do_not_see_others_cost_or_email(org):
     usage_for(org["product_engineer"], day=date(2026, 9, 3), tokens=10)
     usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=5)
+    standings_refresh()  # what the refresh worker does after each commit
     standings = {s.person_id: s for s in people_ranking(query(), viewer_for(org["infra_engineer"].user))}
     assert standings[org["product_engineer"].pk].email is None and not standings[org["product_engineer"].pk].detail
     assert standings[org["infra_engineer"].pk].email == org["infra_engineer"].email
@@ -94,6 +97,7 @@ def test_team_totals_follow_the_membership_on_each_day(org, settings):
     Membership.objects.create(person=ivy, team=org["product"], start=date(2026, 9, 10))
     usage_for(ivy, day=date(2026, 9, 5), tokens=70)
     usage_for(ivy, day=date(2026, 9, 12), tokens=30)
+    standings_refresh()  # what the refresh worker does after each commit
     teams = {t.name: t for t in teams_ranking(query(), viewer_for(org["admin"]))}
     assert teams["Infra"].totals.total_tokens == 70
     assert teams["Platform"].totals.total_tokens == 70  # subtree total includes Infra
@@ -112,5 +116,6 @@ def test_account_level_cost_reports_do_not_add_to_person_cost(org):
     usage_for(ivy, day=date(2026, 9, 3), tokens=1000, cost_usd=Decimal("1.50"), cost_source="estimated")
     # The same spend as billed by the provider's cost report for Ivy's key: kept, but not added again.
     usage_for(ivy, day=date(2026, 9, 3), tokens=0, usage_kind="cost", cost_usd=Decimal("1.40"), cost_source="billed")
+    standings_refresh()  # what the refresh worker does after each commit
     [standing] = people_ranking(query(), viewer_for(org["admin"]))
     assert standing.totals.cost_usd == Decimal("1.50")

@@ -14,6 +14,7 @@ from leaderboard.windows import ranking_query_from
 from tests.factories import IdentityFactory, UsageRecordFactory, usage_for
 from usage.access import viewer_for
 from usage.models import Identity
+from usage.services.standings import standings_refresh
 
 pytestmark = pytest.mark.django_db
 # The browser tests drive Playwright's sync API, which keeps an event loop running in the test thread for the
@@ -36,6 +37,7 @@ def unassigned_usage(value: str, tokens: int, provider: str = "openai") -> Ident
 
 
 def ranking_names(org) -> list[str]:
+    standings_refresh()  # what the refresh worker does after each commit
     standings = people_ranking(ranking_query_from(QueryDict("period=all")), viewer_for(org["admin"]))
     return [s.display_name for s in standings]
 

@@ -13,4 +13,8 @@ def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
     assert tasks["scan drop folder"] == "usage.scan_inbox"
     assert tasks[f"connection:{connection.name}"] == "usage.pull_provider_usage"
-    assert PeriodicTask.objects.count() == 2
+    # The rolling windows move at the org's midnight (crontab in CELERY_TIMEZONE, the org's TIME_ZONE).
+    midnight = PeriodicTask.objects.get(name="move rolling windows at midnight")
+    assert midnight.task == "usage.refresh_standings"
+    assert (midnight.crontab.minute, midnight.crontab.hour) == ("1", "0")
+    assert PeriodicTask.objects.count() == 3

@@ -1,0 +1,675 @@
+"""Rankings benchmark: a large org's year of usage on PostgreSQL, the rollup rebuild, then the rankings' API and
+pages timed in-process.
+
+    .venv/bin/python bench/rankings.py --people 85000 --days 365 [--db NAME] [--keep] [--requests 20] [--skip-fill]
+
+1. Creates the scratch database NAME (default tokenboard_bench_rankings; the name must contain "bench", and an
+   existing database of that name is dropped first) on --server, migrates it in-process and fills it with
+   PostgreSQL COPY (psycopg cursor.copy), never through the ORM: one root org, 12 groups and a leaf team per
+   ~156 people; every person a current membership from 2020-01-01 (5 % move to another leaf team on a random
+   day of the window); one OpenAI and one Anthropic user id per person; one import batch; usage for the last
+   --days days ending today. Each person is active on ~60 % of the days (their own rate; fewer on weekends),
+   with a lognormal volume of their own and a trend over the window, and uses 1-3 of their favourite models a
+   day. A fixed seed makes every fill the same for the same --people, --days and day. The usage table's
+   secondary indexes and constraints are dropped for the COPY and rebuilt after it; then ANALYZE.
+2. Runs `manage.py rebuild_rollups` (call_command) and times it.
+3. Times the naive ranking SQL on the usage table (30 and 365 days), then, with Django's test Client in-process
+   (middleware, session, view, queries, serializer or template; no network hop), 2 warm-up and --requests
+   timed requests of each leaderboard API query and page (engineer linked to the heaviest person; the person
+   page as an admin): p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
+   the SQL queries of one request. Last, requests per second of a 10 s loop of the login page (anonymous) and of
+   the 30-day people API (engineer).
+4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
+   database (no creation, fill or rebuild): the standings are then those of the day it was filled on.
+
+Prints markdown tables, for docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import warnings
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DB = "tokenboard_bench_rankings"
+DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432"
+SEED = 4242
+GROUPS = 12
+PEOPLE_PER_TEAM = 156
+MOVERS = 0.05
+MEMBERSHIP_START = date(2020, 1, 1)
+ACCOUNT = "acct-1"
+USAGE_KIND = "tokens"
+# List prices, USD per million tokens: input, cache write, cache read, output (the cost is "estimated").
+MODELS = {
+    "openai": {
+        "gpt-5": (1.25, 0, 0.125, 10),
+        "gpt-5-mini": (0.25, 0, 0.025, 2),
+        "gpt-4.1": (2, 0, 0.5, 8),
+        "o3": (2, 0, 0.5, 8),
+    },
+    "anthropic": {
+        "claude-sonnet-4-5": (3, 3.75, 0.3, 15),
+        "claude-opus-4-1": (15, 18.75, 1.5, 75),
+        "claude-haiku-4-5": (1, 1.25, 0.1, 5),
+    },
+}
+POPULARITY = {  # how likely a model is among a person's favourites, before their provider preference
+    "gpt-5": 5,
+    "gpt-5-mini": 2,
+    "gpt-4.1": 2,
+    "o3": 1,
+    "claude-sonnet-4-5": 6,
+    "claude-opus-4-1": 2,
+    "claude-haiku-4-5": 1,
+}
+# A row's tokens: shares of input, cache write, cache read, output.
+SPLIT = {"openai": (0.38, 0.0, 0.52, 0.10), "anthropic": (0.04, 0.07, 0.84, 0.05)}
+MODEL_SHARE = (1.0, 0.45, 0.2)  # the day's first, second and third model
+MEDIAN_DAILY_TOKENS = 2_000_000  # a median person's active day
+VOLUME_SIGMA = 1.4  # lognormal spread between people (the top 1 % use ~25x the median)
+NOISE_SIGMA = 0.8  # lognormal spread of one person's days
+WEEKEND_FACTOR = 0.3  # activity rate on Saturdays and Sundays, of the weekday rate
+TOKENS_PER_REQUEST = 50_000
+FIRST_NAMES = "Ada Ben Chloe Dev Emma Farid Grace Hugo Ines Jonas Kira Liam Maya Noor Omar Priya Quinn Rosa Sam Tara"
+LAST_NAMES = "Adler Brandt Costa Dubois Evans Fischer Garcia Haas Ito Jensen Kim Lopez Moreau Novak Okafor Patel"
+USAGE_COLUMNS = (
+    "day, provider, account, identity_id, model, usage_kind, input_tokens, cache_write_tokens, cache_read_tokens, "
+    "output_tokens, total_tokens, requests, cost_usd, cost_source, import_batch_id, updated_at"
+)
+PERIODS = ("day", "week", "month", "quarter", "year", "7d", "30d", "90d", "all")
+WARMUP = 2
+RATE_SECONDS = 10.0
+
+
+# --- database ----------------------------------------------------------------------------------------------
+
+
+def server_params(server: str) -> dict:
+    import environ
+
+    config = environ.Env.db_url_config(f"{server.rstrip('/')}/postgres")
+    keys = {"host": "HOST", "port": "PORT", "user": "USER", "password": "PASSWORD"}
+    return {key: config[name] for key, name in keys.items() if config.get(name)}
+
+
+def admin_connection(params: dict):
+    import psycopg
+
+    return psycopg.connect(dbname="postgres", autocommit=True, **params)
+
+
+def database_exists(params: dict, name: str) -> bool:
+    with admin_connection(params) as admin:
+        return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
+def database_drop(params: dict, name: str) -> None:
+    with admin_connection(params) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_create(params: dict, name: str) -> None:
+    with admin_connection(params) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            print(f"dropped the existing database {name}")
+        admin.execute(f'CREATE DATABASE "{name}"')
+    print(f"created database {name}")
+
+
+def django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leaderboard.settings")
+    os.environ["DEBUG"] = "false"  # DEBUG keeps every SQL statement in memory
+    warnings.filterwarnings("ignore", "No directory at", UserWarning)  # WhiteNoise: no collected static files
+    import django
+
+    django.setup()
+
+
+def database_prepare() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("createcachetable", verbosity=0)  # as `make migrate` does
+
+
+# --- fill ----------------------------------------------------------------------------------------------------
+
+
+def org_plan(people: int, days: list[date], rng: random.Random) -> dict:
+    """Teams, people, memberships and identities as rows for COPY, and each person's usage habits."""
+    leaves = max(1, round(people / PEOPLE_PER_TEAM))
+    groups = min(GROUPS, leaves)
+    teams = [(1, "Bench Org", "bench-org", None)]
+    teams += [(2 + g, f"Group {g + 1:02d}", f"group-{g + 1:02d}", 1) for g in range(groups)]
+    leaf_ids = [2 + groups + n for n in range(leaves)]
+    teams += [(leaf, f"Team {n + 1:04d}", f"team-{n + 1:04d}", 2 + n % groups) for n, leaf in enumerate(leaf_ids)]
+    leaf_weights = [rng.lognormvariate(0, 0.4) for _ in leaf_ids]  # teams of different sizes
+
+    firsts, lasts = FIRST_NAMES.split(), LAST_NAMES.split()
+    now = datetime.now().astimezone()
+    from usage.models import _pseudonym_for
+
+    persons, memberships, identities = [], [], []
+    for index in range(people):
+        pid = index + 1
+        first, last = rng.choice(firsts), rng.choice(lasts)
+        email = f"{first}.{last}.{pid}@bench.example".lower()
+        persons.append((pid, email, f"{first} {last}", True, rng.random() < 0.9, _pseudonym_for(email), None))
+        team = rng.choices(leaf_ids, leaf_weights)[0]
+        if len(days) > 1 and len(leaf_ids) > 1 and rng.random() < MOVERS:
+            moved = days[rng.randrange(len(days) - 1)]  # the last day in the first team; today at the latest + 1
+            other = leaf_ids[(leaf_ids.index(team) + 1 + rng.randrange(leaves - 1)) % leaves]
+            memberships.append((len(memberships) + 1, pid, team, MEMBERSHIP_START, moved))
+            memberships.append((len(memberships) + 1, pid, other, moved + timedelta(days=1), None))
+        else:
+            memberships.append((len(memberships) + 1, pid, team, MEMBERSHIP_START, None))
+        for offset, provider in enumerate(MODELS):
+            identities.append((2 * index + 1 + offset, provider, "user_id", f"{provider}-user-{pid:06d}", pid, now))
+
+    # Usage habits: weekday activity rate (mean 0.75, so ~60 % of all days), volume, trend, favourite models.
+    habits = []
+    for _ in range(people):
+        rate = min(0.97, rng.betavariate(6, 2))
+        volume = MEDIAN_DAILY_TOKENS * rng.lognormvariate(0, VOLUME_SIGMA)
+        trend = rng.uniform(-0.6, 1.6)  # volume at the window's end, relative to its start: 1 + trend
+        prefer = rng.choice(("openai", "anthropic", "both", "anthropic", "openai"))
+        weights = {
+            model: POPULARITY[model] * (1 if prefer in ("both", provider) else 0.15)
+            for provider, models in MODELS.items()
+            for model in models
+        }
+        favourites = sorted(weights, key=lambda model: rng.random() ** (1 / weights[model]), reverse=True)[:3]
+        habits.append((rate, volume, trend, favourites))
+    return {
+        "teams": teams,
+        "leaf_ids": leaf_ids,
+        "group_ids": [2 + g for g in range(groups)],
+        "persons": persons,
+        "memberships": memberships,
+        "identities": identities,
+        "habits": habits,
+    }
+
+
+def copy_rows(cursor, table: str, columns: str, rows: list[tuple]) -> None:
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def usage_secondary_ddl(cursor) -> tuple[list[str], list[str], list[str]]:
+    """The usage table's unique and foreign-key constraints and its other indexes (not the primary key): the
+    statements that drop them and those that recreate them, as migrate made them."""
+    cursor.execute(
+        "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'usage_usagerecord'::regclass AND contype IN ('u', 'f') ORDER BY contype DESC, conname"
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = 'usage_usagerecord'::regclass AND NOT indisprimary AND indexrelid NOT IN "
+        "(SELECT conindid FROM pg_constraint WHERE conrelid = 'usage_usagerecord'::regclass AND contype = 'u') "
+        "ORDER BY 1"
+    )
+    indexes = cursor.fetchall()
+    drop = [f'ALTER TABLE usage_usagerecord DROP CONSTRAINT "{name}"' for name, _kind, _ in constraints]
+    drop += [f"DROP INDEX {name}" for name, _ in indexes]
+    create_indexes = [definition for _name, definition in indexes]
+    create_indexes += [
+        f'ALTER TABLE usage_usagerecord ADD CONSTRAINT "{name}" {definition}'
+        for name, kind, definition in constraints
+        if kind == "u"
+    ]
+    create_constraints = [
+        f'ALTER TABLE usage_usagerecord ADD CONSTRAINT "{name}" {definition}'
+        for name, kind, definition in constraints
+        if kind == "f"
+    ]
+    return drop, create_indexes, create_constraints
+
+
+def usage_copy(copy, plan: dict, days: list[date], batch_id: int, rng: random.Random) -> int:
+    """Write the usage rows (day by day, people in order) to the COPY as text; returns the row count."""
+    noise = [rng.lognormvariate(0, NOISE_SIGMA) for _ in range(4096)]
+    updated_at = datetime.now().astimezone().isoformat(sep=" ")
+    suffix = f"\testimated\t{batch_id}\t{updated_at}\n"
+    people = []  # per person: weekday rate, weekend rate, volume, trend, models for 1, 2 and 3 models a day
+    for index, (rate, volume, trend, favourites) in enumerate(plan["habits"]):
+        picked = []
+        for place, model in enumerate(favourites):
+            provider = next(p for p, models in MODELS.items() if model in models)
+            identity = 2 * index + 1 + list(MODELS).index(provider)
+            prices = [price / 1e6 for price in MODELS[provider][model]]
+            prefix = f"{provider}\t{ACCOUNT}\t{identity}\t{model}\t{USAGE_KIND}\t"
+            picked.append((prefix, *SPLIT[provider], *prices, MODEL_SHARE[place]))
+        people.append((rate, rate * WEEKEND_FACTOR, volume, volume * trend, (None, picked[:1], picked[:2], picked)))
+    rand, bits = rng.random, rng.getrandbits
+    rows = 0
+    span = max(1, len(days) - 1)
+    for number, day in enumerate(days):
+        head = f"{day.isoformat()}\t"
+        weekend = day.weekday() >= 5
+        progress = number / span
+        lines = []
+        add = lines.append
+        for weekday_rate, weekend_rate, volume, growth, choices in people:
+            if rand() >= (weekend_rate if weekend else weekday_rate):
+                continue
+            draw = rand()
+            today_volume = volume + growth * progress
+            for prefix, fi, fw, fr, fo, pi, pw, pr, po, share in choices[1 if draw < 0.4 else 2 if draw < 0.8 else 3]:
+                tokens = today_volume * noise[bits(12)] * share
+                i, w, r, o = int(tokens * fi), int(tokens * fw), int(tokens * fr), int(tokens * fo) + 1
+                total = i + w + r + o
+                add(
+                    f"{head}{prefix}{i}\t{w}\t{r}\t{o}\t{total}\t{total // TOKENS_PER_REQUEST + 1}\t"
+                    f"{i * pi + w * pw + r * pr + o * po:.6f}{suffix}"
+                )
+        copy.write("".join(lines))
+        rows += len(lines)
+    return rows
+
+
+def fill(people: int, days: list[date], params: dict, name: str) -> dict:
+    import psycopg
+
+    from usage.models import ImportBatch, ImportSource, ImportStatus
+
+    rng = random.Random(SEED)
+    timings = {}
+    started = time.perf_counter()
+    plan = org_plan(people, days, rng)
+    timings["plan"] = time.perf_counter() - started
+    batch = ImportBatch.objects.create(
+        source=ImportSource.COMMAND,
+        original_name="bench/rankings.py",
+        sha256="0" * 64,
+        detected_format="bench",
+        status=ImportStatus.SUCCEEDED,
+        period_start=days[0],
+        period_end=days[-1],
+        people_affected=people,
+    )
+    with psycopg.connect(dbname=name, **params) as raw, raw.cursor() as cursor:
+        started = time.perf_counter()
+        copy_rows(cursor, "usage_team", "id, name, slug, parent_id", plan["teams"])
+        copy_rows(
+            cursor,
+            "usage_person",
+            "id, email, display_name, active, show_name, pseudonym, user_id",
+            plan["persons"],
+        )
+        copy_rows(cursor, "usage_membership", 'id, person_id, team_id, start, "end"', plan["memberships"])
+        copy_rows(
+            cursor,
+            "usage_identity",
+            "id, provider, kind, value, person_id, created_at, owner_email, label",
+            [(*row, "", "") for row in plan["identities"]],
+        )
+        for table in ("usage_team", "usage_person", "usage_membership", "usage_identity"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        raw.commit()
+        timings["org"] = time.perf_counter() - started
+
+        # The usage rows: the table emptied in this transaction, so COPY FREEZE writes them frozen and
+        # all-visible (no hint-bit rewrite or vacuum on first read); indexes and constraints are rebuilt after.
+        drop, create_indexes, create_constraints = usage_secondary_ddl(cursor)
+        for statement in drop:
+            cursor.execute(statement)
+        cursor.execute("TRUNCATE usage_usagerecord")
+        started, cpu = time.perf_counter(), time.process_time()
+        with cursor.copy(f"COPY usage_usagerecord ({USAGE_COLUMNS}) FROM STDIN (FREEZE)") as copy:
+            rows = usage_copy(copy, plan, days, batch.pk, rng)
+        timings["usage_copy"] = time.perf_counter() - started
+        timings["usage_copy_cpu"] = time.process_time() - cpu
+        started = time.perf_counter()
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        for statement in create_indexes:
+            cursor.execute(statement)
+        timings["indexes"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for statement in create_constraints:
+            cursor.execute(statement)
+        timings["constraints"] = time.perf_counter() - started
+        started = time.perf_counter()
+        raw.commit()
+        timings["commit"] = time.perf_counter() - started
+
+    ImportBatch.objects.filter(pk=batch.pk).update(rows_read=rows, rows_imported=rows, records_written=rows)
+    timings["rows"] = rows
+    return timings
+
+
+# --- measuring -----------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split("MemTotal:", 1)[1].split()[0])
+        memory = f", {kib / 1024 / 1024:.0f} GiB"
+    except (OSError, IndexError, ValueError):
+        pass
+    return f"{platform.system()} {platform.release()} {platform.machine()}, nproc {os.cpu_count()} ({cpu}){memory}"
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def check(response, url: str) -> None:
+    if response.status_code != 200:
+        body = response.content[:500].decode("utf-8", errors="replace")
+        raise RuntimeError(f"GET {url} answered {response.status_code}:\n{body}")
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def measure(client, url: str, requests: int) -> dict:
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(WARMUP):
+        check(client.get(url), url)
+    # A request start clears the query log, so empty it first or CaptureQueriesContext's start offset is wrong.
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        check(client.get(url), url)
+    queries = len(captured)  # now: its list is a view of the log, which the next request empties
+    timings, cpu = [], []
+    for _ in range(requests):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        check(response, url)
+    timings.sort()
+    return {
+        "p50": statistics.median(timings),
+        "p95": percentile(timings, 0.95),
+        "max": timings[-1],
+        "cpu": statistics.median(cpu),
+        "queries": queries,
+        "kb": len(response.content) / 1024,
+    }
+
+
+def rate(client, url: str, seconds: float = RATE_SECONDS) -> float:
+    check(client.get(url), url)
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        check(client.get(url), url)
+        count += 1
+    return count / elapsed
+
+
+def naive_ranking(days: int, today: date) -> tuple[float, int | None]:
+    """Median of 3 runs of the ranking straight from the usage table; and its top person."""
+    from django.db import connection
+
+    sql = (
+        "SELECT i.person_id, SUM(u.total_tokens) s FROM usage_usagerecord u JOIN usage_identity i ON i.id = "
+        "u.identity_id WHERE u.day BETWEEN %s AND %s GROUP BY 1 ORDER BY s DESC LIMIT 50"
+    )
+    runs, top = [], None
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            started = time.perf_counter()
+            cursor.execute(sql, [today - timedelta(days=days - 1), today])
+            rows = cursor.fetchall()
+            runs.append((time.perf_counter() - started) * 1000)
+            top = rows[0][0] if rows else None
+    return statistics.median(runs), top
+
+
+def users_prepare(heaviest: int):
+    """The engineer (linked to the heaviest person) and the admin the requests log in as."""
+    from django.contrib.auth import get_user_model
+
+    from usage.models import Person
+
+    User = get_user_model()
+    engineer, _ = User.objects.update_or_create(
+        username="bench-engineer", defaults={"is_staff": False, "is_superuser": False}
+    )
+    admin, _ = User.objects.update_or_create(username="bench-admin", defaults={"is_staff": True, "is_superuser": True})
+    Person.objects.filter(user=engineer).exclude(pk=heaviest).update(user=None)
+    Person.objects.filter(pk=heaviest).update(user=engineer)
+    return engineer, admin
+
+
+def row_counts() -> dict[str, int]:
+    from django.db import connection
+
+    tables = ("usage_team", "usage_person", "usage_membership", "usage_identity", "usage_importbatch")
+    tables += ("usage_usagerecord", "usage_dailyrollup", "usage_standingwindow", "usage_personstanding")
+    tables += ("usage_teammemberstanding", "usage_teamstanding")
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def table_sizes() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('usage_usagerecord')), "
+            "pg_size_pretty(pg_total_relation_size('usage_dailyrollup')), "
+            "pg_size_pretty(pg_database_size(current_database()))"
+        )
+        usage, rollup, database = cursor.fetchone()
+    return f"usage_usagerecord {usage} (with indexes), usage_dailyrollup {rollup}, database {database}"
+
+
+def server_facts() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('server_version'), current_setting('shared_buffers')")
+        version, buffers = cursor.fetchone()
+    return f"PostgreSQL {version} (shared_buffers {buffers})"
+
+
+def table(header: list[str], rows: list[list[str]], align: str) -> None:
+    """A markdown table; align is one letter per column, l or r."""
+    print("| " + " | ".join(header) + " |")
+    print("| " + " | ".join("---:" if a == "r" else "---" for a in align) + " |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(flush=True)
+
+
+def benchmark(args, today: date) -> None:
+    from django.test import Client
+
+    from usage.models import StandingsState, Team, UsageRecord
+
+    days_span = UsageRecord.objects.order_by("day").values_list("day", flat=True)
+    first, last = days_span.first(), days_span.last()
+    state = StandingsState.objects.filter(pk=1).first()
+    print(f"usage from {first} to {last}; today {today}; standings rolled on {state and state.rolled_on}")
+    print(table_sizes())
+    print()
+
+    naive = [(days, *naive_ranking(days, today)) for days in (30, 365)]
+    heaviest = naive[-1][2]
+    if heaviest is None:
+        sys.exit("no usage in the last 365 days: nothing to rank")
+    table(
+        ["naive SQL ranking (usage_usagerecord ⨝ usage_identity, top 50)", "median of 3 ms"],
+        [[f"{days} days", f"{ms:,.0f}"] for days, ms, _top in naive],
+        "lr",
+    )
+
+    engineer, admin = users_prepare(heaviest)
+    groups = Team.objects.filter(parent__isnull=False, parent__parent__isnull=True).order_by("pk")
+    leaves = Team.objects.filter(parent__parent__isnull=False).order_by("pk")
+    group, leaf = groups.first(), leaves.first()
+    past_month = today - timedelta(days=120)
+    past_day = today - timedelta(days=100)
+    custom_end = today - timedelta(days=10)
+    custom_start = custom_end - timedelta(days=44)
+    past_rolling = today - timedelta(days=60)
+    people_api, teams_api = "/api/v1/leaderboard/people/", "/api/v1/leaderboard/teams/"
+    cases = [(f"API people `{p}`", f"{people_api}?period={p}", engineer) for p in PERIODS]
+    cases += [(f"API teams `{p}`", f"{teams_api}?period={p}", engineer) for p in PERIODS]
+    cases += [
+        (f"API people month of {past_month}", f"{people_api}?period=month&date={past_month}", engineer),
+        (f"API people day {past_day}", f"{people_api}?period=day&date={past_day}", engineer),
+        (
+            f"API people custom 45 d to {custom_end}",
+            f"{people_api}?start={custom_start}&end={custom_end}",
+            engineer,
+        ),
+        (f"API people 30d to {past_rolling}", f"{people_api}?period=30d&date={past_rolling}", engineer),
+        ("API people 30d anthropic", f"{people_api}?period=30d&provider=anthropic", engineer),
+        (f"API people 30d leaf team {leaf.pk}", f"{people_api}?period=30d&team={leaf.pk}", engineer),
+        (f"API people 30d group {group.pk}", f"{people_api}?period=30d&team={group.pk}", engineer),
+        ("API people 30d model gpt-5", f"{people_api}?period=30d&model=gpt-5", engineer),
+        ("page `/?period=30d`", "/?period=30d", engineer),
+        ("page `/teams/?period=30d`", "/teams/?period=30d", engineer),
+        ("page `/movers/?period=week`", "/movers/?period=week", engineer),
+        (f"page `/people/{heaviest}/?period=30d` (admin)", f"/people/{heaviest}/?period=30d", admin),
+    ]
+    clients = {}
+    for user in (engineer, admin):
+        clients[user.pk] = Client()
+        clients[user.pk].force_login(user)
+    rows = []
+    for label, url, user in cases:
+        figures = measure(clients[user.pk], url, args.requests)
+        rows.append(
+            [
+                label,
+                f"{figures['p50']:,.1f}",
+                f"{figures['p95']:,.1f}",
+                f"{figures['max']:,.1f}",
+                f"{figures['cpu']:,.1f}",
+                str(figures["queries"]),
+                f"{figures['kb']:,.0f}",
+            ]
+        )
+        print(f"  timed {url}", file=sys.stderr, flush=True)
+    print(f"{args.requests} timed requests each after {WARMUP} warm-up; engineer = the heaviest person ({heaviest})")
+    print()
+    table(["request", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "queries", "KB"], rows, "lrrrrrr")
+
+    login_rate = rate(Client(), "/accounts/login/")
+    api_rate = rate(clients[engineer.pk], f"{people_api}?period=30d")
+    table(
+        ["single-threaded loop, 10 s", "requests/s"],
+        [
+            ["`GET /accounts/login/` (anonymous)", f"{login_rate:,.1f}"],
+            ["`GET /api/v1/leaderboard/people/?period=30d` (engineer)", f"{api_rate:,.1f}"],
+            ["ratio API / login", f"{api_rate / login_rate:.2f}"],
+        ],
+        "lr",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=85_000, help="people (default 85,000)")
+    parser.add_argument("--days", type=int, default=365, help="days of usage ending today (default 365)")
+    parser.add_argument(
+        "--db", default=DEFAULT_DB, help=f"scratch database; must contain 'bench' (default {DEFAULT_DB})"
+    )
+    parser.add_argument("--server", default=DEFAULT_SERVER, help=f"PostgreSQL server URL (default {DEFAULT_SERVER})")
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per URL (default 20)")
+    parser.add_argument(
+        "--skip-fill", action="store_true", help="reuse the existing database: no creation, fill or rebuild"
+    )
+    args = parser.parse_args()
+    if "bench" not in args.db:
+        sys.exit(f"bench/rankings.py creates and drops its database, and {args.db!r} does not contain 'bench'.")
+    if args.people < 1 or args.days < 1 or args.requests < 1:
+        sys.exit("--people, --days and --requests must be at least 1")
+    params = server_params(args.server)
+    os.environ["DATABASE_URL"] = f"{args.server.rstrip('/')}/{args.db}"
+
+    print(f"machine: {machine()}; Python {platform.python_version()}")
+    print(f"load average at start: {load()}")
+    if args.skip_fill:
+        if not database_exists(params, args.db):
+            sys.exit(f"--skip-fill: no database {args.db!r}; run once without --skip-fill (and with --keep)")
+    else:
+        database_create(params, args.db)
+    django_setup()
+    import django
+    from django.core.management import call_command
+    from django.db import connection, connections
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    print(f"Django {django.get_version()}, {server_facts()}, database {args.db}")
+    succeeded = False
+    try:
+        if not args.skip_fill:
+            days = [today - timedelta(days=back) for back in range(args.days - 1, -1, -1)]
+            database_prepare()
+            print(f"filling: {args.people:,} people, {args.days} days to {today} (seed {SEED})", flush=True)
+            started = time.perf_counter()
+            timings = fill(args.people, days, params, args.db)
+            filled = time.perf_counter() - started
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            analyzed = time.perf_counter() - started
+            rows = timings["rows"]
+            print(
+                f"fill took {filled:.1f} s: plan {timings['plan']:.1f} s, org tables {timings['org']:.1f} s, usage COPY "
+                f"{timings['usage_copy']:.1f} s ({rows / timings['usage_copy']:,.0f} rows/s; generator CPU "
+                f"{timings['usage_copy_cpu']:.1f} s), indexes {timings['indexes']:.1f} s, foreign keys "
+                f"{timings['constraints']:.1f} s, commit {timings['commit']:.1f} s; then ANALYZE {analyzed:.1f} s",
+                flush=True,
+            )
+            started = time.perf_counter()
+            call_command("rebuild_rollups")
+            print(f"rebuild_rollups took {time.perf_counter() - started:.1f} s", flush=True)
+        counts = row_counts()
+        print("rows: " + ", ".join(f"{table.removeprefix('usage_')} {count:,}" for table, count in counts.items()))
+        benchmark(args, today)
+        print(f"load average at end: {load()}")
+        succeeded = True
+    finally:
+        connections.close_all()
+        if args.keep:
+            print(f"kept database {args.db}")
+        elif not succeeded:
+            print(f"kept database {args.db} (the run failed); rerun with --skip-fill, or drop it", file=sys.stderr)
+        else:
+            database_drop(params, args.db)
+            print(f"dropped database {args.db}")
+
+
+if __name__ == "__main__":
+    main()
