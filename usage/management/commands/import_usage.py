@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from usage.models import ImportBatch, ImportSource, ImportStatus
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
-from usage.services.standings import standings_refresh
 from usage.services.imports import (
     ImportRejected,
     import_batch_create,
@@ -12,6 +11,7 @@ from usage.services.imports import (
     import_batch_queue,
     import_summary,
 )
+from usage.services.standings import standings_refresh
 
 
 class Command(BaseCommand):

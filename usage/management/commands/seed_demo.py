@@ -41,7 +41,9 @@ class Command(BaseCommand):
                     raise CommandError(f"demo import failed: {batch.error_summary}")
         refreshed = standings_refresh()
         if refreshed is not None:
-            self.stdout.write(f"standings: {refreshed.days} days, {refreshed.windows} windows, {refreshed.seconds:.1f} s")
+            self.stdout.write(
+                f"standings: {refreshed.days} days, {refreshed.windows} windows, {refreshed.seconds:.1f} s"
+            )
         self.stdout.write("demo logins (password 'tokenboard'): admin, manager, engineer")
 
     @transaction.atomic
