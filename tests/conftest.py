@@ -6,6 +6,7 @@ but when CI is set a missing server is a failure, never a silent skip.
 
 import os
 from datetime import date
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -46,18 +47,28 @@ def _isolated_media(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def sent_tasks(request, monkeypatch):
+    """Tasks the code queues through usage.queue, recorded on a Mock by task (`sent_tasks.process_import`)
+    instead of sent: a broker in tests would pile messages up for the next `make run`. Tests marked
+    `real_broker` send for real, to a worker they start."""
+    sent = mock.Mock()
+    if not request.node.get_closest_marker("real_broker"):
+        monkeypatch.setattr(
+            "usage.queue.send",
+            lambda name, *args, **kwargs: getattr(sent, name.removeprefix("usage."))(*args, **kwargs),
+        )
+    return sent
+
+
+@pytest.fixture(autouse=True)
 def _standings_refreshed_before_requests(monkeypatch):
     """What the refresh worker does in production, done before each test request: the standings show every
-    committed change. Tests that call the selectors directly refresh with `standings_refresh()` themselves.
-    Refresh messages are not sent to a broker from tests (they would pile up in the embedded one); tests
-    that exercise the queue patch usage.queue.send themselves."""
+    committed change. Tests that call the selectors directly run `standings_refresh()` themselves."""
     from django.test import Client
 
     from usage.models import StandingsDirtyDay
     from usage.services.standings import standings_refresh
 
-    sent = []
-    monkeypatch.setattr("usage.queue.send", lambda name, *args: sent.append((name, args)) or True)
     original = Client.request
 
     def request(self, **kwargs):
@@ -66,7 +77,6 @@ def _standings_refreshed_before_requests(monkeypatch):
         return original(self, **kwargs)
 
     monkeypatch.setattr(Client, "request", request)
-    return sent
 
 
 @pytest.fixture

@@ -152,10 +152,8 @@ def test_an_admin_imports_an_export_and_the_ranking_changes(
     except NoReverseMatch:
         upload_url = None
     if upload_url:
-        # The broker is the worker's business: record the hand-off instead of writing to the real queue
-        # folder, then run the queued import here the way the worker would (import_usage --requeue --wait).
-        sent = []
-        monkeypatch.setattr("usage.tasks.process_import.delay", lambda batch_id: sent.append(batch_id))
+        # The broker is the worker's business (the sent_tasks fixture records the hand-off); run the queued
+        # import here the way the worker would (import_usage --requeue --wait).
         page.goto(f"{live_server.url}{upload_url}")
         page.set_input_files("input[type=file]", str(export))
         page.locator("form#upload-form [type=submit]").click()

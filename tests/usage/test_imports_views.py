@@ -5,7 +5,6 @@ import csv
 import io
 from datetime import timedelta
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.core.management import call_command
@@ -31,9 +30,8 @@ def admin_client(client, org):
 
 
 @pytest.fixture
-def delay():
-    with mock.patch("usage.tasks.process_import.delay") as delay:
-        yield delay
+def delay(sent_tasks):
+    return sent_tasks.process_import
 
 
 def stored_import(path: Path, *, name: str | None = None, process: bool = True, **kwargs) -> ImportBatch:

@@ -162,16 +162,15 @@ def test_import_usage_command_rejects_unknown_format_and_missing_file():
 
 
 @pytest.mark.django_db
-def test_import_usage_command_without_wait_queues_and_prints_ids(capsys, django_capture_on_commit_callbacks):
-    from unittest import mock
-
-    with mock.patch("usage.tasks.process_import.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            call_command("import_usage", str(FIXTURES / "anthropic_usage_one_day.json"))
+def test_import_usage_command_without_wait_queues_and_prints_ids(
+    capsys, django_capture_on_commit_callbacks, sent_tasks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("import_usage", str(FIXTURES / "anthropic_usage_one_day.json"))
     batch = ImportBatch.objects.get()
     assert f"queued import #{batch.pk}" in capsys.readouterr().out
     assert batch.status == "queued" and batch.raw_file.read().startswith(b'{"data"')
-    delay.assert_called_once_with(batch.pk)
+    sent_tasks.process_import.assert_called_once_with(batch.pk)
 
 
 @pytest.mark.django_db

@@ -3,7 +3,6 @@
 import gzip
 import os
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -35,9 +34,8 @@ def admin_client(client, org):
 
 
 @pytest.fixture
-def delay():
-    with mock.patch("usage.tasks.process_import.delay") as delay:
-        yield delay
+def delay(sent_tasks):
+    return sent_tasks.process_import
 
 
 @pytest.mark.parametrize("persona", ["infra_engineer", "platform_manager"])

@@ -59,6 +59,7 @@ def celery_worker_process(transactional_db):
 
 
 @pytest.mark.needs_services
+@pytest.mark.real_broker
 def test_a_real_worker_imports_through_redis_into_postgresql(celery_worker_process):
     with (FIXTURES / "anthropic_usage_one_day.json").open("rb") as handle:
         batch = import_batch_create(file=handle, name="anthropic.json")  # autocommit: queued at once

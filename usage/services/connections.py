@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from usage import queue
 from usage.collectors import SUPPORTED_PROVIDERS, ProviderError, collector_class
 from usage.collectors.http import ProviderAuthError, ProviderRequestError, ProviderUnavailable
 from usage.crypto import KeyDecryptionError, api_key_decrypt, api_key_encrypt
@@ -465,13 +466,11 @@ class QueueUnavailable(Exception):
 def connection_sync_queue(connection: ProviderConnection, *, since: date | None = None) -> None:
     """Send a manual pull ("sync now", sync_connection without --wait) to the worker. Nothing is written
     first, so it is sent at once; a broker that is down raises QueueUnavailable with a plain message."""
-    from usage.tasks import pull_provider_usage  # tasks import services; import here to avoid a cycle
-
     kwargs: dict[str, object] = {"connection_id": connection.pk, "manual": True}
     if since:
         kwargs["since"] = since.isoformat()
     try:
-        pull_provider_usage.apply_async(kwargs=kwargs)
+        queue.send("usage.pull_provider_usage", **kwargs)
     except Exception as error:
         logger.exception("could not queue a pull of connection %r", connection.name)
         raise QueueUnavailable(

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from usage import queue
 from usage.models import (
     CostSource,
     CurrencyRate,
@@ -116,17 +117,8 @@ def import_batch_create(
 
 
 def import_batch_queue(batch: ImportBatch) -> None:
-    from usage.tasks import process_import  # tasks import services; import here to avoid a cycle
-
-    transaction.on_commit(lambda: _dispatch(process_import, batch.pk))
-
-
-def _dispatch(task, batch_id: int) -> None:
     # The batch is stored and stays "queued" if the broker is down; `import_usage --requeue` re-sends it.
-    try:
-        task.delay(batch_id)
-    except Exception:
-        logger.exception("could not queue import %s; it stays queued until re-sent", batch_id)
+    queue.import_queue_on_commit(batch.pk)
 
 
 def import_batch_retry(batch: ImportBatch) -> ImportBatch:

@@ -1,5 +1,4 @@
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,10 +15,11 @@ def upload(name: str = "usage.json", content: bytes | None = None) -> SimpleUplo
     return SimpleUploadedFile(name, EXPORT.read_bytes() if content is None else content, "application/json")
 
 
-def test_an_upload_is_stored_before_the_202_and_queued_once_committed(org, clients, django_capture_on_commit_callbacks):
-    with mock.patch("usage.tasks.process_import.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            response = clients["admin"].post(IMPORTS, {"file": upload(), "format": "openai_usage"}, format="multipart")
+def test_an_upload_is_stored_before_the_202_and_queued_once_committed(
+    org, clients, django_capture_on_commit_callbacks, sent_tasks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = clients["admin"].post(IMPORTS, {"file": upload(), "format": "openai_usage"}, format="multipart")
     assert response.status_code == 202
     body = response.json()
     batch = ImportBatch.objects.get(pk=body["id"])
@@ -27,20 +27,19 @@ def test_an_upload_is_stored_before_the_202_and_queued_once_committed(org, clien
     assert batch.status == body["status"] == "queued"
     assert batch.requested_format == "openai_usage" and batch.started_by == org["admin"]
     assert len(callbacks) == 1
-    delay.assert_called_once_with(batch.pk)
+    sent_tasks.process_import.assert_called_once_with(batch.pk)
     assert body["status_url"] == f"http://testserver/api/v1/imports/{batch.pk}/"
     assert response["Location"] == body["status_url"]
     status = clients["admin"].get(body["status_url"])
     assert status.status_code == 200 and status.json()["id"] == batch.pk
 
 
-def test_the_queued_upload_is_processed_by_the_task(org, clients, django_capture_on_commit_callbacks):
-    with mock.patch("usage.tasks.process_import.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            body = clients["admin"].post(IMPORTS, {"file": upload(), "import_good_rows": "true"}).json()
+def test_the_queued_upload_is_processed_by_the_task(org, clients, django_capture_on_commit_callbacks, sent_tasks):
+    with django_capture_on_commit_callbacks(execute=True):
+        body = clients["admin"].post(IMPORTS, {"file": upload(), "import_good_rows": "true"}).json()
     from usage.tasks import process_import
 
-    process_import.apply(args=delay.call_args.args)
+    process_import.apply(args=sent_tasks.process_import.call_args.args)
     detail = clients["admin"].get(f"{IMPORTS}{body['id']}/").json()
     assert detail["status"] == "succeeded" and detail["import_good_rows"] is True
     assert detail["detected_format"] == "openai_usage"
@@ -49,14 +48,13 @@ def test_the_queued_upload_is_processed_by_the_task(org, clients, django_capture
     assert "succeeded" in detail["summary"]
 
 
-def test_an_upload_over_the_size_limit_is_413_and_stores_nothing(clients, settings):
+def test_an_upload_over_the_size_limit_is_413_and_stores_nothing(clients, settings, sent_tasks):
     settings.TOKENBOARD_UPLOAD_MAX_BYTES = 100
-    with mock.patch("usage.tasks.process_import.delay") as delay:
-        response = clients["admin"].post(IMPORTS, {"file": upload()})
+    response = clients["admin"].post(IMPORTS, {"file": upload()})
     assert response.status_code == 413
     assert "larger than the upload limit of 100 bytes" in response.json()["detail"]
     assert not ImportBatch.objects.exists()
-    delay.assert_not_called()
+    sent_tasks.process_import.assert_not_called()
 
 
 @pytest.mark.parametrize(

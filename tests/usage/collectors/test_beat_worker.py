@@ -63,6 +63,7 @@ def celery_env(transactional_db, settings, tmp_path):
 
 
 @pytest.mark.needs_services
+@pytest.mark.real_broker
 def test_beat_fires_the_connection_schedule_and_a_real_worker_pulls_into_postgresql(celery_env, openai_api, tmp_path):
     yesterday = (timezone.now() - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
     openai_api.hourly = {

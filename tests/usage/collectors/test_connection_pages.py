@@ -21,10 +21,9 @@ def admin_client(client, org):
 
 
 @pytest.fixture
-def queued(monkeypatch):
-    sent = []
-    monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", lambda **kw: sent.append(kw))
-    return sent
+def queued(sent_tasks):
+    """The pulls queued, as the keyword arguments the task gets."""
+    return sent_tasks.pull_provider_usage.call_args_list
 
 
 def test_only_admins_reach_the_connections_page_and_api(client, org):
@@ -98,7 +97,7 @@ def test_sync_now_queues_a_pull_and_test_connection_reports_the_answer(admin_cli
     connection = connection_create(provider="anthropic", name="org", api_key=GOOD_KEY, base_url=anthropic_api.url)
 
     response = admin_client.post(reverse("connection-sync", args=[connection.pk]), follow=True)
-    assert queued == [{"kwargs": {"connection_id": connection.pk, "manual": True}}]
+    assert [call.kwargs for call in queued] == [{"connection_id": connection.pk, "manual": True}]
     assert "Queued a pull" in response.content.decode()
 
     response = admin_client.post(reverse("connection-test", args=[connection.pk]), follow=True)
@@ -107,10 +106,10 @@ def test_sync_now_queues_a_pull_and_test_connection_reports_the_answer(admin_cli
 
 
 def test_sync_now_with_the_broker_down_says_so_instead_of_failing_the_page(admin_client, monkeypatch):
-    def broker_down(**kwargs):
+    def broker_down(name, *args, **kwargs):
         raise ConnectionRefusedError(111, "Connection refused")
 
-    monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", broker_down)
+    monkeypatch.setattr("usage.queue.send", broker_down)
     connection = connection_create(provider="openai", name="org", api_key="k")
 
     response = admin_client.post(reverse("connection-sync", args=[connection.pk]), follow=True)
@@ -149,7 +148,7 @@ def test_the_api_takes_the_key_but_never_returns_it(admin_client, queued):
     assert response.status_code == 400 and "schedule" in response.json()
 
     assert admin_client.post(f"/api/v1/connections/{connection.pk}/sync/").status_code == 202
-    assert queued == [{"kwargs": {"connection_id": connection.pk, "manual": True}}]
+    assert [call.kwargs for call in queued] == [{"connection_id": connection.pk, "manual": True}]
     assert admin_client.delete(f"/api/v1/connections/{connection.pk}/").status_code == 204
     assert not ProviderConnection.objects.exists()
 

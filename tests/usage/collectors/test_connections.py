@@ -175,12 +175,10 @@ def test_sync_connection_with_wait_pulls_now_and_reports_the_rows(openai_api, fr
         call_command("sync_connection", "nope", "--wait")
 
 
-def test_sync_connection_without_wait_queues_the_task(monkeypatch):
-    sent = []
-    monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", lambda **kw: sent.append(kw))
+def test_sync_connection_without_wait_queues_the_task(sent_tasks):
     connection = connection_create(provider="openai", name="org", api_key="k")
 
     call_command("sync_connection", "org", "--since", "2026-01-01", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
-    assert sent == [{"kwargs": {"connection_id": connection.pk, "manual": True, "since": "2026-01-01"}}]
+    sent_tasks.pull_provider_usage.assert_called_once_with(connection_id=connection.pk, manual=True, since="2026-01-01")
     assert UsageRecord.objects.count() == 0

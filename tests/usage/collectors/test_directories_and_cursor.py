@@ -144,7 +144,7 @@ def test_a_cursor_connection_imports_events_by_email(cursor_api, frozen_now, sle
 
 
 def test_a_connection_added_in_the_ui_produces_rankings_without_any_upload(
-    client, org, openai_api, frozen_now, sleeps, lock_cache, monkeypatch
+    client, org, openai_api, frozen_now, sleeps, lock_cache, monkeypatch, sent_tasks
 ):
     from tests.usage.collectors.test_pulls import openai_result
 
@@ -154,8 +154,6 @@ def test_a_connection_added_in_the_ui_produces_rankings_without_any_upload(
     openai_api.hourly = {
         datetime(2026, 9, 14, 10, tzinfo=UTC): [openai_result("user-ivy", "gpt-5", input_tokens=123_000, output=4_567)]
     }
-    queued = []
-    monkeypatch.setattr("usage.tasks.pull_provider_usage.apply_async", lambda **kw: queued.append(kw["kwargs"]))
     client.force_login(org["admin"])
     client.post(
         "/connections/new/",
@@ -171,7 +169,7 @@ def test_a_connection_added_in_the_ui_produces_rankings_without_any_upload(
     )
     connection = ProviderConnection.objects.get()
     client.post(f"/connections/{connection.pk}/sync/")
-    [kwargs] = queued
+    kwargs = sent_tasks.pull_provider_usage.call_args.kwargs
     # What the worker does with the queued message (the real worker path is test_beat_worker.py).
     from usage.tasks import pull_provider_usage
 
