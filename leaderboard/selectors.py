@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
@@ -30,6 +31,7 @@ from usage.models import (
     DailyRollup,
     Membership,
     Person,
+    StandingsDirtyDay,
     StandingWindow,
     Team,
     TeamMemberStanding,
@@ -40,7 +42,8 @@ from usage.models import (
     TeamStanding as TeamStandingRow,
 )
 from usage.periods import cover
-from usage.services.standings import ALL_PROVIDERS, COST_REPORT_KIND, team_ancestors
+from usage.services.imports import data_as_of
+from usage.services.standings import ALL_PROVIDERS, COST_REPORT_KIND, standings_status, team_ancestors
 
 from .windows import RankingQuery, Window
 
@@ -625,6 +628,26 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
             )
         )
     return standings
+
+
+@dataclass
+class Freshness:
+    """How current the figures are: the newest data received, and the standings computed from it."""
+
+    data_as_of: datetime | None
+    standings_as_of: datetime | None
+    behind: bool  # usage changed since the standings were computed; a refresh is on its way
+    failure: str  # the last refresh failed: the previous standings keep serving
+
+
+def standings_freshness() -> Freshness:
+    state = standings_status()
+    return Freshness(
+        data_as_of=data_as_of(),
+        standings_as_of=state.refreshed_at,
+        behind=StandingsDirtyDay.objects.exists(),
+        failure=state.last_error,
+    )
 
 
 def unassigned_usage(window: Window) -> tuple[int, int]:

@@ -6,7 +6,6 @@ from . import views
 
 urlpatterns = [
     path("", views.people_ranking_page, name="people-ranking"),
-    path("export.csv", views.people_export, name="people-export"),
     path("teams/", views.teams_ranking_page, name="teams-ranking"),
     path("teams/<int:team_id>/", views.team_page, name="team"),
     path("teams/<int:team_id>/members.csv", views.team_members_csv, name="team-members-csv"),

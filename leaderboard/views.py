@@ -34,11 +34,10 @@ from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 from usage.services.imports import data_as_of
-from usage.services.standings import standings_status
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
-from .selectors import current_teams, people_ranking, teams_ranking, unassigned_usage
+from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
 from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
 
@@ -137,6 +136,7 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         "metric_label": METRIC_LABELS[query.metric],
         "has_previous_window": query.window.previous() is not None,
         "viewer": viewer,
+        "freshness": standings_freshness(),
         # Row links are built from these prefixes: one reverse() per page instead of two per row.
         "person_url": reverse("person", args=[0])[:-2],
         "team_url": reverse("team", args=[0])[:-2],
@@ -233,10 +233,8 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         cost_column=query.metric != "cost_usd" and any(row.detail for row in shown),
         titles=window_titles(query, viewer),
         has_data=has_data,
-        data_as_of=data_as_of(),
-        standings_state=standings_status(),
         unassigned=unassigned_usage(query.window) if viewer.is_admin else None,
-        export_url=f"{reverse('people-export')}?{_as_querystring(query)}",
+        export_url=f"{reverse('people-ranking')}?{_as_querystring(query, format='csv')}",
     )
     return _render(request, "leaderboard/people.html", "leaderboard/_people_table.html", context)
 
@@ -245,13 +243,6 @@ def _as_querystring(query: RankingQuery, **overrides) -> str:
     params = QueryDict(mutable=True)
     params.update(query.as_params(**overrides))
     return params.urlencode()
-
-
-def people_export(request: HttpRequest) -> HttpResponse:
-    """The people ranking as CSV for the same GET parameters as the page (all rows, not one page)."""
-    viewer = viewer_for(request.user)
-    query = ranking_query(request)
-    return _people_csv(query, people_ranking(query, viewer))
 
 
 # --- Teams ranking ---------------------------------------------------------------------------------------

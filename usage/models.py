@@ -111,10 +111,6 @@ class Person(models.Model):
             self.pseudonym = _pseudonym_for(self.email)
         super().save(*args, **kwargs)
 
-    def team_on(self, day: date) -> "Team | None":
-        membership = self.memberships.filter(Q(end__isnull=True) | Q(end__gte=day), start__lte=day).first()
-        return membership.team if membership else None
-
 
 class Membership(models.Model):
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="memberships")

@@ -30,3 +30,28 @@ class Pagination(PageNumberPagination):
                 parameter["schema"].update(minimum=1, maximum=self.max_page_size)
                 parameter["description"] = f"Results per page (default 50, at most {self.max_page_size})."
         return parameters
+
+
+class RankingPagination(Pagination):
+    """Pages of a ranking, with how current its figures are: `data_as_of` is when the standings were last
+    refreshed (what the figures include), `refresh_failed` says the latest refresh failed and these are the
+    last good standings, `refresh_pending` that newer usage is being added."""
+
+    def get_paginated_response(self, data):
+        from leaderboard.selectors import standings_freshness
+
+        response = super().get_paginated_response(data)
+        freshness = standings_freshness()
+        response.data["data_as_of"] = freshness.standings_as_of
+        response.data["refresh_failed"] = bool(freshness.failure)
+        response.data["refresh_pending"] = freshness.behind
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        response_schema = super().get_paginated_response_schema(schema)
+        response_schema["properties"].update(
+            data_as_of={"type": "string", "format": "date-time", "nullable": True},
+            refresh_failed={"type": "boolean"},
+            refresh_pending={"type": "boolean"},
+        )
+        return response_schema

@@ -293,7 +293,3 @@ class IdentityAssignSerializer(serializers.Serializer):
     person = serializers.PrimaryKeyRelatedField(
         queryset=Person.objects.all(), allow_null=True, help_text="Person id, or null to unassign."
     )
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()

@@ -67,6 +67,7 @@ from usage.services.imports import ImportRejected, import_batch_create
 
 from . import schema as _schema  # noqa: F401  (registers the Bearer token scheme with drf-spectacular)
 from .filters import IdentityFilter, ImportFilter, UsageRecordFilter
+from .pagination import RankingPagination
 from .serializers import (
     IdentityAssignSerializer,
     IdentitySerializer,
@@ -228,6 +229,7 @@ def person_standing_dict(standing) -> dict:
 
 
 class PeopleRankingView(GenericAPIView):
+    pagination_class = RankingPagination
     serializer_class = PersonStandingSerializer
 
     @extend_schema(
@@ -274,6 +276,7 @@ def team_standing_dict(standing, viewer) -> dict:
 
 
 class TeamsRankingView(GenericAPIView):
+    pagination_class = RankingPagination
     serializer_class = TeamStandingSerializer
 
     @extend_schema(

@@ -114,14 +114,6 @@ class Sample:
     def first_line(self) -> str:
         return self.text.split("\n", 1)[0].lstrip("\ufeff").strip()
 
-    def csv_headers(self) -> set[str]:
-        import csv
-
-        try:
-            return {h.strip().lower() for h in next(csv.reader([self.first_line]))}
-        except (StopIteration, csv.Error):
-            return set()
-
 
 class Format:
     name: ClassVar[str]
