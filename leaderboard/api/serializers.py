@@ -7,6 +7,7 @@ and `cost_usd` are omitted where the caller's role may not see them (usage.acces
 
 from rest_framework import serializers
 
+from usage.figures import METRIC_LABELS, TOTALS_COLUMNS
 from usage.models import IdentityKind, ImportBatch, Person, Provider
 
 COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
@@ -25,28 +26,29 @@ class PersonRefSerializer(serializers.Serializer):
 
 
 class TotalsSerializer(serializers.Serializer):
-    total_tokens = serializers.IntegerField()
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    cache_read_tokens = serializers.IntegerField()
-    cache_write_tokens = serializers.IntegerField()
-    requests = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(
-        **COST, required=False, help_text="US dollars; only where the caller's role may see cost."
-    )
-    active_days = serializers.IntegerField(help_text="Days with any usage in the window.")
+    """The usage figures (usage.figures.TOTALS_COLUMNS, then cost and active days)."""
+
+    nullable = False
+
+    def get_fields(self):
+        """The figures, then the fields a subclass declares (subclasses put them in their order)."""
+        fields = {
+            name: serializers.IntegerField(allow_null=self.nullable, help_text=METRIC_LABELS[name] + ".")
+            for name in TOTALS_COLUMNS
+        }
+        fields["cost_usd"] = serializers.DecimalField(
+            **COST, required=False, help_text="US dollars; only where the caller's role may see cost."
+        )
+        fields["active_days"] = serializers.IntegerField(
+            allow_null=self.nullable, help_text="Days with any usage in the window (summed over people for a team)."
+        )
+        return {**fields, **super().get_fields()}
 
 
 class NullableTotalsSerializer(TotalsSerializer):
     """Team figures: null where the team has too few active members for the caller to see them."""
 
-    total_tokens = serializers.IntegerField(allow_null=True)
-    input_tokens = serializers.IntegerField(allow_null=True)
-    output_tokens = serializers.IntegerField(allow_null=True)
-    cache_read_tokens = serializers.IntegerField(allow_null=True)
-    cache_write_tokens = serializers.IntegerField(allow_null=True)
-    requests = serializers.IntegerField(allow_null=True)
-    active_days = serializers.IntegerField(allow_null=True, help_text="Person-days with any usage in the window.")
+    nullable = True
 
 
 class WindowSerializer(serializers.Serializer):

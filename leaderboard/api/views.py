@@ -60,6 +60,7 @@ from usage.access import (
     team_subtree_ids,
     viewer_for,
 )
+from usage.figures import TOTALS_COLUMNS
 from usage.models import Identity, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
 from usage.services.identities import identity_assign
@@ -166,15 +167,7 @@ def _window(window) -> dict:
 
 
 def _totals(totals: Totals, *, cost: bool) -> dict:
-    data = {
-        "total_tokens": totals.total_tokens,
-        "input_tokens": totals.input_tokens,
-        "output_tokens": totals.output_tokens,
-        "cache_read_tokens": totals.cache_read_tokens,
-        "cache_write_tokens": totals.cache_write_tokens,
-        "requests": totals.requests,
-        "active_days": totals.active_days,
-    }
+    data = {name: getattr(totals, name) for name in (*TOTALS_COLUMNS, "active_days")}
     if cost:
         data["cost_usd"] = totals.cost_usd
     return data

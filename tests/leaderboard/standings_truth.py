@@ -1,0 +1,236 @@
+"""The standings worked out the slow, obvious way from UsageRecord (the source of truth), for tests to compare
+the read models that usage.services.standings keeps with.
+
+Nothing here reads the read models to compute what they should hold, and nothing is imported from the code under
+test but the list of figures and the calendar: a refresh that sums the wrong pieces, counts a cost report, misses a
+team move or ranks ties wrongly disagrees with this.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.models import (
+    Membership,
+    Person,
+    PersonStanding,
+    StandingWindow,
+    Team,
+    TeamMemberStanding,
+    TeamStanding,
+    UsageRecord,
+)
+from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, current_windows, window_for
+
+FIGURES = (*SUMMED_FIGURES, "active_days")
+COST_REPORT_KIND = "cost"  # account-level bills: never counted as anyone's usage
+
+
+def _zero() -> dict:
+    return {**dict.fromkeys(COUNT_FIGURES, 0), "cost_usd": Decimal(0), "billed_cost_usd": Decimal(0)}
+
+
+def _add(total: dict, figures: dict) -> None:
+    for name in SUMMED_FIGURES:
+        total[name] += figures[name]
+
+
+def competition_ranks(values: dict[int, object]) -> dict[int, int]:
+    """Rank of each key on its value, highest first; ties share a rank and the next rank skips ("1, 1, 3")."""
+    return {key: 1 + sum(1 for other in values.values() if other > value) for key, value in values.items()}
+
+
+def board_places(totals: dict[int, dict], metric: str, names: dict[int, str]) -> dict[int, int]:
+    """1..n in the board's order: the metric descending, then display name, then id."""
+    ordered = sorted(totals, key=lambda pid: (-totals[pid][metric], names[pid], pid))
+    return {pid: place for place, pid in enumerate(ordered, start=1)}
+
+
+class Truth:
+    """Every counted usage row — identities assigned to a person, cost reports left out — with the team whose
+    membership covered its day, read once; the figures of any window are summed from these in Python."""
+
+    def __init__(self):
+        parents = dict(Team.objects.values_list("id", "parent_id"))
+        self.ancestors = {}
+        for team_id in parents:
+            chain, current = [], team_id
+            while current is not None:
+                chain.append(current)
+                current = parents[current]
+            self.ancestors[team_id] = chain
+        self.names = dict(Person.objects.values_list("id", "display_name"))
+        memberships = defaultdict(list)
+        for person_id, team_id, start, end in Membership.objects.values_list("person_id", "team_id", "start", "end"):
+            memberships[person_id].append((start, end, team_id))
+        self.rows: list[tuple[date, str, int, int | None, dict]] = []
+        # Days with usage of each provider, assigned or not (those are the days that get calendar windows).
+        self.usage_days: set[tuple[date, str]] = set()
+        records = UsageRecord.objects.exclude(usage_kind=COST_REPORT_KIND).values(
+            "day", "provider", "identity__person_id", "cost_usd", "cost_source", *COUNT_FIGURES
+        )
+        for record in records:
+            self.usage_days.add((record["day"], record["provider"]))
+            person_id = record["identity__person_id"]
+            if person_id is None:
+                continue
+            day = record["day"]
+            covering = [
+                team for start, end, team in memberships[person_id] if start <= day and (end is None or day <= end)
+            ]
+            assert len(covering) <= 1, f"person {person_id} is in {len(covering)} teams on {day}"
+            figures = {name: record[name] for name in COUNT_FIGURES}
+            figures["cost_usd"] = record["cost_usd"]
+            figures["billed_cost_usd"] = record["cost_usd"] if record["cost_source"] == "billed" else Decimal(0)
+            self.rows.append((day, record["provider"], person_id, covering[0] if covering else None, figures))
+
+    def _rows_in(self, start: date, end: date, provider: str):
+        for day, row_provider, person_id, team_id, figures in self.rows:
+            if start <= day <= end and (not provider or row_provider == provider):
+                yield day, person_id, team_id, figures
+
+    def people(self, start: date, end: date, provider: str = "") -> dict[int, dict]:
+        """Each person's figures in the window; active days are the distinct days with any counted row."""
+        totals, days = defaultdict(_zero), defaultdict(set)
+        for day, person_id, _team_id, figures in self._rows_in(start, end, provider):
+            _add(totals[person_id], figures)
+            days[person_id].add(day)
+        return {pid: {**total, "active_days": len(days[pid])} for pid, total in totals.items()}
+
+    def team_members(self, start: date, end: date, provider: str = "") -> dict[tuple[int | None, int], dict]:
+        """Each (team that covered the day, person)'s figures in the window."""
+        totals, days = defaultdict(_zero), defaultdict(set)
+        for day, person_id, team_id, figures in self._rows_in(start, end, provider):
+            _add(totals[team_id, person_id], figures)
+            days[team_id, person_id].add(day)
+        return {key: {**total, "active_days": len(days[key])} for key, total in totals.items()}
+
+    def teams(self, start: date, end: date, provider: str = "") -> dict[int, dict]:
+        """Each team subtree's figures (a person's usage counts for the teams above the team that covered the
+        day), its active members and its largest contributor on every metric (a tie goes to the smaller id)."""
+        per_person, days = defaultdict(_zero), defaultdict(set)
+        for day, person_id, team_id, figures in self._rows_in(start, end, provider):
+            for ancestor in self.ancestors.get(team_id, []) if team_id is not None else []:
+                _add(per_person[ancestor, person_id], figures)
+                days[ancestor, person_id].add(day)
+        teams: dict[int, dict] = {}
+        people: dict[int, dict[int, dict]] = defaultdict(dict)
+        for (team_id, person_id), figures in per_person.items():
+            people[team_id][person_id] = {**figures, "active_days": len(days[team_id, person_id])}
+        for team_id, members in people.items():
+            total = _zero()
+            for figures in members.values():
+                _add(total, figures)
+            total["active_days"] = sum(figures["active_days"] for figures in members.values())
+            total["active_members"] = len(members)
+            total["top_people"] = {
+                metric: max(members, key=lambda pid, m=metric: (members[pid][m], -pid)) for metric in METRICS
+            }
+            teams[team_id] = total
+        return teams
+
+    def expected_windows(self, today: date) -> set[tuple[str, date, date, str]]:
+        """The windows a refresh on `today` must keep: every calendar window of a day with usage, and today's
+        windows with their previous ones, for all providers and for each provider with usage."""
+        providers = {""} | {provider for _day, provider in self.usage_days}
+        expected = {
+            (window.period, window.start, window.end, scope)
+            for day, provider in self.usage_days
+            for window in (window_for(period, day) for period in CALENDAR_PERIODS)
+            for scope in ("", provider)
+        }
+        expected |= {(w.period, w.start, w.end, scope) for w in current_windows(today) for scope in providers}
+        return expected
+
+
+def _differences(stored: dict, expected: dict) -> str:
+    """Only what differs (nested figures included), so a failure names what is wrong rather than printing both
+    sides whole."""
+    found = []
+    for key in sorted(stored.keys() | expected.keys(), key=str):
+        mine, theirs = stored.get(key), expected.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            if mine != theirs:
+                found.append(f"{key}: {{{_differences(mine, theirs)}}}")
+        elif mine != theirs:
+            found.append(f"{key}: stored {mine} != {theirs}")
+    return "; ".join(found)
+
+
+def _window_label(window: StandingWindow) -> str:
+    return f"{window.period} {window.start}..{window.end} {window.provider or 'all providers'}"
+
+
+def standings_differences(truth: Truth | None = None, *, today: date | None = None) -> list[str]:
+    """Where the stored standings disagree with the truth, one line per window and kind of row ([] when they
+    agree). With `today`, also the windows that should be kept and are not, or are kept and should not be."""
+    truth = truth or Truth()
+    problems: list[str] = []
+    people_rows, member_rows, team_rows = defaultdict(list), defaultdict(list), defaultdict(list)
+    for row in PersonStanding.objects.values():
+        people_rows[row["window_id"]].append(row)
+    for row in TeamMemberStanding.objects.values():
+        member_rows[row["window_id"]].append(row)
+    for row in TeamStanding.objects.values():
+        team_rows[row["window_id"]].append(row)
+    windows = list(StandingWindow.objects.order_by("period", "start", "end", "provider"))
+    for window in windows:
+        label, span = _window_label(window), (window.start, window.end, window.provider)
+
+        expected_people = truth.people(*span)
+        stored = people_rows.pop(window.pk, [])
+        stored_people = {row["person_id"]: {name: row[name] for name in FIGURES} for row in stored}
+        if len(stored_people) != len(stored):
+            problems.append(f"{label}: {len(stored)} person rows for {len(stored_people)} people")
+        if stored_people != expected_people:
+            problems.append(f"{label}: people {_differences(stored_people, expected_people)}")
+        if window.people != len(expected_people):
+            problems.append(f"{label}: people count {window.people} != {len(expected_people)}")
+        for metric in METRICS:
+            values = {pid: figures[metric] for pid, figures in expected_people.items()}
+            ranks = {row["person_id"]: row[f"rank_{metric}"] for row in stored}
+            if ranks != competition_ranks(values):
+                problems.append(f"{label}: rank_{metric} {_differences(ranks, competition_ranks(values))} ({values})")
+            places = {row["person_id"]: row[f"place_{metric}"] for row in stored}
+            expected_places = board_places(expected_people, metric, truth.names)
+            if places != expected_places:
+                problems.append(f"{label}: place_{metric} {_differences(places, expected_places)} ({values})")
+
+        stored = member_rows.pop(window.pk, [])
+        stored_members = {(row["team_id"], row["person_id"]): {name: row[name] for name in FIGURES} for row in stored}
+        expected_members = truth.team_members(*span)
+        if len(stored_members) != len(stored):
+            problems.append(f"{label}: {len(stored)} team member rows for {len(stored_members)} (team, person)")
+        if stored_members != expected_members:
+            problems.append(f"{label}: team members {_differences(stored_members, expected_members)}")
+
+        stored = team_rows.pop(window.pk, [])
+        stored_teams = {
+            row["team_id"]: {
+                **{name: row[name] for name in FIGURES},
+                "active_members": row["active_members"],
+                "top_people": row["top_people"],
+            }
+            for row in stored
+        }
+        expected_teams = truth.teams(*span)
+        if len(stored_teams) != len(stored):
+            problems.append(f"{label}: {len(stored)} team rows for {len(stored_teams)} teams")
+        if stored_teams != expected_teams:
+            problems.append(f"{label}: teams {_differences(stored_teams, expected_teams)}")
+
+    for kind, orphans in (("person", people_rows), ("team member", member_rows), ("team", team_rows)):
+        if orphans:
+            problems.append(f"{kind} rows of windows that do not exist: {sorted(orphans)}")
+    if today is not None:
+        kept = {(w.period, w.start, w.end, w.provider) for w in windows}
+        if missing := truth.expected_windows(today) - kept:
+            problems.append(f"windows not kept: {sorted(missing)}")
+        moving = {(w.period, w.start, w.end) for w in current_windows(today)}
+        stale = {key for key in kept if key[0] in (*ROLLING_PERIODS, "all") and key[:3] not in moving}
+        if stale:
+            problems.append(f"rolling windows that no longer end today or on a previous window's end: {sorted(stale)}")
+    return problems

@@ -1,0 +1,228 @@
+"""Whatever happens to the usage — imports, restatements, identical re-imports, cost reports, team moves,
+identities assigned late — and whenever the refreshes run, the stored standings of every window end up equal to
+the usage records summed directly (tests/leaderboard/standings_truth.py), ranked with ties shared."""
+
+from contextlib import contextmanager
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.http import QueryDict
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leaderboard.selectors import people_ranking
+from leaderboard.windows import ranking_query_from
+from tests.factories import ImportBatchFactory, MembershipFactory, PersonFactory, TeamFactory, UserFactory
+from tests.leaderboard.standings_truth import Truth, competition_ranks, standings_differences
+from usage.access import viewer_for
+from usage.models import Identity, Membership, UsageRecord
+from usage.services.imports import RECORD_FIELDS, usage_records_upsert
+from usage.services.standings import (
+    standings_mark_days,
+    standings_mark_identities,
+    standings_mark_people,
+    standings_refresh,
+)
+
+TODAY = date(2026, 9, 15)  # a Tuesday
+# Where windows meet: quarter, month and week ends and starts, and the edges of the rolling 7/30-day windows
+# and their previous windows.
+EDGE_DAYS = [
+    date(2026, 6, 30),
+    date(2026, 7, 1),
+    date(2026, 7, 18),
+    date(2026, 7, 31),
+    date(2026, 8, 1),
+    date(2026, 8, 16),
+    date(2026, 8, 17),
+    date(2026, 8, 31),
+    date(2026, 9, 1),
+    date(2026, 9, 6),
+    date(2026, 9, 7),
+    date(2026, 9, 8),
+    date(2026, 9, 9),
+    date(2026, 9, 13),
+    date(2026, 9, 14),
+    TODAY,
+]
+PROVIDERS = ("openai", "anthropic")
+TEAMS = 5  # Org → {Eng → Platform, Sales → Field}
+NAMES = ("Alex", "Blair", "Casey")  # few, so people share names and the board falls back to the id
+PROPERTY = settings(
+    max_examples=25,
+    deadline=None,
+    database=None,  # no .hypothesis folder in the checkout
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+days = st.one_of(st.sampled_from(EDGE_DAYS), st.integers(0, 70).map(lambda n: TODAY - timedelta(days=n)))
+# Few distinct values, so people tie on every metric often.
+tokens = st.sampled_from([0, 100, 250, 1000])
+figures = st.fixed_dictionaries(
+    {
+        "input_tokens": tokens,
+        "cache_write_tokens": tokens,
+        "cache_read_tokens": tokens,
+        "output_tokens": tokens,
+        "requests": st.integers(0, 3),
+        "cost_usd": st.sampled_from(["0", "0.25", "1.5", "12.0001"]).map(Decimal),
+        "cost_source": st.sampled_from(["billed", "estimated", "none"]),
+    }
+)
+row = st.tuples(st.integers(0, 99), days, st.sampled_from(["model-a", "model-b"]), figures)
+operation = st.one_of(
+    st.tuples(st.just("import"), st.lists(row, min_size=1, max_size=5)),
+    st.tuples(st.just("restate"), st.lists(st.tuples(st.integers(0, 999), figures), min_size=1, max_size=3)),
+    st.tuples(st.just("reimport")),
+    st.tuples(st.just("cost report"), st.integers(0, 99), days, figures),
+    st.tuples(st.just("move"), st.integers(0, 99), days, st.integers(0, TEAMS - 1)),
+    st.tuples(st.just("assign"), st.integers(0, 99)),
+    st.tuples(st.just("refresh")),
+)
+person = st.tuples(
+    st.sampled_from(NAMES), st.integers(0, TEAMS - 1), st.lists(st.sampled_from(PROVIDERS), min_size=1, max_size=2)
+)
+orgs = st.tuples(st.lists(person, min_size=4, max_size=6), st.sampled_from(PROVIDERS))
+programs = st.tuples(
+    st.tuples(st.just("import"), st.lists(row, min_size=1, max_size=5)), st.lists(operation, max_size=7)
+)
+
+
+@contextmanager
+def rolled_back():
+    """One example's data, gone at its end: the examples share the test's database transaction."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+class Org:
+    """A three-level team tree, people with one or two identities each, and one identity nobody owns yet."""
+
+    def __init__(self, people, unassigned_provider):
+        root = TeamFactory(name="Org")
+        eng, sales = TeamFactory(name="Eng", parent=root), TeamFactory(name="Sales", parent=root)
+        self.teams = [
+            root,
+            eng,
+            sales,
+            TeamFactory(name="Platform", parent=eng),
+            TeamFactory(name="Field", parent=sales),
+        ]
+        self.people, self.identities = [], []
+        for number, (name, team, providers) in enumerate(people):
+            someone = PersonFactory(display_name=name)
+            MembershipFactory(person=someone, team=self.teams[team], start=date(2020, 1, 1))
+            self.people.append(someone)
+            for provider in providers:
+                self.identities.append(
+                    Identity.objects.create(
+                        provider=provider, kind="user_id", value=f"p{number}-{len(self.identities)}", person=someone
+                    )
+                )
+        self.unassigned = Identity.objects.create(provider=unassigned_provider, kind="user_id", value="nobody")
+        self.identities.append(self.unassigned)
+
+
+def upsert(rows: list[tuple]) -> None:
+    """As an import does: records upserted on their natural key, their days marked, in one transaction."""
+    batch = ImportBatchFactory()
+    now = timezone.now()
+    unique = {row[:6]: (*row, batch.pk, now) for row in rows}  # one row per natural key, like a parsed file
+    with transaction.atomic():
+        usage_records_upsert(unique.values())
+        standings_mark_days(key[0] for key in unique)
+
+
+def record_row(identity: Identity, day: date, model: str, figures: dict, usage_kind: str = "tokens") -> tuple:
+    """A record in RECORD_FIELDS order, without the batch and update time."""
+    counts = [figures[name] for name in ("input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens")]
+    cost, source = figures["cost_usd"], figures["cost_source"]
+    return (
+        day,
+        identity.provider,
+        "",
+        identity.pk,
+        model,
+        usage_kind,
+        *counts,
+        sum(counts),
+        figures["requests"],
+        cost if source != "none" else Decimal(0),
+        source,
+    )
+
+
+def stored_rows() -> list[tuple]:
+    names = [name if name not in ("identity", "import_batch") else f"{name}_id" for name in RECORD_FIELDS[:-2]]
+    return list(UsageRecord.objects.order_by("pk").values_list(*names))
+
+
+def run(step, org: Org) -> None:
+    kind, *args = step
+    if kind == "import":
+        upsert([record_row(org.identities[i % len(org.identities)], day, model, f) for i, day, model, f in args[0]])
+    elif kind == "restate":  # the provider corrects records it sent: same natural keys, new figures
+        existing = stored_rows()
+        restated = []
+        for index, new in args[0]:
+            day, _provider, _account, identity_id, model, usage_kind, *_old = existing[index % len(existing)]
+            restated.append(record_row(Identity.objects.get(pk=identity_id), day, model, new, usage_kind))
+        upsert(restated)
+    elif kind == "reimport":  # the same files again: nothing changes, every day is marked
+        upsert(stored_rows())
+    elif kind == "cost report":  # an account-level bill, with tokens that must not count either
+        identity, day, new = org.identities[args[0] % len(org.identities)], args[1], args[2]
+        upsert([record_row(identity, day, "", {**new, "cost_source": "billed"}, "cost")])
+    elif kind == "move":
+        someone, day, team = org.people[args[0] % len(org.people)], args[1], org.teams[args[2]]
+        current = Membership.objects.get(person=someone, end__isnull=True)
+        if current.start < day:
+            current.end = day - timedelta(days=1)
+            current.save()
+            Membership.objects.create(person=someone, team=team, start=day)
+        else:  # moved again from the same day: the latest move is corrected
+            current.team = team
+            current.save()
+        standings_mark_people([someone.pk])
+    elif kind == "assign":
+        if org.unassigned.person_id is None:
+            org.unassigned.person = org.people[args[0] % len(org.people)]
+            org.unassigned.save()
+            standings_mark_identities([org.unassigned.pk])
+    elif kind == "refresh":
+        assert standings_refresh(today=TODAY) is not None
+        # Exact after any refresh, not only the last: nothing a refresh leaves is fixed up later.
+        assert standings_differences(today=TODAY) == []
+
+
+@pytest.mark.needs_services
+@PROPERTY
+@given(org_spec=orgs, program=programs)
+def test_the_standings_of_every_window_equal_the_usage_records_summed_directly(db, org_spec, program):
+    first, steps = program
+    with rolled_back():
+        org = Org(*org_spec)
+        for step in (first, *steps):
+            run(step, org)
+        assert standings_refresh(today=TODAY) is not None
+
+        truth = Truth()
+        # Every window, all providers and each provider: totals, active days, ranks with shared ties, board
+        # places, team subtree totals by the membership of each day, active members and top contributors.
+        assert standings_differences(truth, today=TODAY) == []
+
+        # The board's previous rank is the person's rank in August on the same usage summed directly.
+        admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
+        board = list(people_ranking(ranking_query_from(QueryDict("period=month&date=2026-09-15")), viewer_for(admin)))
+        september = truth.people(date(2026, 9, 1), date(2026, 9, 30))
+        august = truth.people(date(2026, 8, 1), date(2026, 8, 31))
+        ranks = competition_ranks({pid: figures["total_tokens"] for pid, figures in september.items()})
+        previous = competition_ranks({pid: figures["total_tokens"] for pid, figures in august.items()})
+        assert {s.person_id: (s.rank, s.previous_rank) for s in board} == {
+            pid: (ranks[pid], previous.get(pid)) for pid in september
+        }
+        assert [s.rank for s in board] == sorted(s.rank for s in board)
