@@ -76,6 +76,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Reads of the rankings' read models may go to a PostgreSQL read replica (leaderboard.routers).
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**env.db("DATABASE_REPLICA_URL"), "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = ["leaderboard.routers.ReadModelRouter"]
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:

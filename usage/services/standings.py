@@ -124,7 +124,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             if not days and state.rolled_on == today:
                 return RefreshResult(0, 0, time.monotonic() - started)
             _rollups_rewrite(days)
-            windows = _windows_to_compute(days, today)
+            windows = _windows_to_compute(days, today, roll=state.rolled_on != today)
             for window, provider in windows:
                 _standings_compute(window, provider)
             _drop_stale_rolling_windows(today)
@@ -199,8 +199,9 @@ def _providers(days: set[date]) -> list[str]:
     return [ALL_PROVIDERS, *sorted(providers)]
 
 
-def _windows_to_compute(days: set[date], today: date) -> list[tuple[Window, str]]:
-    """Every window to recompute, smaller before larger (a window is summed from the smaller ones inside it)."""
+def _windows_to_compute(days: set[date], today: date, *, roll: bool) -> list[tuple[Window, str]]:
+    """Every window to recompute, smaller before larger (a window is summed from the smaller ones inside it):
+    those that contain a dirty day and, when the day has turned (`roll`), today's windows."""
     windows: set[Window] = set()
     for day in days:
         windows.update(window_for(period, day) for period in CALENDAR_PERIODS)
@@ -211,7 +212,8 @@ def _windows_to_compute(days: set[date], today: date) -> list[tuple[Window, str]
             .distinct()
         ):
             windows.add(Window(period, start, end))
-    windows.update(current_windows(today))
+    if roll:
+        windows.update(current_windows(today))
     ordered = sorted(windows, key=lambda w: (COMPUTE_ORDER.get(w.period, len(COMPUTE_ORDER)), w.start, w.end))
     return [(window, provider) for provider in _providers(days) for window in ordered]
 
