@@ -1,4 +1,4 @@
-"""The one place that decides who may see what (ARCHITECTURE.md, Roles). Pages and the API both call it.
+"""The one place that decides who may see what (docs/architecture.md, Roles). Pages and the API both call it.
 
 - engineer (any logged-in user): rankings of people and teams; their own full detail.
 - manager (a manager of a team): full detail — cost, email, models, trends — for that team's subtree.

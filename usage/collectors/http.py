@@ -1,6 +1,6 @@
 """A small JSON-over-HTTP client for provider admin APIs, on the standard library.
 
-Retries (ARCHITECTURE.md, Reliability):
+Retries (docs/architecture.md, Reliability rules):
 - 429: waits what `Retry-After` says (seconds or an HTTP date; capped), else the backoff below;
 - 5xx, network errors, timeouts and truncated/unreadable bodies: exponential backoff with full jitter;
 - both up to `max_attempts` in total, then `ProviderUnavailable`;

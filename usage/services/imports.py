@@ -1,6 +1,6 @@
 """The import pipeline: store the raw export, queue it, then parse → resolve identities → upsert.
 
-Guarantees (ARCHITECTURE.md, Reliability): the raw bytes are stored before parsing; the database side of an
+Guarantees (docs/architecture.md, Reliability rules): the raw bytes are stored before parsing; the database side of an
 import is one transaction, so a failed or killed import leaves no partial totals; re-importing a file (or an
 overlapping export) upserts on the natural key and never double counts.
 """
