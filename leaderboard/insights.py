@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
@@ -110,29 +111,54 @@ def _longest_streaks(records) -> dict[int, int]:
     return longest_runs(days_by_person)
 
 
-def window_titles(
-    query: RankingQuery,
-    viewer: Viewer,
-    totals: dict[int, Totals] | None = None,
-    names: dict[int, str] | None = None,
-) -> list[Title]:
-    """One holder per title for the query's window and filters (search ignored). `totals` and `names` may
-    pass the per-person totals and the viewer's display names already computed for the ranking (names as
-    usage.access.person_display_name gives them), saving queries. No usage → no titles."""
+def window_titles(query: RankingQuery, viewer: Viewer) -> list[Title]:
+    """One holder per title for the query's window and filters (search ignored), named as the viewer may see
+    them (usage.access.person_display_name). No usage → no titles."""
+    rules = {rule.key: rule for rule in TITLE_RULES}
+    winners = title_winners(query)
+    holders = {pid for _key, pid, _value in winners}
+    names = {
+        p["id"]: person_display_name(viewer, p["id"], p["display_name"], p["pseudonym"], p["show_name"])
+        for p in Person.objects.filter(pk__in=holders).values("id", "display_name", "pseudonym", "show_name")
+    }
+    return [
+        Title(rule=rules[key], person_id=pid, display_name=names[pid], value=value)
+        for key, pid, value in winners
+        if pid in names
+    ]
+
+
+def title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
+    """(title key, person id, what earned it) for the window and filters. Finding them reads every person's
+    totals and the window's daily rollups, so for a kept window the answer is cached until the window is next
+    recomputed (its computed_at is part of the key)."""
+    stored = None if query.model or query.team_id is not None else stored_window(query.window, query.provider)
+    if stored is None:
+        return _title_winners(query)
+    key = f"titles:{stored.pk}:{stored.computed_at.timestamp()}"
+    winners = cache.get(key)
+    if winners is None:
+        winners = _title_winners(query)
+        cache.set(key, winners, timeout=TITLES_CACHE_SECONDS)
+    return winners
+
+
+TITLES_CACHE_SECONDS = 2 * 24 * 3600  # a kept window is recomputed at least once a day while it is current
+
+
+def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     filters = {"provider": query.provider, "model": query.model, "team_id": query.team_id}
-    if totals is None:
-        totals = person_totals(query.window, **filters)
+    totals = person_totals(query.window, **filters)
     if not totals:
         return []
     records = rollups_in_window(query.window, **filters).filter(person__isnull=False)
-    winners: list[tuple[TitleRule, int, str]] = []
+    winners: list[tuple[str, int, str]] = []
 
     def by_volume(pid: int) -> tuple:
-        return (totals[pid].total_tokens, -pid)
+        return (totals[pid].total_tokens, -pid) if pid in totals else (0, 0)
 
-    rules = {rule.key: rule for rule in TITLE_RULES}
     top = max(totals, key=by_volume)
-    winners.append((rules["volume"], top, f"{compact(totals[top].total_tokens)} tokens"))
+    winners.append(("volume", top, f"{compact(totals[top].total_tokens)} tokens"))
 
     prompts = sorted(_prompt_tokens(t) for t in totals.values())
     floor = prompts[(len(prompts) - 1) // 2]  # the median: only the top half by prompt volume qualifies
@@ -141,27 +167,20 @@ def window_titles(
         rate = {pid: totals[pid].cache_read_tokens / _prompt_tokens(totals[pid]) for pid in eligible}
         best = max(eligible, key=lambda pid: (rate[pid], by_volume(pid)))
         if rate[best] > 0:
-            winners.append((rules["cache"], best, f"{rate[best]:.0%} of prompt tokens from cache"))
+            winners.append(("cache", best, f"{rate[best]:.0%} of prompt tokens from cache"))
 
     model_counts = dict(
         records.values("person").annotate(models=Count("model", distinct=True)).values_list("person", "models")
     )
     if model_counts:
-        widest = max(model_counts, key=lambda pid: (model_counts[pid], by_volume(pid) if pid in totals else (0, 0)))
-        winners.append((rules["models"], widest, f"{model_counts[widest]} models"))
+        widest = max(model_counts, key=lambda pid: (model_counts[pid], by_volume(pid)))
+        winners.append(("models", widest, f"{model_counts[widest]} models"))
 
     runs = _longest_streaks(records)
     if runs:
-        streaker = max(runs, key=lambda pid: (runs[pid], by_volume(pid) if pid in totals else (0, 0)))
-        winners.append((rules["streak"], streaker, f"{runs[streaker]} day{'s' if runs[streaker] != 1 else ''}"))
-
-    holders = {pid for _r, pid, _v in winners}
-    if names is None or not holders <= names.keys():
-        names = {
-            p["id"]: person_display_name(viewer, p["id"], p["display_name"], p["pseudonym"], p["show_name"])
-            for p in Person.objects.filter(pk__in=holders).values("id", "display_name", "pseudonym", "show_name")
-        }
-    return [Title(rule=rule, person_id=pid, display_name=names[pid], value=value) for rule, pid, value in winners]
+        streaker = max(runs, key=lambda pid: (runs[pid], by_volume(pid)))
+        winners.append(("streak", streaker, f"{runs[streaker]} day{'s' if runs[streaker] != 1 else ''}"))
+    return winners
 
 
 # --- Rank history ----------------------------------------------------------------------------------------

@@ -576,9 +576,10 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     for team_id in teams.keys() - figures.keys():
         figures[team_id] = _TeamFigures(Totals(), 0, {})
     current_members: dict[int, int] = dict.fromkeys(teams, 0)
-    for team_id in Membership.objects.filter(end__isnull=True).values_list("team_id", flat=True):
-        for ancestor in ancestors.get(team_id, []):
-            current_members[ancestor] += 1
+    direct_members = Membership.objects.filter(end__isnull=True).values("team_id").annotate(people=Count("id"))
+    for row in direct_members.values_list("team_id", "people"):
+        for ancestor in ancestors.get(row[0], []):
+            current_members[ancestor] += row[1]
 
     def ranked_on(team_figures: dict[int, _TeamFigures]) -> dict[int, Totals]:
         if per_capita:
