@@ -524,7 +524,9 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         stored = stored_window(window, query.provider)
         if stored is not None:
             return {
-                row.team_id: _TeamFigures(Totals.of(row), row.active_members, row.top_people)
+                row.team_id: _TeamFigures(
+                    Totals.of(row), row.active_members, {m: getattr(row, f"top_{m}") for m in METRICS}
+                )
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk)
             }
         rows = (

@@ -479,13 +479,13 @@ class PersonStanding(UsageFigures):
 
 class TeamStanding(UsageFigures):
     """A team subtree's totals in a window (usage of the days each person was in the subtree), its active
-    members (people with usage counted for it) and its largest contributor on each metric."""
+    members (people with usage counted for it) and its largest contributor on each metric (`top_<metric>`, a
+    person id)."""
 
     window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     team = _derived_fk(Team)
     active_members = models.IntegerField(default=0)
     active_days = models.IntegerField(default=0)
-    top_people = models.JSONField(default=dict, help_text='{"total_tokens": person_id, …}')
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["window", "team"], name="team_standing_unique")]
@@ -524,6 +524,7 @@ def _add_rank_columns() -> None:
     for metric in METRICS:
         PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(default=0))
         PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(default=0))
+        TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
 
 
 _add_rank_columns()

@@ -42,7 +42,18 @@ from usage.models import (
     TeamStanding,
     UsageRecord,
 )
-from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, Window, cover, current_windows, org_today, window_for
+from usage.periods import (
+    CALENDAR_PERIODS,
+    ROLLING_PERIODS,
+    Window,
+    cover,
+    current_windows,
+    org_today,
+    window_for,
+)
+from usage.periods import (
+    PIECE_SIZES as PIECE_PERIODS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +136,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 return RefreshResult(0, 0, time.monotonic() - started)
             _rollups_rewrite(days)
             windows = _windows_to_compute(days, today, roll=state.rolled_on != today)
-            for window, provider in windows:
-                _standings_compute(window, provider)
+            _standings_compute(windows, team_ancestors())
             _drop_stale_rolling_windows(today)
             StandingsDirtyDay.objects.filter(pk__in=[pk for pk, _day in dirty]).delete()
             state.refreshed_at = timezone.now()
@@ -150,8 +160,13 @@ def standings_status() -> StandingsState:
 
 
 def _truncate_read_models() -> None:
-    for model in (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingWindow):
-        model.objects.all().delete()
+    models = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingWindow)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # transactional in PostgreSQL, and no dead rows to vacuum
+            cursor.execute(f"TRUNCATE {', '.join(_table(model) for model in models)}")
+        else:
+            for model in models:
+                cursor.execute(f"DELETE FROM {_table(model)}")
 
 
 def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -237,88 +252,149 @@ def _delete_rows(window_ids: list[int]) -> None:
         model.objects.filter(window_id__in=window_ids).delete()
 
 
-# --- Computing one window ------------------------------------------------------------------------------------
+# --- Computing windows ----------------------------------------------------------------------------------------
+# Windows are computed a level at a time (all days, then all weeks, …), each level in a few set-based
+# statements over every window of the level and every provider scope: a rebuild is a few dozen statements,
+# not a dozen per window.
+
+LEVEL_BATCH = 40  # windows per statement: keeps each statement's sorts (ranks per window) in memory
 
 
-def _standings_compute(window: Window, provider: str) -> None:
-    stored, _created = StandingWindow.objects.update_or_create(
-        period=window.period,
-        start=window.start,
-        end=window.end,
-        provider=provider,
-        defaults={"computed_at": timezone.now()},
+def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]]) -> None:
+    ids = _windows_upsert(windows)
+    closure = _closure_sql(ancestors)
+    levels: dict[int, list[tuple[Window, str]]] = {}
+    for window, provider in windows:
+        levels.setdefault(COMPUTE_ORDER.get(window.period, len(COMPUTE_ORDER)), []).append((window, provider))
+    for _order, level in sorted(levels.items()):
+        for start in range(0, len(level), LEVEL_BATCH):
+            batch = level[start : start + LEVEL_BATCH]
+            batch_ids = [ids[(w.period, w.start, w.end, provider)] for w, provider in batch]
+            _delete_rows(batch_ids)
+            days = [(ids[(w.period, w.start, w.end, p)], w.start, p) for w, p in batch if w.period == "day"]
+            _team_members_from_rollup(days)
+            _team_members_from_pieces(
+                [(ids[(w.period, w.start, w.end, p)], w, p) for w, p in batch if w.period != "day"]
+            )
+            _people_rank(batch_ids)
+            _teams_total(batch_ids, closure)
+
+
+def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
+    """The StandingWindow id of every window (created where new), all stamped with this computation's time."""
+    keys = {(w.period, w.start, w.end, provider) for w, provider in windows}
+    ids = _stored_window_ids(keys)
+    now = timezone.now()
+    StandingWindow.objects.bulk_create(
+        [
+            StandingWindow(period=period, start=start, end=end, provider=provider, computed_at=now)
+            for period, start, end, provider in keys - ids.keys()
+        ]
     )
-    _delete_rows([stored.pk])
-    if window.period == "day":
-        _team_members_from_rollup(stored.pk, window.start, provider)
-    else:
-        _team_members_from_pieces(stored.pk, window, provider)
-    stored.people = _people_rank(stored.pk)
-    stored.save(update_fields=["people"])
-    _teams_total(stored.pk)
+    ids = _stored_window_ids(keys)
+    for start in range(0, len(ids), 1000):
+        StandingWindow.objects.filter(pk__in=list(ids.values())[start : start + 1000]).update(computed_at=now)
+    return ids
 
 
-def _team_members_from_rollup(window_id: int, day: date, provider: str) -> None:
-    provider_filter = "AND provider = %s" if provider else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
-            SELECT %s, team_id, person_id, {", ".join(f"SUM({n})" for n in SUMMED_FIGURES)}, 1
-            FROM {_table(DailyRollup)}
-            WHERE day = %s AND person_id IS NOT NULL {provider_filter}
-            GROUP BY team_id, person_id
-            """,
-            [window_id, day, *([provider] if provider else [])],
-        )
+def _stored_window_ids(keys: set[tuple]) -> dict[tuple, int]:
+    if not keys:
+        return {}
+    first, last = min(k[1] for k in keys), max(k[2] for k in keys)
+    rows = StandingWindow.objects.filter(start__gte=first, end__lte=last).values_list(
+        "pk", "period", "start", "end", "provider"
+    )
+    return {key: pk for pk, *rest in rows if (key := tuple(rest)) in keys}
 
 
-def _piece_ids(window: Window, provider: str) -> list[int]:
-    largest = LARGEST_PIECE.get(window.period, "year")
-    pieces = list(cover(window.start, window.end, largest=largest))
-    stored = StandingWindow.objects.filter(
-        provider=provider, start__gte=window.start, end__lte=window.end, period__in={p.period for p in pieces}
-    ).values_list("pk", "period", "start", "end")
-    wanted = {(p.period, p.start, p.end) for p in pieces}
-    return [pk for pk, period, start, end in stored if (period, start, end) in wanted]
+def _ids_sql(ids: Iterable[int]) -> str:
+    return ", ".join(str(int(pk)) for pk in ids)
 
 
-def _team_members_from_pieces(window_id: int, window: Window, provider: str) -> None:
-    pieces = _piece_ids(window, provider)
-    if not pieces:
+def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
+    """Day windows from the daily rollups: (window id, day, provider scope)."""
+    if not days:
         return
+    windows = ", ".join(f"({int(pk)}, %s, %s)" for pk, _day, _provider in days)
+    params = [value for _pk, day, provider in days for value in (day, provider)]
+    sums = ", ".join(f"SUM(r.{n})" for n in SUMMED_FIGURES)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
+            WITH day_windows(window_id, day, provider) AS (VALUES {windows})
             INSERT INTO {_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
-            SELECT %s, team_id, person_id, {", ".join(f"SUM({n})" for n in SUMMED_FIGURES)}, SUM(active_days)
-            FROM {_table(TeamMemberStanding)}
-            WHERE window_id IN ({", ".join(str(int(pk)) for pk in pieces)})
-            GROUP BY team_id, person_id
+            SELECT w.window_id, r.team_id, r.person_id, {sums}, 1
+            FROM {_table(DailyRollup)} r
+            JOIN day_windows w ON r.day = w.day AND (w.provider = '' OR r.provider = w.provider)
+            WHERE r.person_id IS NOT NULL AND r.day BETWEEN %s AND %s
+            GROUP BY w.window_id, r.team_id, r.person_id
             """,
-            [window_id],
+            [*params, min(d for _p, d, _v in days), max(d for _p, d, _v in days)],
         )
 
 
-def _people_rank(window_id: int) -> int:
-    """Person standings from the window's team-member rows: totals, rank and board place on every metric."""
-    ranks = ", ".join(f"RANK() OVER (ORDER BY t.{m} DESC)" for m in METRICS)
-    places = ", ".join(f"ROW_NUMBER() OVER (ORDER BY t.{m} DESC, p.display_name, p.id)" for m in METRICS)
+def _piece_ids(window: Window, provider: str, stored: dict[tuple, int]) -> list[int]:
+    largest = LARGEST_PIECE.get(window.period, "year")
+    pieces = cover(window.start, window.end, largest=largest)
+    return [pk for p in pieces if (pk := stored.get((p.period, p.start, p.end, provider))) is not None]
+
+
+def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
+    """Longer windows summed from the kept windows that cover them: (window id, window, provider scope)."""
+    if not windows:
+        return
+    first, last = min(w.start for _pk, w, _p in windows), max(w.end for _pk, w, _p in windows)
+    stored = {
+        tuple(rest): pk
+        for pk, *rest in StandingWindow.objects.filter(
+            period__in=PIECE_PERIODS, start__gte=first, end__lte=last
+        ).values_list("pk", "period", "start", "end", "provider")
+    }
+    pairs = [(pk, piece) for pk, window, provider in windows for piece in _piece_ids(window, provider, stored)]
+    if not pairs:
+        return
+    sums = ", ".join(f"SUM(t.{n})" for n in SUMMED_FIGURES)
+    members = _table(TeamMemberStanding)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH pieces(window_id, piece_id) AS (VALUES {", ".join(f"({int(a)}, {int(b)})" for a, b in pairs)})
+            INSERT INTO {members} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
+            SELECT p.window_id, t.team_id, t.person_id, {sums}, SUM(t.active_days)
+            FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
+            WHERE t.window_id IN ({_ids_sql(b for _a, b in pairs)})
+            GROUP BY p.window_id, t.team_id, t.person_id
+            """
+        )
+
+
+def _people_rank(window_ids: list[int]) -> None:
+    """Person standings from the windows' team-member rows: totals, rank and board place on every metric."""
+    by_window = "PARTITION BY t.window_id ORDER BY"
+    ranks = ", ".join(f"RANK() OVER ({by_window} t.{m} DESC)" for m in METRICS)
+    places = ", ".join(f"ROW_NUMBER() OVER ({by_window} t.{m} DESC, p.display_name, p.id)" for m in METRICS)
     columns = ", ".join([*(f"rank_{m}" for m in METRICS), *(f"place_{m}" for m in METRICS)])
+    ids = _ids_sql(window_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
-            SELECT %s, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days, {ranks}, {places}
+            SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
+                   {ranks}, {places}
             FROM (
-                SELECT person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
-                FROM {_table(TeamMemberStanding)} WHERE window_id = %s GROUP BY person_id
+                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
+                FROM {_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
             ) t
             JOIN {_table(Person)} p ON p.id = t.person_id
-            """,
-            [window_id, window_id],
+            """
         )
-        return cursor.rowcount
+        cursor.execute(
+            f"""
+            UPDATE {_table(StandingWindow)} SET people = (
+                SELECT COUNT(*) FROM {_table(PersonStanding)} s WHERE s.window_id = {_table(StandingWindow)}.id
+            ) WHERE id IN ({ids})
+            """
+        )
 
 
 def team_ancestors() -> dict[int, list[int]]:
@@ -334,57 +410,35 @@ def team_ancestors() -> dict[int, list[int]]:
     return ancestors
 
 
-def _closure_sql() -> str:
-    pairs = [(team, ancestor) for team, chain in team_ancestors().items() for ancestor in chain]
+def _closure_sql(ancestors: dict[int, list[int]]) -> str:
+    pairs = [(team, ancestor) for team, chain in ancestors.items() for ancestor in chain]
     values = ", ".join(f"({int(team)}, {int(ancestor)})" for team, ancestor in pairs) or "(0, 0)"
     return f"closure(team_id, ancestor_id) AS (VALUES {values})"
 
 
-def _teams_total(window_id: int) -> None:
+def _teams_total(window_ids: list[int], closure: str) -> None:
     """Team standings: each subtree's usage (the days each person was in it), active members, and the
-    largest contributor on every metric."""
-    members = _table(TeamMemberStanding)
-    per_person = f"""
-        SELECT c.ancestor_id AS team_id, t.person_id, {", ".join(f"SUM(t.{n}) AS {n}" for n in SUMMED_FIGURES)},
-               SUM(t.active_days) AS active_days
-        FROM {members} t JOIN closure c ON c.team_id = t.team_id
-        WHERE t.window_id = %s
-        GROUP BY c.ancestor_id, t.person_id
-    """
+    largest contributor on every metric (ties: the lowest person id)."""
     firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY team_id ORDER BY {m} DESC, person_id) AS first_{m}" for m in METRICS
+        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {m} DESC, person_id) AS first_{m}"
+        for m in METRICS
     )
-    tops: dict[int, dict[str, int]] = {}
+    tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in METRICS)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH {_closure_sql()}, per_person AS ({per_person}),
-            ranked AS (SELECT team_id, person_id, {firsts} FROM per_person)
-            SELECT team_id, person_id, {", ".join(f"first_{m}" for m in METRICS)} FROM ranked
-            WHERE {" OR ".join(f"first_{m} = 1" for m in METRICS)}
-            """,
-            [window_id],
+            WITH {closure},
+            per_person AS (
+                SELECT t.window_id, c.ancestor_id AS team_id, t.person_id,
+                       {", ".join(f"SUM(t.{n}) AS {n}" for n in SUMMED_FIGURES)}, SUM(t.active_days) AS active_days
+                FROM {_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
+                WHERE t.window_id IN ({_ids_sql(window_ids)})
+                GROUP BY t.window_id, c.ancestor_id, t.person_id
+            ),
+            ranked AS (SELECT per_person.*, {firsts} FROM per_person)
+            INSERT INTO {_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
+                                                {", ".join(f"top_{m}" for m in METRICS)})
+            SELECT window_id, team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*), {tops}
+            FROM ranked GROUP BY window_id, team_id
+            """
         )
-        for team_id, person_id, *firsts_row in cursor.fetchall():
-            for metric, first in zip(METRICS, firsts_row, strict=True):
-                if first == 1:
-                    tops.setdefault(team_id, {})[metric] = person_id
-        cursor.execute(
-            f"""
-            WITH {_closure_sql()}, per_person AS ({per_person})
-            SELECT team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*) FROM per_person GROUP BY team_id
-            """,
-            [window_id],
-        )
-        rows = cursor.fetchall()
-    TeamStanding.objects.bulk_create(
-        TeamStanding(
-            window_id=window_id,
-            team_id=team_id,
-            **dict(zip(SUMMED_FIGURES, figures, strict=True)),
-            active_days=active_days,
-            active_members=active_members,
-            top_people=tops.get(team_id, {}),
-        )
-        for team_id, *figures, active_days, active_members in rows
-    )
