@@ -33,6 +33,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -356,6 +357,33 @@ def fill(people: int, days: list[date], params: dict, name: str) -> dict:
 # --- measuring -----------------------------------------------------------------------------------------------
 
 
+def code_version() -> str:
+    """The commit measured, and whether the working tree differs from it (read-only git commands)."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (f" + {len(changed)} changed files" if changed else "")
+
+
+def code_load() -> None:
+    """Import every view and the rebuild command now, so the whole run measures the code as it was at its start
+    even if the working tree changes meanwhile."""
+    from django.core.management import load_command_class
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (imports the URLconf, so every view module)
+    load_command_class("usage", "rebuild_rollups")
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -629,8 +657,9 @@ def main() -> None:
     from django.db import connection, connections
     from django.utils import timezone
 
+    code_load()
     today = timezone.localdate()
-    print(f"Django {django.get_version()}, {server_facts()}, database {args.db}")
+    print(f"code {code_version()}; Django {django.get_version()}, {server_facts()}, database {args.db}")
     succeeded = False
     try:
         if not args.skip_fill:

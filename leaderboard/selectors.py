@@ -41,9 +41,15 @@ from usage.models import PersonStanding as PersonStandingRow
 from usage.models import (
     TeamStanding as TeamStandingRow,
 )
-from usage.periods import cover
 from usage.services.imports import data_as_of
-from usage.services.standings import ALL_PROVIDERS, COST_REPORT_KIND, standings_status, team_ancestors
+from usage.services.standings import (
+    ALL_PROVIDERS,
+    COST_REPORT_KIND,
+    kept_windows,
+    pieces_of,
+    standings_status,
+    team_ancestors,
+)
 
 from .windows import RankingQuery, Window
 
@@ -110,19 +116,25 @@ def stored_window(window: Window, provider: str = "") -> StandingWindow | None:
     ).first()
 
 
-def _window_ids(window: Window, provider: str) -> list[int]:
-    """Stored windows whose union is exactly the window: itself when kept, else its calendar pieces."""
+def _counted_rows(window: Window, provider: str, group_by: tuple[str, ...], team_ids: set[int] | None = None):
+    """Rows of totals grouped by `group_by` ("person_id", and "team_id" for teams) over the window: from its
+    kept standings, else from the kept windows that cover it plus, for one provider, the days read from the
+    daily rollups (one provider's days are not kept). Only days in `team_ids`' teams, when given."""
     stored = stored_window(window, provider)
     if stored is not None:
-        return [stored.pk]
-    pieces = {(p.period, p.start, p.end) for p in cover(window.start, window.end)}
-    candidates = StandingWindow.objects.filter(
-        provider=provider or ALL_PROVIDERS,
-        start__gte=window.start,
-        end__lte=window.end,
-        period__in={period for period, _s, _e in pieces},
-    ).values_list("pk", "period", "start", "end")
-    return [pk for pk, period, start, end in candidates if (period, start, end) in pieces]
+        ids, days = [stored.pk], []
+    else:
+        kept = kept_windows(window.start, window.end)
+        ids, days = pieces_of(window, provider or ALL_PROVIDERS, kept)
+    members = TeamMemberStanding.objects.filter(window_id__in=ids)
+    if team_ids is not None:
+        members = members.filter(team_id__in=team_ids)
+    yield from members.values(*group_by).annotate(**_sums(), active_days=Coalesce(Sum("active_days"), 0))
+    if days:
+        rollups = DailyRollup.objects.filter(day__in=days, provider=provider, person__isnull=False)
+        if team_ids is not None:
+            rollups = rollups.filter(team_id__in=team_ids)
+        yield from rollups.values(*group_by).annotate(**_sums(), active_days=Count("day", distinct=True))
 
 
 def rollups_in_window(window: Window, *, provider: str = "", model: str = "", team_id: int | None = None) -> QuerySet:
@@ -172,11 +184,12 @@ def person_totals(
             .annotate(**_sums(), active_days=Count("day", distinct=True))
         )
     else:
-        rows = TeamMemberStanding.objects.filter(window_id__in=_window_ids(window, provider))
-        if team_id is not None:
-            rows = rows.filter(team_id__in=team_subtree_ids([team_id]))
-        rows = rows.values("person_id").annotate(**_sums(), active_days=Coalesce(Sum("active_days"), 0))
-    return {row["person_id"]: Totals.of(row) for row in rows}
+        team_ids = team_subtree_ids([team_id]) if team_id is not None else None
+        rows = _counted_rows(window, provider, ("person_id",), team_ids)
+    totals: dict[int, Totals] = {}
+    for row in rows:
+        totals.setdefault(row["person_id"], Totals()).add(Totals.of(row))
+    return totals
 
 
 # --- People --------------------------------------------------------------------------------------------------
@@ -529,11 +542,7 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
                 )
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk)
             }
-        rows = (
-            TeamMemberStanding.objects.filter(window_id__in=_window_ids(window, query.provider), team__isnull=False)
-            .values("team_id", "person_id")
-            .annotate(**_sums(), active_days=Coalesce(Sum("active_days"), 0))
-        )
+        rows = (row for row in _counted_rows(window, query.provider, ("team_id", "person_id")) if row["team_id"])
     else:
         rows = (
             rollups_in_window(window, provider=query.provider, model=query.model)

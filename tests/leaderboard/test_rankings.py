@@ -119,3 +119,39 @@ def test_account_level_cost_reports_do_not_add_to_person_cost(org):
     standings_refresh()  # what the refresh worker does after each commit
     [standing] = people_ranking(query(), viewer_for(org["admin"]))
     assert standing.totals.cost_usd == Decimal("1.50")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"period": "day", "date": "2026-09-03", "provider": "anthropic"},  # one provider's day: from the rollups
+        {"start": "2026-08-30", "end": "2026-09-16", "provider": "anthropic"},  # weeks kept, edge days not
+        {"start": "2026-08-30", "end": "2026-09-16"},
+        {"period": "30d", "date": "2026-09-20", "provider": "openai"},  # a rolling window in the past
+    ],
+)
+def test_windows_that_are_not_kept_are_summed_exactly_from_the_kept_ones(org, params):
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    records = [
+        usage_for(person, day=day, tokens=tokens, provider=provider, model="m")
+        for person, day, tokens, provider in (
+            (ivy, date(2026, 8, 30), 7, "anthropic"),
+            (ivy, date(2026, 9, 3), 11, "anthropic"),
+            (ivy, date(2026, 9, 3), 13, "openai"),
+            (paul, date(2026, 9, 3), 17, "anthropic"),
+            (paul, date(2026, 9, 10), 19, "anthropic"),
+            (paul, date(2026, 9, 16), 23, "openai"),
+            (paul, date(2026, 9, 17), 29, "anthropic"),  # outside every window asked for but the 30 days
+        )
+    ]
+    standings_refresh()
+    query_ = ranking_query_from(params)
+    expected: dict[int, int] = {}
+    for record in records:
+        in_window = query_.window.start <= record.day <= query_.window.end
+        if in_window and (not query_.provider or record.provider == query_.provider):
+            person_id = record.identity.person_id
+            expected[person_id] = expected.get(person_id, 0) + record.total_tokens
+    ranking = people_ranking(query_, viewer_for(org["admin"]))
+    assert {s.person_id: s.totals.total_tokens for s in ranking} == expected

@@ -230,7 +230,14 @@ def _windows_to_compute(days: set[date], today: date, *, roll: bool) -> list[tup
     if roll:
         windows.update(current_windows(today))
     ordered = sorted(windows, key=lambda w: (COMPUTE_ORDER.get(w.period, len(COMPUTE_ORDER)), w.start, w.end))
-    return [(window, provider) for provider in _providers(days) for window in ordered]
+    # One provider's day is read from the rollups when asked for: keeping a day board per provider would
+    # double the largest level of standings for a filter that a day's rollups answer quickly.
+    return [
+        (window, provider)
+        for provider in _providers(days)
+        for window in ordered
+        if provider == ALL_PROVIDERS or window.period != "day"
+    ]
 
 
 def _drop_stale_rolling_windows(today: date) -> None:
@@ -333,38 +340,65 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
         )
 
 
-def _piece_ids(window: Window, provider: str, stored: dict[tuple, int]) -> list[int]:
-    largest = LARGEST_PIECE.get(window.period, "year")
-    pieces = cover(window.start, window.end, largest=largest)
-    return [pk for p in pieces if (pk := stored.get((p.period, p.start, p.end, provider))) is not None]
+def pieces_of(window: Window, provider: str, kept: dict[tuple, int], *, largest: str = "year"):
+    """The kept windows (ids) and the days not kept (read from the rollups) whose union is the window."""
+    ids, days = [], []
+    for piece in cover(window.start, window.end, largest=largest):
+        pk = kept.get((piece.period, piece.start, piece.end, provider))
+        if pk is not None:
+            ids.append(pk)
+        elif piece.period == "day" and provider != ALL_PROVIDERS:
+            days.append(piece.start)
+    return ids, days
+
+
+def kept_windows(first: date, last: date) -> dict[tuple, int]:
+    """Kept calendar pieces between the dates: (period, start, end, provider) → id."""
+    rows = StandingWindow.objects.filter(period__in=PIECE_PERIODS, start__gte=first, end__lte=last)
+    return {tuple(rest): pk for pk, *rest in rows.values_list("pk", "period", "start", "end", "provider")}
 
 
 def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
-    """Longer windows summed from the kept windows that cover them: (window id, window, provider scope)."""
+    """Longer windows summed from the kept windows that cover them, and for one provider's days from the
+    rollups: (window id, window, provider scope)."""
     if not windows:
         return
-    first, last = min(w.start for _pk, w, _p in windows), max(w.end for _pk, w, _p in windows)
-    stored = {
-        tuple(rest): pk
-        for pk, *rest in StandingWindow.objects.filter(
-            period__in=PIECE_PERIODS, start__gte=first, end__lte=last
-        ).values_list("pk", "period", "start", "end", "provider")
-    }
-    pairs = [(pk, piece) for pk, window, provider in windows for piece in _piece_ids(window, provider, stored)]
-    if not pairs:
+    kept = kept_windows(min(w.start for _pk, w, _p in windows), max(w.end for _pk, w, _p in windows))
+    pairs, days = [], []
+    for pk, window, provider in windows:
+        ids, rollup_days = pieces_of(window, provider, kept, largest=LARGEST_PIECE.get(window.period, "year"))
+        pairs += [(pk, piece) for piece in ids]
+        days += [(pk, day, provider) for day in rollup_days]
+    members, rollup = _table(TeamMemberStanding), _table(DailyRollup)
+    parts, ctes, params = [], [], []
+    if pairs:
+        ctes.append(f"pieces(window_id, piece_id) AS (VALUES {', '.join(f'({int(a)}, {int(b)})' for a, b in pairs)})")
+        parts.append(
+            f"""SELECT p.window_id, t.team_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days
+            FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
+            WHERE t.window_id IN ({_ids_sql(b for _a, b in pairs)})"""
+        )
+    if days:
+        ctes.append(f"rollup_days(window_id, day, provider) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(days))})")
+        params += [value for day in days for value in day]
+        parts.append(
+            f"""SELECT d.window_id, r.team_id, r.person_id, {", ".join(f"SUM(r.{n})" for n in SUMMED_FIGURES)}, 1
+            FROM {rollup} r JOIN rollup_days d ON r.day = d.day AND r.provider = d.provider
+            WHERE r.person_id IS NOT NULL
+            GROUP BY d.window_id, r.day, r.team_id, r.person_id"""
+        )
+    if not parts:
         return
-    sums = ", ".join(f"SUM(t.{n})" for n in SUMMED_FIGURES)
-    members = _table(TeamMemberStanding)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH pieces(window_id, piece_id) AS (VALUES {", ".join(f"({int(a)}, {int(b)})" for a, b in pairs)})
+            WITH {", ".join(ctes)}
             INSERT INTO {members} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
-            SELECT p.window_id, t.team_id, t.person_id, {sums}, SUM(t.active_days)
-            FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
-            WHERE t.window_id IN ({_ids_sql(b for _a, b in pairs)})
-            GROUP BY p.window_id, t.team_id, t.person_id
-            """
+            SELECT window_id, team_id, person_id, {SUM_FIGURES}, SUM(active_days)
+            FROM ({" UNION ALL ".join(parts)}) AS counted
+            GROUP BY window_id, team_id, person_id
+            """,
+            params,
         )
 
 
