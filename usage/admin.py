@@ -3,6 +3,25 @@ from django.contrib import admin
 from usage import models
 from usage.connection_forms import ProviderConnectionForm
 from usage.services.connections import connection_delete, connection_save
+from usage.services.standings import standings_mark_all, standings_mark_identities, standings_mark_people
+
+
+class MarksPeopleDirty:
+    """Edits here change who or which team usage counts for: the standings of those people's days are
+    refreshed (usage.services.standings)."""
+
+    @staticmethod
+    def person_id_of(obj) -> int:
+        return obj.pk
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        standings_mark_people([self.person_id_of(form.instance)])
+
+    def delete_model(self, request, obj):
+        person_id = self.person_id_of(obj)
+        super().delete_model(request, obj)
+        standings_mark_people([person_id])
 
 
 class MembershipInline(admin.TabularInline):
@@ -18,9 +37,14 @@ class TeamAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["parent", "managers"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "parent" in form.changed_data:
+            standings_mark_all()  # every subtree above the team changes
+
 
 @admin.register(models.Person)
-class PersonAdmin(admin.ModelAdmin):
+class PersonAdmin(MarksPeopleDirty, admin.ModelAdmin):
     list_display = ["display_name", "email", "active", "show_name", "user"]
     list_filter = ["active", "show_name"]
     search_fields = ["display_name", "email"]
@@ -30,11 +54,15 @@ class PersonAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(MarksPeopleDirty, admin.ModelAdmin):
     list_display = ["person", "team", "start", "end"]
     list_filter = ["team"]
     search_fields = ["person__display_name", "person__email"]
     autocomplete_fields = ["person", "team"]
+
+    @staticmethod
+    def person_id_of(obj) -> int:
+        return obj.person_id
 
 
 @admin.register(models.Identity)
@@ -43,6 +71,10 @@ class IdentityAdmin(admin.ModelAdmin):
     list_filter = ["provider", "kind", ("person", admin.EmptyFieldListFilter)]
     search_fields = ["value", "owner_email", "label", "person__display_name", "person__email"]
     autocomplete_fields = ["person"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        standings_mark_identities([obj.pk])
 
 
 @admin.register(models.ImportBatch)

@@ -133,16 +133,22 @@ class Truth:
         return teams
 
     def expected_windows(self, today: date) -> set[tuple[str, date, date, str]]:
-        """The windows a refresh on `today` must keep: every calendar window of a day with usage, and today's
-        windows with their previous ones, for all providers and for each provider with usage."""
-        providers = {""} | {provider for _day, provider in self.usage_days}
-        expected = {
-            (window.period, window.start, window.end, scope)
-            for day, provider in self.usage_days
-            for window in (window_for(period, day) for period in CALENDAR_PERIODS)
-            for scope in ("", provider)
-        }
-        expected |= {(w.period, w.start, w.end, scope) for w in current_windows(today) for scope in providers}
+        """The windows a refresh on `today` must keep: for all providers, every calendar window of a day with
+        usage and today's windows with their previous ones; for each provider, those of them with its usage,
+        but not its days (one provider's days are read from the daily rollups)."""
+        expected = set()
+        for day, provider in self.usage_days:
+            for window in (window_for(period, day) for period in CALENDAR_PERIODS):
+                expected.add((window.period, window.start, window.end, ""))
+                if window.period != "day":
+                    expected.add((window.period, window.start, window.end, provider))
+        for window in current_windows(today):
+            expected.add((window.period, window.start, window.end, ""))
+            expected |= {
+                (window.period, window.start, window.end, provider)
+                for day, provider in self.usage_days
+                if window.start <= day <= window.end
+            }
         return expected
 
 
@@ -212,7 +218,7 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             row["team_id"]: {
                 **{name: row[name] for name in FIGURES},
                 "active_members": row["active_members"],
-                "top_people": row["top_people"],
+                "top_people": {metric: row[f"top_{metric}"] for metric in METRICS},
             }
             for row in stored
         }

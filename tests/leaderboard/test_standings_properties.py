@@ -248,3 +248,38 @@ def test_the_standings_of_every_window_equal_the_usage_records_summed_directly(d
             pid: (ranks[pid], previous.get(pid)) for pid in september
         }
         assert [s.rank for s in board] == sorted(s.rank for s in board)
+
+        # The other ways a board is served agree too: one provider (its days read from the rollups), windows
+        # that are not kept (summed from kept pieces), another metric.
+        for params in BOARDS:
+            assert board_of(params, admin) == expected_board(truth, params), params
+
+
+BOARDS = (
+    "period=month&date=2026-09-15&provider=openai",
+    "period=week&date=2026-09-01&provider=anthropic&metric=active_days",
+    "period=7d&date=2026-09-15&provider=anthropic",
+    "period=30d&date=2026-09-03",  # a rolling window that does not end today: not kept
+    "start=2026-07-30&end=2026-09-08&metric=cost_usd",
+    "start=2026-08-17&end=2026-09-14&provider=openai&metric=requests",
+)
+
+
+def board_of(params: str, admin) -> dict[int, tuple]:
+    query = ranking_query_from(QueryDict(params))
+    return {
+        s.person_id: (s.rank, s.previous_rank, s.totals.metric(query.metric), s.totals.active_days)
+        for s in people_ranking(query, viewer_for(admin))
+    }
+
+
+def expected_board(truth: Truth, params: str) -> dict[int, tuple]:
+    query = ranking_query_from(QueryDict(params))
+    window, previous_window, metric = query.window, query.window.previous(), query.metric
+    now = truth.people(window.start, window.end, query.provider)
+    before = truth.people(previous_window.start, previous_window.end, query.provider)
+    ranks = competition_ranks({pid: figures[metric] for pid, figures in now.items()})
+    previous = competition_ranks({pid: figures[metric] for pid, figures in before.items()})
+    return {
+        pid: (ranks[pid], previous.get(pid), figures[metric], figures["active_days"]) for pid, figures in now.items()
+    }

@@ -106,6 +106,11 @@ def standings_mark_people(person_ids: Iterable[int]) -> None:
     standings_mark_days(days)
 
 
+def standings_mark_all() -> None:
+    """The team tree changed: every day with usage counts for other subtrees."""
+    standings_mark_days(UsageRecord.objects.values_list("day", flat=True).distinct())
+
+
 # --- Refresh -------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,34 @@
+from datetime import date
+
+from django.test import Client
+
+from tests.factories import usage_for
+from usage.models import Membership
+
+SEPTEMBER = {"period": "month", "date": "2026-09-15", "format": "csv"}
+
+
+def _team_totals(client) -> dict[str, str]:
+    import csv
+    import io
+
+    rows = csv.DictReader(io.StringIO(client.get("/teams/", SEPTEMBER).content.decode()))
+    return {row["team"]: row["total_tokens"] for row in rows}
+
+
+def test_moving_someone_in_the_django_admin_moves_their_usage_between_teams(org):
+    admin = Client()
+    admin.force_login(org["admin"])
+    ivy = org["infra_engineer"]
+    usage_for(ivy, day=date(2026, 9, 3), tokens=400)
+    assert _team_totals(admin)["Infra"] == "400"
+
+    membership = Membership.objects.get(person=ivy)
+    response = admin.post(
+        f"/admin/usage/membership/{membership.pk}/change/",
+        {"person": ivy.pk, "team": org["product"].pk, "start": "2020-01-01", "end": ""},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    # The change marked Ivy's days: the next refresh counts her September for Product, not Infra.
+    totals = _team_totals(admin)
+    assert totals["Product"] == "400" and totals["Infra"] == "0"
