@@ -2,6 +2,7 @@
 pages timed in-process.
 
     .venv/bin/python bench/rankings.py --people 85000 --days 365 [--db NAME] [--keep] [--requests 20] [--skip-fill]
+    .venv/bin/python bench/rankings.py --db NAME --skip-fill --rebuild --keep   # after a failed rebuild
 
 1. Creates the scratch database NAME (default tokenboard_bench_rankings; the name must contain "bench", and an
    existing database of that name is dropped first) on --server, migrates it in-process and fills it with
@@ -20,7 +21,8 @@ pages timed in-process.
    the SQL queries of one request. Last, requests per second of a 10 s loop of the login page (anonymous) and of
    the 30-day people API (engineer).
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
-   database (no creation, fill or rebuild): the standings are then those of the day it was filled on.
+   database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
+   --rebuild runs rebuild_rollups on it first.
 
 Prints markdown tables, for docs/PERFORMANCE.md.
 """
@@ -171,7 +173,7 @@ def org_plan(people: int, days: list[date], rng: random.Random) -> dict:
         persons.append((pid, email, f"{first} {last}", True, rng.random() < 0.9, _pseudonym_for(email), None))
         team = rng.choices(leaf_ids, leaf_weights)[0]
         if len(days) > 1 and len(leaf_ids) > 1 and rng.random() < MOVERS:
-            moved = days[rng.randrange(len(days) - 1)]  # the last day in the first team; today at the latest + 1
+            moved = days[rng.randrange(len(days) - 1)]  # last day in the first team; the second starts by today
             other = leaf_ids[(leaf_ids.index(team) + 1 + rng.randrange(leaves - 1)) % leaves]
             memberships.append((len(memberships) + 1, pid, team, MEMBERSHIP_START, moved))
             memberships.append((len(memberships) + 1, pid, other, moved + timedelta(days=1), None))
@@ -286,6 +288,7 @@ def usage_copy(copy, plan: dict, days: list[date], batch_id: int, rng: random.Ra
 
 def fill(people: int, days: list[date], params: dict, name: str) -> dict:
     import psycopg
+    from django.utils import timezone
 
     from usage.models import ImportBatch, ImportSource, ImportStatus
 
@@ -294,7 +297,10 @@ def fill(people: int, days: list[date], params: dict, name: str) -> dict:
     started = time.perf_counter()
     plan = org_plan(people, days, rng)
     timings["plan"] = time.perf_counter() - started
+    now = timezone.now()  # a finished import: pages key their per-process caches on its finished_at
     batch = ImportBatch.objects.create(
+        started_at=now,
+        finished_at=now,
         source=ImportSource.COMMAND,
         original_name="bench/rankings.py",
         sha256="0" * 64,
@@ -349,7 +355,9 @@ def fill(people: int, days: list[date], params: dict, name: str) -> dict:
         raw.commit()
         timings["commit"] = time.perf_counter() - started
 
-    ImportBatch.objects.filter(pk=batch.pk).update(rows_read=rows, rows_imported=rows, records_written=rows)
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        rows_total=rows, rows_read=rows, rows_imported=rows, records_written=rows
+    )
     timings["rows"] = rows
     return timings
 
@@ -636,6 +644,9 @@ def main() -> None:
     parser.add_argument(
         "--skip-fill", action="store_true", help="reuse the existing database: no creation, fill or rebuild"
     )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="with --skip-fill: run rebuild_rollups on the database before timing"
+    )
     args = parser.parse_args()
     if "bench" not in args.db:
         sys.exit(f"bench/rankings.py creates and drops its database, and {args.db!r} does not contain 'bench'.")
@@ -681,6 +692,7 @@ def main() -> None:
                 f"{timings['constraints']:.1f} s, commit {timings['commit']:.1f} s; then ANALYZE {analyzed:.1f} s",
                 flush=True,
             )
+        if not args.skip_fill or args.rebuild:
             started = time.perf_counter()
             call_command("rebuild_rollups")
             print(f"rebuild_rollups took {time.perf_counter() - started:.1f} s", flush=True)
@@ -694,7 +706,10 @@ def main() -> None:
         if args.keep:
             print(f"kept database {args.db}")
         elif not succeeded:
-            print(f"kept database {args.db} (the run failed); rerun with --skip-fill, or drop it", file=sys.stderr)
+            print(
+                f"kept database {args.db} (the run failed); rerun with --skip-fill [--rebuild], or drop it",
+                file=sys.stderr,
+            )
         else:
             database_drop(params, args.db)
             print(f"dropped database {args.db}")

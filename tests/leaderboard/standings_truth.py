@@ -147,7 +147,7 @@ class Truth:
             expected |= {
                 (window.period, window.start, window.end, provider)
                 for day, provider in self.usage_days
-                if window.start <= day <= window.end
+                if window.start <= day <= window.end and window.period != "day"
             }
         return expected
 

@@ -387,7 +387,8 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         ctes.append(f"rollup_days(window_id, day, provider) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(days))})")
         params += [value for day in days for value in day]
         parts.append(
-            f"""SELECT d.window_id, r.team_id, r.person_id, {", ".join(f"SUM(r.{n})" for n in SUMMED_FIGURES)}, 1
+            f"""SELECT d.window_id, r.team_id, r.person_id, {", ".join(f"SUM(r.{n}) AS {n}" for n in SUMMED_FIGURES)},
+                   1 AS active_days
             FROM {rollup} r JOIN rollup_days d ON r.day = d.day AND r.provider = d.provider
             WHERE r.person_id IS NOT NULL
             GROUP BY d.window_id, r.day, r.team_id, r.person_id"""
