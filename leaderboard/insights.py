@@ -220,7 +220,7 @@ def _rank_in(window: Window, query: RankingQuery, person_id: int) -> int | None:
     """The person's rank in the window on the query's metric and filters: a stored lookup when the window
     is kept and unfiltered, else ranked from the window's totals."""
     if not query.model and query.team_id is None:
-        stored = stored_window(window, query.provider)
+        stored = stored_window(window, query.provider, query.metric)
         if stored is not None:
             return (
                 PersonStandingRow.objects.filter(window_id=stored.pk, person_id=person_id)

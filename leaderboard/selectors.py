@@ -45,6 +45,7 @@ from usage.services.imports import data_as_of
 from usage.services.standings import (
     ALL_PROVIDERS,
     COST_REPORT_KIND,
+    DAY_METRICS,
     kept_windows,
     pieces_of,
     standings_status,
@@ -107,9 +108,10 @@ def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str
 # --- Where a window's figures are kept --------------------------------------------------------------------------
 
 
-def stored_window(window: Window, provider: str = "") -> StandingWindow | None:
-    """The stored standings of exactly this window, if kept."""
-    if window.period == "custom":
+def stored_window(window: Window, provider: str = "", metric: str | None = None) -> StandingWindow | None:
+    """The stored standings of exactly this window, if kept (and ordered on `metric`, when given: day
+    windows keep the default metric's order only)."""
+    if window.period == "custom" or (metric and window.period == "day" and metric not in DAY_METRICS):
         return None
     return StandingWindow.objects.filter(
         period=window.period, start=window.start, end=window.end, provider=provider or ALL_PROVIDERS
@@ -256,12 +258,12 @@ class PeopleRanking(Sequence):
         provider = query.provider or ALL_PROVIDERS
         self._stored = None
         if not query.model and query.team_id is None:
-            self._stored = stored_window(query.window, provider)
+            self._stored = stored_window(query.window, provider, self.metric)
         previous_window = query.window.previous()
         self._previous_stored = None
         self.has_previous_window = previous_window is not None
         if previous_window is not None and self._stored is not None:
-            self._previous_stored = stored_window(previous_window, provider)
+            self._previous_stored = stored_window(previous_window, provider, self.metric)
         self._computed: list[_Ranked] | None = None
         self._previous_ranks: dict[int, int] | None = None
         if self._stored is None:
@@ -534,7 +536,7 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
     """Each team subtree's figures in the window: stored team standings, or summed per (team, person) from the
     stored windows that cover it (or the daily rollups, with a model filter)."""
     if not query.model:
-        stored = stored_window(window, query.provider)
+        stored = stored_window(window, query.provider, query.metric)
         if stored is not None:
             return {
                 row.team_id: _TeamFigures(

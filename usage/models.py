@@ -460,7 +460,8 @@ class TeamMemberStanding(UsageFigures):
 
 class PersonStanding(UsageFigures):
     """A person's totals in a window with their rank on every metric (ties share a rank) and their place in
-    the board's order (rank, then name, then id), so a page of the board is a range of `place_<metric>`."""
+    the board's order (rank, then name, then id), so a page of the board is a range of `place_<metric>`.
+    Day windows keep the default metric's only (usage.services.standings.DAY_METRICS); the others are empty."""
 
     window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     person = _derived_fk(Person)
@@ -522,8 +523,8 @@ def _add_rank_columns() -> None:
     from usage.figures import METRICS
 
     for metric in METRICS:
-        PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(default=0))
-        PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(default=0))
+        PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(null=True))
+        PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(null=True))
         TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
 
 

@@ -155,3 +155,18 @@ def test_windows_that_are_not_kept_are_summed_exactly_from_the_kept_ones(org, pa
             expected[person_id] = expected.get(person_id, 0) + record.total_tokens
     ranking = people_ranking(query_, viewer_for(org["admin"]))
     assert {s.person_id: s.totals.total_tokens for s in ranking} == expected
+
+
+@pytest.mark.django_db
+def test_a_day_ranked_on_another_metric_is_ordered_when_asked(org):
+    # Day windows keep the default metric's order only; any other metric is ranked from the day's totals.
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    usage_for(ivy, day=date(2026, 9, 2), tokens=10, requests=9)
+    usage_for(paul, day=date(2026, 9, 2), tokens=50, requests=3)
+    usage_for(paul, day=date(2026, 9, 1), tokens=1, requests=30)  # the previous day: Paul led on requests
+    standings_refresh()
+    admin = viewer_for(org["admin"])
+    by_requests = people_ranking(query(period="day", date="2026-09-02", metric="requests"), admin)
+    assert [(s.person_id, s.rank, s.previous_rank) for s in by_requests] == [(ivy.pk, 1, None), (paul.pk, 2, 1)]
+    by_tokens = people_ranking(query(period="day", date="2026-09-02"), admin)
+    assert [s.person_id for s in by_tokens] == [paul.pk, ivy.pk]

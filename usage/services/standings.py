@@ -270,6 +270,9 @@ def _delete_rows(window_ids: list[int]) -> None:
 # not a dozen per window.
 
 LEVEL_BATCH = 40  # windows per statement: keeps each statement's sorts (ranks per window) in memory
+# Day windows are most of the standings (a year is 365 of them): they keep the order of the default metric
+# only; a day ranked on another metric is ordered when asked (leaderboard.selectors).
+DAY_METRICS = ("total_tokens",)
 
 
 def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]]) -> None:
@@ -288,8 +291,9 @@ def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, l
             _team_members_from_pieces(
                 [(ids[(w.period, w.start, w.end, p)], w, p) for w, p in batch if w.period != "day"]
             )
-            _people_rank(batch_ids)
-            _teams_total(batch_ids, closure)
+            ranked = DAY_METRICS if batch[0][0].period == "day" else METRICS
+            _people_rank(batch_ids, ranked)
+            _teams_total(batch_ids, closure, ranked)
 
 
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
@@ -408,12 +412,13 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         )
 
 
-def _people_rank(window_ids: list[int]) -> None:
-    """Person standings from the windows' team-member rows: totals, rank and board place on every metric."""
+def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
+    """Person standings from the windows' team-member rows: totals, and rank and board place on each of
+    `metrics` (the others stay empty)."""
     by_window = "PARTITION BY t.window_id ORDER BY"
-    ranks = ", ".join(f"RANK() OVER ({by_window} t.{m} DESC)" for m in METRICS)
-    places = ", ".join(f"ROW_NUMBER() OVER ({by_window} t.{m} DESC, p.display_name, p.id)" for m in METRICS)
-    columns = ", ".join([*(f"rank_{m}" for m in METRICS), *(f"place_{m}" for m in METRICS)])
+    ranks = ", ".join(f"RANK() OVER ({by_window} t.{m} DESC)" for m in metrics)
+    places = ", ".join(f"ROW_NUMBER() OVER ({by_window} t.{m} DESC, p.display_name, p.id)" for m in metrics)
+    columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
     ids = _ids_sql(window_ids)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -456,14 +461,14 @@ def _closure_sql(ancestors: dict[int, list[int]]) -> str:
     return f"closure(team_id, ancestor_id) AS (VALUES {values})"
 
 
-def _teams_total(window_ids: list[int], closure: str) -> None:
+def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
     """Team standings: each subtree's usage (the days each person was in it), active members, and the
-    largest contributor on every metric (ties: the lowest person id)."""
+    largest contributor on each of `metrics` (ties: the lowest person id)."""
     firsts = ", ".join(
         f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {m} DESC, person_id) AS first_{m}"
-        for m in METRICS
+        for m in metrics
     )
-    tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in METRICS)
+    tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in metrics)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -477,7 +482,7 @@ def _teams_total(window_ids: list[int], closure: str) -> None:
             ),
             ranked AS (SELECT per_person.*, {firsts} FROM per_person)
             INSERT INTO {_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
-                                                {", ".join(f"top_{m}" for m in METRICS)})
+                                                {", ".join(f"top_{m}" for m in metrics)})
             SELECT window_id, team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*), {tops}
             FROM ranked GROUP BY window_id, team_id
             """
