@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -139,7 +140,11 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
             if not days and state.rolled_on == today:
                 return RefreshResult(0, 0, time.monotonic() - started)
-            _rollups_rewrite(days)
+            if all_days:
+                with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
+                    _rollups_rewrite(days)
+            else:
+                _rollups_rewrite(days)
             windows = _windows_to_compute(days, today, roll=state.rolled_on != today)
             _standings_compute(windows, team_ancestors())
             _drop_stale_rolling_windows(today)
@@ -172,6 +177,28 @@ def _truncate_read_models() -> None:
         else:
             for model in models:
                 cursor.execute(f"DELETE FROM {_table(model)}")
+
+
+@contextmanager
+def _indexes_dropped(model):
+    """On PostgreSQL, drop the table's plain indexes for a bulk load and build them again after it (in the
+    same transaction, so a failure restores them)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+            [model._meta.db_table],
+        )
+        indexes = cursor.fetchall()
+        for name, _definition in indexes:
+            cursor.execute(f"DROP INDEX {_q(name)}")
+    yield
+    with connection.cursor() as cursor:
+        for _name, definition in indexes:
+            cursor.execute(definition)
 
 
 def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
