@@ -18,3 +18,19 @@ def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys
     assert midnight.task == "usage.refresh_standings"
     assert (midnight.crontab.minute, midnight.crontab.hour) == ("1", "0")
     assert PeriodicTask.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_setup_periodic_tasks_queues_a_refresh_for_usage_not_in_the_standings_yet(
+    sent_tasks, django_capture_on_commit_callbacks
+):
+    from datetime import date
+
+    from tests.factories import UsageRecordFactory
+
+    call_command("setup_periodic_tasks")
+    sent_tasks.refresh_standings.assert_not_called()
+    UsageRecordFactory(day=date(2026, 9, 1), input_tokens=5)  # marks its day, as an upgrade's migration does
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("setup_periodic_tasks")
+    sent_tasks.refresh_standings.assert_called_once_with()

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from usage import queue
+from usage.models import StandingsDirtyDay
 from usage.schedules import PERIODIC_TASKS
 from usage.services.connections import connection_schedules_ensure
 
@@ -34,3 +36,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{'created' if created else 'kept'} periodic task {spec.name!r} ({spec.cron})")
         for change in connection_schedules_ensure():  # one pull task per enabled provider connection
             self.stdout.write(change)
+        if StandingsDirtyDay.objects.exists():  # e.g. usage from before an upgrade that added standings
+            queue.standings_refresh_on_commit()
+            self.stdout.write("queued a refresh of the standings for usage not in them yet")
