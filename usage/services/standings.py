@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from usage import queue
@@ -89,8 +90,12 @@ def standings_mark_days(days: Iterable[date]) -> None:
     if not days:
         return
     now = timezone.now()
+    # A day already marked gets the new time: a refresh that read the old mark leaves this one in place.
     StandingsDirtyDay.objects.bulk_create(
-        [StandingsDirtyDay(day=day, marked_at=now) for day in days], ignore_conflicts=True
+        [StandingsDirtyDay(day=day, marked_at=now) for day in days],
+        update_conflicts=True,
+        unique_fields=["day"],
+        update_fields=["marked_at"],
     )
     queue.standings_refresh_on_commit()
 
@@ -133,8 +138,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             state = StandingsState.objects.select_for_update(skip_locked=True).filter(pk=1).first()
             if state is None:
                 return None
-            dirty = list(StandingsDirtyDay.objects.values_list("pk", "day"))
-            days = {day for _pk, day in dirty}
+            dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
+            days = {day for _pk, day, _marked in dirty}
             if all_days:
                 _truncate_read_models()
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
@@ -148,7 +153,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             windows = _windows_to_compute(days, today, roll=state.rolled_on != today)
             _standings_compute(windows, team_ancestors())
             _drop_stale_rolling_windows(today)
-            StandingsDirtyDay.objects.filter(pk__in=[pk for pk, _day in dirty]).delete()
+            _clear_marks(dirty)
             state.refreshed_at = timezone.now()
             state.rolled_on = today
             state.last_error = ""
@@ -162,6 +167,15 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
     result = RefreshResult(len(days), len(windows), time.monotonic() - started)
     logger.info("standings refreshed: %d days, %d windows in %.1f s", result.days, result.windows, result.seconds)
     return result
+
+
+def _clear_marks(read: list[tuple[int, date, object]]) -> None:
+    """Clear the marks this refresh read, unless a change marked the day again since (a new time)."""
+    for start in range(0, len(read), 500):
+        matches = Q()
+        for pk, _day, marked_at in read[start : start + 500]:
+            matches |= Q(pk=pk, marked_at=marked_at)
+        StandingsDirtyDay.objects.filter(matches).delete()
 
 
 def standings_status() -> StandingsState:
