@@ -1,9 +1,9 @@
 """The standings worked out the slow, obvious way from UsageRecord (the source of truth), for tests to compare
 the read models that usage.services.standings keeps with.
 
-Nothing here reads the read models to compute what they should hold, and nothing is imported from the code under
-test but the list of figures and the calendar: a refresh that sums the wrong pieces, counts a cost report, misses a
-team move or ranks ties wrongly disagrees with this.
+Nothing here reads the read models to compute what they should hold, and nothing is taken from the code under test
+but the list of figures, the calendar and which metrics day windows rank: a refresh that sums the wrong pieces,
+counts a cost report, misses a team move or ranks ties wrongly disagrees with this.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from usage.models import (
     UsageRecord,
 )
 from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, current_windows, window_for
+from usage.services.standings import DAY_METRICS
 
 FIGURES = (*SUMMED_FIGURES, "active_days")
 COST_REPORT_KIND = "cost"  # account-level bills: never counted as anyone's usage
@@ -152,6 +153,13 @@ class Truth:
         return expected
 
 
+def ranked_metrics(window: StandingWindow) -> tuple[str, ...]:
+    """The metrics a window keeps ranks, places and top contributors for: day windows only the default
+    metric's (usage.services.standings.DAY_METRICS; a day on another metric is ordered when asked), the
+    others every metric; the rest are empty."""
+    return DAY_METRICS if window.period == "day" else METRICS
+
+
 def _differences(stored: dict, expected: dict) -> str:
     """Only what differs (nested figures included), so a failure names what is wrong rather than printing both
     sides whole."""
@@ -195,13 +203,17 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             problems.append(f"{label}: people {_differences(stored_people, expected_people)}")
         if window.people != len(expected_people):
             problems.append(f"{label}: people count {window.people} != {len(expected_people)}")
+        ranked = ranked_metrics(window)
         for metric in METRICS:
             values = {pid: figures[metric] for pid, figures in expected_people.items()}
             ranks = {row["person_id"]: row[f"rank_{metric}"] for row in stored}
-            if ranks != competition_ranks(values):
-                problems.append(f"{label}: rank_{metric} {_differences(ranks, competition_ranks(values))} ({values})")
+            expected_ranks = competition_ranks(values) if metric in ranked else dict.fromkeys(values)
+            if ranks != expected_ranks:
+                problems.append(f"{label}: rank_{metric} {_differences(ranks, expected_ranks)} ({values})")
             places = {row["person_id"]: row[f"place_{metric}"] for row in stored}
-            expected_places = board_places(expected_people, metric, truth.names)
+            expected_places = (
+                board_places(expected_people, metric, truth.names) if metric in ranked else dict.fromkeys(values)
+            )
             if places != expected_places:
                 problems.append(f"{label}: place_{metric} {_differences(places, expected_places)} ({values})")
 
@@ -223,6 +235,8 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             for row in stored
         }
         expected_teams = truth.teams(*span)
+        for figures in expected_teams.values():
+            figures["top_people"] = {m: pid if m in ranked else None for m, pid in figures["top_people"].items()}
         if len(stored_teams) != len(stored):
             problems.append(f"{label}: {len(stored)} team rows for {len(stored_teams)} teams")
         if stored_teams != expected_teams:

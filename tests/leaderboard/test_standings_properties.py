@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 from django.http import QueryDict
 from django.utils import timezone
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from leaderboard.selectors import people_ranking
@@ -234,8 +234,12 @@ def run(step, org: Org) -> None:
 @given(org_spec=orgs, program=programs)
 def test_the_standings_of_every_window_equal_the_usage_records_summed_directly(db, org_spec, program):
     first, steps = program
+    # Spelled out on failure (with the ids, to read the differences by).
+    note(f"people (name, team, providers) and the unassigned identity's provider: {org_spec}")
+    note(f"steps: {[first, ('refresh',), *steps]}")
     with rolled_back():
         org = Org(*org_spec)
+        note(f"teams {[t.pk for t in org.teams]}, people {[p.pk for p in org.people]}")
         for step in (first, ("refresh",), *steps):
             run(step, org)
         assert standings_refresh(today=TODAY) is not None
