@@ -26,7 +26,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from usage.access import Viewer, can_see_person_detail, can_see_team_figures, person_display_name, team_subtree_ids
-from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES
 from usage.models import (
     DailyRollup,
     Membership,
@@ -236,13 +236,102 @@ def _tier(rank: int, count: int) -> str:
     return ""
 
 
+class _LazyTotals:
+    """A row's figures, made into Totals when first read (a computed ranking holds every person's row)."""
+
+    __slots__ = ("row", "value")
+
+    def __init__(self, row: tuple):
+        self.row, self.value = row, None
+
+    def get(self) -> Totals:
+        if self.value is None:
+            figures = dict(zip((*SUMMED_FIGURES, "active_days"), self.row, strict=True))
+            for name in (*COUNT_FIGURES, "active_days"):  # PostgreSQL sums bigints as numeric
+                figures[name] = int(figures[name] or 0)
+            for name in MONEY_FIGURES:  # SQLite sums decimals as floats
+                figures[name] = _money(figures[name])
+            self.value = Totals(**figures)
+        return self.value
+
+
+def _money(value) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    return value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.000001"))
+
+
 @dataclass
 class _Ranked:
     """One ranked person before the viewer's rules are applied."""
 
     person_id: int
     rank: int
-    totals: Totals
+    figures: Totals | _LazyTotals
+
+    @property
+    def totals(self) -> Totals:
+        return self.figures.get() if isinstance(self.figures, _LazyTotals) else self.figures
+
+
+def _totals_sql(window: Window, provider: str, model: str, team_id: int | None) -> tuple[str, list]:
+    """SQL of each person's totals (person_id, figures…, active_days) in a window that is not kept or is
+    filtered: the kept windows that cover it plus one provider's days from the rollups, or with a model
+    filter the rollups of the window."""
+    team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
+    team_filter = f" AND team_id IN ({', '.join(str(int(t)) for t in team_ids) or '0'})" if team_ids else ""
+    rollup, members = _table(DailyRollup), _table(TeamMemberStanding)
+    sums = ", ".join(f"SUM({n}) AS {n}" for n in SUMMED_FIGURES)
+    if model:
+        params = [window.start, window.end, model, *([provider] if provider else [])]
+        return (
+            f"SELECT person_id, {sums}, COUNT(DISTINCT day) AS active_days FROM {rollup} "
+            f"WHERE day BETWEEN %s AND %s AND model = %s {'AND provider = %s' if provider else ''} "
+            f"AND person_id IS NOT NULL{team_filter} GROUP BY person_id",
+            params,
+        )
+    stored = stored_window(window, provider)
+    if stored is not None:
+        ids, days = [stored.pk], []
+    else:
+        ids, days = pieces_of(window, provider or ALL_PROVIDERS, kept_windows(window.start, window.end))
+    figures = ", ".join(SUMMED_FIGURES)
+    parts = [
+        f"SELECT person_id, {figures}, active_days FROM {members} "
+        f"WHERE window_id IN ({', '.join(str(int(pk)) for pk in ids) or '0'}){team_filter}"
+    ]
+    params: list = []
+    if days:
+        parts.append(
+            f"SELECT person_id, {sums}, 1 AS active_days FROM {rollup} "
+            f"WHERE day IN ({', '.join(['%s'] * len(days))}) AND provider = %s AND person_id IS NOT NULL{team_filter} "
+            "GROUP BY day, person_id"
+        )
+        params += [*days, provider]
+    return (
+        f"SELECT person_id, {sums}, SUM(active_days) AS active_days FROM ({' UNION ALL '.join(parts)}) AS counted "
+        "GROUP BY person_id",
+        params,
+    )
+
+
+def _ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool = True) -> list[tuple]:
+    """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id."""
+    sql, params = _totals_sql(window, provider, model, team_id)
+    columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH totals AS ({sql}) "
+            f"SELECT t.person_id, RANK() OVER (ORDER BY t.{metric} DESC){columns} "
+            f"FROM totals t JOIN {_table(Person)} p ON p.id = t.person_id "
+            f"ORDER BY t.{metric} DESC, p.display_name, p.id",
+            params,
+        )
+        return cursor.fetchall()
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 class PeopleRanking(Sequence):
@@ -274,15 +363,21 @@ class PeopleRanking(Sequence):
 
     # -- the computed path: any window or filter without stored standings --
     def _compute(self) -> None:
-        filters = {"provider": self.query.provider, "model": self.query.model, "team_id": self.query.team_id}
-        totals = person_totals(self.query.window, **filters)
-        names = dict(Person.objects.filter(pk__in=totals.keys()).values_list("id", "display_name"))
-        self._computed = [_Ranked(pid, rank, totals[pid]) for pid, rank in _ranked_ids(totals, self.metric, names)]
+        """Sum and rank in the database; only the page's people get their figures turned into Totals."""
+        query = self.query
+        self._computed = [
+            _Ranked(row[0], row[1], _LazyTotals(row[2:]))
+            for row in _ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
+        ]
         self._previous_ranks = {}
-        previous_window = self.query.window.previous()
+        previous_window = query.window.previous()
         if previous_window is not None:
-            previous = person_totals(previous_window, **filters)
-            self._previous_ranks = dict(_ranked_ids(previous, self.metric, {}))
+            self._previous_ranks = {
+                row[0]: row[1]
+                for row in _ranked_rows(
+                    previous_window, query.provider, query.model, query.team_id, self.metric, figures=False
+                )
+            }
 
     def _matching_people(self) -> set[int]:
         """People whose name, as this viewer sees it, contains the search text."""
