@@ -102,5 +102,7 @@ class Command(BaseCommand):
                 continue
             import_batch_queue(batch)
             self.stdout.write(f"re-sent import #{batch.pk} {batch.original_name}")
+        if wait and count:
+            standings_refresh()
         self.stdout.write(f"{count} queued import(s) {'processed' if wait else 're-sent'}")
         return failed
