@@ -25,3 +25,16 @@ def test_a_day_marked_again_while_a_refresh_runs_stays_marked_for_the_next_one(o
     monkeypatch.setattr(standings, "_standings_compute", compute)
     standings_refresh()
     assert not StandingsDirtyDay.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_rebuild_on_the_day_of_a_refresh_keeps_todays_windows(org):
+    from usage.models import StandingWindow
+    from usage.periods import current_windows, org_today
+
+    usage_for(org["infra_engineer"], day=org_today(), tokens=10)
+    standings_refresh()
+    standings_refresh(all_days=True)  # rebuild_rollups later the same day
+    kept = set(StandingWindow.objects.filter(provider="").values_list("period", "start", "end"))
+    # Today's rolling windows were dropped with everything else: the rebuild must compute them again.
+    assert {(w.period, w.start, w.end) for w in current_windows(org_today())} <= kept

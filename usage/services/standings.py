@@ -100,16 +100,24 @@ def standings_mark_days(days: Iterable[date]) -> None:
     queue.standings_refresh_on_commit()
 
 
+MARK_CHUNK = 5000  # ids per query: an org import may touch every person
+
+
 def standings_mark_identities(identity_ids: Iterable[int]) -> None:
     """An identity's owner changed: every day it has usage moves between people."""
-    days = UsageRecord.objects.filter(identity_id__in=list(identity_ids)).values_list("day", flat=True).distinct()
-    standings_mark_days(days)
+    ids = list(identity_ids)
+    for start in range(0, len(ids), MARK_CHUNK):
+        usage = UsageRecord.objects.filter(identity_id__in=ids[start : start + MARK_CHUNK])
+        standings_mark_days(usage.values_list("day", flat=True).distinct())
 
 
 def standings_mark_people(person_ids: Iterable[int]) -> None:
-    """People's memberships changed: every day they have usage may count for another team."""
-    days = UsageRecord.objects.filter(identity__person_id__in=list(person_ids)).values_list("day", flat=True).distinct()
-    standings_mark_days(days)
+    """People's names, memberships or identities changed: every day they have usage may rank or count for
+    another team."""
+    ids = list(person_ids)
+    for start in range(0, len(ids), MARK_CHUNK):
+        usage = UsageRecord.objects.filter(identity__person_id__in=ids[start : start + MARK_CHUNK])
+        standings_mark_days(usage.values_list("day", flat=True).distinct())
 
 
 def standings_mark_all() -> None:
@@ -150,7 +158,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                     _rollups_rewrite(days)
             else:
                 _rollups_rewrite(days)
-            windows = _windows_to_compute(days, today, roll=state.rolled_on != today)
+            windows = _windows_to_compute(days, today, roll=all_days or state.rolled_on != today)
             _standings_compute(windows, team_ancestors())
             _drop_stale_rolling_windows(today)
             _clear_marks(dirty)
