@@ -21,10 +21,11 @@ from .selectors import (
     PeopleRanking,
     PersonStanding,
     Totals,
-    _ranked_ids,
     person_totals,
+    ranked_rows,
     rollups_in_window,
     stored_window,
+    stored_windows,
 )
 from .templatetags.tokenboard import compact
 from .windows import RankingQuery, Window, window_for
@@ -216,28 +217,27 @@ def _window_label(window: Window) -> str:
     return f"{window.start:%d %b}–{window.end:%d %b}"
 
 
-def _rank_in(window: Window, query: RankingQuery, person_id: int) -> int | None:
-    """The person's rank in the window on the query's metric and filters: a stored lookup when the window
-    is kept and unfiltered, else ranked from the window's totals."""
-    if not query.model and query.team_id is None:
-        stored = stored_window(window, query.provider, query.metric)
-        if stored is not None:
-            return (
-                PersonStandingRow.objects.filter(window_id=stored.pk, person_id=person_id)
-                .values_list(f"rank_{query.metric}", flat=True)
-                .first()
-            )
-    totals = person_totals(window, provider=query.provider, model=query.model, team_id=query.team_id)
-    return dict(_ranked_ids(totals, query.metric, {})).get(person_id)
-
-
 def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[tuple[date, str, int | None]]:
     """(window start, label, rank or None) for the person over the last `count` windows of the query's
-    kind, on the query's metric and filters."""
-    return [
-        (window.start, _window_label(window), _rank_in(window, query, person_id))
-        for window in history_windows(query.window, count)
-    ]
+    kind, on the query's metric and filters: two lookups for the kept windows, a ranking in SQL for any
+    other (filtered, or a window not kept)."""
+    windows = history_windows(query.window, count)
+    kept: dict[Window, int] = {}
+    if not query.model and query.team_id is None:
+        kept = stored_windows(windows, query.provider, query.metric)
+    ranks = dict(
+        PersonStandingRow.objects.filter(window_id__in=kept.values(), person_id=person_id).values_list(
+            "window_id", f"rank_{query.metric}"
+        )
+    )
+
+    def rank_in(window: Window) -> int | None:
+        if window in kept:
+            return ranks.get(kept[window])
+        ranked = ranked_rows(window, query.provider, query.model, query.team_id, query.metric, figures=False)
+        return next((rank for pid, rank in ranked if pid == person_id), None)
+
+    return [(window.start, _window_label(window), rank_in(window)) for window in windows]
 
 
 # --- Team members ----------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from usage.services.standings import (
     DAY_METRICS,
     kept_windows,
     pieces_of,
+    quoted_table,
     standings_status,
     team_ancestors,
 )
@@ -108,35 +109,33 @@ def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str
 # --- Where a window's figures are kept --------------------------------------------------------------------------
 
 
+def _keeps(window: Window, metric: str | None) -> bool:
+    """Whether a window of this kind is kept, ordered on `metric` when given (day windows keep the default
+    metric's order only)."""
+    return window.period != "custom" and not (metric and window.period == "day" and metric not in DAY_METRICS)
+
+
 def stored_window(window: Window, provider: str = "", metric: str | None = None) -> StandingWindow | None:
-    """The stored standings of exactly this window, if kept (and ordered on `metric`, when given: day
-    windows keep the default metric's order only)."""
-    if window.period == "custom" or (metric and window.period == "day" and metric not in DAY_METRICS):
+    """The stored standings of exactly this window, if kept."""
+    if not _keeps(window, metric):
         return None
     return StandingWindow.objects.filter(
         period=window.period, start=window.start, end=window.end, provider=provider or ALL_PROVIDERS
     ).first()
 
 
-def _counted_rows(window: Window, provider: str, group_by: tuple[str, ...], team_ids: set[int] | None = None):
-    """Rows of totals grouped by `group_by` ("person_id", and "team_id" for teams) over the window: from its
-    kept standings, else from the kept windows that cover it plus, for one provider, the days read from the
-    daily rollups (one provider's days are not kept). Only days in `team_ids`' teams, when given."""
-    stored = stored_window(window, provider)
-    if stored is not None:
-        ids, days = [stored.pk], []
-    else:
-        kept = kept_windows(window.start, window.end)
-        ids, days = pieces_of(window, provider or ALL_PROVIDERS, kept)
-    members = TeamMemberStanding.objects.filter(window_id__in=ids)
-    if team_ids is not None:
-        members = members.filter(team_id__in=team_ids)
-    yield from members.values(*group_by).annotate(**_sums(), active_days=Coalesce(Sum("active_days"), 0))
-    if days:
-        rollups = DailyRollup.objects.filter(day__in=days, provider=provider, person__isnull=False)
-        if team_ids is not None:
-            rollups = rollups.filter(team_id__in=team_ids)
-        yield from rollups.values(*group_by).annotate(**_sums(), active_days=Count("day", distinct=True))
+def stored_windows(windows: list[Window], provider: str, metric: str) -> dict[Window, int]:
+    """The ids of the kept ones among the windows, in one query."""
+    wanted = {(w.period, w.start, w.end): w for w in windows if _keeps(w, metric)}
+    if not wanted:
+        return {}
+    rows = StandingWindow.objects.filter(
+        provider=provider or ALL_PROVIDERS,
+        period__in={period for period, _s, _e in wanted},
+        start__gte=min(w.start for w in wanted.values()),
+        end__lte=max(w.end for w in wanted.values()),
+    ).values_list("pk", "period", "start", "end")
+    return {wanted[key]: pk for pk, *rest in rows if (key := tuple(rest)) in wanted}
 
 
 def rollups_in_window(window: Window, *, provider: str = "", model: str = "", team_id: int | None = None) -> QuerySet:
@@ -178,20 +177,7 @@ def person_totals(
     window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
 ) -> dict[int, Totals]:
     """Each person's totals in the window, filtered (the days in a team's subtree only, with a team)."""
-    if model:
-        rows = (
-            rollups_in_window(window, provider=provider, model=model, team_id=team_id)
-            .filter(person__isnull=False)
-            .values("person_id")
-            .annotate(**_sums(), active_days=Count("day", distinct=True))
-        )
-    else:
-        team_ids = team_subtree_ids([team_id]) if team_id is not None else None
-        rows = _counted_rows(window, provider, ("person_id",), team_ids)
-    totals: dict[int, Totals] = {}
-    for row in rows:
-        totals.setdefault(row["person_id"], Totals()).add(Totals.of(row))
-    return totals
+    return {person_id: _sql_totals(figures) for person_id, *figures in _totals_rows(window, provider, model, team_id)}
 
 
 # --- People --------------------------------------------------------------------------------------------------
@@ -246,19 +232,20 @@ class _LazyTotals:
 
     def get(self) -> Totals:
         if self.value is None:
-            figures = dict(zip((*SUMMED_FIGURES, "active_days"), self.row, strict=True))
-            for name in (*COUNT_FIGURES, "active_days"):  # PostgreSQL sums bigints as numeric
-                figures[name] = int(figures[name] or 0)
-            for name in MONEY_FIGURES:  # SQLite sums decimals as floats
-                figures[name] = _money(figures[name])
-            self.value = Totals(**figures)
+            self.value = _sql_totals(self.row)
         return self.value
 
 
-def _money(value) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    return value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.000001"))
+def _sql_totals(row) -> Totals:
+    """Totals from the figures of a raw SQL row (SUMMED_FIGURES, then active_days), whatever types the
+    database summed them into: PostgreSQL sums bigints as numeric, SQLite sums decimals as floats."""
+    figures = dict(zip((*SUMMED_FIGURES, "active_days"), row, strict=True))
+    for name in (*COUNT_FIGURES, "active_days"):
+        figures[name] = int(figures[name] or 0)
+    for name in MONEY_FIGURES:
+        value = figures[name] or 0
+        figures[name] = value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.000001"))
+    return Totals(**figures)
 
 
 @dataclass
@@ -273,21 +260,29 @@ class _Ranked:
     def totals(self) -> Totals:
         return self.figures.get() if isinstance(self.figures, _LazyTotals) else self.figures
 
+    @classmethod
+    def kept(cls, row: PersonStandingRow, metric: str) -> _Ranked:
+        return cls(row.person_id, getattr(row, f"rank_{metric}"), Totals.of(row))
 
-def _totals_sql(window: Window, provider: str, model: str, team_id: int | None) -> tuple[str, list]:
-    """SQL of each person's totals (person_id, figures…, active_days) in a window that is not kept or is
-    filtered: the kept windows that cover it plus one provider's days from the rollups, or with a model
-    filter the rollups of the window."""
+
+def _totals_sql(
+    window: Window, provider: str, model: str, team_id: int | None, group_by: tuple[str, ...] = ("person_id",)
+) -> tuple[str, list]:
+    """SQL of the totals (group_by…, figures…, active_days) per person — or per (team, person) — in a window:
+    its kept standings, else the kept windows that cover it plus one provider's days from the rollups (one
+    provider's days are not kept); with a model filter, the rollups of the window. With a team, only the days
+    each person was in its subtree. The one way the read side sums a window."""
+    group = ", ".join(group_by)
     team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
     team_filter = f" AND team_id IN ({', '.join(str(int(t)) for t in team_ids) or '0'})" if team_ids else ""
-    rollup, members = _table(DailyRollup), _table(TeamMemberStanding)
+    rollup, members = quoted_table(DailyRollup), quoted_table(TeamMemberStanding)
     sums = ", ".join(f"SUM({n}) AS {n}" for n in SUMMED_FIGURES)
     if model:
         params = [window.start, window.end, model, *([provider] if provider else [])]
         return (
-            f"SELECT person_id, {sums}, COUNT(DISTINCT day) AS active_days FROM {rollup} "
+            f"SELECT {group}, {sums}, COUNT(DISTINCT day) AS active_days FROM {rollup} "
             f"WHERE day BETWEEN %s AND %s AND model = %s {'AND provider = %s' if provider else ''} "
-            f"AND person_id IS NOT NULL{team_filter} GROUP BY person_id",
+            f"AND person_id IS NOT NULL{team_filter} GROUP BY {group}",
             params,
         )
     stored = stored_window(window, provider)
@@ -297,25 +292,32 @@ def _totals_sql(window: Window, provider: str, model: str, team_id: int | None) 
         ids, days = pieces_of(window, provider or ALL_PROVIDERS, kept_windows(window.start, window.end))
     figures = ", ".join(SUMMED_FIGURES)
     parts = [
-        f"SELECT person_id, {figures}, active_days FROM {members} "
+        f"SELECT {group}, {figures}, active_days FROM {members} "
         f"WHERE window_id IN ({', '.join(str(int(pk)) for pk in ids) or '0'}){team_filter}"
     ]
     params: list = []
     if days:
         parts.append(
-            f"SELECT person_id, {sums}, 1 AS active_days FROM {rollup} "
+            f"SELECT {group}, {sums}, 1 AS active_days FROM {rollup} "
             f"WHERE day IN ({', '.join(['%s'] * len(days))}) AND provider = %s AND person_id IS NOT NULL{team_filter} "
-            "GROUP BY day, person_id"
+            f"GROUP BY day, {group}"
         )
         params += [*days, provider]
     return (
-        f"SELECT person_id, {sums}, SUM(active_days) AS active_days FROM ({' UNION ALL '.join(parts)}) AS counted "
-        "GROUP BY person_id",
+        f"SELECT {group}, {sums}, SUM(active_days) AS active_days FROM ({' UNION ALL '.join(parts)}) AS counted "
+        f"GROUP BY {group}",
         params,
     )
 
 
-def _ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool = True) -> list[tuple]:
+def _totals_rows(window, provider, model, team_id, group_by: tuple[str, ...] = ("person_id",)) -> list[tuple]:
+    sql, params = _totals_sql(window, provider, model, team_id, group_by)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool = True) -> list[tuple]:
     """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id."""
     sql, params = _totals_sql(window, provider, model, team_id)
     columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
@@ -323,15 +325,11 @@ def _ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool
         cursor.execute(
             f"WITH totals AS ({sql}) "
             f"SELECT t.person_id, RANK() OVER (ORDER BY t.{metric} DESC){columns} "
-            f"FROM totals t JOIN {_table(Person)} p ON p.id = t.person_id "
+            f"FROM totals t JOIN {quoted_table(Person)} p ON p.id = t.person_id "
             f"ORDER BY t.{metric} DESC, p.display_name, p.id",
             params,
         )
         return cursor.fetchall()
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 class PeopleRanking(Sequence):
@@ -367,14 +365,14 @@ class PeopleRanking(Sequence):
         query = self.query
         self._computed = [
             _Ranked(row[0], row[1], _LazyTotals(row[2:]))
-            for row in _ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
+            for row in ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
         ]
         self._previous_ranks = {}
         previous_window = query.window.previous()
         if previous_window is not None:
             self._previous_ranks = {
                 row[0]: row[1]
-                for row in _ranked_rows(
+                for row in ranked_rows(
                     previous_window, query.provider, query.model, query.team_id, self.metric, figures=False
                 )
             }
@@ -446,7 +444,7 @@ class PeopleRanking(Sequence):
             rows = rows.filter(**{f"{place}__gt": start, f"{place}__lte": stop})
         else:
             rows = rows[start:stop]
-        return [_Ranked(r.person_id, getattr(r, f"rank_{self.metric}"), Totals.of(r)) for r in rows]
+        return [_Ranked.kept(r, self.metric) for r in rows]
 
     def _previous_rank_of(self, person_ids: list[int]) -> dict[int, int]:
         if self._previous_ranks is not None:
@@ -478,7 +476,7 @@ class PeopleRanking(Sequence):
             found = [r for r in self._computed if r.person_id == person_id]
         else:
             found = [
-                _Ranked(r.person_id, getattr(r, f"rank_{self.metric}"), Totals.of(r))
+                _Ranked.kept(r, self.metric)
                 for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
             ]
         return self._standings(found)[0] if found else None
@@ -501,7 +499,7 @@ class PeopleRanking(Sequence):
     def _stored_movers(self, limit: int) -> list[list[int]]:
         if self._previous_stored is None:
             return [[], [], self._ranked_ids_page(limit)]
-        table = connection.ops.quote_name(PersonStandingRow._meta.db_table)
+        table = quoted_table(PersonStandingRow)
         rank = f"rank_{self.metric}"
         moved = f"""
             SELECT c.person_id FROM {table} c JOIN {table} p ON p.person_id = c.person_id AND p.window_id = %s
@@ -534,7 +532,7 @@ class PeopleRanking(Sequence):
             by_id = {r.person_id: r for r in self._computed}
             return self._standings([by_id[pid] for pid in person_ids])
         rows = {
-            r.person_id: _Ranked(r.person_id, getattr(r, f"rank_{self.metric}"), Totals.of(r))
+            r.person_id: _Ranked.kept(r, self.metric)
             for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id__in=person_ids)
         }
         return self._standings([rows[pid] for pid in person_ids if pid in rows])
@@ -628,8 +626,7 @@ def _per_member(totals: Totals, active: int) -> Totals:
 
 
 def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list[int]]) -> dict[int, _TeamFigures]:
-    """Each team subtree's figures in the window: stored team standings, or summed per (team, person) from the
-    stored windows that cover it (or the daily rollups, with a model filter)."""
+    """Each team subtree's figures in the window: stored team standings, or summed per (team, person)."""
     if not query.model:
         stored = stored_window(window, query.provider, query.metric)
         if stored is not None:
@@ -639,18 +636,12 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
                 )
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk)
             }
-        rows = (row for row in _counted_rows(window, query.provider, ("team_id", "person_id")) if row["team_id"])
-    else:
-        rows = (
-            rollups_in_window(window, provider=query.provider, model=query.model)
-            .filter(person__isnull=False, team__isnull=False)
-            .values("team_id", "person_id")
-            .annotate(**_sums(), active_days=Count("day", distinct=True))
-        )
     per_person: dict[int, dict[int, Totals]] = {}
-    for row in rows:
-        for ancestor in ancestors.get(row["team_id"], []):
-            per_person.setdefault(ancestor, {}).setdefault(row["person_id"], Totals()).add(Totals.of(row))
+    for team_id, person_id, *figures in _totals_rows(
+        window, query.provider, query.model, None, group_by=("team_id", "person_id")
+    ):
+        for ancestor in ancestors.get(team_id, []):  # none for usage outside any team
+            per_person.setdefault(ancestor, {}).setdefault(person_id, Totals()).add(_sql_totals(figures))
     figures = {}
     for team_id, people in per_person.items():
         total = Totals()

@@ -33,7 +33,6 @@ from usage.auth import api_token_create
 from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
-from usage.services.imports import data_as_of
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
@@ -112,10 +111,9 @@ def team_options() -> list[tuple[int, str]]:
 _OPTIONS_CACHE: dict = {}
 
 
-def filter_options() -> dict:
+def filter_options(as_of) -> dict:
     """Providers and models that have usage, for the filter selects. Both scan the whole usage table, and
-    they change only when an import finishes, so each process keeps them per data_as_of()."""
-    as_of = data_as_of()
+    they change only when an import finishes, so each process keeps them per `as_of` (data_as_of())."""
     cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == as_of and as_of is not None else None
     if cached is None:
         providers = sorted(UsageRecord.objects.values_list("provider", flat=True).distinct())
@@ -151,7 +149,7 @@ def _render(request: HttpRequest, full: str, partial: str, context: dict) -> Htt
     htmx = getattr(request, "htmx", None)
     template = partial if htmx and not htmx.history_restore_request else full
     if template == full:
-        context.update(filter_options())
+        context.update(filter_options(context["freshness"].data_as_of))  # read once per page
     response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request",))
     return response

@@ -27,12 +27,5 @@ METRIC_LABELS = {
     "cost_usd": "Cost (USD)",
     "active_days": "Active days",
 }
-# The token and request columns every ranking CSV and API total carries, in this order.
-TOTALS_COLUMNS = (
-    "total_tokens",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "requests",
-)
+# The token and request columns every ranking CSV and API total carries, in the metrics' order.
+TOTALS_COLUMNS = tuple(metric for metric in METRICS if metric in COUNT_FIGURES)

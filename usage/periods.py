@@ -98,7 +98,7 @@ def window_for(period: str, anchor: date, start: date | None = None, end: date |
         return Window(period, date(anchor.year, 1, 1), date(anchor.year, 12, 31))
     if period == "all":
         return Window(period, ALL_TIME_START, anchor)
-    if period in ("7d", "30d", "90d"):
+    if period in ROLLING_PERIODS:
         size = int(period[:-1])
         return Window(period, anchor - timedelta(days=size - 1), anchor)
     if period == "custom":

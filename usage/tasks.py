@@ -4,6 +4,7 @@ from celery import shared_task
 
 from usage.models import ImportBatch
 from usage.services.imports import import_batch_process
+from usage.services.standings import standings_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,5 @@ def refresh_standings(self) -> None:
     """Bring rollups and standings up to date with the committed usage (queued on every commit that changes
     usage, and by beat after the org's midnight). Runs coalesce: one refreshes everything dirty under a lock;
     a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left."""
-    from usage.services.standings import standings_refresh
-
     if standings_refresh() is None:
         raise self.retry(countdown=5)

@@ -45,16 +45,13 @@ from usage.models import (
     UsageRecord,
 )
 from usage.periods import (
-    CALENDAR_PERIODS,
+    PIECE_SIZES,
     ROLLING_PERIODS,
     Window,
+    calendar_windows_containing,
     cover,
     current_windows,
     org_today,
-    window_for,
-)
-from usage.periods import (
-    PIECE_SIZES as PIECE_PERIODS,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,7 +66,8 @@ LARGEST_PIECE = {"week": "day", "month": "week", "quarter": "month", "year": "mo
 COMPUTE_ORDER = {period: order for order, period in enumerate(("day", "week", "month", "quarter", "year"))}
 
 
-def _table(model) -> str:
+def quoted_table(model) -> str:
+    """The model's table name, quoted for raw SQL."""
     return connection.ops.quote_name(model._meta.db_table)
 
 
@@ -195,10 +193,10 @@ def _truncate_read_models() -> None:
     models = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingWindow)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # transactional in PostgreSQL, and no dead rows to vacuum
-            cursor.execute(f"TRUNCATE {', '.join(_table(model) for model in models)}")
+            cursor.execute(f"TRUNCATE {', '.join(quoted_table(model) for model in models)}")
         else:
             for model in models:
-                cursor.execute(f"DELETE FROM {_table(model)}")
+                cursor.execute(f"DELETE FROM {quoted_table(model)}")
 
 
 @contextmanager
@@ -235,8 +233,8 @@ def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
 
 
 def _rollups_rewrite(days: set[date]) -> None:
-    usage, identity, membership = _table(UsageRecord), _table(Identity), _table(Membership)
-    rollup = _table(DailyRollup)
+    usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
+    rollup = quoted_table(DailyRollup)
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
     unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
     with connection.cursor() as cursor:
@@ -273,7 +271,7 @@ def _windows_to_compute(days: set[date], today: date, *, roll: bool) -> list[tup
     those that contain a dirty day and, when the day has turned (`roll`), today's windows."""
     windows: set[Window] = set()
     for day in days:
-        windows.update(window_for(period, day) for period in CALENDAR_PERIODS)
+        windows.update(calendar_windows_containing(day))
     for first, last in _day_ranges(days):
         for period, start, end in (
             StandingWindow.objects.filter(start__lte=last, end__gte=first, provider=ALL_PROVIDERS)
@@ -348,28 +346,20 @@ def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, l
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
     """The StandingWindow id of every window (created where new), all stamped with this computation's time."""
     keys = {(w.period, w.start, w.end, provider) for w, provider in windows}
-    ids = _stored_window_ids(keys)
+    if not keys:
+        return {}
     now = timezone.now()
     StandingWindow.objects.bulk_create(
-        [
-            StandingWindow(period=period, start=start, end=end, provider=provider, computed_at=now)
-            for period, start, end, provider in keys - ids.keys()
-        ]
+        [StandingWindow(period=p, start=s, end=e, provider=provider, computed_at=now) for p, s, e, provider in keys],
+        ignore_conflicts=True,  # the kept ones stay, with their ids
     )
-    ids = _stored_window_ids(keys)
+    rows = StandingWindow.objects.filter(
+        start__gte=min(k[1] for k in keys), end__lte=max(k[2] for k in keys)
+    ).values_list("pk", "period", "start", "end", "provider")
+    ids = {key: pk for pk, *rest in rows if (key := tuple(rest)) in keys}
     for start in range(0, len(ids), 1000):
         StandingWindow.objects.filter(pk__in=list(ids.values())[start : start + 1000]).update(computed_at=now)
     return ids
-
-
-def _stored_window_ids(keys: set[tuple]) -> dict[tuple, int]:
-    if not keys:
-        return {}
-    first, last = min(k[1] for k in keys), max(k[2] for k in keys)
-    rows = StandingWindow.objects.filter(start__gte=first, end__lte=last).values_list(
-        "pk", "period", "start", "end", "provider"
-    )
-    return {key: pk for pk, *rest in rows if (key := tuple(rest)) in keys}
 
 
 def _ids_sql(ids: Iterable[int]) -> str:
@@ -387,9 +377,9 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
         cursor.execute(
             f"""
             WITH day_windows(window_id, day, provider) AS (VALUES {windows})
-            INSERT INTO {_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
+            INSERT INTO {quoted_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
             SELECT w.window_id, r.team_id, r.person_id, {sums}, 1
-            FROM {_table(DailyRollup)} r
+            FROM {quoted_table(DailyRollup)} r
             JOIN day_windows w ON r.day = w.day AND (w.provider = '' OR r.provider = w.provider)
             WHERE r.person_id IS NOT NULL AND r.day BETWEEN %s AND %s
             GROUP BY w.window_id, r.team_id, r.person_id
@@ -412,7 +402,7 @@ def pieces_of(window: Window, provider: str, kept: dict[tuple, int], *, largest:
 
 def kept_windows(first: date, last: date) -> dict[tuple, int]:
     """Kept calendar pieces between the dates: (period, start, end, provider) → id."""
-    rows = StandingWindow.objects.filter(period__in=PIECE_PERIODS, start__gte=first, end__lte=last)
+    rows = StandingWindow.objects.filter(period__in=PIECE_SIZES, start__gte=first, end__lte=last)
     return {tuple(rest): pk for pk, *rest in rows.values_list("pk", "period", "start", "end", "provider")}
 
 
@@ -427,7 +417,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         ids, rollup_days = pieces_of(window, provider, kept, largest=LARGEST_PIECE.get(window.period, "year"))
         pairs += [(pk, piece) for piece in ids]
         days += [(pk, day, provider) for day in rollup_days]
-    members, rollup = _table(TeamMemberStanding), _table(DailyRollup)
+    members, rollup = quoted_table(TeamMemberStanding), quoted_table(DailyRollup)
     parts, ctes, params = [], [], []
     if pairs:
         ctes.append(f"pieces(window_id, piece_id) AS (VALUES {', '.join(f'({int(a)}, {int(b)})' for a, b in pairs)})")
@@ -472,20 +462,20 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
+            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
             SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
                    {ranks}, {places}
             FROM (
                 SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
-                FROM {_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
+                FROM {quoted_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
             ) t
-            JOIN {_table(Person)} p ON p.id = t.person_id
+            JOIN {quoted_table(Person)} p ON p.id = t.person_id
             """
         )
         cursor.execute(
             f"""
-            UPDATE {_table(StandingWindow)} SET people = (
-                SELECT COUNT(*) FROM {_table(PersonStanding)} s WHERE s.window_id = {_table(StandingWindow)}.id
+            UPDATE {quoted_table(StandingWindow)} SET people = (
+                SELECT COUNT(*) FROM {quoted_table(PersonStanding)} s WHERE s.window_id = {quoted_table(StandingWindow)}.id
             ) WHERE id IN ({ids})
             """
         )
@@ -525,12 +515,12 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             per_person AS (
                 SELECT t.window_id, c.ancestor_id AS team_id, t.person_id,
                        {", ".join(f"SUM(t.{n}) AS {n}" for n in SUMMED_FIGURES)}, SUM(t.active_days) AS active_days
-                FROM {_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
+                FROM {quoted_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
                 WHERE t.window_id IN ({_ids_sql(window_ids)})
                 GROUP BY t.window_id, c.ancestor_id, t.person_id
             ),
             ranked AS (SELECT per_person.*, {firsts} FROM per_person)
-            INSERT INTO {_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
+            INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
                                                 {", ".join(f"top_{m}" for m in metrics)})
             SELECT window_id, team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*), {tops}
             FROM ranked GROUP BY window_id, team_id
