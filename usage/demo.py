@@ -329,7 +329,8 @@ def cursor_events_csv(rng: random.Random, people: list[DemoPerson], today: date)
 
 
 def claude_code_pages(rng: random.Random, people: list[DemoPerson], today: date) -> str:
-    """Claude Code analytics (subscription seats, so not also in the Messages usage report): per user per day."""
+    """Claude Code analytics, per user per day: on org API keys for people who also use the API (the usage report
+    meters the same tokens; source precedence counts them once), on subscription seats for the others."""
     records = []
     for offset in range(DAYS, -1, -1):
         day = today - timedelta(days=offset)
@@ -358,8 +359,8 @@ def claude_code_pages(rng: random.Random, people: list[DemoPerson], today: date)
                     "date": f"{day.isoformat()}T00:00:00Z",
                     "actor": {"type": "user_actor", "email_address": person.email},
                     "organization_id": "org-demo",
-                    "customer_type": "subscription",
-                    "subscription_type": "team",
+                    "customer_type": "api" if person.uses_anthropic else "subscription",
+                    **({} if person.uses_anthropic else {"subscription_type": "team"}),
                     "terminal_type": "vscode",
                     "core_metrics": {
                         "num_sessions": rng.randint(1, 8),

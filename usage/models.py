@@ -529,3 +529,32 @@ def _add_rank_columns() -> None:
 
 
 _add_rank_columns()
+
+
+# --- Source precedence (one count per use) ---------------------------------------------------------------------
+
+
+class SourcePrecedence(models.Model):
+    """Two sources that describe the same usage: where both report a person's use of the provider on a day,
+    only `preferred` counts. Sources are format names (an import's detected format). Applied when the daily
+    rollups are written, so changing a rule changes no stored usage record."""
+
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    preferred = models.CharField(max_length=60, help_text="The source that counts.")
+    over = models.CharField(max_length=60, help_text="The source it replaces where both report the same usage.")
+    usage_kind = models.CharField(
+        max_length=50, blank=True, help_text="Only the replaced source's rows of this usage kind; empty = all."
+    )
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["provider", "preferred", "over"]
+        verbose_name_plural = "source precedence"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "preferred", "over", "usage_kind"], name="source_precedence_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.preferred} over {self.over}"

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_connections, views_mappings
+from usage import views_connections, views_mappings, views_sources
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -19,6 +19,9 @@ urlpatterns: list = [
     path("identities/people/", usage_views.people_search, name="identities-people-search"),
     path("identities/bulk/", usage_views.identities_bulk_assign, name="identities-bulk"),
     path("identities/<int:pk>/assign/", usage_views.identity_assign_view, name="identity-assign"),
+    # Source precedence (admins): which source counts where two report the same use.
+    path("sources/", views_sources.source_precedence_page, name="source-precedence"),
+    path("sources/<int:pk>/delete/", views_sources.source_precedence_delete, name="source-precedence-delete"),
     # Provider connections (admins): health, sync now, test, create/edit.
     path("connections/", views_connections.connections_page, name="connections-list"),
     path("connections/new/", views_connections.connection_edit_page, name="connection-create"),

@@ -26,6 +26,7 @@ from usage.forms import IdentityAssignForm, IdentityBulkForm, IdentityFilterForm
 from usage.models import Identity, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
 from usage.services.identities import identity_assign
 from usage.services.imports import ImportRejected, import_batch_create, import_batch_retry, imports_reprocess_all
+from usage.services.precedence import import_overlaps
 
 PAGE_SIZE = 50
 MAX_PROGRESS_IDS = 100
@@ -141,6 +142,7 @@ def import_detail_page(request, pk: int):
             "poll_url": progress_url,
             "errors_listed": len(batch.errors),
             "errors_unlisted": max(batch.rows_rejected - len(batch.errors), 0),
+            "overlaps": import_overlaps(batch) if batch.status == ImportStatus.SUCCEEDED else [],
         },
     )
 

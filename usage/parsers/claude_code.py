@@ -5,6 +5,9 @@ per UTC day, with a `model_breakdown`.
   `api_actor` is its API key *name* (kind "api_key" — names, not the `apikey_…` ids of the usage report).
 - Tokens: `tokens.input` is taken as uncached input (the docs do not say; consistent with the Messages API),
   `cache_read`, `cache_creation` → cache write, `output`.
+- Usage kind: `claude_code` for `customer_type` "api" (org API keys: the Anthropic usage report meters the same
+  tokens, and source precedence counts them once), `claude_code_subscription` for subscription seats (only
+  here).
 - Cost: `estimated_cost.amount` is **cents** → divided by 100. It is Anthropic's estimate; the pipeline stores
   any cost a file gives as billed.
 """
@@ -90,6 +93,7 @@ class ClaudeCodeAnalytics(Format):
         except ROW_ERRORS as error:
             yield RowError(line, str(error))
             return
+        usage_kind = "claude_code_subscription" if record.get("customer_type") == "subscription" else "claude_code"
         if not breakdown:
             yield Skipped(line, f"{value} on {day}: no model usage")
             return
@@ -112,7 +116,7 @@ class ClaudeCodeAnalytics(Format):
                     identity_kind=kind,
                     identity_value=value,
                     model="" if is_null(item.get("model")) else str(item.get("model")),
-                    usage_kind="claude_code",
+                    usage_kind=usage_kind,
                     input_tokens=to_int(tokens.get("input"), "tokens.input"),
                     cache_read_tokens=to_int(tokens.get("cache_read"), "tokens.cache_read"),
                     cache_write_tokens=to_int(tokens.get("cache_creation"), "tokens.cache_creation"),

@@ -33,9 +33,11 @@ from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
 from usage.models import (
     DailyRollup,
     Identity,
+    ImportBatch,
     Membership,
     Person,
     PersonStanding,
+    SourcePrecedence,
     StandingsDirtyDay,
     StandingsState,
     StandingWindow,
@@ -232,9 +234,23 @@ def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
     return [(first, last) for first, last in ranges]
 
 
+def reported_by_preferred_source_sql() -> str:
+    """SQL true for a usage row `u` (its identity `i`, its import `b`) that a preferred source also reports: the
+    same person's use of the same provider on the same day, in an import of a source that a SourcePrecedence
+    rule puts first. Such a row is not counted (one count per use)."""
+    return f"""
+    i.person_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM {quoted_table(SourcePrecedence)} p
+        JOIN {quoted_table(UsageRecord)} w ON w.day = u.day AND w.provider = u.provider AND w.usage_kind <> '{COST_REPORT_KIND}'
+        JOIN {quoted_table(ImportBatch)} wb ON wb.id = w.import_batch_id AND wb.detected_format = p.preferred
+        JOIN {quoted_table(Identity)} wi ON wi.id = w.identity_id AND wi.person_id = i.person_id
+        WHERE p.provider = u.provider AND p.over = b.detected_format AND (p.usage_kind = '' OR p.usage_kind = u.usage_kind)
+    )"""
+
+
 def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
-    rollup = quoted_table(DailyRollup)
+    rollup, batch = quoted_table(DailyRollup), quoted_table(ImportBatch)
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
     unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
     with connection.cursor() as cursor:
@@ -247,9 +263,10 @@ def _rollups_rewrite(days: set[date]) -> None:
                        SUM(u.cost_usd), SUM(CASE WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
                 FROM {usage} u
                 JOIN {identity} i ON i.id = u.identity_id
+                JOIN {batch} b ON b.id = u.import_batch_id
                 LEFT JOIN {membership} m ON m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
-                WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s
+                WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s AND NOT ({reported_by_preferred_source_sql()})
                 GROUP BY u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}
                 """,
                 [first, last, COST_REPORT_KIND],
