@@ -18,19 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from functools import cached_property
+from datetime import date, datetime
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from usage.access import Viewer, can_see_person_detail, can_see_team_figures, person_display_name, team_subtree_ids
-from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES
+from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     DailyRollup,
     Membership,
     Person,
+    Provider,
     StandingsDirtyDay,
     StandingWindow,
     Team,
@@ -63,7 +66,7 @@ class Totals:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     total_tokens: int = 0
-    requests: int = 0
+    requests: int | None = None  # None: no source of it reports requests (usage.figures.UNREPORTED_FIGURES)
     cost_usd: Decimal = Decimal(0)
     billed_cost_usd: Decimal = Decimal(0)
     active_days: int = 0
@@ -73,7 +76,8 @@ class Totals:
 
     def add(self, other: Totals) -> None:
         for name in TOTALS_FIELDS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs if mine is None else mine if theirs is None else mine + theirs)
 
     @classmethod
     def of(cls, row) -> Totals:
@@ -87,7 +91,10 @@ TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
 
 
 def _sums(prefix: str = "") -> dict:
-    sums = {name: Coalesce(Sum(f"{prefix}{name}"), 0) for name in COUNT_FIGURES}
+    sums = {
+        name: Sum(f"{prefix}{name}") if name in UNREPORTED_FIGURES else Coalesce(Sum(f"{prefix}{name}"), 0)
+        for name in COUNT_FIGURES
+    }
     sums.update({name: Coalesce(Sum(f"{prefix}{name}"), Decimal(0)) for name in SUMMED_FIGURES[len(COUNT_FIGURES) :]})
     return sums
 
@@ -102,8 +109,10 @@ def competition_ranks(values: list) -> list[int]:
 
 
 def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str]) -> list[tuple[int, int]]:
-    ordered = sorted(totals, key=lambda pid: (-totals[pid].metric(metric), tie_names.get(pid, ""), pid))
-    return list(zip(ordered, competition_ranks([totals[pid].metric(metric) for pid in ordered]), strict=True))
+    """Ranked by the metric (an unknown figure, None, ranks last), then name, then id."""
+    value = {pid: totals[pid].metric(metric) for pid in totals}
+    ordered = sorted(totals, key=lambda pid: (value[pid] is None, -(value[pid] or 0), tie_names.get(pid, ""), pid))
+    return list(zip(ordered, competition_ranks([value[pid] for pid in ordered]), strict=True))
 
 
 # --- Where a window's figures are kept --------------------------------------------------------------------------
@@ -241,7 +250,8 @@ def _sql_totals(row) -> Totals:
     database summed them into: PostgreSQL sums bigints as numeric, SQLite sums decimals as floats."""
     figures = dict(zip((*SUMMED_FIGURES, "active_days"), row, strict=True))
     for name in (*COUNT_FIGURES, "active_days"):
-        figures[name] = int(figures[name] or 0)
+        unknown = figures[name] is None and name in UNREPORTED_FIGURES
+        figures[name] = None if unknown else int(figures[name] or 0)
     for name in MONEY_FIGURES:
         value = figures[name] or 0
         figures[name] = value if isinstance(value, Decimal) else Decimal(str(value)).quantize(Decimal("0.000001"))
@@ -318,14 +328,15 @@ def _totals_rows(window, provider, model, team_id, group_by: tuple[str, ...] = (
 
 
 def ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool = True) -> list[tuple]:
-    """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id."""
+    """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id. People with
+    none of the metric (or a figure their sources do not report) are not ranked."""
     sql, params = _totals_sql(window, provider, model, team_id)
     columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH totals AS ({sql}) "
             f"SELECT t.person_id, RANK() OVER (ORDER BY t.{metric} DESC){columns} "
-            f"FROM totals t JOIN {quoted_table(Person)} p ON p.id = t.person_id "
+            f"FROM totals t JOIN {quoted_table(Person)} p ON p.id = t.person_id WHERE t.{metric} > 0 "
             f"ORDER BY t.{metric} DESC, p.display_name, p.id",
             params,
         )
@@ -391,7 +402,8 @@ class PeopleRanking(Sequence):
         return set(Person.objects.filter(shown_name).values_list("pk", flat=True))
 
     def _rows(self) -> QuerySet:
-        rows = PersonStandingRow.objects.filter(window_id=self._stored.pk)
+        """The window's ranked rows (people with none of the metric have no place)."""
+        rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": False})
         if self._search_ids is not None:
             rows = rows.filter(person_id__in=self._search_ids)
         return rows
@@ -404,13 +416,16 @@ class PeopleRanking(Sequence):
                     len(rows) if self._search_ids is None else sum(1 for r in rows if r.person_id in self._search_ids)
                 )
             else:
-                self._count = self._stored.people if self._search_ids is None else self._rows().count()
+                self._count = self.ranked_count if self._search_ids is None else self._rows().count()
         return self._count
 
-    @property
+    @cached_property
     def ranked_count(self) -> int:
         """Everyone ranked, whatever the search."""
-        return self._stored.people if self._stored is not None else len(self._computed)
+        if self._stored is None:
+            return len(self._computed)
+        place = f"place_{self.metric}"
+        return PersonStandingRow.objects.filter(window_id=self._stored.pk).aggregate(last=Max(place))["last"] or 0
 
     def __len__(self) -> int:
         return self.count()
@@ -475,10 +490,7 @@ class PeopleRanking(Sequence):
         if self._stored is None:
             found = [r for r in self._computed if r.person_id == person_id]
         else:
-            found = [
-                _Ranked.kept(r, self.metric)
-                for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
-            ]
+            found = [_Ranked.kept(r, self.metric) for r in self._rows().filter(person_id=person_id)]
         return self._standings(found)[0] if found else None
 
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
@@ -507,8 +519,10 @@ class PeopleRanking(Sequence):
             ORDER BY (p.{rank} - c.{rank}) {{order}}, c.{rank}, c.person_id LIMIT %s
         """
         newcomers = f"""
-            SELECT c.person_id FROM {table} c WHERE c.window_id = %s
-            AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.window_id = %s AND p.person_id = c.person_id)
+            SELECT c.person_id FROM {table} c WHERE c.window_id = %s AND c.{rank} IS NOT NULL
+            AND NOT EXISTS (
+                SELECT 1 FROM {table} p WHERE p.window_id = %s AND p.person_id = c.person_id AND p.{rank} IS NOT NULL
+            )
             ORDER BY c.place_{self.metric} LIMIT %s
         """
         previous, current = self._previous_stored.pk, self._stored.pk
@@ -618,7 +632,7 @@ def _per_member(totals: Totals, active: int) -> Totals:
     if not active:
         return Totals()
     return Totals(
-        **{name: getattr(totals, name) // active for name in COUNT_FIGURES},
+        **{name: None if getattr(totals, name) is None else getattr(totals, name) // active for name in COUNT_FIGURES},
         cost_usd=(totals.cost_usd / active).quantize(Decimal("0.000001")),
         billed_cost_usd=(totals.billed_cost_usd / active).quantize(Decimal("0.000001")),
         active_days=totals.active_days // active,
@@ -730,14 +744,32 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     return standings
 
 
+@dataclass(frozen=True)
+class ProviderCoverage:
+    """What one provider's sources report: the last day with usage, and whether they report requests."""
+
+    provider: str
+    label: str
+    through: date
+    requests: str  # "reported", "partly" (some of its sources) or "unreported"
+
+
 @dataclass
 class Freshness:
-    """How current the figures are: the newest data received, and the standings computed from it."""
+    """How current the figures are: the newest data received, the standings computed from it, and how far
+    each provider's usage reaches."""
 
     data_as_of: datetime | None
     standings_as_of: datetime | None
     behind: bool  # usage changed since the standings were computed; a refresh is on its way
     failure: str  # the last refresh failed: the previous standings keep serving
+    providers: list[ProviderCoverage]
+
+    def requests_unreported_by(self) -> list[str]:
+        return [p.label for p in self.providers if p.requests == "unreported"]
+
+    def requests_partly_reported_by(self) -> list[str]:
+        return [p.label for p in self.providers if p.requests == "partly"]
 
 
 def standings_freshness() -> Freshness:
@@ -747,7 +779,31 @@ def standings_freshness() -> Freshness:
         standings_as_of=state.refreshed_at,
         behind=StandingsDirtyDay.objects.exists(),
         failure=state.last_error,
+        providers=provider_coverage(state.refreshed_at),
     )
+
+
+def provider_coverage(refreshed_at: datetime | None) -> list[ProviderCoverage]:
+    """Per provider with usage: its last day, and whether its sources report requests — read from the standings
+    (the provider's weeks, its all-time board), cached until the next refresh."""
+    key = f"provider-coverage:{refreshed_at.isoformat() if refreshed_at else 'never'}"
+    found = cache.get(key)
+    if found is None:
+        found = []
+        labels = dict(Provider.choices)
+        for provider in sorted(
+            set(StandingWindow.objects.exclude(provider=ALL_PROVIDERS).values_list("provider", flat=True))
+        ):
+            through = DailyRollup.objects.filter(provider=provider).aggregate(last=Max("day"))["last"]
+            if through is None:
+                continue
+            all_time = StandingWindow.objects.filter(period="all", provider=provider).order_by("-end").first()
+            rows = PersonStandingRow.objects.filter(window_id=all_time.pk if all_time else 0)
+            known, unknown = rows.filter(requests__isnull=False).exists(), rows.filter(requests__isnull=True).exists()
+            requests = "partly" if known and unknown else "reported" if known or not unknown else "unreported"
+            found.append(ProviderCoverage(provider, labels.get(provider, provider), through, requests))
+        cache.set(key, found, timeout=24 * 3600)
+    return found
 
 
 def unassigned_usage(window: Window) -> tuple[int, int]:

@@ -5,6 +5,9 @@ TOKEN_FIGURES = ("input_tokens", "cache_write_tokens", "cache_read_tokens", "out
 COUNT_FIGURES = (*TOKEN_FIGURES, "requests")  # integers
 MONEY_FIGURES = ("cost_usd", "billed_cost_usd")  # Decimal; billed_cost_usd is the part of cost_usd that was billed
 SUMMED_FIGURES = (*COUNT_FIGURES, *MONEY_FIGURES)
+# Figures some sources do not report (Anthropic's usage report has no request counts): unknown is NULL/None,
+# never 0, and a sum is over the sources that report it (SQL SUM skips NULL; all unknown stays NULL).
+UNREPORTED_FIGURES = ("requests",)
 
 # What a ranking may be ordered by, in the order the pages offer them.
 METRICS = (

@@ -257,7 +257,7 @@ class UsageRecord(models.Model):
     cache_read_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    requests = models.BigIntegerField(default=0)
+    requests = models.BigIntegerField(null=True, blank=True, help_text="Empty: the source does not report requests.")
     cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     cost_source = models.CharField(max_length=10, choices=CostSource.choices, default=CostSource.NONE)
     import_batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="usage_records")
@@ -388,7 +388,7 @@ class UsageFigures(models.Model):
     cache_read_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    requests = models.BigIntegerField(default=0)
+    requests = models.BigIntegerField(null=True, blank=True, help_text="Empty: no source of it reports requests.")
     cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     billed_cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
 

@@ -45,6 +45,9 @@ class RankingPagination(Pagination):
         response.data["data_as_of"] = freshness.standings_as_of
         response.data["refresh_failed"] = bool(freshness.failure)
         response.data["refresh_pending"] = freshness.behind
+        response.data["providers"] = [
+            {"provider": p.provider, "through": p.through, "requests": p.requests} for p in freshness.providers
+        ]
         return response
 
     def get_paginated_response_schema(self, schema):
@@ -53,5 +56,19 @@ class RankingPagination(Pagination):
             data_as_of={"type": "string", "format": "date-time", "nullable": True},
             refresh_failed={"type": "boolean"},
             refresh_pending={"type": "boolean"},
+            providers={
+                "type": "array",
+                "description": "Per provider with usage: the last day its usage reaches (`through`) and whether "
+                "its sources report requests (`reported`, `partly`, `unreported`: request figures are null "
+                "where unknown).",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "provider": {"type": "string"},
+                        "through": {"type": "string", "format": "date"},
+                        "requests": {"type": "string", "enum": ["reported", "partly", "unreported"]},
+                    },
+                },
+            },
         )
         return response_schema

@@ -7,7 +7,7 @@ and `cost_usd` are omitted where the caller's role may not see them (usage.acces
 
 from rest_framework import serializers
 
-from usage.figures import METRIC_LABELS, TOTALS_COLUMNS
+from usage.figures import METRIC_LABELS, TOTALS_COLUMNS, UNREPORTED_FIGURES
 from usage.models import IdentityKind, ImportBatch, Person, Provider
 
 COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
@@ -33,7 +33,11 @@ class TotalsSerializer(serializers.Serializer):
     def get_fields(self):
         """The figures, then the fields a subclass declares (subclasses put them in their order)."""
         fields = {
-            name: serializers.IntegerField(allow_null=self.nullable, help_text=METRIC_LABELS[name] + ".")
+            name: serializers.IntegerField(
+                allow_null=self.nullable or name in UNREPORTED_FIGURES,
+                help_text=METRIC_LABELS[name]
+                + (". Null where no source of the usage reports it." if name in UNREPORTED_FIGURES else "."),
+            )
             for name in TOTALS_COLUMNS
         }
         fields["cost_usd"] = serializers.DecimalField(
@@ -194,7 +198,7 @@ class UsageRecordSerializer(serializers.Serializer):
     cache_read_tokens = serializers.IntegerField()
     cache_write_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
-    requests = serializers.IntegerField()
+    requests = serializers.IntegerField(allow_null=True, help_text="Null: the source does not report requests.")
     cost_usd = serializers.DecimalField(**COST)
     cost_source = serializers.CharField()
     import_id = serializers.IntegerField(help_text="The import that last wrote this record.")

@@ -12,11 +12,12 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     Membership,
     Person,
     PersonStanding,
+    SourcePrecedence,
     StandingWindow,
     Team,
     TeamMemberStanding,
@@ -31,23 +32,38 @@ COST_REPORT_KIND = "cost"  # account-level bills: never counted as anyone's usag
 
 
 def _zero() -> dict:
-    return {**dict.fromkeys(COUNT_FIGURES, 0), "cost_usd": Decimal(0), "billed_cost_usd": Decimal(0)}
+    return {
+        **dict.fromkeys(COUNT_FIGURES, 0),
+        **dict.fromkeys(UNREPORTED_FIGURES),  # unknown until a row reports it
+        "cost_usd": Decimal(0),
+        "billed_cost_usd": Decimal(0),
+    }
 
 
 def _add(total: dict, figures: dict) -> None:
+    """Sums as SQL does: an unknown figure (None) adds nothing; all unknown stays unknown."""
     for name in SUMMED_FIGURES:
-        total[name] += figures[name]
+        if figures[name] is not None:
+            total[name] = figures[name] if total[name] is None else total[name] + figures[name]
 
 
-def competition_ranks(values: dict[int, object]) -> dict[int, int]:
-    """Rank of each key on its value, highest first; ties share a rank and the next rank skips ("1, 1, 3")."""
-    return {key: 1 + sum(1 for other in values.values() if other > value) for key, value in values.items()}
+def competition_ranks(values: dict[int, object]) -> dict[int, int | None]:
+    """Rank of each key on its value, highest first; ties share a rank and the next rank skips ("1, 1, 3").
+    Only positive values are ranked: none of the metric, or an unknown figure, has no rank."""
+    ranked = {key: value for key, value in values.items() if value is not None and value > 0}
+    return {
+        key: 1 + sum(1 for other in ranked.values() if other > value) if key in ranked else None
+        for key, value in values.items()
+    }
 
 
-def board_places(totals: dict[int, dict], metric: str, names: dict[int, str]) -> dict[int, int]:
-    """1..n in the board's order: the metric descending, then display name, then id."""
-    ordered = sorted(totals, key=lambda pid: (-totals[pid][metric], names[pid], pid))
-    return {pid: place for place, pid in enumerate(ordered, start=1)}
+def board_places(totals: dict[int, dict], metric: str, names: dict[int, str]) -> dict[int, int | None]:
+    """1..n in the board's order: the metric descending, then display name, then id; unranked people (none of
+    the metric, or unknown) have no place."""
+    ranked = [pid for pid in totals if totals[pid][metric] is not None and totals[pid][metric] > 0]
+    ordered = sorted(ranked, key=lambda pid: (-totals[pid][metric], names[pid], pid))
+    places = {pid: place for place, pid in enumerate(ordered, start=1)}
+    return {pid: places.get(pid) for pid in totals}
 
 
 class Truth:
@@ -70,15 +86,38 @@ class Truth:
         self.rows: list[tuple[date, str, int, int | None, dict]] = []
         # Days with usage of each provider, assigned or not (those are the days that get calendar windows).
         self.usage_days: set[tuple[date, str]] = set()
-        records = UsageRecord.objects.exclude(usage_kind=COST_REPORT_KIND).values(
-            "day", "provider", "identity__person_id", "cost_usd", "cost_source", *COUNT_FIGURES
+        records = list(
+            UsageRecord.objects.exclude(usage_kind=COST_REPORT_KIND).values(
+                "day",
+                "provider",
+                "identity__person_id",
+                "cost_usd",
+                "cost_source",
+                "usage_kind",
+                "import_batch__detected_format",
+                *COUNT_FIGURES,
+            )
         )
+        # One count per use: a row is not counted where a preferred source reports the same person's use of the
+        # provider on the same day.
+        reported = {
+            (r["identity__person_id"], r["day"], r["provider"], r["import_batch__detected_format"]) for r in records
+        }
+        rules = list(SourcePrecedence.objects.values_list("provider", "preferred", "over", "usage_kind"))
         for record in records:
             self.usage_days.add((record["day"], record["provider"]))
             person_id = record["identity__person_id"]
             if person_id is None:
                 continue
             day = record["day"]
+            if any(
+                provider == record["provider"]
+                and over == record["import_batch__detected_format"]
+                and kind in ("", record["usage_kind"])
+                and (person_id, day, provider, preferred) in reported
+                for provider, preferred, over, kind in rules
+            ):
+                continue
             covering = [
                 team for start, end, team in memberships[person_id] if start <= day and (end is None or day <= end)
             ]
@@ -128,7 +167,10 @@ class Truth:
             total["active_days"] = sum(figures["active_days"] for figures in members.values())
             total["active_members"] = len(members)
             total["top_people"] = {
-                metric: max(members, key=lambda pid, m=metric: (members[pid][m], -pid)) for metric in METRICS
+                metric: max(
+                    members, key=lambda pid, m=metric: (members[pid][m] is not None, members[pid][m] or 0, -pid)
+                )
+                for metric in METRICS
             }
             teams[team_id] = total
         return teams

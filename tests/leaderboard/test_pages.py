@@ -69,10 +69,10 @@ def test_rank_change_arrows_show_climbers_drops_and_newcomers(usage, as_user):
 
 def test_htmx_request_gets_only_the_table_partial_and_varies_on_the_header(usage, as_user):
     client = as_user(usage["infra_engineer"])
-    partial = client.get(f"/?{SEPT}&metric=output_tokens", HTTP_HX_REQUEST="true")
+    partial = client.get(f"/?{SEPT}&metric=input_tokens", HTTP_HX_REQUEST="true")
     html = partial.content.decode()
     assert "<html" not in html and 'id="controls"' not in html
-    assert "<table" in html and "Output tokens" in html
+    assert "<table" in html and "Input tokens" in html
     assert "HX-Request" in partial["Vary"]
     full = client.get(f"/?{SEPT}").content.decode()
     assert "<html" in full and 'id="controls"' in full and 'hx-push-url="true"' in full
@@ -390,3 +390,17 @@ def test_a_bad_filter_message_shows_once_on_person_and_team_pages(usage, as_user
         # htmx swaps in only #page-body (hx-select), so the message must be inside it.
         swapped = client.get(url, HTTP_HX_REQUEST="true").content.decode().split('<div id="page-body">', 1)[1]
         assert swapped.count("Ignored a bad filter") == 1, url
+
+
+def test_people_with_none_of_the_metric_are_not_ranked_on_it(usage, as_user):
+    """Nobody has output tokens in September: nobody is ranked by them, and the page says so."""
+    client = as_user(usage["infra_engineer"])
+    html = client.get(f"/?{SEPT}&metric=output_tokens").content.decode()
+    assert "<table" not in html and "No output tokens in this window" in html
+    api = client.get(f"/api/v1/leaderboard/people/?{SEPT}&metric=output_tokens").json()
+    assert api["count"] == 0 and api["results"] == []
+    UsageRecordFactory(
+        identity=IdentityFactory(person=usage["product_engineer"]), day=date(2026, 9, 5), output_tokens=10
+    )
+    api = client.get(f"/api/v1/leaderboard/people/?{SEPT}&metric=output_tokens").json()
+    assert [(row["rank"], row["person"]["display_name"]) for row in api["results"]] == [(1, "Paul Product")]

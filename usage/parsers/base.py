@@ -36,7 +36,8 @@ class UsageRow:
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
     output_tokens: int = 0
-    requests: int = 0
+    # None: the source does not report requests (unknown, not zero; usage.figures.UNREPORTED_FIGURES).
+    requests: int | None = None
     # None: the format has no cost for this usage, so the pipeline estimates it from the price table.
     cost_usd: Decimal | None = None
     identity_email: str = ""

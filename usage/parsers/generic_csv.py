@@ -114,7 +114,7 @@ class GenericCSV(Format):
             model=cell("model"),
             account=cell("account"),
             usage_kind=str(mapping.get("usage_kind") or "tokens"),
-            requests=to_int(cell("requests"), str(mapping.get("requests", "requests"))),
+            requests=to_int(cell("requests"), str(mapping["requests"])) if cell("requests") else None,
             cost_usd=cost,
             identity_email=email,
             **tokens,

@@ -177,7 +177,7 @@ class Accumulated:
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
     output_tokens: int = 0
-    requests: int = 0
+    requests: int | None = None  # None while no row reported requests
     billed_cost: Decimal = Decimal(0)
     has_billed_cost: bool = False
     cost_estimated_by_vendor: bool = False
@@ -289,7 +289,8 @@ def _parse(batch: ImportBatch) -> _Outcome:
                 acc.cache_write_tokens += item.cache_write_tokens
                 acc.cache_read_tokens += item.cache_read_tokens
                 acc.output_tokens += item.output_tokens
-                acc.requests += item.requests
+                if item.requests is not None:
+                    acc.requests = (acc.requests or 0) + item.requests
                 if item.cost_usd is None:
                     acc.has_unbilled_rows = True
                 else:

@@ -471,9 +471,15 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     """Person standings from the windows' team-member rows: totals, and rank and board place on each of
     `metrics` (the others stay empty)."""
-    by_window = "PARTITION BY t.window_id ORDER BY"
-    ranks = ", ".join(f"RANK() OVER ({by_window} t.{m} DESC)" for m in metrics)
-    places = ", ".join(f"ROW_NUMBER() OVER ({by_window} t.{m} DESC, p.display_name, p.id)" for m in metrics)
+    # Only people with some of the metric are ranked on it: no usage, or a figure their sources do not report
+    # (NULL), leaves the rank and place empty.
+    def ranked(m: str, window_function: str, tie_break: str = "") -> str:
+        has = f"t.{m} > 0"
+        over = f"PARTITION BY t.window_id, CASE WHEN {has} THEN 1 ELSE 0 END ORDER BY t.{m} DESC{tie_break}"
+        return f"CASE WHEN {has} THEN {window_function} OVER ({over}) END"
+
+    ranks = ", ".join(ranked(m, "RANK()") for m in metrics)
+    places = ", ".join(ranked(m, "ROW_NUMBER()", ", p.display_name, p.id") for m in metrics)
     columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
     ids = _ids_sql(window_ids)
     with connection.cursor() as cursor:
@@ -521,7 +527,8 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
     """Team standings: each subtree's usage (the days each person was in it), active members, and the
     largest contributor on each of `metrics` (ties: the lowest person id)."""
     firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {m} DESC, person_id) AS first_{m}"
+        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id "
+        f"ORDER BY CASE WHEN {m} IS NULL THEN 1 ELSE 0 END, {m} DESC, person_id) AS first_{m}"
         for m in metrics
     )
     tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in metrics)
