@@ -39,7 +39,9 @@ def source_precedence_page(request):
         request,
         "usage/source_precedence.html",
         {
-            "rules": [(rule, labels.get(rule.preferred, rule.preferred), labels.get(rule.over, rule.over)) for rule in rules],
+            "rules": [
+                (rule, labels.get(rule.preferred, rule.preferred), labels.get(rule.over, rule.over)) for rule in rules
+            ],
             "form": form,
         },
         status=400 if form.errors else 200,

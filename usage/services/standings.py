@@ -471,6 +471,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     """Person standings from the windows' team-member rows: totals, and rank and board place on each of
     `metrics` (the others stay empty)."""
+
     # Only people with some of the metric are ranked on it: no usage, or a figure their sources do not report
     # (NULL), leaves the rank and place empty.
     def ranked(m: str, window_function: str, tie_break: str = "") -> str:
