@@ -398,8 +398,8 @@ class UsageFigures(models.Model):
 
 class DailyRollup(UsageFigures):
     """Usage per day, provider, model and person, with the team whose membership covered that day. Unassigned
-    usage keeps its identity (person empty) so admins still see it. Cost reports are not usage (see
-    usage.services.standings.COST_REPORT_KIND)."""
+    usage keeps its identity (person empty) so admins still see it. A cost report counts only where a person
+    owns its key, project or workspace (usage.services.standings.COST_REPORT_KIND)."""
 
     day = models.DateField()
     provider = models.CharField(max_length=20, choices=Provider.choices)

@@ -22,6 +22,7 @@ urlpatterns: list = [
     # Source precedence (admins): which source counts where two report the same use.
     path("sources/", views_sources.source_precedence_page, name="source-precedence"),
     path("sources/<int:pk>/delete/", views_sources.source_precedence_delete, name="source-precedence-delete"),
+    path("reconciliation/", views_sources.reconciliation_page, name="reconciliation"),
     # Provider connections (admins): health, sync now, test, create/edit.
     path("connections/", views_connections.connections_page, name="connections-list"),
     path("connections/new/", views_connections.connection_edit_page, name="connection-create"),

@@ -28,7 +28,7 @@ from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, current_windows, wi
 from usage.services.standings import DAY_METRICS
 
 FIGURES = (*SUMMED_FIGURES, "active_days")
-COST_REPORT_KIND = "cost"  # account-level bills: never counted as anyone's usage
+COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
 
 
 def _zero() -> dict:
@@ -67,8 +67,9 @@ def board_places(totals: dict[int, dict], metric: str, names: dict[int, str]) ->
 
 
 class Truth:
-    """Every counted usage row — identities assigned to a person, cost reports left out — with the team whose
-    membership covered its day, read once; the figures of any window are summed from these in Python."""
+    """Every counted usage row — identities assigned to a person, one source per use, a person's cost reports in
+    place of their estimates — with the team whose membership covered its day, read once; the figures of any
+    window are summed from these in Python."""
 
     def __init__(self):
         parents = dict(Team.objects.values_list("id", "parent_id"))
@@ -87,7 +88,7 @@ class Truth:
         # Days with usage of each provider, assigned or not (those are the days that get calendar windows).
         self.usage_days: set[tuple[date, str]] = set()
         records = list(
-            UsageRecord.objects.exclude(usage_kind=COST_REPORT_KIND).values(
+            UsageRecord.objects.exclude(usage_kind=COST_REPORT_KIND, identity__person__isnull=True).values(
                 "day",
                 "provider",
                 "identity__person_id",
@@ -104,6 +105,10 @@ class Truth:
             (r["identity__person_id"], r["day"], r["provider"], r["import_batch__detected_format"]) for r in records
         }
         rules = list(SourcePrecedence.objects.values_list("provider", "preferred", "over", "usage_kind"))
+        # Billed beats estimated: a person's cost report replaces the cost of their usage that provider and day.
+        billed = {
+            (r["identity__person_id"], r["day"], r["provider"]) for r in records if r["usage_kind"] == COST_REPORT_KIND
+        }
         for record in records:
             self.usage_days.add((record["day"], record["provider"]))
             person_id = record["identity__person_id"]
@@ -123,8 +128,9 @@ class Truth:
             ]
             assert len(covering) <= 1, f"person {person_id} is in {len(covering)} teams on {day}"
             figures = {name: record[name] for name in COUNT_FIGURES}
-            figures["cost_usd"] = record["cost_usd"]
-            figures["billed_cost_usd"] = record["cost_usd"] if record["cost_source"] == "billed" else Decimal(0)
+            replaced = record["usage_kind"] != COST_REPORT_KIND and (person_id, day, record["provider"]) in billed
+            figures["cost_usd"] = Decimal(0) if replaced else record["cost_usd"]
+            figures["billed_cost_usd"] = record["cost_usd"] if record["cost_source"] == "billed" and not replaced else 0
             self.rows.append((day, record["provider"], person_id, covering[0] if covering else None, figures))
 
     def _rows_in(self, start: date, end: date, provider: str):

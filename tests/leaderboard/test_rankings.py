@@ -4,7 +4,7 @@ import pytest
 
 from leaderboard.selectors import competition_ranks, people_ranking, teams_ranking
 from leaderboard.windows import QueryError, ranking_query_from, window_for
-from tests.factories import usage_for
+from tests.factories import UsageRecordFactory, usage_for
 from usage.access import viewer_for
 from usage.models import Membership
 from usage.services.standings import standings_refresh
@@ -109,16 +109,20 @@ def test_team_totals_follow_the_membership_on_each_day(org, settings):
 
 
 @pytest.mark.django_db
-def test_account_level_cost_reports_do_not_add_to_person_cost(org):
+def test_a_persons_cost_report_replaces_their_estimate_and_an_unowned_one_counts_for_nobody(org):
     from decimal import Decimal
 
     ivy = org["infra_engineer"]
     usage_for(ivy, day=date(2026, 9, 3), tokens=1000, cost_usd=Decimal("1.50"), cost_source="estimated")
-    # The same spend as billed by the provider's cost report for Ivy's key: kept, but not added again.
+    # The same spend as billed by the provider's cost report for Ivy's key: the bill replaces the estimate.
     usage_for(ivy, day=date(2026, 9, 3), tokens=0, usage_kind="cost", cost_usd=Decimal("1.40"), cost_source="billed")
+    UsageRecordFactory(  # a project nobody owns: account-level
+        day=date(2026, 9, 3), usage_kind="cost", cost_usd=Decimal("9.00"), cost_source="billed"
+    )
     standings_refresh()  # what the refresh worker does after each commit
     [standing] = people_ranking(query(), viewer_for(org["admin"]))
-    assert standing.totals.cost_usd == Decimal("1.50")
+    assert (standing.totals.cost_usd, standing.totals.billed_cost_usd) == (Decimal("1.40"), Decimal("1.40"))
+    assert standing.totals.total_tokens == 1000
 
 
 @pytest.mark.django_db

@@ -58,9 +58,10 @@ from usage.periods import (
 
 logger = logging.getLogger(__name__)
 
-# Cost reports (usage kind "cost": OpenAI Costs API, Anthropic cost_report) are account-level bills kept for
-# reconciliation; every usage row already carries its own billed or estimated cost, so adding them would count
-# cost twice.
+# Cost reports (usage kind "cost": OpenAI Costs API, Anthropic cost_report) carry billed cost, no tokens. A row
+# whose identity (a key, project or workspace) is owned by a person is that person's bill: billed beats estimated,
+# so it replaces the cost of the person's usage rows of that provider and day. The rest stays account-level, for
+# reconciliation (/reconciliation/), counted for nobody.
 COST_REPORT_KIND = "cost"
 ALL_PROVIDERS = ""
 # Which smaller stored windows a window is summed from (the largest piece usage.periods.cover may use).
@@ -248,11 +249,23 @@ def reported_by_preferred_source_sql() -> str:
     )"""
 
 
+def billed_by_cost_report_sql() -> str:
+    """SQL true for a usage row `u` (identity `i`) whose cost a person's cost report replaces: a cost-report row
+    of the same provider and day whose identity the same person owns."""
+    return f"""
+    u.usage_kind <> '{COST_REPORT_KIND}' AND i.person_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM {quoted_table(UsageRecord)} c
+        JOIN {quoted_table(Identity)} ci ON ci.id = c.identity_id AND ci.person_id = i.person_id
+        WHERE c.day = u.day AND c.provider = u.provider AND c.usage_kind = '{COST_REPORT_KIND}'
+    )"""
+
+
 def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
     rollup, batch = quoted_table(DailyRollup), quoted_table(ImportBatch)
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
     unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
+    billed_elsewhere = billed_by_cost_report_sql()
     with connection.cursor() as cursor:
         for first, last in _day_ranges(days):
             cursor.execute(f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s", [first, last])
@@ -260,13 +273,15 @@ def _rollups_rewrite(days: set[date]) -> None:
                 f"""
                 INSERT INTO {rollup} (day, provider, model, person_id, team_id, identity_id, {FIGURE_COLUMNS})
                 SELECT u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}, {sums},
-                       SUM(u.cost_usd), SUM(CASE WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
+                       SUM(CASE WHEN {billed_elsewhere} THEN 0 ELSE u.cost_usd END),
+                       SUM(CASE WHEN {billed_elsewhere} THEN 0 WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
                 FROM {usage} u
                 JOIN {identity} i ON i.id = u.identity_id
                 JOIN {batch} b ON b.id = u.import_batch_id
                 LEFT JOIN {membership} m ON m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
-                WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s AND NOT ({reported_by_preferred_source_sql()})
+                WHERE u.day BETWEEN %s AND %s AND (u.usage_kind <> %s OR i.person_id IS NOT NULL)
+                  AND NOT ({reported_by_preferred_source_sql()})
                 GROUP BY u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}
                 """,
                 [first, last, COST_REPORT_KIND],

@@ -155,7 +155,14 @@ def test_an_anthropic_pull_sends_the_admin_headers_and_follows_next_page(anthrop
     assert messages[0].param("starting_at") == "2026-09-13T00:00:00Z"
     assert len(messages) == 9  # 59 hourly buckets, 7 per page
     assert totals() == {
-        ("apikey_01Alice", "2026-09-14", "claude-sonnet-4-5", "messages"): (3000, 60000, 1000, 3000, 67000, 0)
+        ("apikey_01Alice", "2026-09-14", "claude-sonnet-4-5", "messages"): (
+            3000,
+            60000,
+            1000,
+            3000,
+            67000,
+            None,
+        )  # no request counts: unknown
     }
 
 

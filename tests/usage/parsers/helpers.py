@@ -45,9 +45,10 @@ def directory(items: list) -> list[DirectoryEntry]:
 
 
 def per_identity(items: list) -> dict[str, dict]:
-    """Totals per identity value: the four token classes, requests and cost (None when no row had a cost)."""
+    """Totals per identity value: the four token classes, requests and cost (None when no row reported
+    requests or had a cost)."""
     totals: dict[str, dict] = defaultdict(
-        lambda: {"input": 0, "cache_write": 0, "cache_read": 0, "output": 0, "requests": 0, "cost": None}
+        lambda: {"input": 0, "cache_write": 0, "cache_read": 0, "output": 0, "requests": None, "cost": None}
     )
     for row in usage(items):
         total = totals[row.identity_value]
@@ -55,7 +56,8 @@ def per_identity(items: list) -> dict[str, dict]:
         total["cache_write"] += row.cache_write_tokens
         total["cache_read"] += row.cache_read_tokens
         total["output"] += row.output_tokens
-        total["requests"] += row.requests
+        if row.requests is not None:
+            total["requests"] = (total["requests"] or 0) + row.requests
         if row.cost_usd is not None:
             total["cost"] = (total["cost"] or Decimal(0)) + row.cost_usd
     return dict(totals)
