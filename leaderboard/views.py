@@ -36,6 +36,7 @@ from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
+from .provenance import person_provenance
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
 from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
@@ -308,6 +309,9 @@ def teams_ranking_page(request: HttpRequest) -> HttpResponse:
 # --- Person page -----------------------------------------------------------------------------------------
 
 
+PROVENANCE_ROWS = 31  # the newest days on the page; the API lists every day of the window
+
+
 def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     viewer = viewer_for(request.user)
     person, detail = access_person(viewer, person_id)
@@ -353,6 +357,10 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
             else None,
             provider_mix=providers,
             identities=Identity.objects.filter(person=person).order_by("provider", "kind", "value"),
+            provenance=person_provenance(person.pk, query.window, provider=query.provider, model=query.model)[
+                :PROVENANCE_ROWS
+            ],
+            provenance_api=f"{reverse('api-v1:person-usage', args=[person.pk])}?{_as_querystring(query)}",
         )
     return _render(request, "leaderboard/person.html", "leaderboard/person.html", context)
 

@@ -176,8 +176,33 @@ class SeriesSerializer(serializers.Serializer):
     longest_streak = serializers.IntegerField(help_text="Longest run of consecutive active days.")
 
 
+class SourceShareSerializer(serializers.Serializer):
+    import_id = serializers.IntegerField(help_text="The import or pull (an admin opens it at /imports/{id}/).")
+    source = serializers.CharField(help_text="The source's format name, e.g. anthropic_usage.")
+    label = serializers.CharField(help_text="The source and how it arrived (upload, drop folder, API pull).")
+    tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(**COST)
+    cost_basis = serializers.CharField(help_text="billed, estimated, billed and estimated, or none.")
+    counted = serializers.BooleanField(help_text="False where a preferred source reports the same use.")
+    note = serializers.CharField(allow_blank=True)
+
+
+class DayProvenanceSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    tokens = serializers.IntegerField(help_text="Tokens counted (equal to the day's figures on the board).")
+    cost_usd = serializers.DecimalField(**COST, help_text="Cost counted.")
+    cost_basis = serializers.CharField(help_text="billed, estimated, billed and estimated, or none.")
+    sources = SourceShareSerializer(many=True)
+
+
 class PersonSeriesSerializer(SeriesSerializer):
     person = PersonRefSerializer()
+    provenance = DayProvenanceSerializer(
+        many=True,
+        help_text="Per day and provider (newest first): the imports and pulls that reported the usage, which "
+        "of them count, and whether the cost is billed or estimated.",
+    )
 
 
 class TeamSeriesSerializer(SeriesSerializer):

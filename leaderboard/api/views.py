@@ -44,6 +44,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from leaderboard.insights import team_members
+from leaderboard.provenance import person_provenance
 from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
@@ -400,6 +401,7 @@ class PersonUsageView(GenericAPIView):
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
             **_series_dict(series, cost=True),
+            "provenance": person_provenance(person.pk, query.window, provider=query.provider, model=query.model),
             "person": {
                 "id": person.pk,
                 "display_name": person.display_name,

@@ -215,3 +215,26 @@ def test_engineers_cannot_see_or_change_sources(client, org):
     rule = SourcePrecedence.objects.first()
     assert client.post(f"/sources/{rule.pk}/delete/").status_code == 403
     assert SourcePrecedence.objects.filter(pk=rule.pk).exists()
+
+
+def test_the_person_page_and_api_trace_each_day_to_its_imports(ada, admin_client):
+    report = run_import("usage.json", anthropic_usage_report("apikey_ada", 1_000, 500))
+    analytics = run_import("claude_code.json", claude_code_analytics("ada@example.com", 900, 400))
+    query = "period=custom&start=2026-09-01&end=2026-09-01"
+    api = admin_client.get(f"/api/v1/people/{ada.pk}/usage/?{query}").json()
+    [day] = api["provenance"]
+    assert (day["day"], day["provider"], day["tokens"], day["cost_basis"]) == (
+        "2026-09-01",
+        "anthropic",
+        1_500,
+        "estimated",
+    )
+    sources = {share["import_id"]: share for share in day["sources"]}
+    assert sources[report.pk]["counted"] and sources[report.pk]["tokens"] == 1_500
+    assert not sources[analytics.pk]["counted"] and sources[analytics.pk]["tokens"] == 1_300
+    assert "Anthropic usage report" in sources[analytics.pk]["note"]
+    assert day["tokens"] == api["totals"]["total_tokens"]  # provenance adds up to the figures shown
+    page = admin_client.get(f"/people/{ada.pk}/?{query}").content.decode()
+    section = page.split("Where these figures come from", 1)[1]
+    assert f"import #{report.pk}</a>: Anthropic usage report (messages, JSON), Upload" in section
+    assert f'<s><a href="/imports/{analytics.pk}/">import #{analytics.pk}</a>' in section
