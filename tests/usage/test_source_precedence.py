@@ -238,3 +238,22 @@ def test_the_person_page_and_api_trace_each_day_to_its_imports(ada, admin_client
     section = page.split("Where these figures come from", 1)[1]
     assert f"import #{report.pk}</a>: Anthropic usage report (messages, JSON), Upload" in section
     assert f'<s><a href="/imports/{analytics.pk}/">import #{analytics.pk}</a>' in section
+
+
+def test_requests_a_source_does_not_report_are_unknown_not_zero(ada, admin_client):
+    run_import("usage.json", anthropic_usage_report("apikey_ada", 1_000, 500))  # no request counts
+    bob = PersonFactory(email="bob@example.com", display_name="Bob")
+    Identity.objects.create(provider="openai", kind="user_id", value="user-bob", person=bob)
+    run_import("openai.json", openai_usage("user-bob", 2_000, 1_000))  # 3 requests
+    assert UsageRecord.objects.get(provider="anthropic").requests is None
+    query = "period=custom&start=2026-09-01&end=2026-09-01"
+    api = admin_client.get(f"/api/v1/leaderboard/people/?{query}").json()
+    requests = {row["person"]["display_name"]: row["requests"] for row in api["results"]}
+    assert requests == {"Ada": None, "Bob": 3}
+    assert {p["provider"]: p["requests"] for p in api["providers"]} == {"anthropic": "unreported", "openai": "reported"}
+    by_requests = admin_client.get(f"/api/v1/leaderboard/people/?{query}&metric=requests").json()
+    assert [row["person"]["display_name"] for row in by_requests["results"]] == ["Bob"]  # Ada is not ranked as 0
+    page = admin_client.get(f"/people/{ada.pk}/?{query}").content.decode()
+    assert 'Requests</span><span class="stat-value"><span title="—">—</span>' in page
+    board = admin_client.get(f"/?{query}&metric=requests").content.decode()
+    assert "Not reported by Anthropic" in board
