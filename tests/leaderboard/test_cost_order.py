@@ -57,9 +57,10 @@ def test_an_engineer_cannot_read_anyones_rank_by_cost_from_the_person_api(septem
         assert "rank" not in refused.json() and "metric=cost_usd" in refused.json()["detail"]
     # The admin's cost order, for reference: Paul first, although Ivy leads on tokens.
     admin = api(september["admin"])
-    assert admin.get(f"/api/v1/people/{september['product_engineer'].pk}/", {**SEPT, "metric": "cost_usd"}).json()[
-        "rank"
-    ] == 1
+    assert (
+        admin.get(f"/api/v1/people/{september['product_engineer'].pk}/", {**SEPT, "metric": "cost_usd"}).json()["rank"]
+        == 1
+    )
 
 
 def test_a_manager_cannot_rank_someone_outside_his_subtree_by_cost_through_a_team_filter(september):
@@ -118,9 +119,11 @@ def test_a_managers_teams_ranked_by_cost_are_placed_among_his_own_teams_only(sep
         "/api/v1/leaderboard/teams/", {**SEPT, "metric": "cost_usd", "team": september["platform"].pk}
     ).json()["results"]
     assert {row["team"]["name"]: row["rank"] for row in rows} == {"Platform": 1, "Infra": 1}
-    admin_rows = api(september["admin"]).get(
-        "/api/v1/leaderboard/teams/", {**SEPT, "metric": "cost_usd", "team": september["platform"].pk}
-    ).json()["results"]
+    admin_rows = (
+        api(september["admin"])
+        .get("/api/v1/leaderboard/teams/", {**SEPT, "metric": "cost_usd", "team": september["platform"].pk})
+        .json()["results"]
+    )
     assert {row["team"]["name"]: row["rank"] for row in admin_rows}["Platform"] == 2  # the admin's org-wide place
     by_tokens = manager.get("/api/v1/leaderboard/teams/", {**SEPT, "team": september["platform"].pk}).json()
     assert {row["team"]["name"]: row["rank"] for row in by_tokens["results"]}["Platform"] == 1  # tokens: public
