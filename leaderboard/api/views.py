@@ -12,6 +12,7 @@ ask usage.access who may see what, call a selector, render. Role outcomes per en
 | teams/{id}/usage | 403 | their subtree, else 403 | all |
 | usage | 403 | records of their subtree's people; a person, identity or team outside it is 403 | all |
 | imports, identities | 403 | 403 | all |
+| metric=cost_usd (leaderboards, people/{id}, teams/{id}) | 403 | with a team filter they manage, else 403 | all |
 
 People and teams are visible in the rankings to everyone, so an unknown id is a 404 and a known one outside
 one's role a 403. The admin-only endpoints answer 403 before looking anything up, so they disclose nothing.
