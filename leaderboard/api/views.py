@@ -56,7 +56,6 @@ from usage.access import (
     access_team_detail,
     person_display_name,
     require_cost_ranking,
-    require_usage_access,
     team_subtree_ids,
     usage_scope,
     viewer_for,
@@ -503,15 +502,14 @@ class UsageListView(GenericAPIView):
         tags=["usage"],
     )
     def get(self, request):
-        viewer = viewer_for(request.user)
-        require_usage_access(viewer)
-        query = ranking_query(request)
+        # The scope first: a refusal (403) comes before any validation of the other parameters.
         scope = usage_scope(
-            viewer,
+            viewer_for(request.user),
             person_id=_int_param(request, "person"),
             identity_id=_int_param(request, "identity"),
-            team_id=query.team_id,
+            team_id=_int_param(request, "team"),
         )
+        query = ranking_query(request)
         records = usage_records_in_window(
             query.window, provider=query.provider, model=query.model, team_id=query.team_id
         )
