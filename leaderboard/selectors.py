@@ -27,7 +27,16 @@ from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from usage.access import Viewer, can_see_person_detail, can_see_team_figures, person_display_name, team_subtree_ids
+from usage.access import (
+    Viewer,
+    can_rank_by_cost,
+    can_see_person_detail,
+    can_see_team_detail,
+    can_see_team_figures,
+    people_with_detail,
+    person_display_name,
+    team_subtree_ids,
+)
 from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     DailyRollup,
@@ -392,12 +401,10 @@ class PeopleRanking(Sequence):
         """People whose name, as this viewer sees it, contains the search text."""
         text = self.query.search
         shown_name = Q(display_name__icontains=text, show_name=True) | Q(pseudonym__icontains=text, show_name=False)
-        if self.viewer.is_admin:
+        detail = people_with_detail(self.viewer)
+        if detail is None:
             shown_name = Q(display_name__icontains=text)
         else:
-            detail = set(self.viewer.managed_person_ids())
-            if self.viewer.person is not None:
-                detail.add(self.viewer.person.pk)
             shown_name |= Q(display_name__icontains=text, pk__in=detail)
         return set(Person.objects.filter(shown_name).values_list("pk", flat=True))
 
@@ -619,6 +626,7 @@ class TeamStanding:
     top_person_id: int | None = None
     top_person_name: str = ""
     depth: int = 0
+    detail: bool = False  # cost and drill-down for this viewer (usage.access.can_see_team_detail)
 
 
 @dataclass
@@ -694,10 +702,17 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
         for ancestor in ancestors.get(row[0], []):
             current_members[ancestor] += row[1]
 
+    listed = set(teams)
+    if query.team_id is not None:
+        listed = team_subtree_ids([query.team_id], {t: v["parent_id"] for t, v in teams.items()})
+    # A manager ranking by cost within his subtree ranks its teams against each other only: a place among
+    # the teams of a level would tell how the costs of teams he does not manage compare with his.
+    ranked = listed if query.metric == "cost_usd" and not can_rank_by_cost(viewer, None) else set(teams)
+
     def ranked_on(team_figures: dict[int, _TeamFigures]) -> dict[int, Totals]:
         if per_capita:
-            return {t: _per_member(f.totals, f.active_members) for t, f in team_figures.items()}
-        return {t: f.totals for t, f in team_figures.items()}
+            return {t: _per_member(f.totals, f.active_members) for t, f in team_figures.items() if t in ranked}
+        return {t: f.totals for t, f in team_figures.items() if t in ranked}
 
     ranks = _ranks_by_level(ranked_on(figures), query.metric, depth, names)
     previous_ranks: dict[int, int] = {}
@@ -706,9 +721,6 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
         previous = _team_figures(previous_window, query, ancestors)
         previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)
 
-    listed = set(teams)
-    if query.team_id is not None:
-        listed = team_subtree_ids([query.team_id], {t: v["parent_id"] for t, v in teams.items()})
     top_ids = {f.top_people.get(query.metric) for f in figures.values()} - {None}
     people = {
         p["id"]: p for p in Person.objects.filter(pk__in=top_ids).values("id", "display_name", "pseudonym", "show_name")
@@ -739,6 +751,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
                 top_person_id=top_id,
                 top_person_name=top_name,
                 depth=depth[team_id],
+                detail=can_see_team_detail(viewer, team_id),
             )
         )
     return standings

@@ -24,7 +24,8 @@ from usage.access import (
     access_team,
     access_team_detail,
     can_rank_by_cost,
-    can_see_team_detail,
+    can_see_unassigned_usage,
+    may_choose_cost_ranking,
     person_display_name,
     team_parents,
     viewer_for,
@@ -58,8 +59,13 @@ def _cleaned_params(request: HttpRequest) -> QueryDict:
     return params
 
 
-def ranking_query(request: HttpRequest, *, default_period: str = "month") -> RankingQuery:
-    """The validated query; each bad parameter is dropped with a warning message, keeping the rest."""
+_FROM_REQUEST = object()
+
+
+def ranking_query(request: HttpRequest, *, default_period: str = "month", team_id=_FROM_REQUEST) -> RankingQuery:
+    """The validated query; each bad parameter is dropped with a warning message, keeping the rest. A page that
+    ranks with a team filter of its own (its team, or none) passes it as `team_id`: ranking by cost is checked
+    against the ranking the page computes, never against a team parameter it then replaces."""
     params = _cleaned_params(request)
     for _attempt in range(6):
         try:
@@ -78,6 +84,8 @@ def ranking_query(request: HttpRequest, *, default_period: str = "month") -> Ran
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         messages.warning(request, f"Ignored a bad filter — team: no team with id {query.team_id}")
         query = replace(query, team_id=None)
+    if team_id is not _FROM_REQUEST:
+        query = replace(query, team_id=team_id)
     if query.metric == "cost_usd" and not can_rank_by_cost(viewer_for(request.user), query.team_id):
         messages.warning(request, f"Ranked by total tokens instead — {COST_RANKING_REFUSED}")
         query = replace(query, metric="total_tokens")
@@ -128,9 +136,8 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
     return {
         "query": query,
         "periods": PERIOD_LABELS,
-        # Engineers may not rank by cost (usage.access.can_rank_by_cost), so it is not offered to them.
         "metrics": METRIC_LABELS
-        if viewer.is_admin or viewer.is_manager
+        if may_choose_cost_ranking(viewer)
         else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
         "metric_label": METRIC_LABELS[query.metric],
         "has_previous_window": query.window.previous() is not None,
@@ -232,7 +239,7 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         cost_column=query.metric != "cost_usd" and any(row.detail for row in shown),
         titles=window_titles(query, viewer),
         has_data=has_data,
-        unassigned=unassigned_usage(query.window) if viewer.is_admin else None,
+        unassigned=unassigned_usage(query.window) if can_see_unassigned_usage(viewer) else None,
         export_url=f"{reverse('people-ranking')}?{_as_querystring(query, format='csv')}",
     )
     return _render(request, "leaderboard/people.html", "leaderboard/_people_table.html", context)
@@ -247,7 +254,7 @@ def _as_querystring(query: RankingQuery, **overrides) -> str:
 # --- Teams ranking ---------------------------------------------------------------------------------------
 
 
-def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> HttpResponse:
+def _teams_csv(query: RankingQuery, standings, per_capita: bool) -> HttpResponse:
     header = [
         "rank",
         "previous_rank",
@@ -271,7 +278,7 @@ def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> Http
                 s.members,
                 s.active_members if visible else "",
                 *(totals_cells(figures) if visible else [""] * len(TOTALS_COLUMNS)),
-                money_cell(figures.cost_usd) if can_see_team_detail(viewer, s.team_id) else "",
+                money_cell(figures.cost_usd) if s.detail else "",
                 "per active member" if per_capita else "team total",
                 s.top_person_name,
             ]
@@ -285,13 +292,12 @@ def teams_ranking_page(request: HttpRequest) -> HttpResponse:
     per_capita = request.GET.get("per") == "member"
     standings = teams_ranking(query, viewer, per_capita=per_capita)
     if request.GET.get("format") == "csv":
-        return _teams_csv(query, standings, per_capita, viewer)
+        return _teams_csv(query, standings, per_capita)
     active_standings = [s for s in standings if s.active_members or s.members]
     paginator = Paginator(active_standings, PAGE_SIZE, allow_empty_first_page=True)
     page = paginator.get_page(_page_number(request))
     rows = list(page.object_list)
     for row in rows:
-        row.detail = can_see_team_detail(viewer, row.team_id)
         row.figures = row.per_member if per_capita else row.totals
     context = _base_context(request, query, viewer)
     context.update(
@@ -315,8 +321,7 @@ PROVENANCE_ROWS = 31  # the newest days on the page; the API lists every day of 
 def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     viewer = viewer_for(request.user)
     person, detail = access_person(viewer, person_id)
-    query = ranking_query(request)
-    query = replace(query, search="", team_id=None)
+    query = replace(ranking_query(request, team_id=None), search="")
     group_by = "provider" if request.GET.get("group") == "provider" else "model"
     standings = people_ranking(query, viewer)
     standing = standings.row_for(person.pk)
@@ -371,14 +376,11 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
 def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
     viewer = viewer_for(request.user)
     team, detail = access_team(viewer, team_id)
-    query = ranking_query(request)
-    query = replace(query, search="", team_id=team.pk)
+    query = replace(ranking_query(request, team_id=team.pk), search="")
     standings = {s.team_id: s for s in teams_ranking(query, viewer)}
     standing = standings.get(team.pk)
     parents = team_parents()
     children = [standings[t.pk] for t in team.children.order_by("name") if t.pk in standings]
-    for child in children:
-        child.detail = can_see_team_detail(viewer, child.team_id)
     ancestors = []
     parent_id = parents.get(team.pk)
     while parent_id is not None and len(ancestors) < 20:
@@ -430,8 +432,7 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
     """The team page's members table as CSV; managers of the team's subtree and admins only."""
     viewer = viewer_for(request.user)
     team = access_team_detail(viewer, team_id)
-    query = ranking_query(request)
-    query = replace(query, search="", team_id=team.pk)
+    query = replace(ranking_query(request, team_id=team.pk), search="")
     members, _total = team_members(query, team.pk, viewer)
     header = [
         "rank",

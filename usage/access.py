@@ -4,17 +4,25 @@
 - manager (a manager of a team): full detail — cost, email, models, trends — for that team's subtree.
 - admin (staff): everything, plus uploads, identity mapping and connections.
 Opted-out people appear to those without detail rights under their stable pseudonym.
+
+Every permission decision of the pages and the API is a function (or DRF permission class) here: the admin gate
+(admin_required for pages, IsTokenboardAdmin for the API), person and team detail, team figures and cost,
+ranking by cost (checked against the ranking a view actually computes), the raw-usage scope of managers
+(usage_scope) and who sees unassigned usage. Views and selectors never test roles themselves; the role-matrix
+test (tests/test_role_matrix.py) checks every URL pattern against every role.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from rest_framework.permissions import BasePermission
 
-from usage.models import Membership, Person, Team
+from usage.models import Identity, Membership, Person, Team
 
 
 def team_parents() -> dict[int, int | None]:
@@ -92,8 +100,24 @@ def can_see_person_detail(viewer: Viewer, person_id: int) -> bool:
     return person_id in viewer.managed_person_ids()
 
 
+def people_with_detail(viewer: Viewer) -> set[int] | None:
+    """The people whose detail (real name included) the viewer sees; None means everyone (admins)."""
+    if viewer.is_admin:
+        return None
+    people = set(viewer.managed_person_ids())
+    if viewer.person is not None:
+        people.add(viewer.person.pk)
+    return people
+
+
 def can_see_team_detail(viewer: Viewer, team_id: int) -> bool:
+    """Cost, members, trends and the members export of a team (its subtree's managers and admins)."""
     return viewer.is_admin or team_id in viewer.managed_team_ids
+
+
+def can_see_unassigned_usage(viewer: Viewer) -> bool:
+    """Usage of identities no person is assigned to yet (the rankings' "not ranked" note): admins, who map them."""
+    return viewer.is_admin
 
 
 def can_see_team_figures(viewer: Viewer, team_id: int, active_members: int) -> bool:
@@ -110,6 +134,18 @@ def can_rank_by_cost(viewer: Viewer, team_id: int | None) -> bool:
 COST_RANKING_REFUSED = "ranking by cost is for admins, and for managers within a team they manage (choose the team)"
 
 
+def may_choose_cost_ranking(viewer: Viewer) -> bool:
+    """Whether "cost" is offered in the metric choices at all (the choice is then checked with can_rank_by_cost
+    against the ranking actually computed, so a team filter that a page replaces or drops cannot pass it)."""
+    return viewer.is_admin or viewer.is_manager
+
+
+def require_cost_ranking(viewer: Viewer, metric: str, team_id: int | None) -> None:
+    """403 for a ranking by cost the viewer may not see; `team_id` is the team filter of the ranking computed."""
+    if metric == "cost_usd" and not can_rank_by_cost(viewer, team_id):
+        raise PermissionDenied(f"metric=cost_usd: {COST_RANKING_REFUSED}")
+
+
 def person_display_name(viewer: Viewer, person_id: int, display_name: str, pseudonym: str, show_name: bool) -> str:
     if show_name or can_see_person_detail(viewer, person_id):
         return display_name
@@ -122,6 +158,14 @@ def access_person(viewer: Viewer, person_id: int) -> tuple[Person, bool]:
     if person is None:
         raise Http404("No such person.")
     return person, can_see_person_detail(viewer, person.pk)
+
+
+def access_person_detail(viewer: Viewer, person_id: int) -> Person:
+    """The person, only for themselves, their managers and admins (404 if none, 403 for others)."""
+    person, detail = access_person(viewer, person_id)
+    if not detail:
+        raise PermissionDenied("Only this person, their managers and admins see their usage.")
+    return person
 
 
 def access_team(viewer: Viewer, team_id: int) -> tuple[Team, bool]:
@@ -144,7 +188,48 @@ def require_admin(viewer: Viewer) -> None:
         raise PermissionDenied("Admins only.")
 
 
+def admin_required(view):
+    """The admin gate of a page (uploads, imports, identities, mappings, connections): 403 for non-admins."""
+
+    @wraps(view)
+    def gated(request, *args, **kwargs):
+        require_admin(viewer_for(request.user))
+        return view(request, *args, **kwargs)
+
+    return gated
+
+
+class IsTokenboardAdmin(BasePermission):
+    """The admin gate of an API view, checked before any lookup so a refusal discloses nothing."""
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return False
+        require_admin(viewer_for(request.user))
+        return True
+
+
 def require_usage_access(viewer: Viewer) -> None:
     """Raw usage records: managers (their subtree) and admins."""
     if not (viewer.is_admin or viewer.is_manager):
         raise PermissionDenied("Raw usage is for managers and admins.")
+
+
+def usage_scope(
+    viewer: Viewer, *, person_id: int | None = None, identity_id: int | None = None, team_id: int | None = None
+) -> set[int] | None:
+    """Whose raw usage records the viewer may list: None for everyone's (admins), else the people of their
+    managed subtree. Asking for a person, identity or team outside it is a 403, never a silently empty list."""
+    require_usage_access(viewer)
+    if viewer.is_admin:
+        return None
+    managed = viewer.managed_person_ids()
+    if person_id is not None and person_id not in managed:
+        raise PermissionDenied(f"Person {person_id} is not in a team you manage.")
+    if identity_id is not None:
+        owner = Identity.objects.filter(pk=identity_id).values_list("person_id", flat=True).first()
+        if owner not in managed:
+            raise PermissionDenied(f"Identity {identity_id} does not belong to someone in a team you manage.")
+    if team_id is not None and team_id not in viewer.managed_team_ids:
+        raise PermissionDenied(f"Team {team_id} is not in a subtree you manage.")
+    return managed

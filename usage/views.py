@@ -1,6 +1,6 @@
 """Admin pages of the write side: upload exports, follow and inspect imports, map identities.
 
-Every view starts with usage.access.require_admin. Forms are plain GET/POST that work without JS; htmx
+Every view is gated by usage.access.admin_required. Forms are plain GET/POST that work without JS; htmx
 (polling, people search) and static/js/upload.js (upload progress) only enhance them.
 """
 
@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from usage.access import require_admin, viewer_for
+from usage.access import admin_required
 from usage.csv_export import csv_response
 from usage.forms import IdentityAssignForm, IdentityBulkForm, IdentityFilterForm, ImportFilterForm, UploadForm
 from usage.models import Identity, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
@@ -31,10 +31,6 @@ from usage.services.precedence import import_overlaps
 PAGE_SIZE = 50
 MAX_PROGRESS_IDS = 100
 FINISHED = (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
-
-
-def _admin(request) -> None:
-    require_admin(viewer_for(request.user))
 
 
 def _wants_json(request) -> bool:
@@ -55,8 +51,8 @@ def _query_without_page(request) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def imports_upload_page(request):
-    _admin(request)
     form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -102,10 +98,10 @@ def _progress_ids(request) -> list[int]:
 
 
 @require_GET
+@admin_required
 def imports_progress_page(request):
     """Progress of one or more imports. Its partial polls itself every second while any is unfinished;
     with `reload=1` (the result page) it asks htmx to reload the page once all are finished."""
-    _admin(request)
     ids = _progress_ids(request)
     batches = list(ImportBatch.objects.filter(pk__in=ids).select_related("started_by").order_by("pk"))
     if not batches:
@@ -128,8 +124,8 @@ def imports_progress_page(request):
 
 
 @require_GET
+@admin_required
 def import_detail_page(request, pk: int):
-    _admin(request)
     batch = get_object_or_404(ImportBatch.objects.select_related("started_by", "attribute_to", "connection"), pk=pk)
     progress_url = f"{reverse('imports-progress')}?{urlencode({'ids': batch.pk, 'reload': 1})}"
     return render(
@@ -148,8 +144,8 @@ def import_detail_page(request, pk: int):
 
 
 @require_GET
+@admin_required
 def import_errors_csv(request, pk: int):
-    _admin(request)
     batch = get_object_or_404(ImportBatch, pk=pk)
     rows = (
         [batch.original_name, error.get("line") if isinstance(error.get("line"), int) else "", error["reason"]]
@@ -159,8 +155,8 @@ def import_errors_csv(request, pk: int):
 
 
 @require_POST
+@admin_required
 def import_retry(request, pk: int):
-    _admin(request)
     batch = get_object_or_404(ImportBatch, pk=pk)
     if batch.status != ImportStatus.FAILED:
         messages.error(
@@ -178,8 +174,8 @@ def import_retry(request, pk: int):
 
 
 @require_GET
+@admin_required
 def imports_list_page(request):
-    _admin(request)
     form = ImportFilterForm(request.GET or None)
     batches = ImportBatch.objects.select_related("started_by", "connection").order_by("-created_at", "-pk")
     if form.is_valid() and form.cleaned_data["status"]:
@@ -192,8 +188,8 @@ def imports_list_page(request):
 
 
 @require_POST
+@admin_required
 def imports_reprocess(request):
-    _admin(request)
     count = imports_reprocess_all()
     messages.success(
         request,
@@ -218,8 +214,8 @@ def identities_with_totals():
 
 
 @require_GET
+@admin_required
 def identities_page(request):
-    _admin(request)
     return _identities_render(request)
 
 
@@ -263,9 +259,9 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
 
 
 @require_GET
+@admin_required
 def people_search(request):
     """People matching a name or email, as buttons that submit the identity's assign form (htmx)."""
-    _admin(request)
     text = request.GET.get("person", "").strip()
     people = []
     if len(text) >= 2:
@@ -285,8 +281,8 @@ def _safe_next(request, fallback: str) -> str:
 
 
 @require_POST
+@admin_required
 def identity_assign_view(request, pk: int):
-    _admin(request)
     identity = get_object_or_404(Identity.objects.select_related("person"), pk=pk)
     form = IdentityAssignForm(request.POST)
     if not form.is_valid():
@@ -308,9 +304,9 @@ def identity_assign_view(request, pk: int):
 
 
 @require_POST
+@admin_required
 def identities_bulk_assign(request):
     """Assign identities from a CSV, all or nothing (validation first, then one transaction)."""
-    _admin(request)
     form = IdentityBulkForm(request.POST, request.FILES)
     if not form.is_valid():
         return _identities_render(request, bulk_form=form, status=400)

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_celery_beat.models import PeriodicTask
 
-from usage.access import require_admin, viewer_for
+from usage.access import admin_required
 from usage.connection_forms import ProviderConnectionForm
 from usage.models import ProviderConnection
 from usage.services.connections import (
@@ -37,12 +37,8 @@ class ConnectionRow:
     edited_schedule: str = ""
 
 
-def _admin(request: HttpRequest) -> None:
-    require_admin(viewer_for(request.user))
-
-
+@admin_required
 def connections_page(request: HttpRequest) -> HttpResponse:
-    _admin(request)
     connections = list(ProviderConnection.objects.order_by("name"))
     tasks = {
         task.name: task for task in PeriodicTask.objects.filter(task=PULL_TASK, enabled=True).select_related("crontab")
@@ -61,8 +57,8 @@ def connections_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def connection_edit_page(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    _admin(request)
     connection = get_object_or_404(ProviderConnection, pk=pk) if pk else ProviderConnection()
     form = ProviderConnectionForm(request.POST or None, instance=connection)
     if request.method == "POST" and form.is_valid():
@@ -79,8 +75,8 @@ def connection_edit_page(request: HttpRequest, pk: int | None = None) -> HttpRes
 
 
 @require_POST
+@admin_required
 def connection_sync_view(request: HttpRequest, pk: int) -> HttpResponse:
-    _admin(request)
     connection = get_object_or_404(ProviderConnection, pk=pk)
     try:
         connection_sync_queue(connection)
@@ -92,8 +88,8 @@ def connection_sync_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@admin_required
 def connection_test_view(request: HttpRequest, pk: int) -> HttpResponse:
-    _admin(request)
     connection = get_object_or_404(ProviderConnection, pk=pk)
     check = connection_test(connection)
     level = messages.SUCCESS if check.ok else messages.ERROR
@@ -102,8 +98,8 @@ def connection_test_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@admin_required
 def connection_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    _admin(request)
     connection = get_object_or_404(ProviderConnection, pk=pk)
     connection_delete(connection)
     messages.success(request, f"Deleted connection {connection.name!r} and its schedule; its imports are kept.")

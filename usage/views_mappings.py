@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from usage.access import require_admin, viewer_for
+from usage.access import admin_required
 from usage.models import ColumnMapping
 from usage.parsers.generic_csv import COLUMN_FIELDS, IDENTITY_KINDS, PROVIDERS
 from usage.services.mappings import (
@@ -45,8 +45,8 @@ def _form_context(headers: list[str], chosen: dict[str, str], values: dict) -> d
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def column_mappings_page(request):
-    require_admin(viewer_for(request.user))
     context = {"mappings": ColumnMapping.objects.order_by("name"), "max_name": MAX_NAME}
     if request.method == "POST" and request.POST.get("step") == "sample":
         sample = request.FILES.get("sample")

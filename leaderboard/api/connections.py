@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from usage.access import IsTokenboardAdmin
 from usage.collectors import SUPPORTED_PROVIDERS
 from usage.models import Provider, ProviderConnection
 from usage.services.connections import (
@@ -24,7 +25,7 @@ from usage.services.connections import (
     connection_update,
 )
 
-from .views import IsTokenboardAdmin, WriteThrottleMixin
+from .views import WriteThrottleMixin
 
 PROVIDER_CHOICES = [(value, label) for value, label in Provider.choices if value in SUPPORTED_PROVIDERS]
 

@@ -12,6 +12,7 @@ ask usage.access who may see what, call a selector, render. Role outcomes per en
 | teams/{id}/usage | 403 | their subtree, else 403 | all |
 | usage | 403 | records of their subtree's people; a person, identity or team outside it is 403 | all |
 | imports, identities | 403 | 403 | all |
+| metric=cost_usd (leaderboards, people/{id}, teams/{id}) | 403 | with a team filter they manage, else 403 | all |
 
 People and teams are visible in the rankings to everyone, so an unknown id is a 404 and a known one outside
 one's role a 403. The admin-only endpoints answer 403 before looking anything up, so they disclose nothing.
@@ -36,10 +37,10 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
@@ -49,16 +50,15 @@ from leaderboard.selectors import Totals, current_teams, people_ranking, teams_r
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
 from usage.access import (
-    COST_RANKING_REFUSED,
+    IsTokenboardAdmin,
     access_person,
+    access_person_detail,
     access_team,
     access_team_detail,
-    can_rank_by_cost,
-    can_see_team_detail,
     person_display_name,
-    require_admin,
-    require_usage_access,
+    require_cost_ranking,
     team_subtree_ids,
+    usage_scope,
     viewer_for,
 )
 from usage.figures import TOTALS_COLUMNS
@@ -149,8 +149,8 @@ def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
 
 
 def cost_checked(query: RankingQuery, viewer) -> RankingQuery:
-    if query.metric == "cost_usd" and not can_rank_by_cost(viewer, query.team_id):
-        raise PermissionDenied(f"metric=cost_usd: {COST_RANKING_REFUSED}")
+    """The query of the ranking a view computes (its team filter as computed), if the viewer may see it."""
+    require_cost_ranking(viewer, query.metric, query.team_id)
     return query
 
 
@@ -182,17 +182,7 @@ def _team_ref(team_id, name) -> dict | None:
     return None if team_id is None else {"id": team_id, "name": name}
 
 
-# --- permissions -------------------------------------------------------------------------------------------
-
-
-class IsTokenboardAdmin(BasePermission):
-    """Admins only (usage.access.require_admin), checked before any lookup so nothing is disclosed."""
-
-    def has_permission(self, request, view):
-        if not request.user or not request.user.is_authenticated:
-            return False
-        require_admin(viewer_for(request.user))
-        return True
+# --- throttling ------------------------------------------------------------------------------------------
 
 
 class WriteThrottleMixin:
@@ -245,8 +235,8 @@ class PeopleRankingView(GenericAPIView):
         return self.get_paginated_response(self.get_serializer(data, many=True).data)
 
 
-def team_standing_dict(standing, viewer) -> dict:
-    cost = standing.visible and can_see_team_detail(viewer, standing.team_id)
+def team_standing_dict(standing) -> dict:
+    cost = standing.visible and standing.detail
     if standing.visible:
         figures = _totals(standing.totals, cost=cost)
         per_member = _totals(standing.per_member, cost=cost)
@@ -294,7 +284,7 @@ class TeamsRankingView(GenericAPIView):
             allowed = team_subtree_ids([query.team_id])
             standings = [s for s in standings if s.team_id in allowed]
         page = self.paginate_queryset(standings)
-        data = [team_standing_dict(s, viewer) for s in page]
+        data = [team_standing_dict(s) for s in page]
         return self.get_paginated_response(self.get_serializer(data, many=True).data)
 
 
@@ -318,8 +308,8 @@ class PersonDetailView(GenericAPIView):
     def get(self, request, pk: int):
         viewer = viewer_for(request.user)
         person, detail = access_person(viewer, pk)
-        query = ranking_query(request)
-        mine = people_ranking(replace(query, search=""), viewer).row_for(person.pk)
+        query = cost_checked(replace(ranking_query(request), search=""), viewer)
+        mine = people_ranking(query, viewer).row_for(person.pk)
         totals = mine.totals if mine else Totals()
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
@@ -386,9 +376,7 @@ class PersonUsageView(GenericAPIView):
     )
     def get(self, request, pk: int):
         viewer = viewer_for(request.user)
-        person, detail = access_person(viewer, pk)
-        if not detail:
-            raise PermissionDenied("Only this person, their managers and admins see their usage.")
+        person = access_person_detail(viewer, pk)
         query = ranking_query(request, default_period="30d")
         series = usage_series(
             query.window,
@@ -429,7 +417,7 @@ class TeamDetailView(GenericAPIView):
     def get(self, request, pk: int):
         viewer = viewer_for(request.user)
         team, detail = access_team(viewer, pk)
-        query = replace(ranking_query(request), team_id=None)
+        query = cost_checked(replace(ranking_query(request), team_id=team.pk), viewer)
         standing = next(s for s in teams_ranking(query, viewer) if s.team_id == team.pk)
         data = {
             "id": team.pk,
@@ -516,24 +504,19 @@ class UsageListView(GenericAPIView):
         tags=["usage"],
     )
     def get(self, request):
-        viewer = viewer_for(request.user)
-        require_usage_access(viewer)
+        # The scope first: a refusal (403) comes before any validation of the other parameters.
+        scope = usage_scope(
+            viewer_for(request.user),
+            person_id=_int_param(request, "person"),
+            identity_id=_int_param(request, "identity"),
+            team_id=_int_param(request, "team"),
+        )
         query = ranking_query(request)
         records = usage_records_in_window(
             query.window, provider=query.provider, model=query.model, team_id=query.team_id
         )
-        if not viewer.is_admin:
-            managed = viewer.managed_person_ids()
-            person_id, identity_id = _int_param(request, "person"), _int_param(request, "identity")
-            if person_id is not None and person_id not in managed:
-                raise PermissionDenied(f"Person {person_id} is not in a team you manage.")
-            if identity_id is not None:
-                owner = Identity.objects.filter(pk=identity_id).values_list("person_id", flat=True).first()
-                if owner not in managed:
-                    raise PermissionDenied(f"Identity {identity_id} does not belong to someone in a team you manage.")
-            if query.team_id is not None and query.team_id not in viewer.managed_team_ids:
-                raise PermissionDenied(f"Team {query.team_id} is not in a subtree you manage.")
-            records = records.filter(identity__person_id__in=managed)
+        if scope is not None:
+            records = records.filter(identity__person_id__in=scope)
         records = self.filter_queryset(records).select_related("identity", "identity__person").order_by("-day", "pk")
         page = self.paginate_queryset(records)
         data = [self._record(r) for r in page]

@@ -68,3 +68,44 @@ def test_only_admins_and_managers_within_their_subtree_rank_by_cost(org):
     assert not can_rank_by_cost(manager, org["product"].pk)
     assert not can_rank_by_cost(manager, None)  # everyone's cost order would leak
     assert not can_rank_by_cost(viewer_for(org["infra_engineer"].user), org["infra"].pk)
+
+
+@pytest.mark.django_db
+def test_the_raw_usage_scope_is_everyone_for_admins_and_the_managed_subtree_for_managers(org):
+    from usage.access import usage_scope
+
+    assert usage_scope(viewer_for(org["admin"])) is None
+    manager = viewer_for(org["platform_manager"].user)
+    assert usage_scope(manager) == {org["platform_manager"].pk, org["infra_engineer"].pk}
+    assert usage_scope(manager, person_id=org["infra_engineer"].pk, team_id=org["infra"].pk)
+    for outside in ({"person_id": org["product_engineer"].pk}, {"team_id": org["product"].pk}):
+        with pytest.raises(PermissionDenied):
+            usage_scope(manager, **outside)
+    with pytest.raises(PermissionDenied):
+        usage_scope(viewer_for(org["infra_engineer"].user))
+
+
+@pytest.mark.django_db
+def test_a_cost_ranking_is_checked_against_the_team_filter_it_is_computed_with(org):
+    from usage.access import require_cost_ranking
+
+    manager = viewer_for(org["product_manager"].user)
+    require_cost_ranking(manager, "cost_usd", org["product"].pk)
+    require_cost_ranking(manager, "total_tokens", None)
+    with pytest.raises(PermissionDenied, match="metric=cost_usd"):
+        require_cost_ranking(manager, "cost_usd", None)
+
+
+@pytest.mark.django_db
+def test_the_admin_gate_of_pages_refuses_before_the_view_runs(org, rf):
+    from usage.access import admin_required
+
+    ran = []
+    page = admin_required(lambda request: ran.append(request) or "page")
+    request = rf.get("/imports/")
+    request.user = org["platform_manager"].user
+    with pytest.raises(PermissionDenied):
+        page(request)
+    assert ran == []
+    request.user = org["admin"]
+    assert page(request) == "page"
