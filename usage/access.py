@@ -148,3 +148,15 @@ def require_usage_access(viewer: Viewer) -> None:
     """Raw usage records: managers (their subtree) and admins."""
     if not (viewer.is_admin or viewer.is_manager):
         raise PermissionDenied("Raw usage is for managers and admins.")
+
+
+def sso_admin(groups) -> bool | None:
+    """Whether a single sign-on user's groups make them an admin, decided at every SSO login (so removing them
+    from the group takes admin away at their next login). None when no OIDC_ADMIN_GROUPS are configured: admins
+    are then whoever is staff in the Django admin. Managers come from the org import, never from groups."""
+    admin_groups = set(settings.OIDC_ADMIN_GROUPS)
+    if not admin_groups:
+        return None
+    if isinstance(groups, str):
+        groups = [groups]
+    return bool(admin_groups.intersection(str(group) for group in groups or ()))
