@@ -206,6 +206,7 @@ OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
 OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
 OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
 OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
+OIDC_VERIFY_KID = env.bool("OIDC_VERIFY_KID", default=True)
 OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
 # The claim that lists the user's groups, and the groups whose members are admins (usage.access.sso_is_admin).
 OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")

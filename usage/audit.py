@@ -26,7 +26,8 @@ CHANGES_ONLY = ("person", "identity", "membership")
 
 KEY_CHANGED = "(changed; never recorded)"
 
-# A model change is named "<model>.<create|update|delete>", except these, named for what they mean.
+# A model change is named "<model>.<create|update|delete>", except changes of these fields, named for what they
+# mean (a team's managers change by an "update" of the team).
 MEANINGFUL_FIELDS = {
     ("user", "is_staff"): "role.change",
     ("user", "is_superuser"): "role.change",
@@ -82,10 +83,11 @@ def _import_deleted(sender, instance, **kwargs):
 def model_event(entry) -> str:
     """The event name of a change auditlog recorded."""
     model = entry.content_type.model if entry.content_type_id else "object"
-    for field in entry.changes or {}:
-        meaning = MEANINGFUL_FIELDS.get((model, field))
-        if meaning:
-            return meaning
+    if entry.action == AuditEntry.Action.UPDATE:
+        for field in entry.changes or {}:
+            meaning = MEANINGFUL_FIELDS.get((model, field))
+            if meaning:
+                return meaning
     return f"{model}.{ACTION_NAMES.get(entry.action, 'change')}"
 
 
