@@ -10,6 +10,8 @@ users' roles, teams' managers and parents, memberships, people's ranking switche
 
 from __future__ import annotations
 
+from auditlog.cid import set_cid
+from auditlog.context import set_extra_data
 from auditlog.middleware import AuditlogMiddleware
 from auditlog.registry import auditlog
 from auditlog.signals import pre_log
@@ -100,13 +102,15 @@ class AuditMiddleware(AuditlogMiddleware):
         return SimpleLazyObject(lambda: getattr(request, "user", None))
 
     def __call__(self, request):
-        response = super().__call__(request)
-        export = getattr(response, "tokenboard_export", None)
-        if export is not None:
-            from usage.services.audit import audit_export
+        set_cid(request)
+        with set_extra_data(context_data=self.get_extra_data(request)):
+            response = self.get_response(request)
+            export = getattr(response, "tokenboard_export", None)
+            if export is not None:  # set by usage.csv_export.csv_response, the one way CSV leaves
+                from usage.services.audit import audit_export
 
-            audit_export(request, **export)
-        return response
+                audit_export(request, **export)
+            return response
 
 
 # --- signing in ------------------------------------------------------------------------------------------------
