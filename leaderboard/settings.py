@@ -35,7 +35,6 @@ INSTALLED_APPS = [
     "auditlog",
     "axes",
     "csp",
-    "mozilla_django_oidc",
     "usage",
     "leaderboard",
 ]

@@ -43,6 +43,15 @@ class SsoBackend(OIDCAuthenticationBackend):
         self.request.sso_failure = {"email": email, "reason": reason}
         raise PermissionDenied(reason)
 
+    def get_userinfo(self, access_token, id_token, payload):
+        """The userinfo claims, plus the groups and email_verified claims from the (verified) ID token where
+        userinfo lacks them: Entra ID, and Okta's ID-token groups claim, put them only there."""
+        claims = super().get_userinfo(access_token, id_token, payload)
+        for name in (settings.OIDC_GROUPS_CLAIM, "email_verified"):
+            if name not in claims and name in payload:
+                claims[name] = payload[name]
+        return claims
+
     def verify_claims(self, claims) -> bool:
         email = _email(claims)
         if not email:

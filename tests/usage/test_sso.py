@@ -163,3 +163,16 @@ def test_an_existing_local_user_with_the_email_is_the_one_signed_in(org, sso):
     sso(client, org["infra_engineer"].email)
     assert client.session["_auth_user_id"] == str(user.pk)
     assert get_user_model().objects.filter(email=user.email).count() == 1
+
+
+def test_groups_only_in_the_id_token_still_count(monkeypatch, settings):
+    """Entra ID puts groups (and no email_verified) in the ID token only; its userinfo lacks them."""
+    from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+    from usage.sso import SsoBackend
+
+    settings.OIDC_OP_JWKS_ENDPOINT = "https://idp.example/keys"
+    monkeypatch.setattr(OIDCAuthenticationBackend, "get_userinfo", lambda self, *args: {"email": "a@acme.example"})
+    payload = {"email": "a@acme.example", "groups": [ADMINS], "email_verified": True}
+    claims = SsoBackend().get_userinfo("access", "id-token", payload)
+    assert claims == {"email": "a@acme.example", "groups": [ADMINS], "email_verified": True}
