@@ -73,3 +73,11 @@ def test_the_login_page_and_htmx_swaps_raise_no_csp_violation(page, live_server,
     page.wait_for_url(lambda url: "period=7d" in url)
     page.wait_for_load_state("networkidle")
     assert violations == []
+
+
+def test_the_audit_page_fits_a_phone_and_lists_the_logins(page, live_server, login, september):
+    login(page, "admin")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/audit/?event=login")
+    expect(page.locator("table.audit")).to_contain_text("admin")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling
