@@ -32,6 +32,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "auditlog",
+    "axes",
+    "csp",
     "usage",
     "leaderboard",
 ]
@@ -47,6 +50,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "usage.audit.AuditMiddleware",
+    # Last, so it sees the outcome of every authentication attempt (django-axes' lockout page).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leaderboard.urls"
@@ -93,6 +100,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "people-ranking"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first (it refuses locked-out attempts), then SSO, then local passwords (usage.login).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "usage.sso.SsoBackend",
+    "usage.login.PasswordBackend",
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -178,6 +191,69 @@ TOKENBOARD_MIN_TEAM_SIZE = env.int("TOKENBOARD_MIN_TEAM_SIZE", default=3)
 # Fernet keys (comma-separated, newest first) that encrypt stored provider API keys. Not SECRET_KEY, so
 # either can rotate on its own. The embedded default derives one so a demo works; production requires it.
 PROVIDER_KEY_ENCRYPTION_KEYS = env.list("PROVIDER_KEY_ENCRYPTION_KEYS", default=[])
+
+# --- Sign-in: SSO (OpenID Connect), local passwords, lockout (docs/deployment.md) ---------------------------
+# Off: the login page offers "Sign in with SSO" only; a superuser may still log in with a password (break-glass).
+TOKENBOARD_PASSWORD_LOGIN = env.bool("TOKENBOARD_PASSWORD_LOGIN", default=True)
+OIDC_ENABLED = env.bool("OIDC_ENABLED", default=False)
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
+OIDC_VERIFY_KID = env.bool("OIDC_VERIFY_KID", default=True)
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
+# The claim that lists the user's groups, and the groups whose members are admins (usage.access.sso_is_admin).
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_ADMIN_GROUPS = env.list("OIDC_ADMIN_GROUPS", default=[])
+# People are linked by email, so only an email the provider says it verified may link (Entra ID: see the docs).
+OIDC_REQUIRE_VERIFIED_EMAIL = env.bool("OIDC_REQUIRE_VERIFIED_EMAIL", default=True)
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+# Failed logins: after AXES_FAILURE_LIMIT failures for a username from one address, that pair waits.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The address counted is REMOTE_ADDR, which a client cannot forge; behind N trusted reverse proxies set
+# TOKENBOARD_PROXY_COUNT=N to count the client's address from X-Forwarded-For instead.
+TOKENBOARD_PROXY_COUNT = env.int("TOKENBOARD_PROXY_COUNT", default=0)
+if TOKENBOARD_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = TOKENBOARD_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_VERBOSE = False
+
+# --- Audit trail (usage.audit) -------------------------------------------------------------------------------
+AUDITLOG_LOGENTRY_MODEL = "usage.AuditEntry"
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
+# Entries older than this many days are deleted by the daily purge task (0 keeps them for ever).
+TOKENBOARD_AUDIT_RETENTION_DAYS = env.int("TOKENBOARD_AUDIT_RETENTION_DAYS", default=400)
+# Personal API tokens work for this many days unless the profile form asks for fewer.
+TOKENBOARD_API_TOKEN_MAX_DAYS = env.int("TOKENBOARD_API_TOKEN_MAX_DAYS", default=365)
+
+# --- Content-Security-Policy (django-csp): scripts and styles from our own static files only ---------------
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -9,8 +9,16 @@ IS_PRODUCTION = True
 DEBUG = False
 
 SECRET_KEY = env.str("SECRET_KEY", default="").strip()
-if not SECRET_KEY or SECRET_KEY.startswith("insecure-"):
+# Django's own deploy check (security.W009) only warns; a guessable key forges sessions, so refuse to start.
+SECRET_KEY_MIN_LENGTH = 50
+if not SECRET_KEY or SECRET_KEY.startswith(("insecure-", "django-insecure-")):
     raise ImproperlyConfigured("SECRET_KEY must be set to a long random value in production.")
+if len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < 5:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak ({len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} different): use at least "
+        f"{SECRET_KEY_MIN_LENGTH} random characters, e.g. from "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
 if not PROVIDER_KEY_ENCRYPTION_KEYS:  # noqa: F405
     raise ImproperlyConfigured("PROVIDER_KEY_ENCRYPTION_KEYS must be set in production (Fernet keys).")
 

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from usage import login, sso
+
 from . import views
 
 urlpatterns = [
@@ -12,8 +14,10 @@ urlpatterns = [
     path("people/<int:person_id>/", views.person_page, name="person"),
     path("movers/", views.movers_page, name="movers"),
     path("profile/", views.profile_page, name="profile"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", login.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/authenticate/", sso.sso_login, name="sso-login"),
+    path("oidc/callback/", sso.sso_callback, name="sso-callback"),
     path("admin/", admin.site.urls),
     path("api/", include("leaderboard.api.urls")),
     path("", include("usage.urls")),

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -30,7 +31,7 @@ from usage.access import (
     team_parents,
     viewer_for,
 )
-from usage.auth import api_token_create
+from usage.auth import api_token_create, api_token_revoke, token_lifetime_choices
 from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
@@ -500,14 +501,17 @@ def profile_page(request: HttpRequest) -> HttpResponse:
             return redirect("profile")
         if action == "create_token":
             name = request.POST.get("name", "").strip()[:100] or "token"
-            _record, new_token = api_token_create(user=request.user, name=name)
+            days = request.POST.get("days", "")
+            _record, new_token = api_token_create(
+                user=request.user, name=name, days=int(days) if days.isdigit() else None
+            )
         elif action == "revoke_token":
             token_id = request.POST.get("token", "")
-            deleted, _ = ApiToken.objects.filter(pk=token_id if token_id.isdigit() else 0, user=request.user).delete()
-            if deleted:
-                messages.success(request, "Token revoked; it no longer works.")
+            revoked = api_token_revoke(user=request.user, token_id=int(token_id) if token_id.isdigit() else 0)
+            if revoked:
+                messages.success(request, f"Token “{revoked.name}” revoked; it no longer works.")
             else:
-                messages.warning(request, "No such token.")
+                messages.warning(request, "No such token, or it was already revoked.")
             return redirect("profile")
         else:
             messages.warning(request, "Unknown action.")
@@ -515,6 +519,8 @@ def profile_page(request: HttpRequest) -> HttpResponse:
     context = {
         "person": person,
         "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        "token_days": token_lifetime_choices(),
+        "now": timezone.now(),
         "new_token": new_token,
         "viewer": viewer,
     }

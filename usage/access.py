@@ -233,3 +233,13 @@ def usage_scope(
     if team_id is not None and team_id not in viewer.managed_team_ids:
         raise PermissionDenied(f"Team {team_id} is not in a subtree you manage.")
     return managed
+def sso_admin(groups) -> bool | None:
+    """Whether a single sign-on user's groups make them an admin, decided at every SSO login (so removing them
+    from the group takes admin away at their next login). None when no OIDC_ADMIN_GROUPS are configured: admins
+    are then whoever is staff in the Django admin. Managers come from the org import, never from groups."""
+    admin_groups = set(settings.OIDC_ADMIN_GROUPS)
+    if not admin_groups:
+        return None
+    if isinstance(groups, str):
+        groups = [groups]
+    return bool(admin_groups.intersection(str(group) for group in groups or ()))

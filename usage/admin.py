@@ -164,5 +164,29 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(models.ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["user", "name", "prefix", "created_at", "last_used_at"]
+    list_display = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
     readonly_fields = ["digest", "prefix"]
+
+
+# --- Audit trail (issue 11): read-only; django-auditlog's own admin for it is replaced ------------------------
+if admin.site.is_registered(models.AuditEntry):
+    admin.site.unregister(models.AuditEntry)
+
+
+@admin.register(models.AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Append-only: nobody adds, changes or deletes entries here (the audit page has filters and the CSV)."""
+
+    list_display = ["timestamp", "event", "actor", "remote_addr", "object_repr"]
+    list_filter = ["event"]
+    search_fields = ["object_repr", "actor__username", "actor_email"]
+    date_hierarchy = "timestamp"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

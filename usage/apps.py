@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class UsageConfig(AppConfig):
     name = "usage"
     verbose_name = "Usage data"
+
+    def ready(self):
+        from usage import audit  # connects the sign-in receivers
+
+        audit.register_models()

@@ -25,6 +25,10 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[objec
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     writer.writerow(header)
+    count = 0
     for row in rows:
         writer.writerow([csv_safe(cell) for cell in row])
+        count += 1
+    # Every export goes through here: usage.audit.AuditMiddleware records who took it, from which page and filters.
+    response.tokenboard_export = {"filename": filename, "rows": count}
     return response

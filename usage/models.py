@@ -3,6 +3,7 @@
 import hashlib
 from datetime import date
 
+from auditlog.models import AbstractLogEntry, LogEntryManager
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -364,9 +365,20 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=12, help_text="First characters, to tell tokens apart.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(help_text="The token stops working at this moment.")
+    # Revoked tokens are kept (not deleted) so an API call with one can say so, and the audit trail can name it.
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} {self.prefix}…"
+
+    def refusal(self, now) -> str:
+        """Why the token no longer works ("" while it does)."""
+        if self.revoked_at is not None:
+            return f"This API token was revoked on {self.revoked_at:%Y-%m-%d %H:%M} UTC."
+        if self.expires_at <= now:
+            return f"This API token expired on {self.expires_at:%Y-%m-%d %H:%M} UTC; create a new one on your profile."
+        return ""
 
 
 # --- Read models --------------------------------------------------------------------------------------------
@@ -558,3 +570,55 @@ class SourcePrecedence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.preferred} over {self.over}"
+# --- Audit trail (issue 11) ----------------------------------------------------------------------------------
+# One append-only table for everything the audit trail records. django-auditlog writes the model changes into it
+# (AUDITLOG_LOGENTRY_MODEL; registrations in usage.audit), usage.services.audit the events that are no model
+# change (logins, exports, uploads, tokens...).
+
+
+class AuditQuerySet(models.QuerySet):
+    """Append-only: rows are never changed or deleted through the ORM, except by the retention purge."""
+
+    def update(self, **kwargs):
+        raise PermissionError("The audit trail is append-only.")
+
+    def delete(self):
+        raise PermissionError("The audit trail is append-only; old entries go by TOKENBOARD_AUDIT_RETENTION_DAYS.")
+
+    def purge(self) -> int:
+        """Delete these entries: only usage.services.audit.audit_purge calls this, for retention."""
+        return super().delete()[0]
+
+
+class AuditEntryManager(LogEntryManager.from_queryset(AuditQuerySet)):
+    pass
+
+
+class AuditEntry(AbstractLogEntry):
+    """Who did what, when and from where. `event` names it ("login.failed", "export", "identity.assign"...);
+    `changes` holds a model change's fields ({field: [old, new]}), `additional_data` an event's details."""
+
+    event = models.CharField(max_length=60, db_index=True)
+    # Events that are no model change (a failed login, an export) have no object.
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = AuditEntryManager()
+
+    class Meta(AbstractLogEntry.Meta):
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+        indexes = [models.Index(fields=["event", "-timestamp"], name="audit_event_time")]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("The audit trail is append-only.")
+        if not self.event:
+            from usage.audit import model_event
+
+            self.event = model_event(self)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit trail is append-only.")

@@ -26,4 +26,10 @@ PERIODIC_TASKS: list[PeriodicTaskSpec] = [
         description="The rolling 7/30/90-day and all-time standings start the org's new day (and any refresh a "
         "failure left undone is retried).",
     ),
+    PeriodicTaskSpec(
+        name="purge old audit entries",
+        task="usage.purge_audit",
+        cron="30 3 * * *",
+        description="Delete audit trail entries older than TOKENBOARD_AUDIT_RETENTION_DAYS (0 keeps them).",
+    ),
 ]

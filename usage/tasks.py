@@ -54,3 +54,13 @@ def refresh_standings(self) -> None:
     a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left."""
     if standings_refresh() is None:
         raise self.retry(countdown=5)
+
+
+@shared_task(name="usage.purge_audit", ignore_result=True)
+def purge_audit() -> None:
+    """Delete audit entries older than TOKENBOARD_AUDIT_RETENTION_DAYS (beat: daily)."""
+    from usage.services.audit import audit_purge
+
+    deleted = audit_purge()
+    if deleted:
+        logger.info("audit trail: %d entries past the retention period deleted", deleted)

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_connections, views_mappings, views_sources
+from usage import views_audit, views_connections, views_mappings, views_sources
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -30,4 +30,6 @@ urlpatterns: list = [
     path("connections/<int:pk>/sync/", views_connections.connection_sync_view, name="connection-sync"),
     path("connections/<int:pk>/test/", views_connections.connection_test_view, name="connection-test"),
     path("connections/<int:pk>/delete/", views_connections.connection_delete_view, name="connection-delete"),
+    # Audit trail (admins): filters and CSV export (?format=csv).
+    path("audit/", views_audit.audit_page, name="audit-log"),
 ]

@@ -182,4 +182,8 @@ def test_an_engineer_hides_their_name_and_creates_an_api_token(page, live_server
     expect(page.locator("table.tokens")).to_contain_text("laptop script")
     screenshot(page, "profile")
     page.get_by_role("button", name="Revoke token laptop script").click()
-    expect(page.locator("main")).to_contain_text("You have no tokens.")
+    expect(page.locator(".messages")).to_contain_text("revoked; it no longer works")
+    expect(page.locator("table.tokens")).to_contain_text("revoked")  # kept and shown as revoked, not deleted
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # no sideways scrolling

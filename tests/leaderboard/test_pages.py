@@ -331,7 +331,9 @@ def test_profile_creates_a_token_shown_once_and_revokes_it(org, as_user):
     other.post("/profile/", {"action": "revoke_token", "token": record.pk})
     assert ApiToken.objects.filter(pk=record.pk).exists()  # not theirs to revoke
     client.post("/profile/", {"action": "revoke_token", "token": record.pk})
-    assert not ApiToken.objects.exists()
+    record.refresh_from_db()
+    assert record.revoked_at is not None  # kept, so the API can say it was revoked
+    assert Client().get("/api/v1/leaderboard/people/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
 
 
 def test_every_page_requires_login(usage):

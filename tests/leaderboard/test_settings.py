@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+STRONG_KEY = "k3y-" + "".join(chr(ord("a") + i % 26) + str(i % 10) for i in range(30))
+FERNET_KEY = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -26,12 +28,46 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ("abc", "SECRET_KEY is too weak (3 characters"),
+        ("x" * 60, "SECRET_KEY is too weak (60 characters, 1 different)"),
+        ("django-insecure-" + "q1w2e3r4t5" * 5, "SECRET_KEY must be set"),
+        ("insecure-embedded-dev-key-do-not-use-in-production", "SECRET_KEY must be set"),
+    ],
+)
+def test_production_settings_refuse_a_short_or_default_secret_key(key, reason):
+    result = manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="leaderboard.settings_production",
+        SECRET_KEY=key,
+        PROVIDER_KEY_ENCRYPTION_KEYS=FERNET_KEY,
+    )
+    assert result.returncode != 0
+    assert reason in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check_with_a_strong_key():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_SETTINGS_MODULE="leaderboard.settings_production",
+        SECRET_KEY=STRONG_KEY,
+        PROVIDER_KEY_ENCRYPTION_KEYS=FERNET_KEY,
+        ALLOWED_HOSTS="tokenboard.example",
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_seed_demo_refuses_to_run_with_production_settings():
     result = manage(
         "seed_demo",
         DJANGO_SETTINGS_MODULE="leaderboard.settings_production",
-        SECRET_KEY="x" * 60,
-        PROVIDER_KEY_ENCRYPTION_KEYS="Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=",
+        SECRET_KEY=STRONG_KEY,
+        PROVIDER_KEY_ENCRYPTION_KEYS=FERNET_KEY,
     )
     assert result.returncode != 0
     assert "seed_demo refuses to run with the production settings" in result.stderr

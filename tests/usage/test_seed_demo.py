@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.db.models import Sum
+from django.test import RequestFactory
 
 from usage.models import ImportBatch, Person, Team, UsageRecord
 
@@ -18,7 +19,8 @@ def test_seed_demo_builds_the_org_through_the_real_pipeline_and_is_safe_to_rerun
     assert set(ImportBatch.objects.values_list("status", flat=True)) == {"succeeded"}
     assert set(UsageRecord.objects.values_list("provider", flat=True)) >= {"openai", "anthropic", "cursor"}
     for username in ("admin", "manager", "engineer"):
-        assert authenticate(username=username, password="tokenboard") is not None
+        login = RequestFactory().post("/accounts/login/")  # the login throttle (django-axes) needs the request
+        assert authenticate(login, username=username, password="tokenboard") is not None
     totals = UsageRecord.objects.aggregate(tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
     records = UsageRecord.objects.count()
 

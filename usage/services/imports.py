@@ -47,6 +47,7 @@ from usage.parsers.base import (
 )
 from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
+from usage.services.audit import audit_record
 from usage.services.identities import IdentityKey, identities_resolve
 from usage.services.pricing import PriceBook
 from usage.services.standings import standings_mark_days
@@ -111,6 +112,8 @@ def import_batch_create(
     )
     batch.raw_file.save(os.path.basename(name) or "export", File(file), save=False)
     batch.save()
+    if source != ImportSource.API:  # scheduled pulls are the connection's, not someone's upload
+        audit_record("import.upload", target=batch, data={"source": source, "bytes": size, "format": requested_format})
     if queue:
         import_batch_queue(batch)
     return batch
@@ -125,6 +128,7 @@ def import_batch_retry(batch: ImportBatch) -> ImportBatch:
     """Run a finished import again from its stored raw file (after a fix, a price or time-zone change)."""
     ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.QUEUED, claim_id="")
     batch.refresh_from_db()
+    audit_record("import.retry", target=batch)
     import_batch_queue(batch)
     return batch
 
@@ -140,6 +144,7 @@ def imports_reprocess_all() -> int:
     for batch in finished.order_by("created_at", "pk"):
         import_batch_retry(batch)
         count += 1
+    audit_record("import.reprocess_all", summary=f"{count} imports", data={"imports": count})
     return count
 
 

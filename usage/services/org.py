@@ -8,7 +8,7 @@ first and applied in one transaction: a bad row rejects the file and changes not
 
 import csv
 import io
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
 from django.core.exceptions import ValidationError
@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from usage.models import Identity, IdentityKind, Membership, Person, Provider, Team
+from usage.services.audit import audit_record
 from usage.services.identities import identities_autolink_for_people
 from usage.services.standings import standings_mark_people
 
@@ -175,4 +176,5 @@ def org_import(*, text: str, file_name: str, today: date | None = None) -> OrgIm
         result.identities_linked += identities_autolink_for_people(touched)
         # Names order ties on the boards, memberships decide team figures, identities whose usage it is.
         standings_mark_people(person.pk for person in touched)
+        audit_record("org.import", summary=file_name, data=asdict(result))
     return result

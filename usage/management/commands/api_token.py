@@ -10,10 +10,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--name", default="cli")
+        parser.add_argument(
+            "--days", type=int, default=None, help="Lifetime (default and maximum: TOKENBOARD_API_TOKEN_MAX_DAYS)."
+        )
 
-    def handle(self, *args, username, name, **options):
+    def handle(self, *args, username, name, days, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}")
-        _, token = api_token_create(user=user, name=name)
+        _, token = api_token_create(user=user, name=name, days=days)
         self.stdout.write(token)

@@ -1,0 +1,48 @@
+"""Local password sign-in. With TOKENBOARD_PASSWORD_LOGIN off (SSO is the way in), only a superuser may still
+log in with a password: the break-glass account for when the identity provider is down or misconfigured."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+
+
+def password_login_allowed(user) -> bool:
+    return settings.TOKENBOARD_PASSWORD_LOGIN or bool(getattr(user, "is_superuser", False))
+
+
+def sso_configured() -> bool:
+    return bool(settings.OIDC_ENABLED and settings.OIDC_OP_AUTHORIZATION_ENDPOINT and settings.OIDC_RP_CLIENT_ID)
+
+
+class PasswordBackend(ModelBackend):
+    def user_can_authenticate(self, user) -> bool:
+        return super().user_can_authenticate(user) and password_login_allowed(user)
+
+
+class LoginForm(AuthenticationForm):
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "password_login_off": "Password login is switched off: use “Sign in with SSO”. (Superusers may still use "
+        "a password, for emergencies.)",
+    }
+
+    def get_invalid_login_error(self):
+        if not settings.TOKENBOARD_PASSWORD_LOGIN:
+            return ValidationError(self.error_messages["password_login_off"], code="password_login_off")
+        return super().get_invalid_login_error()
+
+
+class LoginView(auth_views.LoginView):
+    """The login page: "Sign in with SSO" when it is configured, the password form while passwords are on (and,
+    folded away, for the break-glass superuser when they are off)."""
+
+    form_class = LoginForm
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            sso=sso_configured(), password_login=settings.TOKENBOARD_PASSWORD_LOGIN, **kwargs
+        )
