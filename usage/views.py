@@ -160,9 +160,10 @@ def import_errors_csv(request, pk: int):
 def import_retry(request, pk: int):
     _admin(request)
     batch = get_object_or_404(ImportBatch, pk=pk)
-    if batch.status != ImportStatus.FAILED:
+    if batch.status not in (ImportStatus.FAILED, ImportStatus.RUNNING):
         messages.error(
-            request, f"Import #{batch.pk} is {batch.get_status_display().lower()}; only a failed import is retried."
+            request,
+            f"Import #{batch.pk} is {batch.get_status_display().lower()}; only a failed or running import is retried.",
         )
     elif not batch.raw_file or not batch.raw_file.storage.exists(batch.raw_file.name):
         messages.error(request, f"Import #{batch.pk}: its stored file {batch.raw_file.name or '(none)'} is missing.")
@@ -195,7 +196,7 @@ def imports_reprocess(request):
     count = imports_reprocess_all()
     messages.success(
         request,
-        f"Re-queued {count} import(s), oldest first. Totals update as each one finishes."
+        f"Re-queued {count} import(s). Totals update as each one finishes; where exports overlap, the newer export wins."
         if count
         else "No finished imports to re-process.",
     )

@@ -244,6 +244,9 @@ class ImportSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_seconds",
             "status_url",
+            "dispatched_at",
+            "exported_at",
+            "scopes_superseded",
         ]
         read_only_fields = fields
 

@@ -19,9 +19,11 @@ one's role a 403. The admin-only endpoints answer 403 before looking anything up
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -41,6 +43,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
+from redis.exceptions import RedisError
 from rest_framework.throttling import ScopedRateThrottle
 
 from leaderboard.insights import team_members
@@ -82,6 +85,8 @@ from .serializers import (
     TeamStandingSerializer,
     UsageRecordSerializer,
 )
+
+logger = logging.getLogger(__name__)
 
 # --- documentation of the shared parameters and the error bodies ---------------------------------------------
 
@@ -194,6 +199,19 @@ class IsTokenboardAdmin(BasePermission):
         return True
 
 
+class WriteThrottle(ScopedRateThrottle):
+    """The `writes` scope's counts live in the cache (Redis in production). It fails open: a cache that is down
+    lets the write through (logged) rather than turning every API write into a 500; the view itself needs no
+    cache, and an upload is stored in the database and file storage."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, DatabaseError, OSError):
+            logger.warning("write throttle: the cache is unavailable; letting the request through", exc_info=True)
+            return True
+
+
 class WriteThrottleMixin:
     """Unsafe methods are throttled with the `writes` scope (settings.REST_FRAMEWORK)."""
 
@@ -202,7 +220,7 @@ class WriteThrottleMixin:
     def get_throttles(self):
         if self.request.method in SAFE_METHODS:
             return []
-        return [ScopedRateThrottle()]
+        return [WriteThrottle()]
 
 
 # --- rankings ------------------------------------------------------------------------------------------------

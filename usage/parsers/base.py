@@ -87,6 +87,8 @@ class ParseContext:
     attribute_to_email: str = ""
     usd_rates: dict[str, Decimal] = field(default_factory=dict)
     column_mapping: dict[str, str] | None = None
+    # Set by a parser whose format says when it was exported (the newest export of a scope wins).
+    exported_at: datetime | None = None
 
     def local_day(self, moment: datetime) -> date:
         if moment.tzinfo is None:

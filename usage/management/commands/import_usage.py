@@ -10,6 +10,7 @@ from usage.services.imports import (
     import_batch_process,
     import_batch_queue,
     import_summary,
+    imports_release_stuck,
 )
 from usage.services.standings import standings_refresh
 
@@ -25,7 +26,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--requeue",
             action="store_true",
-            help="re-send imports left queued (e.g. the broker was down at upload time); with --wait, run them here",
+            help="re-send imports left queued (e.g. the broker was down at upload time) and imports stuck running "
+            "(no heartbeat: their worker was killed); with --wait, run them here",
         )
 
     def handle(self, *args, files, format, wait, good_rows, requeue=False, **options):
@@ -86,6 +88,8 @@ class Command(BaseCommand):
         """Re-send every import still queued, oldest first (or with --wait process them here). Safe if a
         message is in fact still on its way: only one run can claim a queued import. Returns how many of
         the imports processed here failed."""
+        for stuck in imports_release_stuck():
+            self.stdout.write(f"import #{stuck.pk} {stuck.original_name} was stuck running; queued again")
         queued = ImportBatch.objects.filter(status=ImportStatus.QUEUED).order_by("created_at", "pk")
         count = failed = 0
         for batch in queued:
