@@ -37,13 +37,13 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
+from redis.exceptions import RedisError
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
-from redis.exceptions import RedisError
 from rest_framework.throttling import ScopedRateThrottle
 
 from leaderboard.insights import team_members

@@ -3,14 +3,12 @@ and the import_usage command's --requeue and exit status."""
 
 import csv
 import io
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
-from django.utils import timezone
 
 from tests.factories import ImportBatchFactory
 from usage.models import ImportBatch, UsageRecord
