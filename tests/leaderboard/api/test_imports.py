@@ -106,3 +106,16 @@ def test_writes_are_throttled(clients, monkeypatch, usage):
     ]
     assert statuses == [200, 200, 429]
     assert clients["admin"].get(IMPORTS).status_code == 200  # reads are not throttled
+
+
+def test_writes_do_not_fail_when_redis_is_down(clients, settings, usage, sent_tasks):
+    """The write throttle counts in the cache; with Redis unreachable it lets writes through instead of a 500."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    response = clients["admin"].post(IMPORTS, {"file": upload(), "format": "openai_usage"}, format="multipart")
+    assert response.status_code == 202
+    assert ImportBatch.objects.filter(pk=response.json()["id"], status="queued").exists()
+    identity = usage["infra"].identity_id
+    patched = clients["admin"].patch(f"/api/v1/identities/{identity}/", {"person": None}, format="json")
+    assert patched.status_code == 200
