@@ -104,6 +104,9 @@ class CursorCSV(Format):
         columns = _Columns(table, cost_key)
         reader = _RowReader(ctx, fallback)
         for line, values in table.lists(width=columns.width):
+            if type(values) is RowError:
+                yield values
+                continue
             try:
                 yield reader.row(line, values, columns)
             except ROW_ERRORS as error:

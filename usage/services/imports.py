@@ -422,7 +422,12 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
     # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
     # row, and attribute updates on the outcome were a measurable share of a large import's time.
     rows_read = rows_imported = 0
-    with open_text(path, max_decompressed=max_bytes) as (stream, _encoding):
+    limits = {
+        "max_decompressed": max_bytes,
+        "max_line": settings.TOKENBOARD_MAX_LINE_BYTES,
+        "max_blank": settings.TOKENBOARD_MAX_BLANK_LINES,
+    }
+    with open_text(path, **limits) as (stream, _encoding):
         for item in _guarded(fmt.parse(stream, ctx)):
             if isinstance(item, UsageRow):
                 rows_read += 1
@@ -474,14 +479,19 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
     if rejected and not batch.import_good_rows:
         first = outcome.errors[0]
         raise _RowsRejected(
-            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: line {first['line']}: "
-            f"{first['reason']}). Fix the file, or re-import choosing 'import the good rows'.",
+            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
+            "Fix the file, or re-import choosing 'import the good rows'.",
             outcome.errors,
             {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
         )
     if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
         raise ParseError(f"no usage rows found (read as {fmt.label})")
     return outcome
+
+
+def import_error_text(error: dict) -> str:
+    """One listed error as text: "line 12: reason", or the reason alone for a file-level error (no line)."""
+    return f"line {error['line']}: {error['reason']}" if error.get("line") else error["reason"]
 
 
 def _column_mapping(name: str) -> dict[str, str]:

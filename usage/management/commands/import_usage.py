@@ -9,6 +9,7 @@ from usage.services.imports import (
     import_batch_create,
     import_batch_process,
     import_batch_queue,
+    import_error_text,
     import_summary,
     imports_release_stuck,
 )
@@ -76,7 +77,7 @@ class Command(BaseCommand):
                 failed += 1
                 self.stderr.write(summary)
                 for error in batch.errors[:20]:
-                    self.stderr.write(f"  {path.name}: line {error['line']}: {error['reason']}")
+                    self.stderr.write(f"  {path.name}: {import_error_text(error)}")
             else:
                 self.stdout.write(summary)
         if wait:  # the standings show what was just imported before the command returns
