@@ -265,7 +265,7 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
 def people_search(request):
     """People matching a name or email, as buttons that submit the identity's assign form (htmx)."""
     _admin(request)
-    text = request.GET.get("person", "").strip()
+    text = request.GET.get("person", "").replace("\x00", "").strip()  # no NUL: PostgreSQL refuses it
     people = []
     if len(text) >= 2:
         people = list(
