@@ -133,3 +133,33 @@ def test_created_at_orders_exports_that_carry_no_export_time():
     import_batch_retry(ImportBatch.objects.get(pk=second.pk))
     assert import_batch_process(second.pk).records_written == 0
     assert output_tokens() == 1400
+
+
+PERSONAL_HEADER = (
+    '"Date","Kind","Model","Max Mode","Input (w/ Cache Write)","Input (w/o Cache Write)","Cache Read",'
+    '"Output Tokens","Total Tokens","Cost"\n'
+)
+
+
+def personal_csv(*rows: tuple[str, str, int]) -> bytes:
+    """(day, model, output tokens) → one person's own Cursor export (no User column)."""
+    lines = [
+        f'"{day}T10:00:00.000Z","Included","{model}","No","0","0","0","{out}","{out}","Included"\n'
+        for day, model, out in rows
+    ]
+    return (PERSONAL_HEADER + "".join(lines)).encode()
+
+
+def test_personal_exports_of_the_same_days_replace_only_their_own_persons_usage(org):
+    def personal_import(person, content: bytes) -> ImportBatch:
+        batch = import_batch_create(file=io.BytesIO(content), name="mine.csv", queue=False, attribute_to=person)
+        processed = import_batch_process(batch.pk)
+        assert processed.status == "succeeded", processed.error_summary
+        return processed
+
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    personal_import(ivy, personal_csv(("2026-09-01", "gpt-5", 100), ("2026-09-02", "gpt-5", 5)))
+    personal_import(paul, personal_csv(("2026-09-01", "gpt-5", 40)))
+    assert output_tokens() == 145  # Paul's own export does not replace Ivy's
+    personal_import(ivy, personal_csv(("2026-09-01", "gpt-5-codex", 70)))
+    assert output_tokens() == 70 + 5 + 40  # Ivy's newer export replaces her 1 September only

@@ -89,6 +89,9 @@ class ParseContext:
     column_mapping: dict[str, str] | None = None
     # Set by a parser whose format says when it was exported (the newest export of a scope wins).
     exported_at: datetime | None = None
+    # Set by a parser whose file names no one (its usage is attribute_to_email's): it states one person's usage,
+    # so it replaces only that person's figures of its days.
+    personal: bool = False
 
     def local_day(self, moment: datetime) -> date:
         if moment.tzinfo is None:

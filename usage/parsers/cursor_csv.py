@@ -100,6 +100,7 @@ class CursorCSV(Format):
                 "('attribute to' on the upload page)",
                 1,
             )
+        ctx.personal = not has_user
         cost_key = "cost" if table.has("cost") else "costtoyou" if table.has("costtoyou") else None
         columns = _Columns(table, cost_key)
         reader = _RowReader(ctx, fallback)

@@ -380,6 +380,7 @@ class _Outcome:
     rows_rejected: int = 0
     errors: list[dict] = field(default_factory=list)
     exported_at: datetime | None = None
+    personal: bool = False
 
 
 class _RowsRejected(Exception):
@@ -474,7 +475,7 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
             if rows_read % PROGRESS_EVERY_ROWS == 0:
                 ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
     outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
-    outcome.exported_at = ctx.exported_at
+    outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
     rejected = outcome.rows_rejected
     if rejected and not batch.import_good_rows:
         first = outcome.errors[0]
@@ -546,9 +547,6 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         locked.detected_format = outcome.format_name
         if outcome.exported_at:
             locked.exported_at = outcome.exported_at
-        superseded = _scopes_with_newer_exports(locked, outcome)
-        if superseded:
-            outcome.records = {key: acc for key, acc in outcome.records.items() if _scope_of(key) not in superseded}
         identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
         emails = dict(outcome.identity_emails)
         labels = dict(outcome.identity_labels)
@@ -557,6 +555,14 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
             if label:
                 labels[key] = label
         identities = identities_resolve(identity_keys, emails=emails, labels=labels)
+
+        def scope_of(key: RecordKey) -> Scope:
+            day, provider, account, identity_key = key[:4]
+            return provider, account, day, identities[identity_key].pk if outcome.personal else None
+
+        superseded = _scopes_with_newer_exports(locked, {scope_of(key) for key in outcome.records})
+        if superseded:
+            outcome.records = {key: acc for key, acc in outcome.records.items() if scope_of(key) not in superseded}
 
         now = timezone.now()
 
@@ -583,7 +589,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
                 )
 
         records_written = usage_records_upsert(record_rows())
-        _scopes_replace(locked, outcome)
+        _scopes_replace(locked, {scope_of(key) for key in outcome.records})
         days = [key[0] for key in outcome.records]
         standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
@@ -605,23 +611,21 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         locked.save()
 
 
-Scope = tuple  # (provider, account, day)
-
-
-def _scope_of(key: RecordKey) -> Scope:
-    day, provider, account = key[:3]
-    return provider, account, day
+# (provider, account, day, identity id): the identity only for a personal export (one person's own file, e.g.
+# ccusage or a Cursor export without a User column), which states that person's usage and no one else's.
+Scope = tuple
 
 
 def _scope_filter(batch: ImportBatch, scopes: Iterable[Scope]) -> Q:
     """Records of these scopes written by an export of the same format (another format of the same provider,
     such as a cost report beside a usage export, says different things about the day and is not replaced)."""
-    days_by_account: dict[tuple[str, str], set] = {}
-    for provider, account, day in scopes:
-        days_by_account.setdefault((provider, account), set()).add(day)
+    days_by_group: dict[tuple, set] = {}
+    for provider, account, day, identity_id in scopes:
+        days_by_group.setdefault((provider, account, identity_id), set()).add(day)
     match = Q(pk__in=[])
-    for (provider, account), days in days_by_account.items():
-        match |= Q(provider=provider, account=account, day__in=sorted(days))
+    for (provider, account, identity_id), days in days_by_group.items():
+        group = Q(provider=provider, account=account, day__in=sorted(days))
+        match |= group & Q(identity_id=identity_id) if identity_id is not None else group
     return match & Q(import_batch__detected_format=batch.detected_format)
 
 
@@ -631,26 +635,26 @@ def export_stated_at(batch: ImportBatch):
     return batch.exported_at or batch.created_at
 
 
-def _scopes_with_newer_exports(batch: ImportBatch, outcome: _Outcome) -> set[Scope]:
+def _scopes_with_newer_exports(batch: ImportBatch, scopes: set[Scope]) -> set[Scope]:
     """The file's scopes whose stored figures come from a newer export: this file must not undo them."""
-    scopes = {_scope_of(key) for key in outcome.records}
     if not scopes:
         return set()
+    personal = any(scope[3] is not None for scope in scopes)
+    grouped_by = ["provider", "account", "day", *(["identity"] if personal else [])]
     stated = (
         UsageRecord.objects.filter(_scope_filter(batch, scopes))
         .exclude(import_batch=batch)
-        .values("provider", "account", "day")
+        .values(*grouped_by)
         .annotate(newest=Max(Coalesce("import_batch__exported_at", "import_batch__created_at")))
         .filter(newest__gt=export_stated_at(batch))
     )
-    return {(row["provider"], row["account"], row["day"]) for row in stated}
+    return {(row["provider"], row["account"], row["day"], row.get("identity")) for row in stated}
 
 
-def _scopes_replace(batch: ImportBatch, outcome: _Outcome) -> None:
+def _scopes_replace(batch: ImportBatch, scopes: set[Scope]) -> None:
     """This export now states its scopes whole: records of them that it no longer has (a row removed, a model
     renamed) are deleted. The import just upserted every record it has, so those are the ones from other
     imports."""
-    scopes = {_scope_of(key) for key in outcome.records}
     if scopes:
         UsageRecord.objects.filter(_scope_filter(batch, scopes)).exclude(import_batch=batch).delete()
 
