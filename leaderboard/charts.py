@@ -8,6 +8,7 @@ deterministic per model and provider, so "claude-sonnet-4-5" has the same colour
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -103,6 +104,12 @@ def _as_json(fig: go.Figure) -> dict:
     return json.loads(fig.to_json())
 
 
+def plotly_text(name: str) -> str:
+    """A model or provider name as Plotly text. Plotly reads a subset of HTML in legends, labels and hover
+    boxes (so `<a href=…>` in a model name became a clickable link); escaped, it shows the name as written."""
+    return html.escape(name, quote=False)
+
+
 def _short(number: float) -> str:
     for size, unit in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
         if abs(number) >= size:
@@ -121,9 +128,9 @@ def daily_usage_chart(
             go.Bar(
                 x=[d.isoformat() for d in series.days],
                 y=[per_day[d] for d in series.days],
-                name=group,
+                name=plotly_text(group),
                 marker={"color": colour_for(group, palette)},
-                hovertemplate="%{y:,.0f} tokens<extra>" + group.replace("%", "%%") + "</extra>",
+                hovertemplate="%{y:,.0f} tokens<extra>" + plotly_text(group).replace("%", "%%") + "</extra>",
             )
         )
     fig.update_layout(**_layout(barmode="stack", yaxis={"title": {"text": "tokens"}, "rangemode": "tozero"}))
@@ -148,7 +155,7 @@ def mix_chart(
     """Share of tokens by model or provider, as a donut."""
     fig = go.Figure(
         go.Pie(
-            labels=[name for name, _n, _s in shares],
+            labels=[plotly_text(name) for name, _n, _s in shares],
             values=[n for _name, n, _s in shares],
             hole=0.55,
             sort=False,

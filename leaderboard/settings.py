@@ -254,6 +254,18 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# --- Import reliability and bounds (docs/architecture.md, Reliability rules) ------------------------------
+# A running import beats every HEARTBEAT seconds; one silent for STALE seconds (its worker was killed) is
+# requeued by the sweep (usage.sweep_imports, every minute), up to MAX_ATTEMPTS runs in all.
+TOKENBOARD_IMPORT_HEARTBEAT_SECONDS = env.int("TOKENBOARD_IMPORT_HEARTBEAT_SECONDS", default=30)
+TOKENBOARD_IMPORT_STALE_SECONDS = env.int("TOKENBOARD_IMPORT_STALE_SECONDS", default=300)
+TOKENBOARD_IMPORT_MAX_ATTEMPTS = env.int("TOKENBOARD_IMPORT_MAX_ATTEMPTS", default=3)
+# Pathological files are refused early rather than absorbed: the longest line (or single JSON document) and
+# the longest run of blank lines an export may hold.
+TOKENBOARD_MAX_LINE_BYTES = env.int("TOKENBOARD_MAX_LINE_BYTES", default=32 * 1024 * 1024)
+TOKENBOARD_MAX_BLANK_LINES = env.int("TOKENBOARD_MAX_BLANK_LINES", default=100_000)
+# A prefork worker child that grew past 512 MB (in KiB) is replaced after its task.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -66,6 +66,15 @@ def _date_param(params: QueryDict, name: str) -> date | None:
     return value
 
 
+def _text_param(params: QueryDict, name: str) -> str:
+    """A free-text filter. Control characters (a NUL above all: PostgreSQL refuses it in a string, which made
+    `?model=%00` a 500) are no provider's or model's name, so they are a bad parameter."""
+    raw = params.get(name, "").strip()
+    if any(ord(char) < 32 or ord(char) == 127 for char in raw):
+        raise QueryError(name, f"{raw!r} contains a control character")
+    return raw
+
+
 def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> RankingQuery:
     """Validate the shared ranking parameters; raises QueryError naming the bad one."""
     period = params.get("period", "").strip() or default_period
@@ -88,9 +97,9 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
     return RankingQuery(
         window=window,
         metric=metric,
-        provider=params.get("provider", "").strip(),
-        model=params.get("model", "").strip(),
+        provider=_text_param(params, "provider"),
+        model=_text_param(params, "model"),
         team_id=team_id,
-        search=params.get("q", "").strip()[:100],
+        search=_text_param(params, "q")[:100],
         anchor=anchor,
     )

@@ -233,6 +233,8 @@ def usage_scope(
     if team_id is not None and team_id not in viewer.managed_team_ids:
         raise PermissionDenied(f"Team {team_id} is not in a subtree you manage.")
     return managed
+
+
 def sso_admin(groups) -> bool | None:
     """Whether a single sign-on user's groups make them an admin, decided at every SSO login (so removing them
     from the group takes admin away at their next login). None when no OIDC_ADMIN_GROUPS are configured: admins

@@ -222,6 +222,16 @@ class ImportBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Reliability (docs/architecture.md): a running import beats while its worker lives, so one whose worker
+    # died is requeued by the sweep; dispatched_at is empty while no message has reached the broker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Runs started, including ones cut off.")
+    # When the file says it was exported (where the format carries it); else the upload time orders exports.
+    exported_at = models.DateTimeField(null=True, blank=True)
+    scopes_superseded = models.IntegerField(
+        default=0, help_text="Provider × account × day scopes not written because a newer export covers them."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -570,6 +580,8 @@ class SourcePrecedence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.preferred} over {self.over}"
+
+
 # --- Audit trail (issue 11) ----------------------------------------------------------------------------------
 # One append-only table for everything the audit trail records. django-auditlog writes the model changes into it
 # (AUDITLOG_LOGENTRY_MODEL; registrations in usage.audit), usage.services.audit the events that are no model

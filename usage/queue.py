@@ -28,7 +28,22 @@ def send_on_commit(task_name: str, *args) -> None:
 
 
 def import_queue_on_commit(batch_id: int) -> None:
-    send_on_commit("usage.process_import", batch_id)
+    """Send the import once the transaction commits and record that it reached the broker: an import whose
+    message could not be sent keeps dispatched_at empty, and the sweep (usage.sweep_imports) sends it once
+    the broker is back."""
+    from django.utils import timezone
+
+    from usage.models import ImportBatch
+
+    def dispatch() -> None:
+        try:
+            send("usage.process_import", batch_id)
+        except Exception:
+            logger.exception("could not queue import %s; it is stored and the sweep sends it later", batch_id)
+            return
+        ImportBatch.objects.filter(pk=batch_id).update(dispatched_at=timezone.now())
+
+    transaction.on_commit(dispatch)
 
 
 def standings_refresh_on_commit() -> None:

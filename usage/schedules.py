@@ -20,6 +20,13 @@ PERIODIC_TASKS: list[PeriodicTaskSpec] = [
         description="Import settled files from TOKENBOARD_INBOX into done/ or failed/.",
     ),
     PeriodicTaskSpec(
+        name="sweep imports",
+        task="usage.sweep_imports",
+        cron="* * * * *",
+        description="Queue again imports whose worker died (no heartbeat) and send imports stored while the broker "
+        "was down.",
+    ),
+    PeriodicTaskSpec(
         name="move rolling windows at midnight",
         task="usage.refresh_standings",
         cron="1 0 * * *",

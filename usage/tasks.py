@@ -18,6 +18,17 @@ def process_import(self, batch_id: int) -> None:
     import_batch_process(batch_id, claim_id=self.request.id)
 
 
+@shared_task(name="usage.sweep_imports", ignore_result=True)
+def sweep_imports() -> None:
+    """Every minute: requeue imports whose worker died (no heartbeat) and send imports stored while the broker
+    was down, so neither waits for an operator's `import_usage --requeue`."""
+    from usage.services.imports import imports_sweep
+
+    released, sent = imports_sweep()
+    if released or sent:
+        logger.info("import sweep: %d stuck import(s) queued again, %d sent to the broker", released, sent)
+
+
 @shared_task(name="usage.scan_inbox", ignore_result=True)
 def scan_inbox() -> None:
     """Import settled files from the drop folder (TOKENBOARD_INBOX). Safe to overlap: files are claimed by

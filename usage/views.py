@@ -158,9 +158,10 @@ def import_errors_csv(request, pk: int):
 @admin_required
 def import_retry(request, pk: int):
     batch = get_object_or_404(ImportBatch, pk=pk)
-    if batch.status != ImportStatus.FAILED:
+    if batch.status not in (ImportStatus.FAILED, ImportStatus.RUNNING):
         messages.error(
-            request, f"Import #{batch.pk} is {batch.get_status_display().lower()}; only a failed import is retried."
+            request,
+            f"Import #{batch.pk} is {batch.get_status_display().lower()}; only a failed or running import is retried.",
         )
     elif not batch.raw_file or not batch.raw_file.storage.exists(batch.raw_file.name):
         messages.error(request, f"Import #{batch.pk}: its stored file {batch.raw_file.name or '(none)'} is missing.")
@@ -193,7 +194,7 @@ def imports_reprocess(request):
     count = imports_reprocess_all()
     messages.success(
         request,
-        f"Re-queued {count} import(s), oldest first. Totals update as each one finishes."
+        f"Re-queued {count} import(s). Totals update as each one finishes; where exports overlap, the newer export wins."
         if count
         else "No finished imports to re-process.",
     )
@@ -262,7 +263,7 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
 @admin_required
 def people_search(request):
     """People matching a name or email, as buttons that submit the identity's assign form (htmx)."""
-    text = request.GET.get("person", "").strip()
+    text = request.GET.get("person", "").replace("\x00", "").strip()  # no NUL: PostgreSQL refuses it
     people = []
     if len(text) >= 2:
         people = list(

@@ -273,6 +273,9 @@ class ImportSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_seconds",
             "status_url",
+            "dispatched_at",
+            "exported_at",
+            "scopes_superseded",
         ]
         read_only_fields = fields
 
@@ -292,7 +295,10 @@ class ImportSerializer(serializers.ModelSerializer):
 class ImportCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="The export (csv, json, jsonl; gzip or zip accepted).")
     format = serializers.CharField(
-        required=False, allow_blank=True, help_text="Format name; empty = detect from the file."
+        required=False,
+        allow_blank=True,
+        max_length=ImportBatch._meta.get_field("requested_format").max_length,
+        help_text="Format name; empty = detect from the file.",
     )
     import_good_rows = serializers.BooleanField(
         required=False, default=False, help_text="Import the good rows of a file that has bad ones."

@@ -20,9 +20,11 @@ one's role a 403. The admin-only endpoints answer 403 before looking anything up
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -36,6 +38,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
+from redis.exceptions import RedisError
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
@@ -83,6 +86,8 @@ from .serializers import (
     TeamStandingSerializer,
     UsageRecordSerializer,
 )
+
+logger = logging.getLogger(__name__)
 
 # --- documentation of the shared parameters and the error bodies ---------------------------------------------
 
@@ -185,6 +190,19 @@ def _team_ref(team_id, name) -> dict | None:
 # --- throttling ------------------------------------------------------------------------------------------
 
 
+class WriteThrottle(ScopedRateThrottle):
+    """The `writes` scope's counts live in the cache (Redis in production). It fails open: a cache that is down
+    lets the write through (logged) rather than turning every API write into a 500; the view itself needs no
+    cache, and an upload is stored in the database and file storage."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, DatabaseError, OSError):
+            logger.warning("write throttle: the cache is unavailable; letting the request through", exc_info=True)
+            return True
+
+
 class WriteThrottleMixin:
     """Unsafe methods are throttled with the `writes` scope (settings.REST_FRAMEWORK)."""
 
@@ -193,7 +211,7 @@ class WriteThrottleMixin:
     def get_throttles(self):
         if self.request.method in SAFE_METHODS:
             return []
-        return [ScopedRateThrottle()]
+        return [WriteThrottle()]
 
 
 # --- rankings ------------------------------------------------------------------------------------------------

@@ -3,14 +3,12 @@ and the import_usage command's --requeue and exit status."""
 
 import csv
 import io
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
-from django.utils import timezone
 
 from tests.factories import ImportBatchFactory
 from usage.models import ImportBatch, UsageRecord
@@ -156,13 +154,13 @@ def test_retry_refuses_an_import_that_did_not_fail_and_answers_only_post(admin_c
     batch = stored_import(ANTHROPIC)
     assert admin_client.get(reverse("import-retry", args=[batch.pk])).status_code == 405
     response = admin_client.post(reverse("import-retry", args=[batch.pk]), follow=True)
-    assert "only a failed import is retried" in response.content.decode()
+    assert "only a failed or running import is retried" in response.content.decode()
     batch.refresh_from_db()
     assert batch.status == "succeeded"
     delay.assert_not_called()
 
 
-def test_reprocess_all_requeues_finished_imports_oldest_first_and_leaves_running_ones(
+def test_reprocess_all_requeues_finished_and_stuck_running_imports_and_leaves_queued_ones(
     admin_client, delay, django_capture_on_commit_callbacks
 ):
     first = stored_import(OPENAI)
@@ -170,14 +168,14 @@ def test_reprocess_all_requeues_finished_imports_oldest_first_and_leaves_running
     assert (first.status, second.status) == ("succeeded", "failed")
     running = stored_import(ANTHROPIC, process=False)
     ImportBatch.objects.filter(pk=running.pk).update(status="running", claim_id="task-1")
-    # Creation order, not id order, decides: the newer export is written last.
-    ImportBatch.objects.filter(pk=first.pk).update(created_at=timezone.now() + timedelta(minutes=5))
+    queued = stored_import(OPENAI, process=False)
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("imports-reprocess"), follow=True)
-    assert "Re-queued 2 import(s), oldest first" in response.content.decode()
-    assert [c.args for c in delay.call_args_list] == [(second.pk,), (first.pk,)]
+    assert "Re-queued 3 import(s)" in response.content.decode()
+    assert sorted(c.args for c in delay.call_args_list) == sorted([(first.pk,), (second.pk,), (running.pk,)])
     statuses = dict(ImportBatch.objects.values_list("pk", "status"))
-    assert statuses == {first.pk: "queued", second.pk: "queued", running.pk: "running"}
+    assert statuses == {first.pk: "queued", second.pk: "queued", running.pk: "queued", queued.pk: "queued"}
+    assert ImportBatch.objects.get(pk=running.pk).claim_id == ""  # the old run, if alive, drops its results
 
 
 def test_reprocessing_an_import_replaces_its_totals_rather_than_adding_them(delay):

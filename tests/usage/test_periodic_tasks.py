@@ -17,7 +17,8 @@ def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys
     midnight = PeriodicTask.objects.get(name="move rolling windows at midnight")
     assert midnight.task == "usage.refresh_standings"
     assert (midnight.crontab.minute, midnight.crontab.hour) == ("1", "0")
-    assert PeriodicTask.objects.count() == 3
+    assert tasks["sweep imports"] == "usage.sweep_imports"
+    assert PeriodicTask.objects.count() == 4
 
 
 @pytest.mark.django_db

@@ -183,7 +183,9 @@ def test_the_progress_partial_stops_polling_once_every_import_is_finished(admin_
 
 
 def test_the_progress_page_without_htmx_is_a_whole_page_and_404s_for_unknown_ids(admin_client):
-    batch = ImportBatchFactory(status="queued")
+    from django.utils import timezone
+
+    batch = ImportBatchFactory(status="queued", dispatched_at=timezone.now())
     page = admin_client.get(f"{reverse('imports-progress')}?ids={batch.pk}").content.decode()
     assert "<html" in page and "waiting for a worker" in page
     assert admin_client.get(f"{reverse('imports-progress')}?ids=999999").status_code == 404

@@ -88,6 +88,11 @@ class ParseContext:
     attribute_to_email: str = ""
     usd_rates: dict[str, Decimal] = field(default_factory=dict)
     column_mapping: dict[str, str] | None = None
+    # Set by a parser whose format says when it was exported (the newest export of a scope wins).
+    exported_at: datetime | None = None
+    # Set by a parser whose file names no one (its usage is attribute_to_email's): it states one person's usage,
+    # so it replaces only that person's figures of its days.
+    personal: bool = False
 
     def local_day(self, moment: datetime) -> date:
         if moment.tzinfo is None:
@@ -135,6 +140,13 @@ _NULLS = {"", "null", "none", "nan", "-"}
 
 
 _LONGEST_NULL = max(map(len, _NULLS))
+# Spreadsheet and pandas spellings of "not a number": for a count or an amount they are an error, never 0.
+_NOT_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "#num!", "#value!", "#div/0!"}
+
+
+def _refuse_not_finite(value: object, what: str) -> None:
+    if isinstance(value, str) and value.strip().lower() in _NOT_FINITE:
+        raise ValueError(f"{what} is not a number: {value!r}")
 
 
 def is_null(value: object) -> bool:
@@ -161,6 +173,7 @@ def to_int(value: object, what: str) -> int:
         number = int(value)
         if number <= 10**15:
             return number
+    _refuse_not_finite(value, what)
     if is_null(value):
         return 0
     if isinstance(value, bool):
@@ -193,6 +206,7 @@ _MONEY_JUNK = re.compile(r"[\s$,]")
 
 def to_decimal(value: object, what: str) -> Decimal:
     """Money or a fractional quantity as Decimal; floats go through str() so 0.1 stays 0.1."""
+    _refuse_not_finite(value, what)
     if is_null(value):
         return Decimal(0)
     if isinstance(value, bool):
@@ -223,10 +237,15 @@ def check_day(day: date) -> date:
     return day
 
 
+EPOCH_MILLISECONDS_FROM = 10**12
+
+
 def parse_timestamp(value: object, what: str = "timestamp") -> datetime:
     """ISO 8601 (with Z, offset, or space separator), epoch seconds or epoch milliseconds; naive = UTC."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if value > 10**11 else value
+        # Milliseconds from 10**12 (September 2001) on: a smaller number is seconds, so seconds in year 9999
+        # (2.5 × 10**11) read as year 9999 and are reported as out of range, not as 1978.
+        seconds = value / 1000 if value >= EPOCH_MILLISECONDS_FROM else value
         try:
             return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
@@ -254,6 +273,10 @@ def parse_day(value: object, what: str = "date") -> date:
     return check_day(parse_timestamp(value, what).date())
 
 
+# A multi-line JSON document is parsed whole; beyond this size its objects would not fit a worker's 512 MB.
+WHOLE_DOCUMENT_MAX_CHARS = 32 * 1024 * 1024
+
+
 def load_json_documents(stream: IO[str]) -> Iterator[tuple[int, object]]:
     """A JSON file as documents: one object, an array of pages, or JSON lines. Yields (line, document).
 
@@ -268,7 +291,13 @@ def load_json_documents(stream: IO[str]) -> Iterator[tuple[int, object]]:
         first_document = json.loads(first)
     except (RecursionError, ValueError) as first_error:  # JSONDecodeError is a ValueError
         # Not a whole document on its first line: the file is one multi-line document (or broken).
-        yield from _json_whole_document(first + stream.read(), number, first_error)
+        rest = stream.read(WHOLE_DOCUMENT_MAX_CHARS)
+        if stream.read(1):
+            raise ParseError(
+                f"a JSON document spread over lines is read whole, and this one is larger than "
+                f"{WHOLE_DOCUMENT_MAX_CHARS:,} characters: export it as JSON lines (one object per line)"
+            ) from None
+        yield from _json_whole_document(first + rest, number, first_error)
         return
     following = next(((n, line) for n, line in lines if line.strip()), None)
     if following is None:  # one line in all: a single document, as if read whole

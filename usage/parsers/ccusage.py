@@ -87,6 +87,7 @@ class CCUsage(Format):
             raise ParseError(
                 "ccusage files name no person: choose who this usage belongs to ('attribute to' on the upload page)"
             )
+        ctx.personal = True
         for line, document in load_json_documents(stream):
             for shape, project, entry in entries_of(document, line):
                 try:

@@ -100,10 +100,14 @@ class CursorCSV(Format):
                 "('attribute to' on the upload page)",
                 1,
             )
+        ctx.personal = not has_user
         cost_key = "cost" if table.has("cost") else "costtoyou" if table.has("costtoyou") else None
         columns = _Columns(table, cost_key)
         reader = _RowReader(ctx, fallback)
         for line, values in table.lists(width=columns.width):
+            if type(values) is RowError:
+                yield values
+                continue
             try:
                 yield reader.row(line, values, columns)
             except ROW_ERRORS as error:

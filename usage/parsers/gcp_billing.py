@@ -92,6 +92,10 @@ class GCPBilling(Format):
         yield from table.each_row(lambda row: self._row(row, ctx))
 
     def _row(self, row: Row, ctx: ParseContext) -> ParsedItem:
+        if row.get("exporttime"):
+            # The billing export restates rows as costs settle; its newest export_time dates the file.
+            exported = parse_timestamp(row.get("exporttime"), "export_time")
+            ctx.exported_at = max(ctx.exported_at or exported, exported)
         service = row.get("servicedescription")
         sku = row.get("skudescription")
         if not any(word in f"{service} {sku}".lower() for word in AI_SERVICES):

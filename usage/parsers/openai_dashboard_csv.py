@@ -63,6 +63,9 @@ class OpenAIDashboardCSV(Format):
             usage_kind = "other"
         data_keys = [key for key in table.columns if key not in TIME_KEYS]
         for row in table.rows():
+            if type(row) is RowError:
+                yield row
+                continue
             if not any(row.get(key) for key in data_keys):
                 yield Skipped(row.line, "no usage in this bucket (only time columns filled)")
                 continue

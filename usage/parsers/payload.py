@@ -1,9 +1,11 @@
-"""Opening a stored export: transparent gzip/zip with a zip-bomb guard, and text decoding that never
-produces mojibake (UTF-8, UTF-8 with BOM, UTF-16 with BOM, else Windows-1252/Latin-1 if the bytes say so)."""
+"""Opening a stored export: transparent gzip/zip with a zip-bomb guard, limits on line length and blank-line runs
+(so a pathological file is refused quickly and in bounded memory), and text decoding that never produces mojibake
+(UTF-8, UTF-8 with BOM, UTF-16 with BOM, Shift-JIS when the bytes say so, else Windows-1252/Latin-1)."""
 
 import codecs
 import gzip
 import io
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -14,6 +16,76 @@ from .base import ParseError
 
 SAMPLE_BYTES = 256 * 1024
 ARCHIVE_SUFFIXES = (".zip", ".gz", ".gzip", ".tar", ".tgz", ".7z", ".bz2", ".xz", ".rar")
+# Containers we do not open, by their magic bytes (tar: "ustar" at offset 257), named in the refusal.
+UNSUPPORTED_MAGIC = (
+    (b"BZh", "bz2-compressed"),
+    (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip"),
+    (b"Rar!\x1a\x07", "RAR"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed"),
+)
+
+
+def refuse_unsupported_container(head: bytes) -> None:
+    kind = next((name for magic, name in UNSUPPORTED_MAGIC if head.startswith(magic)), None)
+    if kind is None and head[257:262] == b"ustar":
+        kind = "tar"
+    if kind:
+        raise ParseError(f"{kind} files are not supported: extract the export, or compress it with gzip or zip")
+
+
+class LineGuard(io.RawIOBase):
+    """Reads through `inner` and refuses a line longer than `max_line` bytes or more than `max_blank` blank lines
+    in a row, as soon as it passes: a 1 GiB line would otherwise be held whole by the text reader, and a file of
+    blank lines would keep a worker busy for minutes. Checked per read chunk, so a normal file costs a few
+    byte searches per 256 KiB."""
+
+    def __init__(self, inner: BinaryIO, *, max_line: int, max_blank: int):
+        self.inner, self.max_line, self.max_blank = inner, max_line, max_blank
+        self.line_length = 0  # bytes of the line still open at the end of the last chunk
+        self.blank_run = 0  # newlines in a row with nothing between them, up to the end of the last chunk
+        self.line = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.inner.read(len(buffer))
+        if not data:
+            return 0
+        first_newline = data.find(b"\n")
+        if first_newline < 0:
+            self.line_length += len(data)
+        else:
+            self._check_line(self.line_length + first_newline)
+            self.line_length = len(data) - data.rfind(b"\n") - 1
+        self._check_line(self.line_length)
+        content_start = len(data) - len(data.lstrip(b"\r\n"))
+        if content_start == len(data):  # newlines only
+            self.blank_run += data.count(b"\n")
+        else:
+            self.blank_run += data.count(b"\n", 0, content_start)
+            self._check_blank()
+            self.blank_run = data.count(b"\n", len(data.rstrip(b"\r\n")))
+        self._check_blank()
+        self.line += data.count(b"\n")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _check_line(self, length: int) -> None:
+        if length > self.max_line:
+            raise ParseError(
+                f"a line is longer than {self.max_line:,} bytes (no export has such lines; the file is damaged or "
+                "not an export)",
+                self.line,
+            )
+
+    def _check_blank(self) -> None:
+        # A run of n newlines is n - 1 blank lines between two lines.
+        if self.blank_run - 1 > self.max_blank:
+            raise ParseError(
+                f"more than {self.max_blank:,} blank lines in a row (the file is damaged or not an export)", self.line
+            )
 
 
 class LimitedReader(io.RawIOBase):
@@ -42,8 +114,10 @@ class LimitedReader(io.RawIOBase):
 def open_binary(path: str, *, max_decompressed: int) -> Iterator[BinaryIO]:
     """The export's bytes, decompressed if it is gzip or a single-file zip."""
     with open(path, "rb") as raw:
-        magic = raw.read(4)
+        head = raw.read(512)
+        magic = head[:4]
         raw.seek(0)
+        refuse_unsupported_container(head)
         if magic[:2] == b"\x1f\x8b":
             with gzip.open(raw) as inner:
                 yield io.BufferedReader(LimitedReader(inner, max_decompressed))
@@ -92,6 +166,8 @@ def detect_encoding(head: bytes) -> str:
         # A cut in the middle of a multi-byte character at the end of the sample is still UTF-8.
         if error.start >= len(head) - 3 and error.reason == "unexpected end of data":
             return "utf-8"
+    if _looks_like_shift_jis(head):
+        return "cp932"
     # Not UTF-8: Windows-1252 is what spreadsheet tools write; reject bytes it leaves undefined.
     try:
         head.decode("cp1252")
@@ -100,8 +176,29 @@ def detect_encoding(head: bytes) -> str:
     return "cp1252"
 
 
+# Shift-JIS lead bytes of kana and the common kanji (0x81–0x9F); in Windows-1252 these are rare punctuation.
+_SHIFT_JIS_LEAD = re.compile(rb"[\x81-\x9f][\x40-\x7e\x80-\xfc]")
+
+
+def _looks_like_shift_jis(head: bytes) -> bool:
+    """Japanese Excel writes CSV in Shift-JIS (Windows code page 932). Read as Windows-1252 its names would be
+    stored garbled, so it is recognised: the bytes decode as cp932 and use its kana/kanji lead bytes."""
+    if not _SHIFT_JIS_LEAD.search(head):
+        return False
+    try:
+        head.decode("cp932")
+    except UnicodeDecodeError as error:
+        # A sample cut inside a two-byte character still counts.
+        if not (error.start >= len(head) - 1 and error.reason in ("incomplete multibyte sequence", "truncated data")):
+            return False
+    return True
+
+
 PARQUET_MAGIC = b"PAR1"
 PARQUET_BATCH_ROWS = 10_000
+# The defaults of settings.TOKENBOARD_MAX_LINE_BYTES / TOKENBOARD_MAX_BLANK_LINES (the pipeline passes those).
+DEFAULT_MAX_LINE = 32 * 1024 * 1024
+DEFAULT_MAX_BLANK = 100_000
 
 
 class ParquetText(io.TextIOBase):
@@ -198,7 +295,9 @@ class ParquetText(io.TextIOBase):
 
 
 @contextmanager
-def open_text(path: str, *, max_decompressed: int) -> Iterator[tuple[IO[str], str]]:
+def open_text(
+    path: str, *, max_decompressed: int, max_line: int = DEFAULT_MAX_LINE, max_blank: int = DEFAULT_MAX_BLANK
+) -> Iterator[tuple[IO[str], str]]:
     """The export as text, and the encoding it was read with. Parquet comes out as CSV text."""
     with open_binary(path, max_decompressed=max_decompressed) as binary:
         buffered = io.BufferedReader(binary, buffer_size=SAMPLE_BYTES)  # type: ignore[arg-type]
@@ -206,8 +305,10 @@ def open_text(path: str, *, max_decompressed: int) -> Iterator[tuple[IO[str], st
         if head.startswith(PARQUET_MAGIC):
             yield ParquetText(buffered, max_decompressed=max_decompressed), "parquet"
             return
+        refuse_unsupported_container(head)  # e.g. a tar inside a gzip
         encoding = detect_encoding(head)
-        text = io.TextIOWrapper(buffered, encoding=encoding, errors="strict", newline="")
+        guarded = io.BufferedReader(LineGuard(buffered, max_line=max_line, max_blank=max_blank), SAMPLE_BYTES)
+        text = io.TextIOWrapper(guarded, encoding=encoding, errors="strict", newline="")
         try:
             yield text, encoding
         except UnicodeDecodeError as error:

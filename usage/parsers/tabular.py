@@ -67,7 +67,9 @@ class Table:
 
     def __init__(self, stream: IO[str], *, label: str):
         self.label = label
-        self._reader = csv.reader(stream)
+        # strict: a quote left open (a file cut inside a quoted cell, a stray quote) is an error, not a cell
+        # that swallows the following lines.
+        self._reader = csv.reader(stream, strict=True)
         self.headers: list[str] = []
         try:
             for first in self._reader:
@@ -79,8 +81,19 @@ class Table:
         if not self.headers:
             raise ParseError("the file is empty (no CSV header)")
         self.columns: dict[str, int] = {}
+        seen: dict[str, int] = {}
         for index, name in enumerate(self.headers):
+            plain = name.lstrip("\ufeff").strip().lower()
+            if plain and plain in seen:
+                raise ParseError(
+                    f"duplicate column {name.strip()!r} (columns {seen[plain] + 1} and {index + 1}): which one holds "
+                    "the data is ambiguous; remove or rename one",
+                    self._reader.line_num,
+                )
+            seen[plain] = index
             self.columns.setdefault(header_key(name), index)
+        # Rows must have every named column: a shorter row is cut off (trailing unnamed columns may be missing).
+        self.width = 1 + max(index for index, name in enumerate(self.headers) if name.strip())
 
     def has(self, *keys: str) -> bool:
         return any(key in self.columns for key in keys)
@@ -93,32 +106,66 @@ class Table:
                 1,
             )
 
-    def lists(self, *, width: int) -> Iterator[tuple[int, list[str]]]:
-        """(line, cells) with short rows padded to `width` cells: for parsers that index columns directly."""
+    def lists(self, *, width: int) -> Iterator[tuple[int, list[str] | RowError]]:
+        """(line, cells) for parsers that index columns directly (`width`: the columns they read); a row with
+        fewer columns than the header comes as (line, RowError)."""
+        reader, needed = self._reader, max(width, self.width)
+        line = reader.line_num
         try:
-            for values in self._reader:
-                # Cheap test first: a normal row has a first cell; only otherwise look for an all-blank row.
-                if not values or not values[0] or len(values) < width:
+            for values in reader:
+                # Cheap test first: a normal row has a first cell and every column.
+                if not values or not values[0] or len(values) < needed:
                     if not any(cell.strip() for cell in values):
+                        line = reader.line_num
+                        continue
+                    if len(values) < self.width:
+                        yield reader.line_num, self._short_row(values, reader.line_num)
+                        line = reader.line_num
                         continue
                     if len(values) < width:
                         values += [""] * (width - len(values))
-                yield self._reader.line_num, values
+                yield reader.line_num, values
+                line = reader.line_num
         except csv.Error as error:
-            raise ParseError(f"malformed CSV ({error})", self._reader.line_num) from None
+            raise self._malformed(error, line + 1) from None
 
-    def rows(self) -> Iterator[Row]:
+    def rows(self) -> Iterator[Row | RowError]:
+        """Each non-blank row; a row with fewer columns than the header comes as a RowError."""
+        reader = self._reader
+        line = reader.line_num
         try:
-            for values in self._reader:
+            for values in reader:
                 if not any(cell.strip() for cell in values):
+                    line = reader.line_num
                     continue
-                yield Row(values, self.columns, self._reader.line_num)
+                if len(values) < self.width:
+                    yield self._short_row(values, reader.line_num)
+                else:
+                    yield Row(values, self.columns, reader.line_num)
+                line = reader.line_num
         except csv.Error as error:
-            raise ParseError(f"malformed CSV ({error})", self._reader.line_num) from None
+            raise self._malformed(error, line + 1) from None
+
+    def _short_row(self, values: list[str], line: int) -> RowError:
+        return RowError(
+            line, f"the row has {len(values)} of the header's {self.width} columns (cut off, or a missing delimiter)"
+        )
+
+    def _malformed(self, error: csv.Error, row_start: int) -> ParseError:
+        if "unexpected end of data" in str(error):
+            return ParseError(
+                f"the file ends inside a quoted cell opened on line {row_start} or after: it is cut off, or a quote "
+                "is never closed",
+                self._reader.line_num,
+            )
+        return ParseError(f"malformed CSV ({error})", self._reader.line_num)
 
     def each_row(self, read_row: Callable[[Row], ParsedItem]) -> Iterator[ParsedItem]:
         """Every row through `read_row`; a row it cannot read becomes a RowError naming its line."""
         for row in self.rows():
+            if type(row) is RowError:
+                yield row
+                continue
             try:
                 yield read_row(row)
             except ROW_ERRORS as error:

@@ -76,6 +76,10 @@ def connection_save(connection: ProviderConnection, *, api_key: str | None = Non
     api_key = (api_key or "").strip()
     if not api_key and not connection.encrypted_api_key:
         errors["api_key"] = "an admin API key is required"
+    elif not api_key and _destination_changed(connection):
+        errors["api_key"] = (
+            "the base URL or provider changed: enter the API key again (a stored key is never sent to a new host)"
+        )
     try:
         connection.schedule = schedule_validate(connection.schedule or "")
     except ValidationError as error:
@@ -89,6 +93,14 @@ def connection_save(connection: ProviderConnection, *, api_key: str | None = Non
         connection.save()
         connection_schedule_sync(connection)
     return connection
+
+
+def _destination_changed(connection: ProviderConnection) -> bool:
+    """Whether a saved connection's key would now go somewhere else (another base URL or provider's API)."""
+    if connection.pk is None:
+        return False
+    stored = ProviderConnection.objects.filter(pk=connection.pk).values("base_url", "provider").first()
+    return stored is not None and (stored["base_url"], stored["provider"]) != (connection.base_url, connection.provider)
 
 
 def connection_create(
@@ -244,6 +256,8 @@ def connection_test(
     if connection is not None:
         provider = provider or connection.provider
         base_url = base_url or connection.base_url
+        if not api_key and (provider, base_url) != (connection.provider, connection.base_url):
+            return ConnectionCheck(False, "enter the API key to test another base URL or provider")
         if not api_key:
             try:
                 api_key = api_key_decrypt(connection.encrypted_api_key)

@@ -1,8 +1,9 @@
 """The import pipeline: store the raw export, queue it, then parse → resolve identities → upsert.
 
 Guarantees (docs/architecture.md, Reliability rules): the raw bytes are stored before parsing; the database side of an
-import is one transaction, so a failed or killed import leaves no partial totals; re-importing a file (or an
-overlapping export) upserts on the natural key and never double counts.
+import is one transaction, so a failed or killed import leaves no partial totals; a newer export of a scope
+(provider, account, day, format) replaces what older exports said about it, and an older one never undoes it;
+a running import beats, so one whose worker died is requeued by the sweep.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import IO
@@ -20,8 +23,9 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.files import File
-from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Max, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from usage import queue
@@ -80,6 +84,9 @@ def import_batch_create(
 ) -> ImportBatch:
     """Store the raw export and (unless queue=False) queue it for the worker once the transaction commits."""
     if requested_format:
+        format_limit = ImportBatch._meta.get_field("requested_format").max_length
+        if len(requested_format) > format_limit:
+            raise ImportRejected(f"{name}: the format name is longer than {format_limit} characters")
         try:
             format_get(requested_format)
         except UnknownFormat as error:
@@ -110,23 +117,47 @@ def import_batch_create(
         connection=connection,
         started_by=user if getattr(user, "is_authenticated", False) else None,
     )
-    batch.raw_file.save(os.path.basename(name) or "export", File(file), save=False)
-    batch.save()
+    batch.raw_file.save(stored_file_name(name), File(file), save=False)
+    try:
+        batch.save()
+    except Exception:
+        batch.raw_file.delete(save=False)  # no stored file without the import that names it
+        raise
     if source != ImportSource.API:  # scheduled pulls are the connection's, not someone's upload
         audit_record("import.upload", target=batch, data={"source": source, "bytes": size, "format": requested_format})
     if queue:
         import_batch_queue(batch)
+        if not transaction.get_connection().in_atomic_block:  # sent already (on commit): did it reach the broker?
+            batch.refresh_from_db(fields=["dispatched_at"])
     return batch
 
 
+STORED_NAME_CHARS = 100
+
+
+def stored_file_name(name: str) -> str:
+    """The raw file's name on disk: the upload's name cut to STORED_NAME_CHARS (keeping its extensions), so a
+    long name plus the storage's prefix and collision suffix stays under the file system's 255 bytes. The
+    full name is kept in original_name."""
+    base = os.path.basename(name) or "export"
+    if len(base) <= STORED_NAME_CHARS:
+        return base
+    stem, dot, extensions = base.partition(".")
+    extensions = (dot + extensions)[-20:]
+    return stem[: STORED_NAME_CHARS - len(extensions)] + extensions
+
+
 def import_batch_queue(batch: ImportBatch) -> None:
-    # The batch is stored and stays "queued" if the broker is down; `import_usage --requeue` re-sends it.
+    # The batch is stored and stays "queued" if the broker is down; the sweep re-sends it (dispatched_at).
     queue.import_queue_on_commit(batch.pk)
 
 
 def import_batch_retry(batch: ImportBatch) -> ImportBatch:
-    """Run a finished import again from its stored raw file (after a fix, a price or time-zone change)."""
-    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.QUEUED, claim_id="")
+    """Run an import again from its stored raw file (after a fix, a price or time-zone change, or when it is
+    stuck running). Safe while a run is still going: the new claim makes that run drop its results."""
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportStatus.QUEUED, claim_id="", dispatched_at=None, attempts=0
+    )
     batch.refresh_from_db()
     audit_record("import.retry", target=batch)
     import_batch_queue(batch)
@@ -134,18 +165,61 @@ def import_batch_retry(batch: ImportBatch) -> ImportBatch:
 
 
 def imports_reprocess_all() -> int:
-    """Re-queue every finished (succeeded or failed) import from its stored raw file, oldest first, after a
-    price-table or time-zone change. Creation order matters: where two exports restate the same day, the
-    newer one must be written last. Messages are sent in this order; workers running imports in
-    parallel may still finish two of them out of order.
-    Queued and running imports are left alone. Returns how many were re-queued."""
-    finished = ImportBatch.objects.filter(status__in=[ImportStatus.SUCCEEDED, ImportStatus.FAILED]).exclude(raw_file="")
+    """Re-queue every import that has a stored raw file (finished, failed or stuck running) after a
+    price-table or time-zone change. Order does not matter: where two exports restate the same scope, the
+    newer export wins whichever runs last. Queued imports are left alone. Returns how many were re-queued."""
+    batches = ImportBatch.objects.exclude(status=ImportStatus.QUEUED).exclude(raw_file="")
     count = 0
-    for batch in finished.order_by("created_at", "pk"):
+    for batch in batches.order_by("created_at", "pk"):
         import_batch_retry(batch)
         count += 1
     audit_record("import.reprocess_all", summary=f"{count} imports", data={"imports": count})
     return count
+
+
+def imports_release_stuck() -> list[ImportBatch]:
+    """Running imports whose heartbeat stopped for TOKENBOARD_IMPORT_STALE_SECONDS (their worker was killed)
+    go back to queued; one that has used TOKENBOARD_IMPORT_MAX_ATTEMPTS runs fails with a message instead.
+    Returns the batches released (queued again, not yet sent)."""
+    stale_before = timezone.now() - timedelta(seconds=settings.TOKENBOARD_IMPORT_STALE_SECONDS)
+    released = []
+    with transaction.atomic():
+        # A batch being stored holds its row lock: its worker is alive, so it is skipped.
+        stale = (
+            ImportBatch.objects.select_for_update(skip_locked=True)
+            .filter(status=ImportStatus.RUNNING)
+            .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at=None, started_at__lt=stale_before))
+        )
+        for batch in stale.order_by("created_at", "pk"):
+            if batch.attempts >= settings.TOKENBOARD_IMPORT_MAX_ATTEMPTS:
+                logger.error("import %s stopped %s times without finishing; failing it", batch.pk, batch.attempts)
+                summary = (
+                    f"{batch.original_name}: the import stopped {batch.attempts} times without finishing (its "
+                    "worker was killed or lost, e.g. out of memory); check the worker's log, then retry it"
+                )
+                _fail(batch, summary, [], claim_id=batch.claim_id)
+                continue
+            logger.warning("import %s: no heartbeat since %s; queuing it again", batch.pk, batch.heartbeat_at)
+            ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.QUEUED, claim_id="", dispatched_at=None)
+            released.append(batch)
+    return released
+
+
+def imports_sweep() -> tuple[int, int]:
+    """What beat runs every minute (usage.sweep_imports): release stuck running imports, and send every queued
+    import whose message never reached the broker (it was down at upload, or the import was just released).
+    Returns (released, sent)."""
+    released = imports_release_stuck()
+    grace = timezone.now() - timedelta(seconds=settings.TOKENBOARD_IMPORT_HEARTBEAT_SECONDS)
+    # Not the last few seconds' uploads: their own on-commit send may still be on its way.
+    undispatched = ImportBatch.objects.filter(status=ImportStatus.QUEUED, dispatched_at=None).filter(
+        Q(created_at__lt=grace) | Q(pk__in=[batch.pk for batch in released])
+    )
+    sent = 0
+    for batch in undispatched.order_by("created_at", "pk"):
+        import_batch_queue(batch)
+        sent += 1
+    return len(released), sent
 
 
 def import_rows_estimate(path: str, sample: Sample) -> int | None:
@@ -196,27 +270,106 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
     """Process a stored import. Safe to run twice: only the claimant runs it, and a redelivered message
     (same claim id) may resume a run whose worker died. Returns None if another run owns it."""
     claim_id = claim_id or f"local-{uuid.uuid4().hex}"
+    now = timezone.now()
     claimed = ImportBatch.objects.filter(
         Q(status=ImportStatus.QUEUED) | Q(status=ImportStatus.RUNNING, claim_id=claim_id), pk=batch_id
-    ).update(status=ImportStatus.RUNNING, claim_id=claim_id, started_at=timezone.now(), finished_at=None)
+    ).update(
+        status=ImportStatus.RUNNING,
+        claim_id=claim_id,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        attempts=F("attempts") + 1,
+    )
     if not claimed:
         logger.info("import %s is not queued for this run (claim %s); skipping", batch_id, claim_id)
         return None
     batch = ImportBatch.objects.get(pk=batch_id)
     try:
-        outcome = _parse(batch)
-        _store(batch, outcome, claim_id)
+        with _Heartbeat(batch_id, claim_id):
+            outcome = _parse(batch, claim_id)
+            _store(batch, outcome, claim_id)
     except ParseError as error:
         where = f"line {error.line}: " if error.line else ""
-        _fail(batch, f"{batch.original_name}: {where}{error.reason}", [{"line": error.line, "reason": error.reason}])
+        errors = [{"line": error.line, "reason": error.reason}]
+        _fail(batch, f"{batch.original_name}: {where}{error.reason}", errors, claim_id=claim_id)
     except _RowsRejected as rejected:
-        _fail(batch, rejected.summary, rejected.errors, counts=rejected.counts)
+        _fail(batch, rejected.summary, rejected.errors, counts=rejected.counts, claim_id=claim_id)
+    except (OperationalError, InterfaceError) as error:
+        # The database connection broke (restart, failover, pg_terminate_backend): nothing was stored (one
+        # transaction), the file is fine, so run it again on a fresh connection rather than fail it.
+        _drop_broken_connection()
+        logger.warning("import %s lost its database connection (%s); requeuing it", batch_id, error)
+        return _requeue_after_lost_connection(batch, claim_id, error)
     except Exception as error:
         logger.exception("import %s failed unexpectedly", batch_id)
-        _fail(batch, f"{batch.original_name}: internal error while importing ({type(error).__name__}: {error})", [])
+        _drop_broken_connection()
+        summary = f"{batch.original_name}: internal error while importing ({type(error).__name__}: {error})"
+        _fail(batch, summary, [], claim_id=claim_id)
         raise
     batch.refresh_from_db()
     return batch
+
+
+def _drop_broken_connection() -> None:
+    """After a database error, close the connection if it is dead so the next query opens a fresh one (the
+    error handler must not fail again on the connection that just broke). Not inside an outer transaction,
+    which owns the connection."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _requeue_after_lost_connection(batch: ImportBatch, claim_id: str, error: Exception) -> None:
+    attempts = ImportBatch.objects.filter(pk=batch.pk).values_list("attempts", flat=True).first() or 0
+    if attempts >= settings.TOKENBOARD_IMPORT_MAX_ATTEMPTS:
+        summary = (
+            f"{batch.original_name}: the database connection was lost {attempts} times while importing "
+            f"({type(error).__name__}); nothing was stored. Retry once the database is stable."
+        )
+        _fail(batch, summary, [], claim_id=claim_id)
+        return None
+    requeued = ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(
+        status=ImportStatus.QUEUED, claim_id="", dispatched_at=None
+    )
+    if requeued:
+        import_batch_queue(batch)
+    return None
+
+
+class _Heartbeat:
+    """Marks a running import alive every TOKENBOARD_IMPORT_HEARTBEAT_SECONDS from a thread (with its own
+    database connection), for as long as the worker process lives: the sweep requeues an import whose
+    heartbeat stopped, so a killed worker's import resumes in minutes, not after the broker's timeout."""
+
+    def __init__(self, batch_id: int, claim_id: str):
+        self.batch_id, self.claim_id = batch_id, claim_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"import-{batch_id}-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(settings.TOKENBOARD_IMPORT_HEARTBEAT_SECONDS):
+                try:
+                    with transaction.atomic():
+                        # skip_locked: while the import is being stored its row is locked, and it is alive.
+                        running = ImportBatch.objects.select_for_update(skip_locked=True).filter(
+                            pk=self.batch_id, claim_id=self.claim_id, status=ImportStatus.RUNNING
+                        )
+                        if running.exists():
+                            running.update(heartbeat_at=timezone.now())
+                except (OperationalError, InterfaceError):
+                    logger.warning("import %s: heartbeat failed; trying again", self.batch_id, exc_info=True)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
 
 
 @dataclass
@@ -231,6 +384,8 @@ class _Outcome:
     rows_skipped: int = 0
     rows_rejected: int = 0
     errors: list[dict] = field(default_factory=list)
+    exported_at: datetime | None = None
+    personal: bool = False
 
 
 class _RowsRejected(Exception):
@@ -246,7 +401,7 @@ def parse_context() -> ParseContext:
     )
 
 
-def _parse(batch: ImportBatch) -> _Outcome:
+def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
     path = batch.raw_file.path
     max_bytes = settings.TOKENBOARD_DECOMPRESSED_MAX_BYTES
     sample = Sample(batch.original_name, read_sample(path, max_decompressed=max_bytes))
@@ -273,7 +428,12 @@ def _parse(batch: ImportBatch) -> _Outcome:
     # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
     # row, and attribute updates on the outcome were a measurable share of a large import's time.
     rows_read = rows_imported = 0
-    with open_text(path, max_decompressed=max_bytes) as (stream, _encoding):
+    limits = {
+        "max_decompressed": max_bytes,
+        "max_line": settings.TOKENBOARD_MAX_LINE_BYTES,
+        "max_blank": settings.TOKENBOARD_MAX_BLANK_LINES,
+    }
+    with open_text(path, **limits) as (stream, _encoding):
         for item in _guarded(fmt.parse(stream, ctx)):
             if isinstance(item, UsageRow):
                 rows_read += 1
@@ -319,20 +479,26 @@ def _parse(batch: ImportBatch) -> _Outcome:
                 if len(outcome.errors) < MAX_LISTED_ERRORS:
                     outcome.errors.append({"line": item.line, "reason": item.reason})
             if rows_read % PROGRESS_EVERY_ROWS == 0:
-                ImportBatch.objects.filter(pk=batch.pk).update(rows_read=rows_read)
+                ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
     outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
+    outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
     rejected = outcome.rows_rejected
     if rejected and not batch.import_good_rows:
         first = outcome.errors[0]
         raise _RowsRejected(
-            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: line {first['line']}: "
-            f"{first['reason']}). Fix the file, or re-import choosing 'import the good rows'.",
+            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
+            "Fix the file, or re-import choosing 'import the good rows'.",
             outcome.errors,
             {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
         )
     if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
         raise ParseError(f"no usage rows found (read as {fmt.label})")
     return outcome
+
+
+def import_error_text(error: dict) -> str:
+    """One listed error as text: "line 12: reason", or the reason alone for a file-level error (no line)."""
+    return f"line {error['line']}: {error['reason']}" if error.get("line") else error["reason"]
 
 
 def _column_mapping(name: str) -> dict[str, str]:
@@ -369,13 +535,24 @@ def _guarded(items: Iterator) -> Iterator:
         raise ParseError(f"unreadable content ({type(error).__name__}: {error})") from None
 
 
+# Stores run one at a time (PostgreSQL advisory lock): which export of a scope is newer is decided and
+# written without another import changing the scope in between.
+STORE_LOCK_KEY = 0x7B0A_11B0
+
+
 def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
     prices = PriceBook()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK_KEY])
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != ImportStatus.RUNNING or locked.claim_id != claim_id:
             logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
             return
+        locked.detected_format = outcome.format_name
+        if outcome.exported_at:
+            locked.exported_at = outcome.exported_at
         identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
         emails = dict(outcome.identity_emails)
         labels = dict(outcome.identity_labels)
@@ -384,6 +561,14 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
             if label:
                 labels[key] = label
         identities = identities_resolve(identity_keys, emails=emails, labels=labels)
+
+        def scope_of(key: RecordKey) -> Scope:
+            day, provider, account, identity_key = key[:4]
+            return provider, account, day, identities[identity_key].pk if outcome.personal else None
+
+        superseded = _scopes_with_newer_exports(locked, {scope_of(key) for key in outcome.records})
+        if superseded:
+            outcome.records = {key: acc for key, acc in outcome.records.items() if scope_of(key) not in superseded}
 
         now = timezone.now()
 
@@ -410,6 +595,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
                 )
 
         records_written = usage_records_upsert(record_rows())
+        _scopes_replace(locked, {scope_of(key) for key in outcome.records})
         days = [key[0] for key in outcome.records]
         standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
@@ -426,8 +612,57 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         locked.period_start = min(days) if days else None
         locked.period_end = max(days) if days else None
         locked.people_affected = len(touched_people)
+        locked.scopes_superseded = len(superseded)
         locked.finished_at = timezone.now()
         locked.save()
+
+
+# (provider, account, day, identity id): the identity only for a personal export (one person's own file, e.g.
+# ccusage or a Cursor export without a User column), which states that person's usage and no one else's.
+Scope = tuple
+
+
+def _scope_filter(batch: ImportBatch, scopes: Iterable[Scope]) -> Q:
+    """Records of these scopes written by an export of the same format (another format of the same provider,
+    such as a cost report beside a usage export, says different things about the day and is not replaced)."""
+    days_by_group: dict[tuple, set] = {}
+    for provider, account, day, identity_id in scopes:
+        days_by_group.setdefault((provider, account, identity_id), set()).add(day)
+    match = Q(pk__in=[])
+    for (provider, account, identity_id), days in days_by_group.items():
+        group = Q(provider=provider, account=account, day__in=sorted(days))
+        match |= group & Q(identity_id=identity_id) if identity_id is not None else group
+    return match & Q(import_batch__detected_format=batch.detected_format)
+
+
+def export_stated_at(batch: ImportBatch):
+    """When an export states its figures, for "which is newer": the export time the file carries, else when it
+    was uploaded (or pulled). A retried import keeps its place: it is as old as it was."""
+    return batch.exported_at or batch.created_at
+
+
+def _scopes_with_newer_exports(batch: ImportBatch, scopes: set[Scope]) -> set[Scope]:
+    """The file's scopes whose stored figures come from a newer export: this file must not undo them."""
+    if not scopes:
+        return set()
+    personal = any(scope[3] is not None for scope in scopes)
+    grouped_by = ["provider", "account", "day", *(["identity"] if personal else [])]
+    stated = (
+        UsageRecord.objects.filter(_scope_filter(batch, scopes))
+        .exclude(import_batch=batch)
+        .values(*grouped_by)
+        .annotate(newest=Max(Coalesce("import_batch__exported_at", "import_batch__created_at")))
+        .filter(newest__gt=export_stated_at(batch))
+    )
+    return {(row["provider"], row["account"], row["day"], row.get("identity")) for row in stated}
+
+
+def _scopes_replace(batch: ImportBatch, scopes: set[Scope]) -> None:
+    """This export now states its scopes whole: records of them that it no longer has (a row removed, a model
+    renamed) are deleted. The import just upserted every record it has, so those are the ones from other
+    imports."""
+    if scopes:
+        UsageRecord.objects.filter(_scope_filter(batch, scopes)).exclude(import_batch=batch).delete()
 
 
 def _cost_of(prices: PriceBook, day, provider: str, model: str, acc: Accumulated) -> tuple[Decimal, str]:
@@ -508,8 +743,9 @@ def usage_records_upsert(rows: Iterable[tuple]) -> int:
     return written
 
 
-def _fail(batch: ImportBatch, summary: str, errors: list[dict], counts: dict | None = None) -> None:
-    ImportBatch.objects.filter(pk=batch.pk).update(
+def _fail(batch: ImportBatch, summary: str, errors: list[dict], *, claim_id: str, counts: dict | None = None) -> None:
+    """Fail the import for this run only: a run whose claim was taken over (retried) changes nothing."""
+    ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(
         status=ImportStatus.FAILED,
         error_summary=summary,
         errors=errors[:MAX_LISTED_ERRORS],
@@ -538,4 +774,12 @@ def import_summary(batch: ImportBatch) -> str:
         )
     if batch.status == ImportStatus.FAILED:
         return f"import #{batch.pk} failed: {batch.error_summary}"
+    if batch.status == ImportStatus.QUEUED and batch.dispatched_at is None:
+        return f"import #{batch.pk} {batch.original_name}: {WAITING_FOR_BROKER}"
     return f"import #{batch.pk} {batch.original_name}: {batch.status}"
+
+
+WAITING_FOR_BROKER = (
+    "stored, but the task queue could not be reached; it is sent automatically once the queue is back "
+    "(checked every minute)"
+)

@@ -106,3 +106,35 @@ def test_writes_are_throttled(clients, monkeypatch, usage):
     ]
     assert statuses == [200, 200, 429]
     assert clients["admin"].get(IMPORTS).status_code == 200  # reads are not throttled
+
+
+def test_writes_do_not_fail_when_redis_is_down(clients, monkeypatch, usage, sent_tasks):
+    """The write throttle counts in the cache; with Redis unreachable it lets writes through instead of a 500."""
+    from django.core.cache.backends.redis import RedisCache
+
+    monkeypatch.setattr(ScopedRateThrottle, "cache", RedisCache("redis://127.0.0.1:1/0", {}))
+    response = clients["admin"].post(IMPORTS, {"file": upload(), "format": "openai_usage"}, format="multipart")
+    assert response.status_code == 202
+    assert ImportBatch.objects.filter(pk=response.json()["id"], status="queued").exists()
+    identity = usage["infra"].identity_id
+    patched = clients["admin"].patch(f"/api/v1/identities/{identity}/", {"person": None}, format="json")
+    assert patched.status_code == 200
+
+
+def test_a_254_character_file_name_is_stored_under_a_shorter_name(clients, settings, sent_tasks):
+    name = "u" * 249 + ".json"
+    response = clients["admin"].post(IMPORTS, {"file": upload(name=name)}, format="multipart")
+    assert response.status_code == 202, response.content[:300]
+    batch = ImportBatch.objects.get(pk=response.json()["id"])
+    assert batch.original_name == name
+    assert batch.raw_file.name.endswith(".json") and len(Path(batch.raw_file.name).name) <= 120
+    assert batch.raw_file.read() == EXPORT.read_bytes()
+
+
+def test_a_format_over_50_characters_is_a_400_and_leaves_no_stored_file(clients, settings, sent_tasks):
+    long_format = "generic_csv:" + "m" * 39
+    response = clients["admin"].post(IMPORTS, {"file": upload(), "format": long_format}, format="multipart")
+    assert response.status_code == 400 and "format" in response.json()
+    assert not ImportBatch.objects.exists()
+    media = Path(settings.MEDIA_ROOT)
+    assert not media.exists() or not [path for path in media.rglob("*") if path.is_file()]

@@ -176,3 +176,33 @@ def test_the_django_admin_saves_through_the_service_and_never_shows_the_key(admi
     # The schedule is an ordinary periodic task in the admin, where it can be edited.
     tasks = admin_client.get("/admin/django_celery_beat/periodictask/").content.decode()
     assert "connection:Anthropic org" in tasks
+
+
+def test_moving_a_connection_to_another_host_requires_the_key_again_on_the_api(admin_client, sent_tasks):
+    connection = connection_create(provider="openai", name="org", api_key=SECRET)
+    url = f"/api/v1/connections/{connection.pk}/"
+    moved = admin_client.patch(url, {"base_url": "http://127.0.0.1:8193"}, content_type="application/json")
+    assert moved.status_code == 400
+    assert "enter the API key again" in moved.json()["api_key"][0]
+    connection.refresh_from_db()
+    assert connection.base_url == ""  # unchanged, so a test or pull still goes to the provider's own API
+    switched = admin_client.patch(url, {"provider": "anthropic"}, content_type="application/json")
+    assert switched.status_code == 400 and "api_key" in switched.json()
+    # With the key entered again, the move is the admin's informed choice.
+    again = admin_client.patch(
+        url, {"base_url": "http://127.0.0.1:8193", "api_key": "sk-for-the-proxy"}, content_type="application/json"
+    )
+    assert again.status_code == 200
+    connection.refresh_from_db()
+    assert api_key_decrypt(connection.encrypted_api_key) == "sk-for-the-proxy"
+
+
+def test_moving_a_connection_to_another_host_requires_the_key_again_on_the_page(admin_client, sent_tasks):
+    connection = connection_create(provider="openai", name="org", api_key=SECRET)
+    fields = {"provider": "openai", "name": "org", "schedule": "0 * * * *", "restatement_days": "3", "enabled": "on"}
+    response = admin_client.post(
+        reverse("connection-edit", args=[connection.pk]), {**fields, "api_key": "", "base_url": "http://evil.example"}
+    )
+    assert response.status_code == 200 and "enter the API key again" in response.content.decode()
+    connection.refresh_from_db()
+    assert connection.base_url == "" and api_key_decrypt(connection.encrypted_api_key) == SECRET

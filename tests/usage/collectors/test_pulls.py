@@ -314,3 +314,39 @@ def test_a_retry_after_date_is_honoured_and_a_very_long_one_ends_the_run(openai_
     connection.refresh_from_db()
     assert connection.failing and "asks to wait 3600 s" in connection.last_error
     assert UsageRecord.objects.count() == 0
+
+
+def test_drill_a_provider_answering_500_for_hours_is_backed_off_then_caught_up_with_no_gap(
+    openai_api, frozen_now, sleeps
+):
+    """Fault drill: after a good pull the provider fails every request for two scheduled runs (hours); each run
+    backs off, gives up and stores nothing; the first run after it recovers pulls from the last success, so
+    the days of the outage are all there, exactly once."""
+    import time_machine
+
+    seed_openai(openai_api)
+    connection = make_connection(openai_api)
+    assert connection_sync(connection, since=date(2026, 9, 13)).ok
+    last_success = ProviderConnection.objects.get(pk=connection.pk).last_success_at
+    # Usage keeps happening during the outage.
+    openai_api.hourly[hour(15, 11)] = [openai_result("user-bob", "gpt-4.1", input_tokens=900, output=90)]
+    openai_api.fail("500", times=10_000)
+    for hours_later in (1, 2):
+        with time_machine.travel(frozen_now + timedelta(hours=hours_later), tick=True):
+            connection.refresh_from_db()
+            failed = connection_sync(connection)
+        assert not failed.ok and "HTTP 500" in failed.message
+    assert len(sleeps) == 10 and all(0 <= wait <= 2**n for n, wait in enumerate(sleeps[:5]))  # backoff each run
+    connection.refresh_from_db()
+    assert connection.failing and connection.last_success_at == last_success
+    assert totals() == EXPECTED_OPENAI  # the outage changed nothing
+
+    openai_api.faults.clear()
+    with time_machine.travel(frozen_now + timedelta(hours=3), tick=True):
+        connection.refresh_from_db()
+        recovered = connection_sync(connection)
+    assert recovered.ok, recovered.message
+    expected = {**EXPECTED_OPENAI, ("user-bob", "2026-09-15", "gpt-4.1", "completions"): (900, 0, 0, 90, 990, 1)}
+    assert totals() == expected
+    connection.refresh_from_db()
+    assert not connection.failing

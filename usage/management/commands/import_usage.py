@@ -9,7 +9,9 @@ from usage.services.imports import (
     import_batch_create,
     import_batch_process,
     import_batch_queue,
+    import_error_text,
     import_summary,
+    imports_release_stuck,
 )
 from usage.services.standings import standings_refresh
 
@@ -25,7 +27,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--requeue",
             action="store_true",
-            help="re-send imports left queued (e.g. the broker was down at upload time); with --wait, run them here",
+            help="re-send imports left queued (e.g. the broker was down at upload time) and imports stuck running "
+            "(no heartbeat: their worker was killed); with --wait, run them here",
         )
 
     def handle(self, *args, files, format, wait, good_rows, requeue=False, **options):
@@ -74,7 +77,7 @@ class Command(BaseCommand):
                 failed += 1
                 self.stderr.write(summary)
                 for error in batch.errors[:20]:
-                    self.stderr.write(f"  {path.name}: line {error['line']}: {error['reason']}")
+                    self.stderr.write(f"  {path.name}: {import_error_text(error)}")
             else:
                 self.stdout.write(summary)
         if wait:  # the standings show what was just imported before the command returns
@@ -86,6 +89,8 @@ class Command(BaseCommand):
         """Re-send every import still queued, oldest first (or with --wait process them here). Safe if a
         message is in fact still on its way: only one run can claim a queued import. Returns how many of
         the imports processed here failed."""
+        for stuck in imports_release_stuck():
+            self.stdout.write(f"import #{stuck.pk} {stuck.original_name} was stuck running; queued again")
         queued = ImportBatch.objects.filter(status=ImportStatus.QUEUED).order_by("created_at", "pk")
         count = failed = 0
         for batch in queued:
