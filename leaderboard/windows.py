@@ -30,9 +30,15 @@ class RankingQuery:
     metric: str = "total_tokens"
     provider: str = ""
     model: str = ""
+    model_family: str = ""
     team_id: int | None = None
     search: str = ""
     anchor: date | None = None
+
+    @property
+    def by_model(self) -> bool:
+        """A model or model family filter: answered from the daily rollups, not the kept standings."""
+        return bool(self.model or self.model_family)
 
     def as_params(self, **overrides) -> dict[str, str]:
         """The whole state as URL parameters (pages keep it in the URL)."""
@@ -44,6 +50,7 @@ class RankingQuery:
         for key, value in (
             ("provider", self.provider),
             ("model", self.model),
+            ("model_family", self.model_family),
             ("team", self.team_id),
             ("q", self.search),
         ):
@@ -90,6 +97,7 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
         metric=metric,
         provider=params.get("provider", "").strip(),
         model=params.get("model", "").strip(),
+        model_family=params.get("model_family", "").strip(),
         team_id=team_id,
         search=params.get("q", "").strip()[:100],
         anchor=anchor,

@@ -31,9 +31,11 @@ from django.utils import timezone
 from usage import queue
 from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
 from usage.models import (
+    CatalogModel,
     DailyRollup,
     Identity,
     Membership,
+    ModelAlias,
     Person,
     PersonStanding,
     StandingsDirtyDay,
@@ -234,23 +236,33 @@ def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
 
 def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
-    rollup = quoted_table(DailyRollup)
+    rollup, alias, catalog = quoted_table(DailyRollup), quoted_table(ModelAlias), quoted_table(CatalogModel)
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
-    unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
+    # Only personal identities count for their person (and the team covering the day); a shared identity counts
+    # for its team only, a service identity for no one. Usage no person counts for keeps its identity.
+    personal = "i.attribution = 'personal'"
+    person = f"CASE WHEN {personal} THEN i.person_id END"
+    team = f"CASE WHEN i.attribution = 'shared' THEN i.shared_team_id ELSE m.team_id END"
+    kept_identity = f"CASE WHEN i.person_id IS NULL OR NOT {personal} THEN u.identity_id END"
+    # The catalog's canonical model where an alias maps the exported spelling, else the spelling as exported.
+    model, family = "COALESCE(c.name, u.model)", "COALESCE(c.family, '')"
     with connection.cursor() as cursor:
         for first, last in _day_ranges(days):
             cursor.execute(f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s", [first, last])
             cursor.execute(
                 f"""
-                INSERT INTO {rollup} (day, provider, model, person_id, team_id, identity_id, {FIGURE_COLUMNS})
-                SELECT u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}, {sums},
+                INSERT INTO {rollup} (day, provider, model, model_family, person_id, team_id, identity_id,
+                                      {FIGURE_COLUMNS})
+                SELECT u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}, {sums},
                        SUM(u.cost_usd), SUM(CASE WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
                 FROM {usage} u
                 JOIN {identity} i ON i.id = u.identity_id
-                LEFT JOIN {membership} m ON m.person_id = i.person_id AND m.start <= u.day
+                LEFT JOIN {alias} a ON a.spelling = LOWER(u.model)
+                LEFT JOIN {catalog} c ON c.id = a.model_id
+                LEFT JOIN {membership} m ON {personal} AND m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
                 WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s
-                GROUP BY u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}
+                GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
                 """,
                 [first, last, COST_REPORT_KIND],
             )
@@ -366,6 +378,11 @@ def _ids_sql(ids: Iterable[int]) -> str:
     return ", ".join(str(int(pk)) for pk in ids)
 
 
+# Rollup rows that count for someone: a person's, or a team's shared identities (person empty, team set). Their
+# TeamMemberStanding rows keep the person empty: they add to the team's totals, not to any person's.
+COUNTED_ROLLUP = "(r.person_id IS NOT NULL OR r.team_id IS NOT NULL)"
+
+
 def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
     """Day windows from the daily rollups: (window id, day, provider scope)."""
     if not days:
@@ -381,7 +398,7 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
             SELECT w.window_id, r.team_id, r.person_id, {sums}, 1
             FROM {quoted_table(DailyRollup)} r
             JOIN day_windows w ON r.day = w.day AND (w.provider = '' OR r.provider = w.provider)
-            WHERE r.person_id IS NOT NULL AND r.day BETWEEN %s AND %s
+            WHERE {COUNTED_ROLLUP} AND r.day BETWEEN %s AND %s
             GROUP BY w.window_id, r.team_id, r.person_id
             """,
             [*params, min(d for _p, d, _v in days), max(d for _p, d, _v in days)],
@@ -433,7 +450,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
             f"""SELECT d.window_id, r.team_id, r.person_id, {", ".join(f"SUM(r.{n}) AS {n}" for n in SUMMED_FIGURES)},
                    1 AS active_days
             FROM {rollup} r JOIN rollup_days d ON r.day = d.day AND r.provider = d.provider
-            WHERE r.person_id IS NOT NULL
+            WHERE {COUNTED_ROLLUP}
             GROUP BY d.window_id, r.day, r.team_id, r.person_id"""
         )
     if not parts:
@@ -501,10 +518,12 @@ def _closure_sql(ancestors: dict[int, list[int]]) -> str:
 
 
 def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
-    """Team standings: each subtree's usage (the days each person was in it), active members, and the
-    largest contributor on each of `metrics` (ties: the lowest person id)."""
+    """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
+    active members, and the largest contributor on each of `metrics` (ties: the lowest person id). Shared
+    usage (person empty) is neither a member nor a contributor, and adds no active days."""
     firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {m} DESC, person_id) AS first_{m}"
+        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id, person_id IS NULL ORDER BY {m} DESC, person_id) "
+        f"AS first_{m}"
         for m in metrics
     )
     tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in metrics)
@@ -522,7 +541,8 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             ranked AS (SELECT per_person.*, {firsts} FROM per_person)
             INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
                                                 {", ".join(f"top_{m}" for m in metrics)})
-            SELECT window_id, team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*), {tops}
+            SELECT window_id, team_id, {SUM_FIGURES}, SUM(CASE WHEN person_id IS NOT NULL THEN active_days ELSE 0 END),
+                   COUNT(person_id), {tops}
             FROM ranked GROUP BY window_id, team_id
             """
         )
