@@ -9,6 +9,7 @@ from datetime import date
 from django.http import QueryDict
 
 from usage.figures import METRIC_LABELS, METRICS  # noqa: F401  (re-exported)
+from usage.services.catalog import model_canonical
 from usage.periods import (  # noqa: F401  (re-exported: the read side names windows from here)
     ALL_TIME_START,
     EARLIEST_DATE,
@@ -96,7 +97,8 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
         window=window,
         metric=metric,
         provider=params.get("provider", "").strip(),
-        model=params.get("model", "").strip(),
+        # Any spelling a source uses names its canonical model, so links with an exported name keep working.
+        model=model_canonical(params.get("model", "").strip()),
         model_family=params.get("model_family", "").strip(),
         team_id=team_id,
         search=params.get("q", "").strip()[:100],

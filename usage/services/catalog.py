@@ -41,6 +41,14 @@ def _mark_spellings(spellings: Iterable[str]) -> None:
     standings_mark_days(_records_spelled(spellings).values_list("day", flat=True).distinct())
 
 
+def model_canonical(name: str) -> str:
+    """The canonical name of the model spelled `name`, or `name` itself when the catalog does not map it."""
+    if not name:
+        return name
+    alias = ModelAlias.objects.filter(spelling=spelling_normalized(name)).select_related("model").first()
+    return alias.model.name if alias else name
+
+
 def model_spelled_as(*, model: str = "", family: str = "") -> Q:
     """A UsageRecord condition: spelled as the canonical `model` (any of its spellings) and/or as a model of
     `family`. A name the catalog does not know matches itself as exported."""
