@@ -1,11 +1,15 @@
-"""Identity resolution: (provider, kind, value) → Identity, linked to a Person by email where possible."""
+"""Identity resolution: (provider, kind, value) → Identity, linked to a Person by email where possible, and
+through what is already known: a key, workspace or project whose owner's user id (`owner_user_id`, from a
+directory file) is linked to a person is linked to that person too — when it arrives, or later when the user
+id is linked — whatever the order of imports and pulls. Only unassigned identities are linked this way: an
+admin's assignment is never overridden."""
 
 from collections.abc import Iterable
 
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from usage.models import Identity, Person
+from usage.models import Identity, IdentityAttribution, IdentityKind, Person
 from usage.services.standings import standings_mark_identities
 
 IdentityKey = tuple[str, str, str]
@@ -17,11 +21,15 @@ def identities_resolve(
     *,
     emails: dict[IdentityKey, str] | None = None,
     labels: dict[IdentityKey, str] | None = None,
+    owners: dict[IdentityKey, str] | None = None,
 ) -> dict[IdentityKey, Identity]:
-    """Get or create one Identity per key (bulk), record owner emails and labels learned from the file,
-    and link unassigned identities whose email matches a Person. Call inside the import's transaction."""
+    """Get or create one Identity per key (bulk), record owner emails, labels and owner user ids learned from
+    the file, link unassigned identities whose email matches a Person, then link through owner user ids (both
+    ways: this file's keys to known users, and known keys to this file's users). Call inside the import's
+    transaction."""
     emails = emails or {}
     labels = labels or {}
+    owners = owners or {}
     wanted = set(keys)
     found = identities_fetch(wanted)
     missing = [
@@ -31,6 +39,7 @@ def identities_resolve(
             value=v,
             owner_email=emails.get((p, k, v), "").lower(),
             label=labels.get((p, k, v), "")[:200],
+            owner_user_id=owners.get((p, k, v), "")[:200],
         )
         for (p, k, v) in wanted - found.keys()
     ]
@@ -41,13 +50,21 @@ def identities_resolve(
     for key, identity in found.items():
         email = emails.get(key, "").lower()
         label = labels.get(key, "")[:200]
-        if (email and identity.owner_email != email) or (label and identity.label != label):
+        owner = owners.get(key, "")[:200]
+        if (
+            (email and identity.owner_email != email)
+            or (label and identity.label != label)
+            or (owner and identity.owner_user_id != owner)
+        ):
             identity.owner_email = email or identity.owner_email
             identity.label = label or identity.label
+            identity.owner_user_id = owner or identity.owner_user_id
             changed.append(identity)
     if changed:
-        Identity.objects.bulk_update(changed, ["owner_email", "label"], batch_size=CHUNK)
+        Identity.objects.bulk_update(changed, ["owner_email", "label", "owner_user_id"], batch_size=CHUNK)
     identities_autolink([i for i in found.values() if i.person_id is None])
+    identities_follow_owners([i for i in found.values() if i.owner_user_id and i.person_id is None])
+    identities_link_owned_by([i for i in found.values() if i.kind == IdentityKind.USER_ID])
     return found
 
 
@@ -93,6 +110,7 @@ def identities_autolink(identities: Iterable[Identity]) -> int:
                 linked.append(identity)
     Identity.objects.bulk_update(linked, ["person"], batch_size=CHUNK)
     standings_mark_identities(identity.pk for identity in linked)
+    identities_link_owned_by([i for i in linked if i.kind == IdentityKind.USER_ID])
     return len(linked)
 
 
@@ -107,8 +125,59 @@ def identities_autolink_for_people(people: Iterable[Person]) -> int:
 
 
 def identity_assign(*, identity: Identity, person: Person | None) -> Identity:
-    """Assign (or unassign) an identity; all its past usage follows, since usage links to the identity."""
+    """Assign (or unassign) an identity; all its past usage follows, since usage links to the identity, and
+    so do the unassigned keys, workspaces and projects a user id owns."""
     identity.person = person
     identity.save(update_fields=["person"])
     standings_mark_identities([identity.pk])
+    if person is not None and identity.kind == IdentityKind.USER_ID:
+        identities_link_owned_by([identity])
     return identity
+
+
+def identities_follow_owners(identities: Iterable[Identity]) -> int:
+    """Unassigned identities whose owner's user id is stored take that user's person (and, while the person is
+    not known yet, its email, so creating the person later links both). Returns how many were linked."""
+    owned = [i for i in identities if i.owner_user_id and i.person_id is None]
+    if not owned:
+        return 0
+    owners: dict[tuple[str, str], Identity] = {}
+    for provider in {i.provider for i in owned}:
+        values = sorted({i.owner_user_id for i in owned if i.provider == provider})
+        for start in range(0, len(values), CHUNK):
+            for user in Identity.objects.filter(
+                provider=provider, kind=IdentityKind.USER_ID, value__in=values[start : start + CHUNK]
+            ):
+                owners[(provider, user.value)] = user
+    linked, emailed = [], []
+    for identity in owned:
+        owner = owners.get((identity.provider, identity.owner_user_id))
+        if owner is None:
+            continue
+        if owner.person_id is not None and owner.attribution == IdentityAttribution.PERSONAL:
+            identity.person_id = owner.person_id
+            linked.append(identity)
+        elif owner.owner_email and not identity.owner_email:
+            identity.owner_email = owner.owner_email
+            emailed.append(identity)
+    Identity.objects.bulk_update(linked, ["person"], batch_size=CHUNK)
+    Identity.objects.bulk_update(emailed, ["owner_email"], batch_size=CHUNK)
+    standings_mark_identities(identity.pk for identity in linked)
+    return len(linked)
+
+
+def identities_link_owned_by(users: Iterable[Identity]) -> int:
+    """User ids that were linked (or learned their email): the unassigned identities they own follow them."""
+    values: dict[str, set[str]] = {}
+    for user in users:
+        if user.kind == IdentityKind.USER_ID and (user.person_id or user.owner_email):
+            values.setdefault(user.provider, set()).add(user.value)
+    linked = 0
+    for provider, owner_ids in values.items():
+        ordered = sorted(owner_ids)
+        for start in range(0, len(ordered), CHUNK):
+            owned = Identity.objects.filter(
+                provider=provider, owner_user_id__in=ordered[start : start + CHUNK], person__isnull=True
+            )
+            linked += identities_follow_owners(list(owned))
+    return linked
