@@ -9,7 +9,6 @@ from datetime import date
 from django.http import QueryDict
 
 from usage.figures import METRIC_LABELS, METRICS  # noqa: F401  (re-exported)
-from usage.services.catalog import model_canonical
 from usage.periods import (  # noqa: F401  (re-exported: the read side names windows from here)
     ALL_TIME_START,
     EARLIEST_DATE,
@@ -21,6 +20,7 @@ from usage.periods import (  # noqa: F401  (re-exported: the read side names win
     org_today,
     window_for,
 )
+from usage.services.catalog import model_canonical
 
 MAX_ID = 2**63 - 1  # ids are 64-bit; a larger number would fail in the database, not as a bad parameter
 

@@ -19,6 +19,7 @@ urlpatterns: list = [
     path("identities/people/", usage_views.people_search, name="identities-people-search"),
     path("identities/bulk/", usage_views.identities_bulk_assign, name="identities-bulk"),
     path("identities/<int:pk>/assign/", usage_views.identity_assign_view, name="identity-assign"),
+    path("identities/<int:pk>/attribution/", usage_views.identity_attribution_view, name="identity-attribution"),
     # Provider connections (admins): health, sync now, test, create/edit.
     path("connections/", views_connections.connections_page, name="connections-list"),
     path("connections/new/", views_connections.connection_edit_page, name="connection-create"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -61,9 +62,14 @@ from usage.access import (
     viewer_for,
 )
 from usage.figures import TOTALS_COLUMNS
-from usage.models import Identity, ImportBatch, Team, UsageRecord
+from usage.models import Identity, IdentityAttribution, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
-from usage.services.identities import identity_assign
+from usage.services.identities import (
+    identity_assign,
+    identity_assignment_question,
+    identity_attribute,
+    identity_share,
+)
 from usage.services.imports import ImportRejected, import_batch_create
 
 from . import schema as _schema  # noqa: F401  (registers the Bearer token scheme with drf-spectacular)
@@ -652,13 +658,17 @@ class ImportViewSet(WriteThrottleMixin, mixins.ListModelMixin, mixins.RetrieveMo
     ),
     partial_update=extend_schema(
         operation_id="identities_assign",
-        summary="Assign an identity to a person (or unassign it)",
-        description='Body `{"person": <person id>}` or `{"person": null}`. All the identity\'s past usage '
-        "follows it. Admins only (403 for others, before any lookup). Throttled (scope `writes`).",
+        summary="Assign an identity to a person (or unassign it); mark it personal, shared or service",
+        description='Body `{"person": <person id>}` or `{"person": null}`, and/or `{"attribution": "shared", '
+        '"team": <team id>}` (or `"personal"`, `"service"`). All the identity\'s past usage follows it. Assigning '
+        'to a person an identity that holds more than 1% of the last 30 days\' tokens needs `"confirm": true`: '
+        "without it the answer is 409, naming the share, and nothing changes. Admins only (403 for others, before "
+        "any lookup). Throttled (scope `writes`).",
         request=IdentityAssignSerializer,
         responses={
             200: IdentitySerializer,
             404: ERROR_404,
+            409: OpenApiResponse(DETAIL, description="The identity's share of the tokens needs `confirm`."),
             429: OpenApiResponse(DETAIL, description="Too many writes; retry later."),
             **COMMON_ERRORS,
         },
@@ -675,7 +685,7 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
 
     def get_queryset(self):
         return (
-            Identity.objects.select_related("person")
+            Identity.objects.select_related("person", "shared_team")
             .annotate(
                 total_tokens=Coalesce(Sum("usage_records__total_tokens"), 0),
                 records=Count("usage_records"),
@@ -693,7 +703,21 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
         identity = get_object_or_404(Identity, pk=pk)
         form = IdentityAssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        identity_assign(identity=identity, person=form.validated_data["person"])
+        data = form.validated_data
+        attribution = data.get("attribution", identity.attribution)
+        if "person" in data and attribution == IdentityAttribution.PERSONAL and not data["confirm"]:
+            question = identity_assignment_question(identity, data["person"])
+            if question:
+                share = identity_share(identity)
+                return Response(
+                    {"detail": question, "share": f"{share.share:.4f}", "confirm_required": True},
+                    status=status.HTTP_409_CONFLICT,
+                )
+        with transaction.atomic():
+            if "person" in data:
+                identity_assign(identity=identity, person=data["person"])
+            if "attribution" in data:
+                identity_attribute(identity=identity, attribution=attribution, team=data.get("team"))
         return Response(self._identity(self.get_queryset().get(pk=identity.pk)))
 
     def _identity(self, identity) -> dict:
@@ -705,6 +729,9 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
             "value": identity.value,
             "label": identity.label,
             "owner_email": identity.owner_email,
+            "owner_user_id": identity.owner_user_id,
+            "attribution": identity.attribution,
+            "shared_team": _team_ref(identity.shared_team_id, getattr(identity.shared_team, "name", "")),
             "person": None if person is None else {"id": person.pk, "display_name": person.display_name},
             "total_tokens": identity.total_tokens,
             "records": identity.records,

@@ -84,9 +84,7 @@ def _check_name_free(name: str, model: CatalogModel | None) -> None:
 
 
 @transaction.atomic
-def catalog_model_save(
-    *, name: str, family: str, vendor: str, model: CatalogModel | None = None
-) -> CatalogModel:
+def catalog_model_save(*, name: str, family: str, vendor: str, model: CatalogModel | None = None) -> CatalogModel:
     """Create a model (or rename / regroup one); its name is always one of its spellings."""
     name, family, vendor = name.strip(), family.strip(), vendor.strip()
     if not family:
@@ -109,7 +107,9 @@ def model_alias_save(*, spelling: str, model: CatalogModel) -> ModelAlias:
     if not spelling:
         raise CatalogRefused("the spelling is empty")
     if len(spelling) > ModelAlias._meta.get_field("spelling").max_length:
-        raise CatalogRefused(f"the spelling is longer than {ModelAlias._meta.get_field('spelling').max_length} characters")
+        raise CatalogRefused(
+            f"the spelling is longer than {ModelAlias._meta.get_field('spelling').max_length} characters"
+        )
     named = CatalogModel.objects.annotate(name_ci=Lower("name")).filter(name_ci=spelling).exclude(pk=model.pk).first()
     if named is not None:
         raise CatalogRefused(

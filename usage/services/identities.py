@@ -5,12 +5,16 @@ id is linked — whatever the order of imports and pulls. Only unassigned identi
 admin's assignment is never overridden."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce, Lower
 
-from usage.models import Identity, IdentityAttribution, IdentityKind, Person
-from usage.services.standings import standings_mark_identities
+from usage.models import DailyRollup, Identity, IdentityAttribution, IdentityKind, Person, Team
+from usage.periods import org_today
+from usage.services.standings import COST_REPORT_KIND, standings_mark_identities
 
 IdentityKey = tuple[str, str, str]
 CHUNK = 500
@@ -181,3 +185,83 @@ def identities_link_owned_by(users: Iterable[Identity]) -> int:
             )
             linked += identities_follow_owners(list(owned))
     return linked
+
+
+# --- Shared and service identities, and assignments that need confirmation --------------------------------
+
+# Pinning an identity holding more than this share of the window's tokens on one person asks for confirmation:
+# a CI or team key assigned by mistake would crown someone. The window is the last CONFIRM_DAYS days.
+CONFIRM_SHARE = Decimal("0.01")
+CONFIRM_DAYS = 30
+
+
+class AttributionRefused(Exception):
+    """An attribution that cannot be stored (a shared identity without a team); the message says why."""
+
+
+@dataclass
+class IdentityShare:
+    tokens: int
+    window_tokens: int
+    first_day: date
+    last_day: date
+
+    @property
+    def share(self) -> Decimal:
+        return Decimal(self.tokens) / Decimal(self.window_tokens) if self.window_tokens else Decimal(0)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.share > CONFIRM_SHARE
+
+    def describe(self, identity: Identity) -> str:
+        return (
+            f"{identity} holds {self.tokens:,} of the {self.window_tokens:,} tokens of the last {CONFIRM_DAYS} days "
+            f"({self.first_day} to {self.last_day}): {self.share:.1%}, more than {CONFIRM_SHARE:.0%}"
+        )
+
+
+def identity_share(identity: Identity, *, today: date | None = None) -> IdentityShare:
+    """The identity's tokens in the last CONFIRM_DAYS days, against everyone's (assigned or not, from the
+    rollups), for the confirmation rule."""
+    last = today or org_today()
+    first = last - timedelta(days=CONFIRM_DAYS - 1)
+    tokens = (
+        identity.usage_records.filter(day__range=(first, last))
+        .exclude(usage_kind=COST_REPORT_KIND)
+        .aggregate(tokens=Coalesce(Sum("total_tokens"), 0))["tokens"]
+    )
+    everyone = DailyRollup.objects.filter(day__range=(first, last)).aggregate(tokens=Coalesce(Sum("total_tokens"), 0))[
+        "tokens"
+    ]
+    return IdentityShare(int(tokens), max(int(everyone), int(tokens)), first, last)
+
+
+def identity_assignment_question(identity: Identity, person: Person | None) -> str:
+    """Why assigning the identity to the person needs a confirmation, or "" when it does not: only pinning a
+    large identity's usage on a person (not unassigning, not a person it already counts for) asks."""
+    if person is None or (identity.person_id == person.pk and identity.attribution == IdentityAttribution.PERSONAL):
+        return ""
+    share = identity_share(identity)
+    if not share.needs_confirmation:
+        return ""
+    return (
+        f"{share.describe(identity)}. Assigning it to {person.display_name} ranks all of it as theirs; if it is a "
+        "team's or a CI/batch key, mark it shared or service instead, or confirm."
+    )
+
+
+def identity_attribute(*, identity: Identity, attribution: str, team: Team | None = None) -> Identity:
+    """Mark an identity personal (its person's usage), shared (its team's totals, no person's) or service (CI,
+    batch: no one's ranking, listed for admins). Its usage moves at the next refresh; no record changes."""
+    if attribution not in IdentityAttribution.values:
+        raise AttributionRefused(
+            f"unknown attribution {attribution!r} (one of: {', '.join(IdentityAttribution.values)})"
+        )
+    if attribution == IdentityAttribution.SHARED and team is None:
+        raise AttributionRefused(f"{identity}: a shared identity counts for a team; choose the team")
+    identity.attribution = attribution
+    identity.shared_team = team if attribution == IdentityAttribution.SHARED else None
+    identity.save(update_fields=["attribution", "shared_team"])
+    standings_mark_identities([identity.pk])
+    return identity

@@ -242,7 +242,7 @@ def _rollups_rewrite(days: set[date]) -> None:
     # for its team only, a service identity for no one. Usage no person counts for keeps its identity.
     personal = "i.attribution = 'personal'"
     person = f"CASE WHEN {personal} THEN i.person_id END"
-    team = f"CASE WHEN i.attribution = 'shared' THEN i.shared_team_id ELSE m.team_id END"
+    team = "CASE WHEN i.attribution = 'shared' THEN i.shared_team_id ELSE m.team_id END"
     kept_identity = f"CASE WHEN i.person_id IS NULL OR NOT {personal} THEN u.identity_id END"
     # The catalog's canonical model where an alias maps the exported spelling, else the spelling as exported.
     model, family = "COALESCE(c.name, u.model)", "COALESCE(c.family, '')"
