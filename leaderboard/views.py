@@ -35,7 +35,7 @@ from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 
 from . import charts
-from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
+from .insights import mix_shares, movers_from, rank_history, team_members, team_shared_usage, window_titles
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
 from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
@@ -336,7 +336,12 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     if detail:
         palette = charts.model_palette()
         series = usage_series(
-            query.window, person_id=person.pk, group_by=group_by, provider=query.provider, model=query.model
+            query.window,
+            person_id=person.pk,
+            group_by=group_by,
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
         )
         models = mix_shares(query, person_id=person.pk, field_name="model")
         providers = mix_shares(query, person_id=person.pk, field_name="provider")
@@ -393,8 +398,14 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
         group_by = "provider" if request.GET.get("group") == "provider" else "model"
         palette = charts.model_palette()
         members, team_total = team_members(query, team.pk, viewer)
+        shared = team_shared_usage(query, team.pk)
         series = usage_series(
-            query.window, team_id=team.pk, group_by=group_by, provider=query.provider, model=query.model
+            query.window,
+            team_id=team.pk,
+            group_by=group_by,
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
         )
         models = mix_shares(query, team_id=team.pk, field_name="model")
         providers = mix_shares(query, team_id=team.pk, field_name="provider")
@@ -402,6 +413,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             group_by=group_by,
             members=members,
             team_total=team_total,
+            shared=shared,
             palette=palette,
             trend_chart=charts.daily_usage_chart(
                 series, chart_id="chart-trend", stacked_by_label=group_by, palette=palette

@@ -370,6 +370,23 @@ def identities_bulk_assign(request):
     form = IdentityBulkForm(request.POST, request.FILES)
     if not form.is_valid():
         return _identities_render(request, bulk_form=form, status=400)
+    # Checked before anything changes: identities not stored yet have no usage, so never need confirming.
+    large = []
+    for row in form.cleaned_data["file"]:
+        identity = Identity.objects.filter(provider=row.provider, kind=row.kind, value=row.value).first()
+        if identity and row.attribution == IdentityAttribution.PERSONAL:
+            if identity_assignment_question(identity, row.person):
+                large.append(f"line {row.line}: {identity_share(identity).describe(identity)}")
+    if large and not form.cleaned_data["confirm"]:
+        form.add_error(
+            "confirm",
+            [
+                f"Nothing was changed. {len(large)} line(s) pin more than {CONFIRM_SHARE:.0%} of the last "
+                f"{CONFIRM_DAYS} days' tokens on one person; tick the confirmation, or mark them shared or service:",
+                *large,
+            ],
+        )
+        return _identities_render(request, bulk_form=form, status=409)
     created = changed = 0
     with transaction.atomic():
         rows = []
@@ -379,22 +396,6 @@ def identities_bulk_assign(request):
             )
             created += was_created
             rows.append((row, identity))
-        large = [
-            f"line {row.line}: {identity_share(identity).describe(identity)}"
-            for row, identity in rows
-            if row.attribution == IdentityAttribution.PERSONAL and identity_assignment_question(identity, row.person)
-        ]
-        if large and not form.cleaned_data["confirm"]:
-            transaction.set_rollback(True)
-            form.add_error(
-                "confirm",
-                [
-                    f"Nothing was changed. {len(large)} line(s) pin more than {CONFIRM_SHARE:.0%} of the last "
-                    f"{CONFIRM_DAYS} days' tokens on one person; tick the confirmation, or mark them shared or service:",
-                    *large,
-                ],
-            )
-            return _identities_render(request, bulk_form=form, status=409)
         for row, identity in rows:
             person_changes = row.person is not None and identity.person_id != row.person.pk
             attribution_changes = (identity.attribution, identity.shared_team_id) != (

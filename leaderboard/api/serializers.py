@@ -142,6 +142,9 @@ class TeamDetailSerializer(serializers.Serializer):
     active_members = serializers.IntegerField()
     figures_visible = serializers.BooleanField()
     totals = NullableTotalsSerializer()
+    shared_totals = NullableTotalsSerializer(
+        help_text="The part of `totals` from the subtree's shared identities: the team's, no person's."
+    )
     member_list = MemberSerializer(
         many=True, required=False, help_text="Current members of the subtree with their figures; detail only."
     )

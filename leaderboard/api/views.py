@@ -44,7 +44,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from leaderboard.insights import team_members
+from leaderboard.insights import team_members, team_shared_usage
 from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
@@ -122,7 +122,15 @@ WINDOW_PARAMS = [
     OpenApiParameter("start", OpenApiTypes.DATE, description="First day of a custom window (inclusive)."),
     OpenApiParameter("end", OpenApiTypes.DATE, description="Last day of a custom window (inclusive, ≥ start)."),
     OpenApiParameter("provider", OpenApiTypes.STR, description="Only this provider (e.g. `openai`)."),
-    OpenApiParameter("model", OpenApiTypes.STR, description="Only this model name, as exported."),
+    OpenApiParameter(
+        "model",
+        OpenApiTypes.STR,
+        description="Only this model: its catalog name (`Claude Sonnet 4.5`) or any spelling a source uses for it "
+        "(`claude-sonnet-4-5-20250929`); a name the catalog does not map, as exported.",
+    ),
+    OpenApiParameter(
+        "model_family", OpenApiTypes.STR, description="Only this model family of the catalog (`Claude Sonnet`)."
+    ),
     OpenApiParameter(
         "team", OpenApiTypes.INT, description="A team id: restrict to the days people were in its subtree."
     ),
@@ -402,6 +410,7 @@ class PersonUsageView(GenericAPIView):
             group_by=_group_by(request),
             provider=query.provider,
             model=query.model,
+            model_family=query.model_family,
         )
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
@@ -446,6 +455,9 @@ class TeamDetailView(GenericAPIView):
             "active_members": standing.active_members,
             "figures_visible": standing.visible,
             "totals": _totals(standing.totals, cost=detail) if standing.visible else _hidden_totals(),
+            "shared_totals": _totals(team_shared_usage(query, team.pk), cost=detail)
+            if standing.visible
+            else _hidden_totals(),
         }
         if detail:
             data["member_list"] = self._members(team, query, viewer)
@@ -487,7 +499,12 @@ class TeamUsageView(GenericAPIView):
         team = access_team_detail(viewer, pk)
         query = ranking_query(request, default_period="30d")
         series = usage_series(
-            query.window, team_id=team.pk, group_by=_group_by(request), provider=query.provider, model=query.model
+            query.window,
+            team_id=team.pk,
+            group_by=_group_by(request),
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
         )
         data = {**_series_dict(series, cost=True), "team": {"id": team.pk, "name": team.name}}
         return Response(self.get_serializer(data).data)
@@ -524,7 +541,11 @@ class UsageListView(GenericAPIView):
         require_usage_access(viewer)
         query = ranking_query(request)
         records = usage_records_in_window(
-            query.window, provider=query.provider, model=query.model, team_id=query.team_id
+            query.window,
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
+            team_id=query.team_id,
         )
         if not viewer.is_admin:
             managed = viewer.managed_person_ids()
