@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 from usage.models import (
+    CatalogModel,
     ColumnMapping,
     Identity,
     IdentityAttribution,
@@ -334,3 +335,20 @@ def _line_of(message: str) -> int:
         return int(message.split(": line ", 1)[1].split(":", 1)[0])
     except (IndexError, ValueError):
         return 0
+
+
+# --- model catalog ---------------------------------------------------------------------------------------
+
+
+class CatalogModelForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="Canonical name, e.g. Claude Sonnet 4.5")
+    family = forms.CharField(max_length=100, help_text="e.g. Claude Sonnet")
+    vendor = forms.CharField(max_length=100, required=False, help_text="e.g. Anthropic")
+    spelling = forms.CharField(
+        max_length=200, required=False, help_text="An exported name to map to it at once (optional)."
+    )
+
+
+class ModelAliasForm(forms.Form):
+    spelling = forms.CharField(max_length=200, help_text="The name as a source exports it.")
+    model = forms.ModelChoiceField(queryset=CatalogModel.objects.order_by("name"))

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_connections, views_mappings
+from usage import views_catalog, views_connections, views_mappings
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -20,6 +20,13 @@ urlpatterns: list = [
     path("identities/bulk/", usage_views.identities_bulk_assign, name="identities-bulk"),
     path("identities/<int:pk>/assign/", usage_views.identity_assign_view, name="identity-assign"),
     path("identities/<int:pk>/attribution/", usage_views.identity_attribution_view, name="identity-attribution"),
+    # Model catalog (admins): canonical models, families, the spellings sources use, unknown names to map.
+    path("models/", views_catalog.model_catalog_page, name="model-catalog"),
+    path("models/new/", views_catalog.catalog_model_save_view, name="catalog-model-create"),
+    path("models/<int:pk>/edit/", views_catalog.catalog_model_save_view, name="catalog-model-edit"),
+    path("models/<int:pk>/delete/", views_catalog.catalog_model_delete_view, name="catalog-model-delete"),
+    path("models/aliases/", views_catalog.model_alias_save_view, name="model-alias-save"),
+    path("models/aliases/<int:pk>/delete/", views_catalog.model_alias_delete_view, name="model-alias-delete"),
     # Provider connections (admins): health, sync now, test, create/edit.
     path("connections/", views_connections.connections_page, name="connections-list"),
     path("connections/new/", views_connections.connection_edit_page, name="connection-create"),

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from . import connections, views
+from . import catalog, connections, views
 
 router = SimpleRouter()
 router.register("imports", views.ImportViewSet, basename="import")
@@ -23,6 +23,8 @@ v1_patterns = [
     path("connections/<int:pk>/", connections.ConnectionDetailView.as_view(), name="connection-detail"),
     path("connections/<int:pk>/sync/", connections.ConnectionSyncView.as_view(), name="connection-sync"),
     path("connections/<int:pk>/test/", connections.ConnectionTestView.as_view(), name="connection-test"),
+    path("models/", catalog.CatalogModelListView.as_view(), name="model-list"),
+    path("models/unmapped/", catalog.UnmappedModelListView.as_view(), name="model-unmapped"),
     *router.urls,
 ]
 
