@@ -29,6 +29,7 @@ from usage.access import Viewer, can_see_person_detail, can_see_team_figures, pe
 from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES
 from usage.models import (
     DailyRollup,
+    IdentityAttribution,
     Membership,
     Person,
     StandingsDirtyDay,
@@ -788,10 +789,11 @@ def standings_freshness() -> Freshness:
 
 
 def unassigned_usage(window: Window) -> tuple[int, int]:
-    """(identities, total tokens) of usage in the window that no person is assigned to yet."""
+    """(identities, total tokens) of usage in the window that no person is assigned to yet (shared and service
+    identities are accounted for: not in it)."""
     row = (
         rollups_in_window(window)
-        .filter(person__isnull=True)
+        .filter(person__isnull=True, identity__attribution=IdentityAttribution.PERSONAL)
         .aggregate(identities=Count("identity", distinct=True), tokens=Coalesce(Sum("total_tokens"), 0))
     )
     return row["identities"], row["tokens"]
