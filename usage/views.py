@@ -234,7 +234,12 @@ def identities_with_totals():
         tokens=Coalesce(Sum("usage_records__total_tokens"), 0),
         records=Count("usage_records"),
         last_day=Max("usage_records__day"),
-        unassigned=Case(When(person__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        # Shared and service identities are accounted for: not gaps, even without a person.
+        unassigned=Case(
+            When(person__isnull=True, attribution=IdentityAttribution.PERSONAL, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
     )
 
 
@@ -250,7 +255,7 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
     if form.is_valid():
         data = form.cleaned_data
         if data["state"] == "unassigned":
-            identities = identities.filter(person__isnull=True)
+            identities = identities.filter(person__isnull=True, attribution=IdentityAttribution.PERSONAL)
         elif data["state"] == "assigned":
             identities = identities.filter(person__isnull=False)
         if data["provider"]:

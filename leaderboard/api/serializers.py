@@ -319,7 +319,9 @@ class IdentityAssignSerializer(serializers.Serializer):
 
     def validate(self, data):
         if "person" not in data and "attribution" not in data:
-            raise serializers.ValidationError("give `person` (an id, or null) and/or `attribution`")
+            raise serializers.ValidationError(
+                {"person": "This field is required (a person id, or null), unless `attribution` is given."}
+            )
         if data.get("attribution") == IdentityAttribution.SHARED and not data.get("team"):
             raise serializers.ValidationError({"team": "a shared identity counts for a team; give its id"})
         return data
