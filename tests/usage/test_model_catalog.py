@@ -69,6 +69,11 @@ def test_three_spellings_are_one_model_and_one_family_row_on_pages_and_api(admin
     ):
         assert ranked(admin_api, **filters) == {"Ivy Infra": 700}, filters
     assert ranked(admin_api, model="mystery-model-x") == {"Ivy Infra": 50}
+    # The raw records behind a model filter: every spelling of it, as exported.
+    records = admin_api.get("/api/v1/usage/", {**WINDOW, "model": "Claude Sonnet 4.5"}).json()["results"]
+    assert sorted((r["model"], r["total_tokens"]) for r in records) == sorted((m, t) for _p, m, t in SPELLINGS)
+    family = admin_api.get("/api/v1/usage/", {**WINDOW, "model_family": "Claude Sonnet"}).json()["results"]
+    assert sum(r["total_tokens"] for r in family) == 700
 
     page = admin_client.get(reverse("person", args=[ivy.pk]), WINDOW).content.decode()
     assert "Tokens by model family" in page
