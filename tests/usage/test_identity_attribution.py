@@ -16,8 +16,10 @@ from django.urls import reverse
 
 from tests.factories import IdentityFactory, UsageRecordFactory, usage_for
 from tests.leaderboard.api.conftest import client_for
-from usage.models import Identity
+from tests.leaderboard.standings_truth import Truth, standings_differences
+from usage.models import Identity, TeamStanding
 from usage.periods import org_today
+from usage.services.standings import standings_refresh
 
 PEOPLE, TEAMS = "/api/v1/leaderboard/people/", "/api/v1/leaderboard/teams/"
 
@@ -190,3 +192,21 @@ def test_bulk_csv_names_bad_attribution_lines(admin_client, keys):
     text = "provider,kind,value,email,attribution,team\nopenai,api_key,a,,shared,\nopenai,api_key,b,,weird,\n"
     page = bulk(admin_client, text).content.decode()
     assert "line 2: team is empty" in page and "line 3: unknown attribution &#x27;weird&#x27;" in page
+
+
+@pytest.mark.django_db
+def test_every_kept_window_equals_the_records_summed_directly_with_shared_and_service_identities(org, keys, day):
+    keys["team-key"].attribution, keys["team-key"].shared_team = "shared", org["platform"]
+    keys["team-key"].save()
+    keys["sk-ci"].attribution, keys["sk-ci"].person = "service", org["product_engineer"]
+    keys["sk-ci"].save()
+    standings_refresh()
+    assert standings_differences(Truth()) == []
+    platform = TeamStanding.objects.get(
+        team=org["platform"], window__period="day", window__start=day, window__provider=""
+    )
+    assert (platform.total_tokens, platform.active_members, platform.top_total_tokens) == (
+        6000,
+        1,
+        org["infra_engineer"].pk,
+    )
