@@ -171,13 +171,18 @@ def usage_records_in_window(
     if model or model_family:
         records = records.filter(model_spelled_as(model=model, family=model_family))
     if team_id is not None:
+        subtree = team_subtree_ids([team_id])
         in_team_that_day = Membership.objects.filter(
             Q(end__isnull=True) | Q(end__gte=OuterRef("day")),
             person_id=OuterRef("identity__person_id"),
-            team_id__in=team_subtree_ids([team_id]),
+            team_id__in=subtree,
             start__lte=OuterRef("day"),
         )
-        records = records.filter(Exists(in_team_that_day))
+        # As the team's totals count: its people's personal identities, and its shared identities.
+        records = records.filter(
+            Q(Exists(in_team_that_day), identity__attribution=IdentityAttribution.PERSONAL)
+            | Q(identity__attribution=IdentityAttribution.SHARED, identity__shared_team_id__in=subtree)
+        )
     return records
 
 
