@@ -62,13 +62,15 @@ def model_palette() -> dict[str, str]:
     """Every model with usage, in name order, gets the next PALETTE colour: the same colour on every page and
     chart, and no two models share one until there are more models than colours. The model list changes only
     when an import finishes, so each process keeps it per data_as_of()."""
-    from usage.models import UsageRecord
+    from usage.models import DailyRollup
     from usage.services.imports import data_as_of
+    from usage.services.standings import standings_status
 
-    as_of = data_as_of()
-    if as_of is not None and _PALETTE_CACHE.get("as_of") == as_of:
+    # The rollups' names (canonical where the catalog maps a spelling), current as of the last refresh.
+    as_of = (data_as_of(), standings_status().refreshed_at)
+    if as_of[0] is not None and _PALETTE_CACHE.get("as_of") == as_of:
         return _PALETTE_CACHE["value"]
-    names = sorted({m or "(unknown)" for m in UsageRecord.objects.values_list("model", flat=True).distinct()})
+    names = sorted({m or "(unknown)" for m in DailyRollup.objects.values_list("model", flat=True).distinct()})
     palette = {name: PALETTE[index % len(PALETTE)] for index, name in enumerate(names)}
     _PALETTE_CACHE.update(as_of=as_of, value=palette)
     return palette

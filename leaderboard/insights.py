@@ -21,6 +21,7 @@ from .selectors import (
     PeopleRanking,
     PersonStanding,
     Totals,
+    _sums,
     person_totals,
     ranked_rows,
     rollups_in_window,
@@ -133,7 +134,7 @@ def title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     """(title key, person id, what earned it) for the window and filters. Finding them reads every person's
     totals and the window's daily rollups, so for a kept window the answer is cached until the window is next
     recomputed (its computed_at is part of the key)."""
-    stored = None if query.model or query.team_id is not None else stored_window(query.window, query.provider)
+    stored = None if query.by_model or query.team_id is not None else stored_window(query.window, query.provider)
     if stored is None:
         return _title_winners(query)
     key = f"titles:{stored.pk}:{stored.computed_at.timestamp()}"
@@ -148,7 +149,12 @@ TITLES_CACHE_SECONDS = 2 * 24 * 3600  # a kept window is recomputed at least onc
 
 
 def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
-    filters = {"provider": query.provider, "model": query.model, "team_id": query.team_id}
+    filters = {
+        "provider": query.provider,
+        "model": query.model,
+        "model_family": query.model_family,
+        "team_id": query.team_id,
+    }
     totals = person_totals(query.window, **filters)
     if not totals:
         return []
@@ -174,8 +180,11 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
         records.values("person").annotate(models=Count("model", distinct=True)).values_list("person", "models")
     )
     if model_counts:
+        # Canonical models (the rollups count every spelling under one), so three spellings are one model.
         widest = max(model_counts, key=lambda pid: (model_counts[pid], by_volume(pid)))
-        winners.append(("models", widest, f"{model_counts[widest]} models"))
+        families = records.filter(person=widest).exclude(model_family="").values("model_family").distinct().count()
+        in_families = f" in {families} famil{'y' if families == 1 else 'ies'}" if families else ""
+        winners.append(("models", widest, f"{model_counts[widest]} models{in_families}"))
 
     runs = _longest_streaks(records)
     if runs:
@@ -223,7 +232,7 @@ def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[t
     other (filtered, or a window not kept)."""
     windows = history_windows(query.window, count)
     kept: dict[Window, int] = {}
-    if not query.model and query.team_id is None:
+    if not query.by_model and query.team_id is None:
         kept = stored_windows(windows, query.provider, query.metric)
     ranks = dict(
         PersonStandingRow.objects.filter(window_id__in=kept.values(), person_id=person_id).values_list(
@@ -234,7 +243,15 @@ def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[t
     def rank_in(window: Window) -> int | None:
         if window in kept:
             return ranks.get(kept[window])
-        ranked = ranked_rows(window, query.provider, query.model, query.team_id, query.metric, figures=False)
+        ranked = ranked_rows(
+            window,
+            query.provider,
+            query.model,
+            query.team_id,
+            query.metric,
+            figures=False,
+            model_family=query.model_family,
+        )
         return next((rank for pid, rank in ranked if pid == person_id), None)
 
     return [(window.start, _window_label(window), rank_in(window)) for window in windows]
@@ -259,7 +276,12 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
     """Current members of the team's subtree plus anyone with usage counted for it in the window, with
     their totals (days they were in the subtree only), share of the team's tokens and daily tokens for a
     sparkline. Only for viewers with team detail (the caller checks with usage.access)."""
-    filters = {"provider": query.provider, "model": query.model, "team_id": team_id}
+    filters = {
+        "provider": query.provider,
+        "model": query.model,
+        "model_family": query.model_family,
+        "team_id": team_id,
+    }
     totals = person_totals(query.window, **filters)
     subtree = team_subtree_ids([team_id])
     current = dict(
@@ -303,13 +325,24 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
     return members, team_total
 
 
+def team_shared_usage(query: RankingQuery, team_id: int) -> Totals:
+    """The usage of the shared identities of the team's subtree in the window: in the team's totals, in no
+    person's (usage.models.Identity.attribution)."""
+    rows = rollups_in_window(
+        query.window, provider=query.provider, model=query.model, model_family=query.model_family, team_id=team_id
+    ).filter(person__isnull=True)
+    return Totals.of({**rows.aggregate(**_sums()), "active_days": 0})
+
+
 def mix_shares(query: RankingQuery, *, person_id: int | None = None, team_id: int | None = None, field_name: str):
-    """(name, tokens, share) of the window's tokens by model or provider, largest first, for a person or a
-    team subtree. One grouped query."""
-    records = rollups_in_window(query.window, provider=query.provider, model=query.model, team_id=team_id)
+    """(name, tokens, share) of the window's tokens by model, model family or provider, largest first, for a
+    person or a team subtree (its shared identities included). One grouped query."""
+    records = rollups_in_window(
+        query.window, provider=query.provider, model=query.model, model_family=query.model_family, team_id=team_id
+    )
     if person_id is not None:
         records = records.filter(person_id=person_id)
-    else:
+    elif team_id is None:
         records = records.filter(person__isnull=False)
     rows = list(records.values(field_name).annotate(tokens=Sum("total_tokens")).filter(~Q(tokens=0)))
     grand = sum(row["tokens"] for row in rows)

@@ -12,9 +12,18 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.db.models.functions import Lower
 
-from usage.models import CostSource, ImportSource, Provider, SourcePrecedence, UsageRecord
+from usage.models import (
+    CostSource,
+    IdentityAttribution,
+    ImportSource,
+    ModelAlias,
+    Provider,
+    SourcePrecedence,
+    UsageRecord,
+)
 from usage.periods import Window
 from usage.services.precedence import source_label
 from usage.services.standings import COST_REPORT_KIND
@@ -59,11 +68,16 @@ def _via(source: str, connection: str | None) -> str:
 
 def person_provenance(person_id: int, window: Window, *, provider: str = "", model: str = "") -> list[DayProvenance]:
     """Newest day first; within a day, providers by name."""
-    records = UsageRecord.objects.filter(identity__person_id=person_id, day__range=(window.start, window.end))
+    records = UsageRecord.objects.filter(
+        identity__person_id=person_id,
+        identity__attribution=IdentityAttribution.PERSONAL,
+        day__range=(window.start, window.end),
+    )
     if provider:
         records = records.filter(provider=provider)
-    if model:
-        records = records.filter(model=model)
+    if model:  # the catalog's model: every spelling the sources use for it
+        spellings = ModelAlias.objects.filter(model__name=model).values_list("spelling", flat=True)
+        records = records.annotate(spelling=Lower("model")).filter(Q(model=model) | Q(spelling__in=spellings))
     rows = records.values(
         "day",
         "provider",

@@ -40,6 +40,7 @@ from usage.access import (
 from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     DailyRollup,
+    IdentityAttribution,
     Membership,
     Person,
     Provider,
@@ -53,6 +54,7 @@ from usage.models import PersonStanding as PersonStandingRow
 from usage.models import (
     TeamStanding as TeamStandingRow,
 )
+from usage.services.catalog import model_spelled_as
 from usage.services.imports import data_as_of
 from usage.services.standings import (
     ALL_PROVIDERS,
@@ -156,46 +158,59 @@ def stored_windows(windows: list[Window], provider: str, metric: str) -> dict[Wi
     return {wanted[key]: pk for pk, *rest in rows if (key := tuple(rest)) in wanted}
 
 
-def rollups_in_window(window: Window, *, provider: str = "", model: str = "", team_id: int | None = None) -> QuerySet:
-    """Daily rollup rows of the window, filtered; with a team, only days the person was in its subtree."""
+def rollups_in_window(
+    window: Window, *, provider: str = "", model: str = "", model_family: str = "", team_id: int | None = None
+) -> QuerySet:
+    """Daily rollup rows of the window, filtered (models by canonical name and family, usage.models.CatalogModel);
+    with a team, only days the person was in its subtree."""
     rows = DailyRollup.objects.filter(day__gte=window.start, day__lte=window.end)
     if provider:
         rows = rows.filter(provider=provider)
     if model:
         rows = rows.filter(model=model)
+    if model_family:
+        rows = rows.filter(model_family=model_family)
     if team_id is not None:
         rows = rows.filter(team_id__in=team_subtree_ids([team_id]))
     return rows
 
 
 def usage_records_in_window(
-    window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
+    window: Window, *, provider: str = "", model: str = "", model_family: str = "", team_id: int | None = None
 ) -> QuerySet:
     """The raw usage records the rollups of the window sum (cost reports excluded), for the /usage/ list;
-    with a team, only days the person was in its subtree."""
+    a model or family matches every spelling the catalog maps to it; with a team, only days the person was in
+    its subtree."""
     records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
         usage_kind=COST_REPORT_KIND
     )
     if provider:
         records = records.filter(provider=provider)
-    if model:
-        records = records.filter(model=model)
+    if model or model_family:
+        records = records.filter(model_spelled_as(model=model, family=model_family))
     if team_id is not None:
+        subtree = team_subtree_ids([team_id])
         in_team_that_day = Membership.objects.filter(
             Q(end__isnull=True) | Q(end__gte=OuterRef("day")),
             person_id=OuterRef("identity__person_id"),
-            team_id__in=team_subtree_ids([team_id]),
+            team_id__in=subtree,
             start__lte=OuterRef("day"),
         )
-        records = records.filter(Exists(in_team_that_day))
+        # As the team's totals count: its people's personal identities, and its shared identities.
+        records = records.filter(
+            Q(Exists(in_team_that_day), identity__attribution=IdentityAttribution.PERSONAL)
+            | Q(identity__attribution=IdentityAttribution.SHARED, identity__shared_team_id__in=subtree)
+        )
     return records
 
 
 def person_totals(
-    window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
+    window: Window, *, provider: str = "", model: str = "", model_family: str = "", team_id: int | None = None
 ) -> dict[int, Totals]:
-    """Each person's totals in the window, filtered (the days in a team's subtree only, with a team)."""
-    return {person_id: _sql_totals(figures) for person_id, *figures in _totals_rows(window, provider, model, team_id)}
+    """Each person's totals in the window, filtered (the days in a team's subtree only, with a team). A team's
+    shared identities count for no person: they are not in it."""
+    rows = _totals_rows(window, provider, model, team_id, model_family=model_family)
+    return {person_id: _sql_totals(figures) for person_id, *figures in rows if person_id is not None}
 
 
 # --- People --------------------------------------------------------------------------------------------------
@@ -284,25 +299,37 @@ class _Ranked:
         return cls(row.person_id, getattr(row, f"rank_{metric}"), Totals.of(row))
 
 
+# Rollup rows that count toward rankings: a person's, or a team's shared identities (team set, person empty).
+COUNTED_ROWS = "(person_id IS NOT NULL OR team_id IS NOT NULL)"
+
+
 def _totals_sql(
-    window: Window, provider: str, model: str, team_id: int | None, group_by: tuple[str, ...] = ("person_id",)
+    window: Window,
+    provider: str,
+    model: str,
+    team_id: int | None,
+    group_by: tuple[str, ...] = ("person_id",),
+    *,
+    model_family: str = "",
 ) -> tuple[str, list]:
     """SQL of the totals (group_by…, figures…, active_days) per person — or per (team, person) — in a window:
     its kept standings, else the kept windows that cover it plus one provider's days from the rollups (one
-    provider's days are not kept); with a model filter, the rollups of the window. With a team, only the days
-    each person was in its subtree. The one way the read side sums a window."""
+    provider's days are not kept); with a model or family filter, the rollups of the window. With a team, only
+    the days each person was in its subtree. Rows of a team's shared identities have no person (people
+    rankings join Person and drop them; team totals keep them). The one way the read side sums a window."""
     group = ", ".join(group_by)
     team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
     team_filter = f" AND team_id IN ({', '.join(str(int(t)) for t in team_ids) or '0'})" if team_ids else ""
     rollup, members = quoted_table(DailyRollup), quoted_table(TeamMemberStanding)
     sums = ", ".join(f"SUM({n}) AS {n}" for n in SUMMED_FIGURES)
-    if model:
-        params = [window.start, window.end, model, *([provider] if provider else [])]
+    if model or model_family:
+        conditions = [("model", model), ("model_family", model_family), ("provider", provider)]
+        wanted = "".join(f" AND {column} = %s" for column, value in conditions if value)
         return (
             f"SELECT {group}, {sums}, COUNT(DISTINCT day) AS active_days FROM {rollup} "
-            f"WHERE day BETWEEN %s AND %s AND model = %s {'AND provider = %s' if provider else ''} "
-            f"AND person_id IS NOT NULL{team_filter} GROUP BY {group}",
-            params,
+            f"WHERE day BETWEEN %s AND %s{wanted} "
+            f"AND {COUNTED_ROWS}{team_filter} GROUP BY {group}",
+            [window.start, window.end, *(value for _column, value in conditions if value)],
         )
     stored = stored_window(window, provider)
     if stored is not None:
@@ -318,7 +345,7 @@ def _totals_sql(
     if days:
         parts.append(
             f"SELECT {group}, {sums}, 1 AS active_days FROM {rollup} "
-            f"WHERE day IN ({', '.join(['%s'] * len(days))}) AND provider = %s AND person_id IS NOT NULL{team_filter} "
+            f"WHERE day IN ({', '.join(['%s'] * len(days))}) AND provider = %s AND {COUNTED_ROWS}{team_filter} "
             f"GROUP BY day, {group}"
         )
         params += [*days, provider]
@@ -329,17 +356,21 @@ def _totals_sql(
     )
 
 
-def _totals_rows(window, provider, model, team_id, group_by: tuple[str, ...] = ("person_id",)) -> list[tuple]:
-    sql, params = _totals_sql(window, provider, model, team_id, group_by)
+def _totals_rows(
+    window, provider, model, team_id, group_by: tuple[str, ...] = ("person_id",), *, model_family: str = ""
+) -> list[tuple]:
+    sql, params = _totals_sql(window, provider, model, team_id, group_by, model_family=model_family)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool = True) -> list[tuple]:
+def ranked_rows(
+    window, provider, model, team_id, metric: str, *, figures: bool = True, model_family: str = ""
+) -> list[tuple]:
     """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id. People with
     none of the metric (or a figure their sources do not report) are not ranked."""
-    sql, params = _totals_sql(window, provider, model, team_id)
+    sql, params = _totals_sql(window, provider, model, team_id, model_family=model_family)
     columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -364,7 +395,7 @@ class PeopleRanking(Sequence):
         self.metric = query.metric
         provider = query.provider or ALL_PROVIDERS
         self._stored = None
-        if not query.model and query.team_id is None:
+        if not query.by_model and query.team_id is None:
             self._stored = stored_window(query.window, provider, self.metric)
         previous_window = query.window.previous()
         self._previous_stored = None
@@ -385,7 +416,9 @@ class PeopleRanking(Sequence):
         query = self.query
         self._computed = [
             _Ranked(row[0], row[1], _LazyTotals(row[2:]))
-            for row in ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
+            for row in ranked_rows(
+                query.window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
+            )
         ]
         self._previous_ranks = {}
         previous_window = query.window.previous()
@@ -393,7 +426,13 @@ class PeopleRanking(Sequence):
             self._previous_ranks = {
                 row[0]: row[1]
                 for row in ranked_rows(
-                    previous_window, query.provider, query.model, query.team_id, self.metric, figures=False
+                    previous_window,
+                    query.provider,
+                    query.model,
+                    query.team_id,
+                    self.metric,
+                    figures=False,
+                    model_family=query.model_family,
                 )
             }
 
@@ -649,7 +688,7 @@ def _per_member(totals: Totals, active: int) -> Totals:
 
 def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list[int]]) -> dict[int, _TeamFigures]:
     """Each team subtree's figures in the window: stored team standings, or summed per (team, person)."""
-    if not query.model:
+    if not query.by_model:
         stored = stored_window(window, query.provider, query.metric)
         if stored is not None:
             return {
@@ -660,7 +699,7 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
             }
     per_person: dict[int, dict[int, Totals]] = {}
     for team_id, person_id, *figures in _totals_rows(
-        window, query.provider, query.model, None, group_by=("team_id", "person_id")
+        window, query.provider, query.model, None, group_by=("team_id", "person_id"), model_family=query.model_family
     ):
         for ancestor in ancestors.get(team_id, []):  # none for usage outside any team
             per_person.setdefault(ancestor, {}).setdefault(person_id, Totals()).add(_sql_totals(figures))
@@ -669,8 +708,12 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         total = Totals()
         for person_totals_ in people.values():
             total.add(person_totals_)
-        tops = {metric: max(people, key=lambda pid, m=metric: (people[pid].metric(m), -pid)) for metric in METRICS}
-        figures[team_id] = _TeamFigures(total, len(people), tops)
+        members = {pid: totals for pid, totals in people.items() if pid is not None}  # None: shared identities
+        tops = {
+            metric: max(members, key=lambda pid, m=metric: (members[pid].metric(m), -pid)) if members else None
+            for metric in METRICS
+        }
+        figures[team_id] = _TeamFigures(total, len(members), tops)
     return figures
 
 
@@ -820,10 +863,11 @@ def provider_coverage(refreshed_at: datetime | None) -> list[ProviderCoverage]:
 
 
 def unassigned_usage(window: Window) -> tuple[int, int]:
-    """(identities, total tokens) of usage in the window that no person is assigned to yet."""
+    """(identities, total tokens) of usage in the window that no person is assigned to yet (shared and service
+    identities are accounted for: not in it)."""
     row = (
         rollups_in_window(window)
-        .filter(person__isnull=True)
+        .filter(person__isnull=True, identity__attribution=IdentityAttribution.PERSONAL)
         .aggregate(identities=Count("identity", distinct=True), tokens=Coalesce(Sum("total_tokens"), 0))
     )
     return row["identities"], row["tokens"]

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from .selectors import Totals, _sums, rollups_in_window
 from .windows import Window
 
-GROUPINGS = ("model", "provider")
+GROUPINGS = ("model", "model_family", "provider")
 
 
 @dataclass
@@ -53,17 +53,17 @@ def usage_series(
     group_by: str = "model",
     provider: str = "",
     model: str = "",
+    model_family: str = "",
 ) -> Series:
-    """Series for a person (their identities) or a team subtree (days each member was in it)."""
+    """Series for a person (their identities) or a team subtree (days each member was in it, and its shared
+    identities)."""
     if group_by not in GROUPINGS:
         raise ValueError(f"group_by must be one of {GROUPINGS}")
-    records = rollups_in_window(window, provider=provider, model=model, team_id=team_id)
+    records = rollups_in_window(window, provider=provider, model=model, model_family=model_family, team_id=team_id)
     if person_id is not None:
         records = records.filter(person_id=person_id)
     elif team_id is None:
         raise ValueError("give a person_id or a team_id")
-    else:
-        records = records.filter(person__isnull=False)
     series = Series(window=window, group_by=group_by, days=_window_days(window))
     series.daily = {day: Totals() for day in series.days}
     rows = records.values("day", group_by).annotate(**_sums())

@@ -35,9 +35,11 @@ from usage.auth import api_token_create, api_token_revoke, token_lifetime_choice
 from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
+from usage.services.catalog import model_options
+from usage.services.standings import standings_status
 
 from . import charts
-from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
+from .insights import mix_shares, movers_from, rank_history, team_members, team_shared_usage, window_titles
 from .provenance import person_provenance
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
@@ -122,14 +124,20 @@ _OPTIONS_CACHE: dict = {}
 
 
 def filter_options(as_of) -> dict:
-    """Providers and models that have usage, for the filter selects. Both scan the whole usage table, and
-    they change only when an import finishes, so each process keeps them per `as_of` (data_as_of())."""
-    cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == as_of and as_of is not None else None
+    """Providers, models and model families that have usage, for the filter selects. They scan whole tables,
+    and change only when an import finishes or the refresh recounts the catalog's names, so each process keeps
+    them per `as_of` (data_as_of()) and standings refresh."""
+    key = (as_of, standings_status().refreshed_at)
+    cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == key and as_of is not None else None
     if cached is None:
         providers = sorted(UsageRecord.objects.values_list("provider", flat=True).distinct())
-        models = sorted(m for m in UsageRecord.objects.values_list("model", flat=True).distinct() if m)
-        cached = {"provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in providers], "model_options": models}
-        _OPTIONS_CACHE.update(as_of=as_of, value=cached)
+        models, families = model_options()  # canonical names, as the rollups count them
+        cached = {
+            "provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in providers],
+            "model_options": models,
+            "model_family_options": families,
+        }
+        _OPTIONS_CACHE.update(as_of=key, value=cached)
     return {**cached, "team_options": team_options()}
 
 
@@ -346,9 +354,15 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     if detail:
         palette = charts.model_palette()
         series = usage_series(
-            query.window, person_id=person.pk, group_by=group_by, provider=query.provider, model=query.model
+            query.window,
+            person_id=person.pk,
+            group_by=group_by,
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
         )
         models = mix_shares(query, person_id=person.pk, field_name="model")
+        families = mix_shares(query, person_id=person.pk, field_name="model_family")
         providers = mix_shares(query, person_id=person.pk, field_name="provider")
         context.update(
             series=series,
@@ -358,6 +372,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
                 series, chart_id="chart-daily", stacked_by_label=group_by, palette=palette
             ),
             model_mix=models,
+            family_mix=families,
             model_chart=charts.mix_chart(models, chart_id="chart-models", label="model", palette=palette)
             if models
             else None,
@@ -404,15 +419,23 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
         group_by = "provider" if request.GET.get("group") == "provider" else "model"
         palette = charts.model_palette()
         members, team_total = team_members(query, team.pk, viewer)
+        shared = team_shared_usage(query, team.pk)
         series = usage_series(
-            query.window, team_id=team.pk, group_by=group_by, provider=query.provider, model=query.model
+            query.window,
+            team_id=team.pk,
+            group_by=group_by,
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
         )
         models = mix_shares(query, team_id=team.pk, field_name="model")
+        families = mix_shares(query, team_id=team.pk, field_name="model_family")
         providers = mix_shares(query, team_id=team.pk, field_name="provider")
         context.update(
             group_by=group_by,
             members=members,
             team_total=team_total,
+            shared=shared,
             palette=palette,
             trend_chart=charts.daily_usage_chart(
                 series, chart_id="chart-trend", stacked_by_label=group_by, palette=palette
@@ -424,6 +447,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             if providers
             else None,
             model_mix=models,
+            family_mix=families,
             provider_mix=providers,
         )
     return _render(request, "leaderboard/team.html", "leaderboard/team.html", context)

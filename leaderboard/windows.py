@@ -20,6 +20,7 @@ from usage.periods import (  # noqa: F401  (re-exported: the read side names win
     org_today,
     window_for,
 )
+from usage.services.catalog import model_canonical
 
 MAX_ID = 2**63 - 1  # ids are 64-bit; a larger number would fail in the database, not as a bad parameter
 
@@ -30,9 +31,15 @@ class RankingQuery:
     metric: str = "total_tokens"
     provider: str = ""
     model: str = ""
+    model_family: str = ""
     team_id: int | None = None
     search: str = ""
     anchor: date | None = None
+
+    @property
+    def by_model(self) -> bool:
+        """A model or model family filter: answered from the daily rollups, not the kept standings."""
+        return bool(self.model or self.model_family)
 
     def as_params(self, **overrides) -> dict[str, str]:
         """The whole state as URL parameters (pages keep it in the URL)."""
@@ -44,6 +51,7 @@ class RankingQuery:
         for key, value in (
             ("provider", self.provider),
             ("model", self.model),
+            ("model_family", self.model_family),
             ("team", self.team_id),
             ("q", self.search),
         ):
@@ -98,7 +106,9 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
         window=window,
         metric=metric,
         provider=_text_param(params, "provider"),
-        model=_text_param(params, "model"),
+        # Any spelling a source uses names its canonical model, so links with an exported name keep working.
+        model=model_canonical(_text_param(params, "model")),
+        model_family=_text_param(params, "model_family"),
         team_id=team_id,
         search=_text_param(params, "q")[:100],
         anchor=anchor,

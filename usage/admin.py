@@ -67,8 +67,8 @@ class MembershipAdmin(MarksPeopleDirty, admin.ModelAdmin):
 
 @admin.register(models.Identity)
 class IdentityAdmin(admin.ModelAdmin):
-    list_display = ["provider", "kind", "value", "person", "owner_email", "label"]
-    list_filter = ["provider", "kind", ("person", admin.EmptyFieldListFilter)]
+    list_display = ["provider", "kind", "value", "person", "attribution", "shared_team", "owner_email", "label"]
+    list_filter = ["provider", "kind", "attribution", ("person", admin.EmptyFieldListFilter)]
     search_fields = ["value", "owner_email", "label", "person__display_name", "person__email"]
     autocomplete_fields = ["person"]
 

@@ -12,7 +12,18 @@ from django.conf import settings
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
-from usage.models import ColumnMapping, Identity, IdentityKind, ImportBatch, ImportStatus, Person, Provider
+from usage.models import (
+    CatalogModel,
+    ColumnMapping,
+    Identity,
+    IdentityAttribution,
+    IdentityKind,
+    ImportBatch,
+    ImportStatus,
+    Person,
+    Provider,
+    Team,
+)
 from usage.parsers.registry import FORMATS
 
 # --- upload ---------------------------------------------------------------------------------------------
@@ -145,6 +156,9 @@ class IdentityFilterForm(forms.Form):
 
     state = forms.ChoiceField(required=False, choices=STATES, label="Show")
     provider = forms.ChoiceField(required=False, choices=[("", "Any provider"), *Provider.choices])
+    attribution = forms.ChoiceField(
+        required=False, choices=[("", "Personal, shared or service"), *IdentityAttribution.choices], label="Counts for"
+    )
     q = forms.CharField(required=False, label="Search", max_length=200)
 
 
@@ -155,6 +169,8 @@ class IdentityAssignForm(forms.Form):
     person_id = forms.IntegerField(required=False)
     person = forms.CharField(required=False, max_length=254)
     unassign = forms.BooleanField(required=False)
+    # Set by the confirmation page: the admin saw the identity's share of the tokens and assigns it anyway.
+    confirm = forms.BooleanField(required=False)
 
     def clean(self):
         data = super().clean()
@@ -173,16 +189,54 @@ class IdentityAssignForm(forms.Form):
         return data
 
 
+class IdentityAttributionForm(forms.Form):
+    """Whom an identity's usage counts for: its person, a team (shared) or no one (service)."""
+
+    attribution = forms.ChoiceField(choices=IdentityAttribution.choices)
+    team = forms.ModelChoiceField(queryset=Team.objects.all(), required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("attribution") == IdentityAttribution.SHARED and not data.get("team"):
+            self.add_error("team", "a shared identity counts for a team; choose the team")
+        if data.get("attribution") != IdentityAttribution.SHARED:
+            data["team"] = None
+        return data
+
+
 @dataclass
 class BulkAssignment:
     line: int
     provider: str
     kind: str
     value: str
-    person: Person
+    person: Person | None
+    attribution: str = IdentityAttribution.PERSONAL
+    team: Team | None = None
 
 
 BULK_COLUMNS = ("provider", "kind", "value", "email")
+# Optional: attribution (personal, the default; shared, with the team's path, slug or name; service).
+BULK_OPTIONAL_COLUMNS = ("attribution", "team")
+
+
+def team_lookup(text: str) -> Team | None:
+    """The team a path ("Engineering/Platform"), slug or unique name names."""
+    parts = [part.strip() for part in text.split("/") if part.strip()]
+    if len(parts) > 1:
+        team = None
+        for part in parts:
+            team = Team.objects.filter(parent=team, name__iexact=part).first()
+            if team is None:
+                return None
+        return team
+    by_slug = Team.objects.filter(slug=text.strip().lower()).first()
+    if by_slug is not None:
+        return by_slug
+    named = list(Team.objects.filter(name__iexact=text.strip())[:2])
+    return named[0] if len(named) == 1 else None
+
+
 BULK_MAX_BYTES = 10 * 1024 * 1024
 MAX_LISTED_LINE_ERRORS = 50
 
@@ -191,7 +245,11 @@ class IdentityBulkForm(forms.Form):
     """A CSV with columns provider,kind,value,email. Every line is checked before anything changes: one bad
     line rejects the file, and every bad line is listed with its number."""
 
-    file = forms.FileField(label="CSV file (provider,kind,value,email)")
+    file = forms.FileField(label="CSV file (provider,kind,value,email[,attribution,team])")
+    confirm = forms.BooleanField(
+        required=False,
+        label="Assign identities that hold more than 1% of the last 30 days' tokens to one person anyway",
+    )
 
     def clean_file(self) -> list[BulkAssignment]:
         upload = self.cleaned_data["file"]
@@ -212,17 +270,21 @@ class IdentityBulkForm(forms.Form):
             )
         reader.fieldnames = headers
         providers, kinds = {p.value for p in Provider}, {k.value for k in IdentityKind}
-        rows: list[tuple[int, str, str, str, str]] = []
+        rows: list[tuple[int, str, str, str, str, str, Team | None]] = []
         errors: list[str] = []
         seen: dict[tuple[str, str, str], int] = {}
         try:
             for record in reader:
                 line = reader.line_num
-                values = {k: (v or "").strip() for k, v in record.items() if k in BULK_COLUMNS}
+                values = {
+                    k: (v or "").strip() for k, v in record.items() if k in (*BULK_COLUMNS, *BULK_OPTIONAL_COLUMNS)
+                }
                 if not any(values.values()):
                     continue
                 provider, kind, value, email = (values.get(c, "") for c in BULK_COLUMNS)
                 provider, kind = provider.lower(), kind.lower()
+                attribution = values.get("attribution", "").lower() or IdentityAttribution.PERSONAL
+                team_text, team = values.get("team", ""), None
                 problem = ""
                 if provider not in providers:
                     problem = f"unknown provider {provider!r} (one of: {', '.join(sorted(providers))})"
@@ -232,25 +294,31 @@ class IdentityBulkForm(forms.Form):
                     problem = "value is empty"
                 elif len(value) > Identity._meta.get_field("value").max_length:
                     problem = "value is too long"
-                elif not email:
-                    problem = "email is empty"
+                elif attribution not in IdentityAttribution.values:
+                    problem = f"unknown attribution {attribution!r} (one of: {', '.join(IdentityAttribution.values)})"
+                elif attribution == IdentityAttribution.PERSONAL and not email:
+                    problem = "email is empty (a personal identity counts for a person)"
+                elif attribution == IdentityAttribution.SHARED and not team_text:
+                    problem = "team is empty (a shared identity counts for a team)"
+                elif attribution == IdentityAttribution.SHARED and (team := team_lookup(team_text)) is None:
+                    problem = f"no team {team_text!r} (give its path, e.g. Engineering/Platform, or its slug)"
                 elif (provider, kind, value) in seen:
                     problem = f"{provider}:{kind}:{value} is already on line {seen[(provider, kind, value)]}"
                 if problem:
                     errors.append(f"{name}: line {line}: {problem}")
                     continue
                 seen[(provider, kind, value)] = line
-                rows.append((line, provider, kind, value, email.lower()))
+                rows.append((line, provider, kind, value, email.lower(), attribution, team))
         except csv.Error as error:
             errors.append(f"{name}: line {reader.line_num}: unreadable CSV ({error})")
         people = {p.email.lower(): p for p in Person.objects.filter(email__in={r[4] for r in rows})}
         assignments = []
-        for line, provider, kind, value, email in rows:
+        for line, provider, kind, value, email, attribution, team in rows:
             person = people.get(email)
-            if person is None:
+            if person is None and email:
                 errors.append(f"{name}: line {line}: no person with email {email} (import the org CSV first)")
                 continue
-            assignments.append(BulkAssignment(line, provider, kind, value, person))
+            assignments.append(BulkAssignment(line, provider, kind, value, person, attribution, team))
         if errors:
             errors.sort(key=_line_of)
             shown = errors[:MAX_LISTED_LINE_ERRORS]
@@ -267,3 +335,20 @@ def _line_of(message: str) -> int:
         return int(message.split(": line ", 1)[1].split(":", 1)[0])
     except (IndexError, ValueError):
         return 0
+
+
+# --- model catalog ---------------------------------------------------------------------------------------
+
+
+class CatalogModelForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="Canonical name, e.g. Claude Sonnet 4.5")
+    family = forms.CharField(max_length=100, help_text="e.g. Claude Sonnet")
+    vendor = forms.CharField(max_length=100, required=False, help_text="e.g. Anthropic")
+    spelling = forms.CharField(
+        max_length=200, required=False, help_text="An exported name to map to it at once (optional)."
+    )
+
+
+class ModelAliasForm(forms.Form):
+    spelling = forms.CharField(max_length=200, help_text="The name as a source exports it.")
+    model = forms.ModelChoiceField(queryset=CatalogModel.objects.order_by("name"))

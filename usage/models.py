@@ -147,6 +147,14 @@ class IdentityKind(models.TextChoices):
     TAG = "tag", "Tag"
 
 
+class IdentityAttribution(models.TextChoices):
+    """Whom an identity's usage counts for."""
+
+    PERSONAL = "personal", "Personal"
+    SHARED = "shared", "Shared (a team's)"
+    SERVICE = "service", "Service (CI, batch)"
+
+
 class Identity(models.Model):
     """How a provider names who used it; mapped to a Person by email, directory file or an admin."""
 
@@ -157,14 +165,30 @@ class Identity(models.Model):
     # A directory file (users / api keys list) may tell the owner's email before the person exists.
     owner_email = models.EmailField(blank=True)
     label = models.CharField(max_length=200, blank=True, help_text="Provider's name for it, e.g. the key name.")
+    # The provider's user id of whoever created or owns this key, workspace or project (from a directory file):
+    # once that user id is linked to a person, this identity follows (usage.services.identities).
+    owner_user_id = models.CharField(max_length=200, blank=True)
+    # Shared usage counts for `shared_team`'s totals and no person's; service usage (CI, batch) counts for no one.
+    attribution = models.CharField(
+        max_length=10, choices=IdentityAttribution.choices, default=IdentityAttribution.PERSONAL
+    )
+    shared_team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="shared_identities"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "identities"
         constraints = [
-            models.UniqueConstraint(fields=["provider", "kind", "value"], name="identity_unique_natural_key")
+            models.UniqueConstraint(fields=["provider", "kind", "value"], name="identity_unique_natural_key"),
+            models.CheckConstraint(
+                condition=~Q(attribution="shared") | Q(shared_team__isnull=False), name="identity_shared_has_team"
+            ),
         ]
-        indexes = [models.Index(fields=["person"], name="identity_person")]
+        indexes = [
+            models.Index(fields=["person"], name="identity_person"),
+            models.Index(fields=["provider", "owner_user_id"], name="identity_owner_user"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.kind}:{self.value}"
@@ -420,12 +444,15 @@ class UsageFigures(models.Model):
 
 class DailyRollup(UsageFigures):
     """Usage per day, provider, model and person, with the team whose membership covered that day. Unassigned
-    usage keeps its identity (person empty) so admins still see it. A cost report counts only where a person
-    owns its key, project or workspace (usage.services.standings.COST_REPORT_KIND)."""
+    usage keeps its identity (person empty) so admins still see it; so do shared identities (team set, person
+    empty) and service identities (both empty). The model is the catalog's canonical name where an alias maps
+    the exported spelling (ModelAlias), else the spelling as exported (family empty). A cost report counts only
+    where a person owns its key, project or workspace (usage.services.standings.COST_REPORT_KIND)."""
 
     day = models.DateField()
     provider = models.CharField(max_length=20, choices=Provider.choices)
     model = models.CharField(max_length=200, blank=True)
+    model_family = models.CharField(max_length=100, blank=True)
     person = _derived_fk(Person, null=True)
     team = _derived_fk(Team, null=True)
     identity = _derived_fk(Identity, null=True, help_text="Only for unassigned usage.")
@@ -470,7 +497,7 @@ class TeamMemberStanding(UsageFigures):
 
     window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     team = _derived_fk(Team, null=True)
-    person = _derived_fk(Person)
+    person = _derived_fk(Person, null=True, help_text="Empty: the team's shared identities.")
     active_days = models.IntegerField(default=0)
 
     class Meta:
@@ -634,3 +661,42 @@ class AuditEntry(AbstractLogEntry):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("The audit trail is append-only.")
+
+
+# --- Model catalog (issue 10) ----------------------------------------------------------------------------------
+# Sources spell one model many ways ("Claude Sonnet 4.5", "claude-4.5-sonnet-thinking",
+# "claude-sonnet-4-5-20250929"); the rollups (usage.services.standings) count each under its canonical model.
+# Changing the catalog changes no UsageRecord: it marks the days whose usage it renames (usage.services.catalog).
+
+
+class CatalogModel(models.Model):
+    """A canonical model, e.g. "Claude Sonnet 4.5" of the family "Claude Sonnet" by Anthropic."""
+
+    name = models.CharField(max_length=200, unique=True)
+    family = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["vendor", "family", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelAlias(models.Model):
+    """One spelling a source uses for a catalog model, matched case-insensitively (stored lower-cased). Every
+    model's own name is one of its aliases."""
+
+    spelling = models.CharField(max_length=200, unique=True)
+    model = models.ForeignKey(CatalogModel, on_delete=models.PROTECT, related_name="aliases")
+
+    class Meta:
+        ordering = ["spelling"]
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.spelling} → {self.model}"
+
+    def save(self, *args, **kwargs):
+        self.spelling = self.spelling.strip().lower()
+        super().save(*args, **kwargs)

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_audit, views_connections, views_mappings, views_sources
+from usage import views_audit, views_catalog, views_connections, views_mappings, views_sources
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -23,6 +23,14 @@ urlpatterns: list = [
     path("sources/", views_sources.source_precedence_page, name="source-precedence"),
     path("sources/<int:pk>/delete/", views_sources.source_precedence_delete, name="source-precedence-delete"),
     path("reconciliation/", views_sources.reconciliation_page, name="reconciliation"),
+    path("identities/<int:pk>/attribution/", usage_views.identity_attribution_view, name="identity-attribution"),
+    # Model catalog (admins): canonical models, families, the spellings sources use, unknown names to map.
+    path("models/", views_catalog.model_catalog_page, name="model-catalog"),
+    path("models/new/", views_catalog.catalog_model_save_view, name="catalog-model-create"),
+    path("models/<int:pk>/edit/", views_catalog.catalog_model_save_view, name="catalog-model-edit"),
+    path("models/<int:pk>/delete/", views_catalog.catalog_model_delete_view, name="catalog-model-delete"),
+    path("models/aliases/", views_catalog.model_alias_save_view, name="model-alias-save"),
+    path("models/aliases/<int:pk>/delete/", views_catalog.model_alias_delete_view, name="model-alias-delete"),
     # Provider connections (admins): health, sync now, test, create/edit.
     path("connections/", views_connections.connections_page, name="connections-list"),
     path("connections/new/", views_connections.connection_edit_page, name="connection-create"),

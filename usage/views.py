@@ -22,9 +22,32 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from usage.access import admin_required
 from usage.csv_export import csv_response
-from usage.forms import IdentityAssignForm, IdentityBulkForm, IdentityFilterForm, ImportFilterForm, UploadForm
-from usage.models import Identity, ImportBatch, ImportSource, ImportStatus, Person, UsageRecord
-from usage.services.identities import identity_assign
+from usage.forms import (
+    IdentityAssignForm,
+    IdentityAttributionForm,
+    IdentityBulkForm,
+    IdentityFilterForm,
+    ImportFilterForm,
+    UploadForm,
+)
+from usage.models import (
+    Identity,
+    IdentityAttribution,
+    ImportBatch,
+    ImportSource,
+    ImportStatus,
+    Person,
+    Team,
+    UsageRecord,
+)
+from usage.services.identities import (
+    CONFIRM_DAYS,
+    CONFIRM_SHARE,
+    identity_assign,
+    identity_assignment_question,
+    identity_attribute,
+    identity_share,
+)
 from usage.services.imports import ImportRejected, import_batch_create, import_batch_retry, imports_reprocess_all
 from usage.services.precedence import import_overlaps
 
@@ -206,11 +229,16 @@ def imports_reprocess(request):
 
 def identities_with_totals():
     """Identities with their usage totals, unassigned first, then the biggest totals (the biggest gaps)."""
-    return Identity.objects.select_related("person").annotate(
+    return Identity.objects.select_related("person", "shared_team").annotate(
         tokens=Coalesce(Sum("usage_records__total_tokens"), 0),
         records=Count("usage_records"),
         last_day=Max("usage_records__day"),
-        unassigned=Case(When(person__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        # Shared and service identities are accounted for: not gaps, even without a person.
+        unassigned=Case(
+            When(person__isnull=True, attribution=IdentityAttribution.PERSONAL, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
     )
 
 
@@ -226,11 +254,13 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
     if form.is_valid():
         data = form.cleaned_data
         if data["state"] == "unassigned":
-            identities = identities.filter(person__isnull=True)
+            identities = identities.filter(person__isnull=True, attribution=IdentityAttribution.PERSONAL)
         elif data["state"] == "assigned":
             identities = identities.filter(person__isnull=False)
         if data["provider"]:
             identities = identities.filter(provider=data["provider"])
+        if data["attribution"]:
+            identities = identities.filter(attribution=data["attribution"])
         if data["q"]:
             text = data["q"].strip()
             identities = identities.filter(
@@ -241,7 +271,10 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
                 | Q(person__email__icontains=text)
             )
     identities = identities.order_by("-unassigned", "-tokens", "provider", "kind", "value")
-    unassigned = UsageRecord.objects.filter(identity__person__isnull=True).aggregate(
+    unassigned = UsageRecord.objects.filter(
+        identity__person__isnull=True, identity__attribution=IdentityAttribution.PERSONAL
+    ).aggregate(tokens=Coalesce(Sum("total_tokens"), 0), identities=Count("identity", distinct=True))
+    service = UsageRecord.objects.filter(identity__attribution=IdentityAttribution.SERVICE).aggregate(
         tokens=Coalesce(Sum("total_tokens"), 0), identities=Count("identity", distinct=True)
     )
     return render(
@@ -252,6 +285,9 @@ def _identities_render(request, bulk_form: IdentityBulkForm | None = None, statu
             "page": _page(request, identities),
             "query_string": _query_without_page(request),
             "unassigned": unassigned,
+            "service": service,
+            "teams": Team.objects.order_by("name"),
+            "attributions": IdentityAttribution.choices,
             "bulk_form": bulk_form or IdentityBulkForm(),
             "next": request.get_full_path(),
         },
@@ -291,6 +327,12 @@ def identity_assign_view(request, pk: int):
             messages.error(request, f"{identity}: {error}")
         return redirect(_safe_next(request, reverse("identities-list")))
     person = form.cleaned_data["target"]
+    question = "" if form.cleaned_data.get("confirm") else identity_assignment_question(identity, person)
+    if question:
+        # 409: nothing changed; the page asks, and offers the confirmed assignment and the alternatives.
+        context = {"identity": identity, "person": person, "question": question, "teams": Team.objects.all()}
+        context["next"] = _safe_next(request, reverse("identities-list"))
+        return render(request, "usage/identity_confirm.html", context, status=409)
     identity_assign(identity=identity, person=person)
     usage = identity.usage_records.aggregate(tokens=Coalesce(Sum("total_tokens"), 0), records=Count("id"))
     if person is None:
@@ -306,21 +348,69 @@ def identity_assign_view(request, pk: int):
 
 @require_POST
 @admin_required
+def identity_attribution_view(request, pk: int):
+    """Mark an identity personal, shared (with a team) or service."""
+    identity = get_object_or_404(Identity, pk=pk)
+    form = IdentityAttributionForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{identity}: {field}: {' '.join(errors)}")
+        return redirect(_safe_next(request, reverse("identities-list")))
+    identity_attribute(identity=identity, **form.cleaned_data)
+    counted = {
+        IdentityAttribution.PERSONAL: "its person's usage",
+        IdentityAttribution.SHARED: f"{form.cleaned_data['team']}'s shared usage: it counts for the team's totals, "
+        "not for any person",
+        IdentityAttribution.SERVICE: "service usage: it counts in no ranking and is listed here",
+    }[identity.attribution]
+    messages.success(request, f"{identity} is now {counted}.")
+    return redirect(_safe_next(request, reverse("identities-list")))
+
+
+@require_POST
+@admin_required
 def identities_bulk_assign(request):
     """Assign identities from a CSV, all or nothing (validation first, then one transaction)."""
     form = IdentityBulkForm(request.POST, request.FILES)
     if not form.is_valid():
         return _identities_render(request, bulk_form=form, status=400)
+    # Checked before anything changes: identities not stored yet have no usage, so never need confirming.
+    large = []
+    for row in form.cleaned_data["file"]:
+        identity = Identity.objects.filter(provider=row.provider, kind=row.kind, value=row.value).first()
+        if identity and row.attribution == IdentityAttribution.PERSONAL:
+            if identity_assignment_question(identity, row.person):
+                large.append(f"line {row.line}: {identity_share(identity).describe(identity)}")
+    if large and not form.cleaned_data["confirm"]:
+        form.add_error(
+            "confirm",
+            [
+                f"Nothing was changed. {len(large)} line(s) pin more than {CONFIRM_SHARE:.0%} of the last "
+                f"{CONFIRM_DAYS} days' tokens on one person; tick the confirmation, or mark them shared or service:",
+                *large,
+            ],
+        )
+        return _identities_render(request, bulk_form=form, status=409)
     created = changed = 0
     with transaction.atomic():
+        rows = []
         for row in form.cleaned_data["file"]:
             identity, was_created = Identity.objects.get_or_create(
                 provider=row.provider, kind=row.kind, value=row.value
             )
             created += was_created
-            if identity.person_id != row.person.pk:
+            rows.append((row, identity))
+        for row, identity in rows:
+            person_changes = row.person is not None and identity.person_id != row.person.pk
+            attribution_changes = (identity.attribution, identity.shared_team_id) != (
+                row.attribution,
+                getattr(row.team, "pk", None),
+            )
+            if person_changes:
                 identity_assign(identity=identity, person=row.person)
-                changed += 1
+            if attribution_changes:
+                identity_attribute(identity=identity, attribution=row.attribution, team=row.team)
+            changed += person_changes or attribution_changes
     total = len(form.cleaned_data["file"])
     messages.success(
         request,

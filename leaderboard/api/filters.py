@@ -3,10 +3,20 @@ shared ranking contract (leaderboard.windows) and are applied by the view, not h
 
 import django_filters
 from django import forms
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from usage.models import Identity, IdentityKind, ImportBatch, ImportSource, ImportStatus, Provider, UsageRecord
+from usage.models import (
+    Identity,
+    IdentityAttribution,
+    IdentityKind,
+    ImportBatch,
+    ImportSource,
+    ImportStatus,
+    Provider,
+    UsageRecord,
+)
 
 MAX_ID = 2**63 - 1
 
@@ -32,7 +42,8 @@ class UsageRecordFilter(django_filters.FilterSet):
     )
     assigned = django_filters.BooleanFilter(
         method="filter_assigned",
-        help_text="true: only usage of identities assigned to a person (what rankings count); false: unassigned.",
+        help_text="true: only usage of personal identities assigned to a person (what people rankings count); "
+        "false: the rest (unassigned, shared and service identities).",
     )
 
     class Meta:
@@ -42,7 +53,8 @@ class UsageRecordFilter(django_filters.FilterSet):
     def filter_assigned(self, queryset, name, value):
         if value is None:
             return queryset
-        return queryset.filter(identity__person__isnull=not value)
+        counted = Q(identity__person__isnull=False, identity__attribution=IdentityAttribution.PERSONAL)
+        return queryset.filter(counted if value else ~counted)
 
 
 class ImportFilter(django_filters.FilterSet):

@@ -8,7 +8,7 @@ and `cost_usd` are omitted where the caller's role may not see them (usage.acces
 from rest_framework import serializers
 
 from usage.figures import METRIC_LABELS, TOTALS_COLUMNS, UNREPORTED_FIGURES
-from usage.models import IdentityKind, ImportBatch, Person, Provider
+from usage.models import IdentityAttribution, IdentityKind, ImportBatch, Person, Provider, Team
 
 COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
 
@@ -146,6 +146,9 @@ class TeamDetailSerializer(serializers.Serializer):
     active_members = serializers.IntegerField()
     figures_visible = serializers.BooleanField()
     totals = NullableTotalsSerializer()
+    shared_totals = NullableTotalsSerializer(
+        help_text="The part of `totals` from the subtree's shared identities: the team's, no person's."
+    )
     member_list = MemberSerializer(
         many=True, required=False, help_text="Current members of the subtree with their figures; detail only."
     )
@@ -318,6 +321,11 @@ class IdentitySerializer(serializers.Serializer):
     value = serializers.CharField()
     label = serializers.CharField(allow_blank=True)
     owner_email = serializers.CharField(allow_blank=True, help_text="Owner email learned from a directory file.")
+    owner_user_id = serializers.CharField(
+        allow_blank=True, help_text="The provider's user id of its creator/owner; the identity follows that user."
+    )
+    attribution = serializers.ChoiceField(choices=IdentityAttribution.choices)
+    shared_team = TeamRefSerializer(allow_null=True, help_text="The team a shared identity counts for.")
     person = TopPersonSerializer(allow_null=True)
     total_tokens = serializers.IntegerField(help_text="All-time tokens of this identity.")
     records = serializers.IntegerField(help_text="Daily usage records of this identity.")
@@ -328,5 +336,27 @@ class IdentitySerializer(serializers.Serializer):
 
 class IdentityAssignSerializer(serializers.Serializer):
     person = serializers.PrimaryKeyRelatedField(
-        queryset=Person.objects.all(), allow_null=True, help_text="Person id, or null to unassign."
+        queryset=Person.objects.all(), allow_null=True, required=False, help_text="Person id, or null to unassign."
     )
+    attribution = serializers.ChoiceField(
+        choices=IdentityAttribution.choices,
+        required=False,
+        help_text="personal: counts for its person; shared: for `team`'s totals, no person's; service: no one's.",
+    )
+    team = serializers.PrimaryKeyRelatedField(
+        queryset=Team.objects.all(), allow_null=True, required=False, help_text="The team of a shared identity."
+    )
+    confirm = serializers.BooleanField(
+        default=False,
+        help_text="Assign to a person even though the identity holds more than 1% of the last 30 days' tokens "
+        "(without it: 409 with the share).",
+    )
+
+    def validate(self, data):
+        if "person" not in data and "attribution" not in data:
+            raise serializers.ValidationError(
+                {"person": "This field is required (a person id, or null), unless `attribution` is given."}
+            )
+        if data.get("attribution") == IdentityAttribution.SHARED and not data.get("team"):
+            raise serializers.ValidationError({"team": "a shared identity counts for a team; give its id"})
+        return data

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, connections, views
+from . import audit, catalog, connections, views
 
 router = SimpleRouter()
 router.register("imports", views.ImportViewSet, basename="import")
@@ -24,6 +24,8 @@ v1_patterns = [
     path("connections/<int:pk>/sync/", connections.ConnectionSyncView.as_view(), name="connection-sync"),
     path("connections/<int:pk>/test/", connections.ConnectionTestView.as_view(), name="connection-test"),
     path("audit/", audit.AuditListView.as_view(), name="audit-list"),
+    path("models/", catalog.CatalogModelListView.as_view(), name="model-list"),
+    path("models/unmapped/", catalog.UnmappedModelListView.as_view(), name="model-unmapped"),
     *router.urls,
 ]
 

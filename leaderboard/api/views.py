@@ -24,7 +24,7 @@ import logging
 from dataclasses import replace
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -47,7 +47,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from leaderboard.insights import team_members
+from leaderboard.insights import team_members, team_shared_usage
 from leaderboard.provenance import person_provenance
 from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
 from leaderboard.series import GROUPINGS, usage_series
@@ -65,9 +65,14 @@ from usage.access import (
     viewer_for,
 )
 from usage.figures import TOTALS_COLUMNS
-from usage.models import Identity, ImportBatch, Team, UsageRecord
+from usage.models import Identity, IdentityAttribution, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
-from usage.services.identities import identity_assign
+from usage.services.identities import (
+    identity_assign,
+    identity_assignment_question,
+    identity_attribute,
+    identity_share,
+)
 from usage.services.imports import ImportRejected, import_batch_create
 
 from . import schema as _schema  # noqa: F401  (registers the Bearer token scheme with drf-spectacular)
@@ -122,7 +127,15 @@ WINDOW_PARAMS = [
     OpenApiParameter("start", OpenApiTypes.DATE, description="First day of a custom window (inclusive)."),
     OpenApiParameter("end", OpenApiTypes.DATE, description="Last day of a custom window (inclusive, ≥ start)."),
     OpenApiParameter("provider", OpenApiTypes.STR, description="Only this provider (e.g. `openai`)."),
-    OpenApiParameter("model", OpenApiTypes.STR, description="Only this model name, as exported."),
+    OpenApiParameter(
+        "model",
+        OpenApiTypes.STR,
+        description="Only this model: its catalog name (`Claude Sonnet 4.5`) or any spelling a source uses for it "
+        "(`claude-sonnet-4-5-20250929`); a name the catalog does not map, as exported.",
+    ),
+    OpenApiParameter(
+        "model_family", OpenApiTypes.STR, description="Only this model family of the catalog (`Claude Sonnet`)."
+    ),
     OpenApiParameter(
         "team", OpenApiTypes.INT, description="A team id: restrict to the days people were in its subtree."
     ),
@@ -403,6 +416,7 @@ class PersonUsageView(GenericAPIView):
             group_by=_group_by(request),
             provider=query.provider,
             model=query.model,
+            model_family=query.model_family,
         )
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
@@ -448,6 +462,9 @@ class TeamDetailView(GenericAPIView):
             "active_members": standing.active_members,
             "figures_visible": standing.visible,
             "totals": _totals(standing.totals, cost=detail) if standing.visible else _hidden_totals(),
+            "shared_totals": _totals(team_shared_usage(query, team.pk), cost=detail)
+            if standing.visible
+            else _hidden_totals(),
         }
         if detail:
             data["member_list"] = self._members(team, query, viewer)
@@ -489,7 +506,12 @@ class TeamUsageView(GenericAPIView):
         team = access_team_detail(viewer, pk)
         query = ranking_query(request, default_period="30d")
         series = usage_series(
-            query.window, team_id=team.pk, group_by=_group_by(request), provider=query.provider, model=query.model
+            query.window,
+            team_id=team.pk,
+            group_by=_group_by(request),
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
         )
         data = {**_series_dict(series, cost=True), "team": {"id": team.pk, "name": team.name}}
         return Response(self.get_serializer(data).data)
@@ -531,7 +553,11 @@ class UsageListView(GenericAPIView):
         )
         query = ranking_query(request)
         records = usage_records_in_window(
-            query.window, provider=query.provider, model=query.model, team_id=query.team_id
+            query.window,
+            provider=query.provider,
+            model=query.model,
+            model_family=query.model_family,
+            team_id=query.team_id,
         )
         if scope is not None:
             records = records.filter(identity__person_id__in=scope)
@@ -655,13 +681,17 @@ class ImportViewSet(WriteThrottleMixin, mixins.ListModelMixin, mixins.RetrieveMo
     ),
     partial_update=extend_schema(
         operation_id="identities_assign",
-        summary="Assign an identity to a person (or unassign it)",
-        description='Body `{"person": <person id>}` or `{"person": null}`. All the identity\'s past usage '
-        "follows it. Admins only (403 for others, before any lookup). Throttled (scope `writes`).",
+        summary="Assign an identity to a person (or unassign it); mark it personal, shared or service",
+        description='Body `{"person": <person id>}` or `{"person": null}`, and/or `{"attribution": "shared", '
+        '"team": <team id>}` (or `"personal"`, `"service"`). All the identity\'s past usage follows it. Assigning '
+        'to a person an identity that holds more than 1% of the last 30 days\' tokens needs `"confirm": true`: '
+        "without it the answer is 409, naming the share, and nothing changes. Admins only (403 for others, before "
+        "any lookup). Throttled (scope `writes`).",
         request=IdentityAssignSerializer,
         responses={
             200: IdentitySerializer,
             404: ERROR_404,
+            409: OpenApiResponse(DETAIL, description="The identity's share of the tokens needs `confirm`."),
             429: OpenApiResponse(DETAIL, description="Too many writes; retry later."),
             **COMMON_ERRORS,
         },
@@ -678,7 +708,7 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
 
     def get_queryset(self):
         return (
-            Identity.objects.select_related("person")
+            Identity.objects.select_related("person", "shared_team")
             .annotate(
                 total_tokens=Coalesce(Sum("usage_records__total_tokens"), 0),
                 records=Count("usage_records"),
@@ -696,7 +726,21 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
         identity = get_object_or_404(Identity, pk=pk)
         form = IdentityAssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        identity_assign(identity=identity, person=form.validated_data["person"])
+        data = form.validated_data
+        attribution = data.get("attribution", identity.attribution)
+        if "person" in data and attribution == IdentityAttribution.PERSONAL and not data["confirm"]:
+            question = identity_assignment_question(identity, data["person"])
+            if question:
+                share = identity_share(identity)
+                return Response(
+                    {"detail": question, "share": f"{share.share:.4f}", "confirm_required": True},
+                    status=status.HTTP_409_CONFLICT,
+                )
+        with transaction.atomic():
+            if "person" in data:
+                identity_assign(identity=identity, person=data["person"])
+            if "attribution" in data:
+                identity_attribute(identity=identity, attribution=attribution, team=data.get("team"))
         return Response(self._identity(self.get_queryset().get(pk=identity.pk)))
 
     def _identity(self, identity) -> dict:
@@ -708,6 +752,9 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
             "value": identity.value,
             "label": identity.label,
             "owner_email": identity.owner_email,
+            "owner_user_id": identity.owner_user_id,
+            "attribution": identity.attribution,
+            "shared_team": _team_ref(identity.shared_team_id, getattr(identity.shared_team, "name", "")),
             "person": None if person is None else {"id": person.pk, "display_name": person.display_name},
             "total_tokens": identity.total_tokens,
             "records": identity.records,

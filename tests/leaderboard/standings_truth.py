@@ -67,9 +67,10 @@ def board_places(totals: dict[int, dict], metric: str, names: dict[int, str]) ->
 
 
 class Truth:
-    """Every counted usage row — identities assigned to a person, one source per use, a person's cost reports in
-    place of their estimates — with the team whose membership covered its day, read once; the figures of any
-    window are summed from these in Python."""
+    """Every counted usage row — personal identities assigned to a person, with the team whose membership
+    covered its day; shared identities with their team and no person; service identities left out; one source
+    per use; a person's cost reports in place of their estimates, other cost reports left out — read once; the
+    figures of any window are summed from these in Python."""
 
     def __init__(self):
         parents = dict(Team.objects.values_list("id", "parent_id"))
@@ -88,10 +89,12 @@ class Truth:
         # Days with usage of each provider, assigned or not (those are the days that get calendar windows).
         self.usage_days: set[tuple[date, str]] = set()
         records = list(
-            UsageRecord.objects.exclude(usage_kind=COST_REPORT_KIND, identity__person__isnull=True).values(
+            UsageRecord.objects.values(
                 "day",
                 "provider",
                 "identity__person_id",
+                "identity__attribution",
+                "identity__shared_team_id",
                 "cost_usd",
                 "cost_source",
                 "usage_kind",
@@ -99,22 +102,40 @@ class Truth:
                 *COUNT_FIGURES,
             )
         )
+
+        def personal(r: dict) -> bool:
+            return r["identity__attribution"] == "personal" and r["identity__person_id"] is not None
+
         # One count per use: a row is not counted where a preferred source reports the same person's use of the
         # provider on the same day.
         reported = {
-            (r["identity__person_id"], r["day"], r["provider"], r["import_batch__detected_format"]) for r in records
+            (r["identity__person_id"], r["day"], r["provider"], r["import_batch__detected_format"])
+            for r in records
+            if personal(r) and r["usage_kind"] != COST_REPORT_KIND
         }
         rules = list(SourcePrecedence.objects.values_list("provider", "preferred", "over", "usage_kind"))
         # Billed beats estimated: a person's cost report replaces the cost of their usage that provider and day.
         billed = {
-            (r["identity__person_id"], r["day"], r["provider"]) for r in records if r["usage_kind"] == COST_REPORT_KIND
+            (r["identity__person_id"], r["day"], r["provider"])
+            for r in records
+            if personal(r) and r["usage_kind"] == COST_REPORT_KIND
         }
         for record in records:
+            is_bill = record["usage_kind"] == COST_REPORT_KIND
+            if is_bill and not personal(record):  # account-level: counted for nobody
+                continue
             self.usage_days.add((record["day"], record["provider"]))
-            person_id = record["identity__person_id"]
+            person_id, day = record["identity__person_id"], record["day"]
+            figures = {name: record[name] for name in COUNT_FIGURES}
+            figures["cost_usd"] = record["cost_usd"]
+            figures["billed_cost_usd"] = record["cost_usd"] if record["cost_source"] == "billed" else Decimal(0)
+            if record["identity__attribution"] == "service":  # CI, batch: no one's
+                continue
+            if record["identity__attribution"] == "shared":  # the team's, no person's
+                self.rows.append((day, record["provider"], None, record["identity__shared_team_id"], figures))
+                continue
             if person_id is None:
                 continue
-            day = record["day"]
             if any(
                 provider == record["provider"]
                 and over == record["import_batch__detected_format"]
@@ -127,10 +148,9 @@ class Truth:
                 team for start, end, team in memberships[person_id] if start <= day and (end is None or day <= end)
             ]
             assert len(covering) <= 1, f"person {person_id} is in {len(covering)} teams on {day}"
-            figures = {name: record[name] for name in COUNT_FIGURES}
-            replaced = record["usage_kind"] != COST_REPORT_KIND and (person_id, day, record["provider"]) in billed
-            figures["cost_usd"] = Decimal(0) if replaced else record["cost_usd"]
-            figures["billed_cost_usd"] = record["cost_usd"] if record["cost_source"] == "billed" and not replaced else 0
+            replaced = not is_bill and (person_id, day, record["provider"]) in billed
+            if replaced:
+                figures["cost_usd"], figures["billed_cost_usd"] = Decimal(0), Decimal(0)
             self.rows.append((day, record["provider"], person_id, covering[0] if covering else None, figures))
 
     def _rows_in(self, start: date, end: date, provider: str):
@@ -142,12 +162,15 @@ class Truth:
         """Each person's figures in the window; active days are the distinct days with any counted row."""
         totals, days = defaultdict(_zero), defaultdict(set)
         for day, person_id, _team_id, figures in self._rows_in(start, end, provider):
+            if person_id is None:  # a team's shared identity
+                continue
             _add(totals[person_id], figures)
             days[person_id].add(day)
         return {pid: {**total, "active_days": len(days[pid])} for pid, total in totals.items()}
 
     def team_members(self, start: date, end: date, provider: str = "") -> dict[tuple[int | None, int], dict]:
-        """Each (team that covered the day, person)'s figures in the window."""
+        """Each (team that covered the day, person)'s figures in the window; person None: the team's shared
+        identities."""
         totals, days = defaultdict(_zero), defaultdict(set)
         for day, person_id, team_id, figures in self._rows_in(start, end, provider):
             _add(totals[team_id, person_id], figures)
@@ -156,7 +179,8 @@ class Truth:
 
     def teams(self, start: date, end: date, provider: str = "") -> dict[int, dict]:
         """Each team subtree's figures (a person's usage counts for the teams above the team that covered the
-        day), its active members and its largest contributor on every metric (a tie goes to the smaller id)."""
+        day, and its shared identities' usage), its active members and its largest contributor on every metric (a
+        tie goes to the smaller id). Shared usage is neither a member, a contributor nor active days."""
         per_person, days = defaultdict(_zero), defaultdict(set)
         for day, person_id, team_id, figures in self._rows_in(start, end, provider):
             for ancestor in self.ancestors.get(team_id, []) if team_id is not None else []:
@@ -170,12 +194,16 @@ class Truth:
             total = _zero()
             for figures in members.values():
                 _add(total, figures)
-            total["active_days"] = sum(figures["active_days"] for figures in members.values())
-            total["active_members"] = len(members)
+            people_only = {pid: figures for pid, figures in members.items() if pid is not None}
+            total["active_days"] = sum(figures["active_days"] for figures in people_only.values())
+            total["active_members"] = len(people_only)
             total["top_people"] = {
                 metric: max(
-                    members, key=lambda pid, m=metric: (members[pid][m] is not None, members[pid][m] or 0, -pid)
+                    people_only,
+                    key=lambda pid, m=metric: (people_only[pid][m] is not None, people_only[pid][m] or 0, -pid),
                 )
+                if people_only
+                else None
                 for metric in METRICS
             }
             teams[team_id] = total

@@ -84,7 +84,8 @@ def test_history_of_all_time_is_monthly():
 def test_models_get_distinct_stable_colours_and_providers_fixed_ones(org):
     for model in ("gpt-5", "gpt-4.1", "claude-sonnet-4-5"):
         usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=10, model=model)
+    standings_refresh()  # the palette names the rollups' (canonical) models
     palette = model_palette()
     assert len(set(palette.values())) == 3  # no two models share a colour
-    assert palette["claude-sonnet-4-5"] == PALETTE[0]  # name order: the same on every page
+    assert palette["Claude Sonnet 4.5"] == PALETTE[0]  # name order: the same on every page
     assert colour_for("openai", palette) == colour_for("openai") != colour_for("anthropic")

@@ -90,6 +90,12 @@ sources = st.sampled_from(sorted(SOURCES))
 moves = st.tuples(
     st.just("move"), st.integers(0, 999), st.one_of(st.sampled_from([0, 1]), days), st.integers(1, TEAMS - 1)
 )
+attribute = st.tuples(
+    st.just("attribute"),
+    st.integers(0, 99),
+    st.sampled_from(["shared", "shared", "service", "personal"]),
+    st.integers(0, TEAMS - 1),
+)
 OPERATIONS = (
     st.tuples(st.just("import"), st.lists(row, min_size=1, max_size=4), sources),
     st.tuples(st.just("restate"), st.lists(st.tuples(st.integers(0, 999), figures), min_size=1, max_size=3)),
@@ -98,6 +104,9 @@ OPERATIONS = (
     moves,
     moves,  # twice as likely: team moves are where incremental refreshes go wrong
     st.tuples(st.just("assign"), st.integers(0, 99)),
+    # An identity marked shared (with a team), service or personal again; twice as likely, mostly shared.
+    attribute,
+    attribute,
     st.tuples(st.just("refresh")),
 )
 # The kind drawn first, evenly (st.one_of leans on its first branches).
@@ -234,6 +243,13 @@ def run(step, org: Org) -> None:
             org.unassigned.save()
             standings_mark_identities([org.unassigned.pk])
             event("assign: an identity with usage gets its owner")
+    elif kind == "attribute":
+        identity = org.identities[args[0] % len(org.identities)]
+        identity.attribution = args[1]
+        identity.shared_team = org.teams[args[2]] if args[1] == "shared" else None
+        identity.save()
+        standings_mark_identities([identity.pk])
+        event(f"attribute: {args[1]}")
     elif kind == "refresh":
         assert standings_refresh(today=TODAY) is not None
         # Exact after any refresh, not only the last: nothing a refresh leaves is fixed up later.

@@ -43,17 +43,21 @@ def openai_costs(rows: list[tuple[str | None, str | None, str, str]]) -> str:
     return json.dumps({"object": "page", "has_more": False, "next_page": None, "data": [bucket]})
 
 
-def openai_usage(user_id: str, uncached: int, output: int) -> str:
-    result = {
-        "object": "organization.usage.completions.result",
-        "input_tokens": uncached,
-        "input_cached_tokens": 0,
-        "output_tokens": output,
-        "num_model_requests": 3,
-        "user_id": user_id,
-        "model": "gpt-4.1-2025-04-14",
-    }
-    bucket = {"object": "bucket", "start_time": START, "end_time": START + 3600, "results": [result]}
+def openai_usage(*users: tuple[str, int, int]) -> str:
+    """users: (user_id, uncached input, output) on DAY, in one org export."""
+    results = [
+        {
+            "object": "organization.usage.completions.result",
+            "input_tokens": uncached,
+            "input_cached_tokens": 0,
+            "output_tokens": output,
+            "num_model_requests": 3,
+            "user_id": user_id,
+            "model": "gpt-4.1-2025-04-14",
+        }
+        for user_id, uncached, output in users
+    ]
+    bucket = {"object": "bucket", "start_time": START, "end_time": START + 3600, "results": results}
     return json.dumps({"object": "page", "has_more": False, "next_page": None, "data": [bucket]})
 
 
@@ -74,8 +78,8 @@ def totals_on_day():
 
 def test_each_persons_cost_is_the_billed_sum_of_their_keys(people):
     ada, bob = people
-    run_import("usage.json", openai_usage("user-ada", 1_000_000, 100_000))  # estimated from the price table
-    run_import("usage-bob.json", openai_usage("user-bob", 2_000_000, 0))
+    # Estimated from the price table.
+    run_import("usage.json", openai_usage(("user-ada", 1_000_000, 100_000), ("user-bob", 2_000_000, 0)))
     estimated = totals_on_day()
     assert estimated[ada.pk].billed_cost_usd == 0 and estimated[ada.pk].cost_usd > 0
     run_import(
@@ -107,7 +111,7 @@ def test_a_person_known_only_from_a_cost_report_is_ranked_by_cost(people, admin_
 
 
 def test_the_reconciliation_page_splits_billed_and_estimated(people, admin_client):
-    run_import("usage.json", openai_usage("user-ada", 1_000_000, 100_000))
+    run_import("usage.json", openai_usage(("user-ada", 1_000_000, 100_000)))
     run_import(
         "costs.json",
         openai_costs(

@@ -3,11 +3,11 @@ the Admin API (a page, an array of pages, JSON lines, or a bare array).
 
 - A user → DirectoryEntry (kind "user_id", its `user_…` id → email).
 - An API key → DirectoryEntry (kind "api_key", its `apikey_…` id, the id the usage report names). Its owner is
-  `created_by.id`, a user id: when that user is in the same upload (both lists in one file, e.g. JSON lines
-  or an array of the two pages) the key gets the user's email and links to the person automatically.
-  Otherwise the key is listed with its name and "created by user_…" as its label and no email, so an admin
-  maps it once — the file itself cannot tell whose it is. Keys with a null `created_by` (legacy/system keys)
-  and service-account keys are listed the same way.
+  `created_by.id`, a user id, kept as the entry's owner_user_id: when that user is in the same upload (both
+  lists in one file) the key also gets the user's email. Either way the key follows its creator's user id
+  whenever that id is linked to a person, whatever the order of the uploads (usage.services.identities). Keys
+  with a null `created_by` (legacy/system keys) and service-account keys have no owner user id: an admin maps
+  them (and may mark them shared or service).
 """
 
 import re
@@ -75,7 +75,8 @@ class AnthropicDirectory(Format):
                 label = f"{name} (created by {creator.get('type') or 'user'} {creator_id})".strip()
             else:
                 label = f"{name} (no creator)".strip()
-            return DirectoryEntry(line, "anthropic", "api_key", entry_id, email, label[:200])
+            owner = creator_id if (creator.get("type") or "user") == "user" else ""
+            return DirectoryEntry(line, "anthropic", "api_key", entry_id, email, label[:200], owner)
         return Skipped(line, f"not a user or API key ({entry.get('type')!r})")
 
 

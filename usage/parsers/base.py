@@ -54,6 +54,9 @@ class DirectoryEntry:
     value: str
     email: str
     label: str = ""
+    # The provider's user id of whoever created or owns a key, workspace or project: once that user id is linked
+    # to a person (in this file or any other, before or after), the entry follows it.
+    owner_user_id: str = ""
 
 
 @dataclass(slots=True)

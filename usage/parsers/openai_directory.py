@@ -72,11 +72,12 @@ class OpenAIDirectory(Format):
             owner = entry.get("owner") if isinstance(entry.get("owner"), dict) else {}
             user = owner.get("user") if isinstance(owner.get("user"), dict) else {}
             email = email_or_blank(str(user.get("email") or ""))
+            owner_user_id = "" if is_null(user.get("id")) else str(user.get("id"))
             if not email:
                 account = owner.get("service_account") if isinstance(owner.get("service_account"), dict) else {}
                 owner_name = account.get("name") or account.get("id") or owner.get("type") or "no owner"
                 name = f"{name} (owned by {owner_name})".strip()[:200]
-            return DirectoryEntry(line, "openai", "api_key", entry_id, email, name)
+            return DirectoryEntry(line, "openai", "api_key", entry_id, email, name, owner_user_id)
         return Skipped(line, f"not a user or API key ({kind or 'no object type'})")
 
 

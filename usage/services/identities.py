@@ -1,12 +1,20 @@
-"""Identity resolution: (provider, kind, value) → Identity, linked to a Person by email where possible."""
+"""Identity resolution: (provider, kind, value) → Identity, linked to a Person by email where possible, and
+through what is already known: a key, workspace or project whose owner's user id (`owner_user_id`, from a
+directory file) is linked to a person is linked to that person too — when it arrives, or later when the user
+id is linked — whatever the order of imports and pulls. Only unassigned identities are linked this way: an
+admin's assignment is never overridden."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce, Lower
 
-from usage.models import Identity, Person
-from usage.services.standings import standings_mark_identities
+from usage.models import DailyRollup, Identity, IdentityAttribution, IdentityKind, Person, Team
+from usage.periods import org_today
+from usage.services.standings import COST_REPORT_KIND, standings_mark_identities
 
 IdentityKey = tuple[str, str, str]
 CHUNK = 500
@@ -17,11 +25,15 @@ def identities_resolve(
     *,
     emails: dict[IdentityKey, str] | None = None,
     labels: dict[IdentityKey, str] | None = None,
+    owners: dict[IdentityKey, str] | None = None,
 ) -> dict[IdentityKey, Identity]:
-    """Get or create one Identity per key (bulk), record owner emails and labels learned from the file,
-    and link unassigned identities whose email matches a Person. Call inside the import's transaction."""
+    """Get or create one Identity per key (bulk), record owner emails, labels and owner user ids learned from
+    the file, link unassigned identities whose email matches a Person, then link through owner user ids (both
+    ways: this file's keys to known users, and known keys to this file's users). Call inside the import's
+    transaction."""
     emails = emails or {}
     labels = labels or {}
+    owners = owners or {}
     wanted = set(keys)
     found = identities_fetch(wanted)
     missing = [
@@ -31,6 +43,7 @@ def identities_resolve(
             value=v,
             owner_email=emails.get((p, k, v), "").lower(),
             label=labels.get((p, k, v), "")[:200],
+            owner_user_id=owners.get((p, k, v), "")[:200],
         )
         for (p, k, v) in wanted - found.keys()
     ]
@@ -41,13 +54,21 @@ def identities_resolve(
     for key, identity in found.items():
         email = emails.get(key, "").lower()
         label = labels.get(key, "")[:200]
-        if (email and identity.owner_email != email) or (label and identity.label != label):
+        owner = owners.get(key, "")[:200]
+        if (
+            (email and identity.owner_email != email)
+            or (label and identity.label != label)
+            or (owner and identity.owner_user_id != owner)
+        ):
             identity.owner_email = email or identity.owner_email
             identity.label = label or identity.label
+            identity.owner_user_id = owner or identity.owner_user_id
             changed.append(identity)
     if changed:
-        Identity.objects.bulk_update(changed, ["owner_email", "label"], batch_size=CHUNK)
+        Identity.objects.bulk_update(changed, ["owner_email", "label", "owner_user_id"], batch_size=CHUNK)
     identities_autolink([i for i in found.values() if i.person_id is None])
+    identities_follow_owners([i for i in found.values() if i.owner_user_id and i.person_id is None])
+    identities_link_owned_by([i for i in found.values() if i.kind == IdentityKind.USER_ID])
     return found
 
 
@@ -93,6 +114,7 @@ def identities_autolink(identities: Iterable[Identity]) -> int:
                 linked.append(identity)
     Identity.objects.bulk_update(linked, ["person"], batch_size=CHUNK)
     standings_mark_identities(identity.pk for identity in linked)
+    identities_link_owned_by([i for i in linked if i.kind == IdentityKind.USER_ID])
     return len(linked)
 
 
@@ -107,8 +129,139 @@ def identities_autolink_for_people(people: Iterable[Person]) -> int:
 
 
 def identity_assign(*, identity: Identity, person: Person | None) -> Identity:
-    """Assign (or unassign) an identity; all its past usage follows, since usage links to the identity."""
+    """Assign (or unassign) an identity; all its past usage follows, since usage links to the identity, and
+    so do the unassigned keys, workspaces and projects a user id owns."""
     identity.person = person
     identity.save(update_fields=["person"])
+    standings_mark_identities([identity.pk])
+    if person is not None and identity.kind == IdentityKind.USER_ID:
+        identities_link_owned_by([identity])
+    return identity
+
+
+def identities_follow_owners(identities: Iterable[Identity]) -> int:
+    """Unassigned identities whose owner's user id is stored take that user's person (and, while the person is
+    not known yet, its email, so creating the person later links both). Returns how many were linked."""
+    owned = [i for i in identities if i.owner_user_id and i.person_id is None]
+    if not owned:
+        return 0
+    owners: dict[tuple[str, str], Identity] = {}
+    for provider in {i.provider for i in owned}:
+        values = sorted({i.owner_user_id for i in owned if i.provider == provider})
+        for start in range(0, len(values), CHUNK):
+            for user in Identity.objects.filter(
+                provider=provider, kind=IdentityKind.USER_ID, value__in=values[start : start + CHUNK]
+            ):
+                owners[(provider, user.value)] = user
+    linked, emailed = [], []
+    for identity in owned:
+        owner = owners.get((identity.provider, identity.owner_user_id))
+        if owner is None:
+            continue
+        if owner.person_id is not None and owner.attribution == IdentityAttribution.PERSONAL:
+            identity.person_id = owner.person_id
+            linked.append(identity)
+        elif owner.owner_email and not identity.owner_email:
+            identity.owner_email = owner.owner_email
+            emailed.append(identity)
+    Identity.objects.bulk_update(linked, ["person"], batch_size=CHUNK)
+    Identity.objects.bulk_update(emailed, ["owner_email"], batch_size=CHUNK)
+    standings_mark_identities(identity.pk for identity in linked)
+    return len(linked)
+
+
+def identities_link_owned_by(users: Iterable[Identity]) -> int:
+    """User ids that were linked (or learned their email): the unassigned identities they own follow them."""
+    values: dict[str, set[str]] = {}
+    for user in users:
+        if user.kind == IdentityKind.USER_ID and (user.person_id or user.owner_email):
+            values.setdefault(user.provider, set()).add(user.value)
+    linked = 0
+    for provider, owner_ids in values.items():
+        ordered = sorted(owner_ids)
+        for start in range(0, len(ordered), CHUNK):
+            owned = Identity.objects.filter(
+                provider=provider, owner_user_id__in=ordered[start : start + CHUNK], person__isnull=True
+            )
+            linked += identities_follow_owners(list(owned))
+    return linked
+
+
+# --- Shared and service identities, and assignments that need confirmation --------------------------------
+
+# Pinning an identity holding more than this share of the window's tokens on one person asks for confirmation:
+# a CI or team key assigned by mistake would crown someone. The window is the last CONFIRM_DAYS days.
+CONFIRM_SHARE = Decimal("0.01")
+CONFIRM_DAYS = 30
+
+
+class AttributionRefused(Exception):
+    """An attribution that cannot be stored (a shared identity without a team); the message says why."""
+
+
+@dataclass
+class IdentityShare:
+    tokens: int
+    window_tokens: int
+    first_day: date
+    last_day: date
+
+    @property
+    def share(self) -> Decimal:
+        return Decimal(self.tokens) / Decimal(self.window_tokens) if self.window_tokens else Decimal(0)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.share > CONFIRM_SHARE
+
+    def describe(self, identity: Identity) -> str:
+        return (
+            f"{identity} holds {self.tokens:,} of the {self.window_tokens:,} tokens of the last {CONFIRM_DAYS} days "
+            f"({self.first_day} to {self.last_day}): {self.share:.1%}, more than {CONFIRM_SHARE:.0%}"
+        )
+
+
+def identity_share(identity: Identity, *, today: date | None = None) -> IdentityShare:
+    """The identity's tokens in the last CONFIRM_DAYS days, against everyone's (assigned or not, from the
+    rollups), for the confirmation rule."""
+    last = today or org_today()
+    first = last - timedelta(days=CONFIRM_DAYS - 1)
+    tokens = (
+        identity.usage_records.filter(day__range=(first, last))
+        .exclude(usage_kind=COST_REPORT_KIND)
+        .aggregate(tokens=Coalesce(Sum("total_tokens"), 0))["tokens"]
+    )
+    everyone = DailyRollup.objects.filter(day__range=(first, last)).aggregate(tokens=Coalesce(Sum("total_tokens"), 0))[
+        "tokens"
+    ]
+    return IdentityShare(int(tokens), max(int(everyone), int(tokens)), first, last)
+
+
+def identity_assignment_question(identity: Identity, person: Person | None) -> str:
+    """Why assigning the identity to the person needs a confirmation, or "" when it does not: only pinning a
+    large identity's usage on a person (not unassigning, not a person it already counts for) asks."""
+    if person is None or (identity.person_id == person.pk and identity.attribution == IdentityAttribution.PERSONAL):
+        return ""
+    share = identity_share(identity)
+    if not share.needs_confirmation:
+        return ""
+    return (
+        f"{share.describe(identity)}. Assigning it to {person.display_name} ranks all of it as theirs; if it is a "
+        "team's or a CI/batch key, mark it shared or service instead, or confirm."
+    )
+
+
+def identity_attribute(*, identity: Identity, attribution: str, team: Team | None = None) -> Identity:
+    """Mark an identity personal (its person's usage), shared (its team's totals, no person's) or service (CI,
+    batch: no one's ranking, listed for admins). Its usage moves at the next refresh; no record changes."""
+    if attribution not in IdentityAttribution.values:
+        raise AttributionRefused(
+            f"unknown attribution {attribution!r} (one of: {', '.join(IdentityAttribution.values)})"
+        )
+    if attribution == IdentityAttribution.SHARED and team is None:
+        raise AttributionRefused(f"{identity}: a shared identity counts for a team; choose the team")
+    identity.attribution = attribution
+    identity.shared_team = team if attribution == IdentityAttribution.SHARED else None
+    identity.save(update_fields=["attribution", "shared_team"])
     standings_mark_identities([identity.pk])
     return identity

@@ -376,7 +376,7 @@ class _Heartbeat:
 class _Outcome:
     format_name: str
     records: dict[RecordKey, Accumulated] = field(default_factory=dict)
-    directory: dict[IdentityKey, tuple[str, str]] = field(default_factory=dict)
+    directory: dict[IdentityKey, tuple[str, str, str]] = field(default_factory=dict)  # (email, label, owner)
     identity_emails: dict[IdentityKey, str] = field(default_factory=dict)
     identity_labels: dict[IdentityKey, str] = field(default_factory=dict)
     rows_read: int = 0
@@ -469,7 +469,7 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
             elif isinstance(item, DirectoryEntry):
                 rows_read += 1
                 rows_imported += 1
-                outcome.directory[(item.provider, item.kind, item.value)] = (item.email, item.label)
+                outcome.directory[(item.provider, item.kind, item.value)] = (item.email, item.label, item.owner_user_id)
             elif isinstance(item, Skipped):
                 rows_read += 1
                 outcome.rows_skipped += 1
@@ -556,11 +556,12 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
         emails = dict(outcome.identity_emails)
         labels = dict(outcome.identity_labels)
-        for key, (email, label) in outcome.directory.items():
+        owners = {key: owner for key, (_email, _label, owner) in outcome.directory.items() if owner}
+        for key, (email, label, _owner) in outcome.directory.items():
             emails[key] = email
             if label:
                 labels[key] = label
-        identities = identities_resolve(identity_keys, emails=emails, labels=labels)
+        identities = identities_resolve(identity_keys, emails=emails, labels=labels, owners=owners)
 
         def scope_of(key: RecordKey) -> Scope:
             day, provider, account, identity_key = key[:4]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Q, Sum
 
-from usage.models import ImportBatch, SourcePrecedence, UsageRecord
+from usage.models import IdentityAttribution, ImportBatch, SourcePrecedence, UsageRecord
 from usage.parsers.registry import FORMATS
 from usage.services.standings import COST_REPORT_KIND, standings_mark_days
 
@@ -102,9 +102,9 @@ class Overlap:
 
 def _overlapping(rule: SourcePrecedence, batch: ImportBatch, *, batch_counts: bool) -> dict[tuple, int]:
     """(person, day) → the tokens not counted, where this import and another report a person's use on a day."""
-    base = UsageRecord.objects.filter(provider=rule.provider, identity__person__isnull=False).exclude(
-        usage_kind=COST_REPORT_KIND
-    )
+    base = UsageRecord.objects.filter(
+        provider=rule.provider, identity__person__isnull=False, identity__attribution=IdentityAttribution.PERSONAL
+    ).exclude(usage_kind=COST_REPORT_KIND)
     if batch.period_start and batch.period_end:
         base = base.filter(day__range=(batch.period_start, batch.period_end))
     mine = Q(import_batch=batch)

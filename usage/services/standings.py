@@ -31,10 +31,12 @@ from django.utils import timezone
 from usage import queue
 from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
 from usage.models import (
+    CatalogModel,
     DailyRollup,
     Identity,
     ImportBatch,
     Membership,
+    ModelAlias,
     Person,
     PersonStanding,
     SourcePrecedence,
@@ -240,11 +242,12 @@ def reported_by_preferred_source_sql() -> str:
     same person's use of the same provider on the same day, in an import of a source that a SourcePrecedence
     rule puts first. Such a row is not counted (one count per use)."""
     return f"""
-    i.person_id IS NOT NULL AND EXISTS (
+    i.attribution = 'personal' AND i.person_id IS NOT NULL AND EXISTS (
         SELECT 1 FROM {quoted_table(SourcePrecedence)} p
         JOIN {quoted_table(UsageRecord)} w ON w.day = u.day AND w.provider = u.provider AND w.usage_kind <> '{COST_REPORT_KIND}'
         JOIN {quoted_table(ImportBatch)} wb ON wb.id = w.import_batch_id AND wb.detected_format = p.preferred
         JOIN {quoted_table(Identity)} wi ON wi.id = w.identity_id AND wi.person_id = i.person_id
+             AND wi.attribution = 'personal'
         WHERE p.provider = u.provider AND p.over = b.detected_format AND (p.usage_kind = '' OR p.usage_kind = u.usage_kind)
     )"""
 
@@ -253,9 +256,10 @@ def billed_by_cost_report_sql() -> str:
     """SQL true for a usage row `u` (identity `i`) whose cost a person's cost report replaces: a cost-report row
     of the same provider and day whose identity the same person owns."""
     return f"""
-    u.usage_kind <> '{COST_REPORT_KIND}' AND i.person_id IS NOT NULL AND EXISTS (
+    u.usage_kind <> '{COST_REPORT_KIND}' AND i.attribution = 'personal' AND i.person_id IS NOT NULL AND EXISTS (
         SELECT 1 FROM {quoted_table(UsageRecord)} c
         JOIN {quoted_table(Identity)} ci ON ci.id = c.identity_id AND ci.person_id = i.person_id
+             AND ci.attribution = 'personal'
         WHERE c.day = u.day AND c.provider = u.provider AND c.usage_kind = '{COST_REPORT_KIND}'
     )"""
 
@@ -263,26 +267,37 @@ def billed_by_cost_report_sql() -> str:
 def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
     rollup, batch = quoted_table(DailyRollup), quoted_table(ImportBatch)
+    alias, catalog = quoted_table(ModelAlias), quoted_table(CatalogModel)
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
-    unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
+    # Only personal identities count for their person (and the team covering the day); a shared identity counts
+    # for its team only, a service identity for no one. Usage no person counts for keeps its identity.
+    personal = "i.attribution = 'personal'"
+    person = f"CASE WHEN {personal} THEN i.person_id END"
+    team = "CASE WHEN i.attribution = 'shared' THEN i.shared_team_id ELSE m.team_id END"
+    kept_identity = f"CASE WHEN i.person_id IS NULL OR NOT {personal} THEN u.identity_id END"
+    # The catalog's canonical model where an alias maps the exported spelling, else the spelling as exported.
+    model, family = "COALESCE(c.name, u.model)", "COALESCE(c.family, '')"
     billed_elsewhere = billed_by_cost_report_sql()
     with connection.cursor() as cursor:
         for first, last in _day_ranges(days):
             cursor.execute(f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s", [first, last])
             cursor.execute(
                 f"""
-                INSERT INTO {rollup} (day, provider, model, person_id, team_id, identity_id, {FIGURE_COLUMNS})
-                SELECT u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}, {sums},
+                INSERT INTO {rollup} (day, provider, model, model_family, person_id, team_id, identity_id,
+                                      {FIGURE_COLUMNS})
+                SELECT u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}, {sums},
                        SUM(CASE WHEN {billed_elsewhere} THEN 0 ELSE u.cost_usd END),
                        SUM(CASE WHEN {billed_elsewhere} THEN 0 WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
                 FROM {usage} u
                 JOIN {identity} i ON i.id = u.identity_id
                 JOIN {batch} b ON b.id = u.import_batch_id
-                LEFT JOIN {membership} m ON m.person_id = i.person_id AND m.start <= u.day
+                LEFT JOIN {alias} a ON a.spelling = LOWER(u.model)
+                LEFT JOIN {catalog} c ON c.id = a.model_id
+                LEFT JOIN {membership} m ON {personal} AND m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
-                WHERE u.day BETWEEN %s AND %s AND (u.usage_kind <> %s OR i.person_id IS NOT NULL)
+                WHERE u.day BETWEEN %s AND %s AND (u.usage_kind <> %s OR ({personal} AND i.person_id IS NOT NULL))
                   AND NOT ({reported_by_preferred_source_sql()})
-                GROUP BY u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}
+                GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
                 """,
                 [first, last, COST_REPORT_KIND],
             )
@@ -398,6 +413,11 @@ def _ids_sql(ids: Iterable[int]) -> str:
     return ", ".join(str(int(pk)) for pk in ids)
 
 
+# Rollup rows that count for someone: a person's, or a team's shared identities (person empty, team set). Their
+# TeamMemberStanding rows keep the person empty: they add to the team's totals, not to any person's.
+COUNTED_ROLLUP = "(r.person_id IS NOT NULL OR r.team_id IS NOT NULL)"
+
+
 def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
     """Day windows from the daily rollups: (window id, day, provider scope)."""
     if not days:
@@ -413,7 +433,7 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
             SELECT w.window_id, r.team_id, r.person_id, {sums}, 1
             FROM {quoted_table(DailyRollup)} r
             JOIN day_windows w ON r.day = w.day AND (w.provider = '' OR r.provider = w.provider)
-            WHERE r.person_id IS NOT NULL AND r.day BETWEEN %s AND %s
+            WHERE {COUNTED_ROLLUP} AND r.day BETWEEN %s AND %s
             GROUP BY w.window_id, r.team_id, r.person_id
             """,
             [*params, min(d for _p, d, _v in days), max(d for _p, d, _v in days)],
@@ -465,7 +485,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
             f"""SELECT d.window_id, r.team_id, r.person_id, {", ".join(f"SUM(r.{n}) AS {n}" for n in SUMMED_FIGURES)},
                    1 AS active_days
             FROM {rollup} r JOIN rollup_days d ON r.day = d.day AND r.provider = d.provider
-            WHERE r.person_id IS NOT NULL
+            WHERE {COUNTED_ROLLUP}
             GROUP BY d.window_id, r.day, r.team_id, r.person_id"""
         )
     if not parts:
@@ -540,10 +560,11 @@ def _closure_sql(ancestors: dict[int, list[int]]) -> str:
 
 
 def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
-    """Team standings: each subtree's usage (the days each person was in it), active members, and the
-    largest contributor on each of `metrics` (ties: the lowest person id)."""
+    """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
+    active members, and the largest contributor on each of `metrics` (ties: the lowest person id). Shared
+    usage (person empty) is neither a member nor a contributor, and adds no active days."""
     firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id "
+        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id, person_id IS NULL "
         f"ORDER BY CASE WHEN {m} IS NULL THEN 1 ELSE 0 END, {m} DESC, person_id) AS first_{m}"
         for m in metrics
     )
@@ -562,7 +583,8 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             ranked AS (SELECT per_person.*, {firsts} FROM per_person)
             INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
                                                 {", ".join(f"top_{m}" for m in metrics)})
-            SELECT window_id, team_id, {SUM_FIGURES}, SUM(active_days), COUNT(*), {tops}
+            SELECT window_id, team_id, {SUM_FIGURES}, SUM(CASE WHEN person_id IS NOT NULL THEN active_days ELSE 0 END),
+                   COUNT(person_id), {tops}
             FROM ranked GROUP BY window_id, team_id
             """
         )

@@ -22,3 +22,12 @@ def test_keys_whose_creator_is_unknown_or_null_are_listed_without_an_email_for_a
     )
     assert (entries["apikey_02Legacy"].email, entries["apikey_02Legacy"].label) == ("", "legacy (no creator)")
     assert {d.provider for d in entries.values()} == {"anthropic"}
+
+
+def test_keys_name_their_creators_user_id_so_they_follow_it_whatever_file_names_the_user():
+    entries = {
+        d.value: d for d in directory(parse(FIXTURES / "anthropic_keys_then_users.jsonl", "anthropic_directory"))
+    }
+    assert entries["apikey_01AliceKeyR4nD0mZq"].owner_user_id == "user_01Alice"
+    assert entries["apikey_03Batch"].owner_user_id == "user_09Gone"
+    assert entries["apikey_02Legacy"].owner_user_id == ""

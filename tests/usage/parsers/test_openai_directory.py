@@ -22,3 +22,11 @@ def test_a_bare_array_of_users_is_read_too(tmp_path):
     bare = tmp_path / "users.json"
     bare.write_text('[{"object":"organization.user","id":"user-1","email":"X@Acme.example","name":"X"}]')
     assert [d.email for d in directory(parse(bare, "openai_directory"))] == ["x@acme.example"]
+
+
+def test_project_keys_name_their_owners_user_id_so_they_follow_it_and_service_accounts_name_none():
+    entries = directory(parse(FIXTURES / "openai_project_api_keys.json", "openai_directory"))
+    assert [(d.value, d.owner_user_id) for d in entries] == [
+        ("key_AliceKey01", "user-Qm3AliceXyZ9"),
+        ("key_CiKey02", ""),
+    ]
