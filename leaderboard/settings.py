@@ -179,6 +179,15 @@ TOKENBOARD_MIN_TEAM_SIZE = env.int("TOKENBOARD_MIN_TEAM_SIZE", default=3)
 # either can rotate on its own. The embedded default derives one so a demo works; production requires it.
 PROVIDER_KEY_ENCRYPTION_KEYS = env.list("PROVIDER_KEY_ENCRYPTION_KEYS", default=[])
 
+# --- Budgets, alerts and digests (issue 13) -------------------------------------------------------------
+# The embedded run prints mail to the console; production settings read SMTP from the environment.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tokenboard@localhost")
+# Links in alerts and digests point here (no request to build them from in a worker).
+TOKENBOARD_BASE_URL = env.str("TOKENBOARD_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Percentages of a person's allowance at which they and their managers are alerted (team budgets set their own).
+TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANCE_THRESHOLDS", default=[50, 80, 100])]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -26,4 +26,10 @@ PERIODIC_TASKS: list[PeriodicTaskSpec] = [
         description="The rolling 7/30/90-day and all-time standings start the org's new day (and any refresh a "
         "failure left undone is retried).",
     ),
+    PeriodicTaskSpec(
+        name="weekly digest",
+        task="leaderboard.send_weekly_digest",
+        cron="0 9 * * 1",
+        description="Monday 09:00 in the org's time zone: each person's weekly digest email (issue 13).",
+    ),
 ]
