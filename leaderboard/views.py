@@ -32,12 +32,13 @@ from usage.access import (
 from usage.auth import api_token_create
 from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
-from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
+from usage.models import ApiToken, Identity, NotificationPreference, Provider, Team, UsageRecord
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
+from .views_budgets import person_budget_context
 from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
 
 PAGE_SIZE = 50
@@ -354,6 +355,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
             provider_mix=providers,
             identities=Identity.objects.filter(person=person).order_by("provider", "kind", "value"),
         )
+    context.update(person_budget_context(viewer, person))
     return _render(request, "leaderboard/person.html", "leaderboard/person.html", context)
 
 
@@ -489,6 +491,11 @@ def profile_page(request: HttpRequest) -> HttpResponse:
                 else f"Other engineers now see you as “{person.pseudonym}”.",
             )
             return redirect("profile")
+        if action == "digest" and person is not None:
+            wanted = request.POST.get("weekly_digest") == "on"
+            NotificationPreference.objects.update_or_create(person=person, defaults={"weekly_digest": wanted})
+            messages.success(request, "You get the weekly digest." if wanted else "No more weekly digests.")
+            return redirect("profile")
         if action == "create_token":
             name = request.POST.get("name", "").strip()[:100] or "token"
             _record, new_token = api_token_create(user=request.user, name=name)
@@ -508,6 +515,8 @@ def profile_page(request: HttpRequest) -> HttpResponse:
         "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
         "new_token": new_token,
         "viewer": viewer,
+        "weekly_digest": person is None
+        or not NotificationPreference.objects.filter(person=person, weekly_digest=False).exists(),
     }
     response = render(request, "leaderboard/profile.html", context)
     if new_token:
