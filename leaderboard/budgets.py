@@ -254,7 +254,8 @@ class AllowanceStanding:
 
     @property
     def used_percent(self) -> float | None:
-        return self.burn.used_percent if self.burn else None
+        """Rounded to 0.1 %, as the page, the CSV and the API show it."""
+        return round(self.burn.used_percent, 1) if self.burn else None
 
 
 def allowance_ranking(
@@ -315,3 +316,8 @@ def allowance_ranking(
         for pid in sorted((p for p in people if p not in burns), key=lambda p: (people[p]["display_name"], p))
     ]
     return ranked, apart
+
+
+def allowance_ranking_day(window: Window, today: date) -> date:
+    """The day whose allowance period the board ranks: the window's last day, or today if that is later."""
+    return min(window.end, today)

@@ -19,10 +19,12 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 
 from usage.access import (
+    ALLOWANCE_RANKING_REFUSED,
     COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
+    can_rank_by_allowance,
     can_rank_by_cost,
     can_see_team_detail,
     person_display_name,
@@ -38,8 +40,16 @@ from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
-from .views_budgets import person_budget_context
-from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
+from .views_budgets import allowance_ranking_context, allowance_ranking_csv, person_budget_context
+from .windows import (
+    ALLOWANCE_METRIC,
+    ALLOWANCE_METRIC_LABEL,
+    METRIC_LABELS,
+    PERIOD_LABELS,
+    QueryError,
+    RankingQuery,
+    ranking_query_from,
+)
 
 PAGE_SIZE = 50
 PROVIDER_LABELS = dict(Provider.choices)
@@ -58,8 +68,11 @@ def _cleaned_params(request: HttpRequest) -> QueryDict:
     return params
 
 
-def ranking_query(request: HttpRequest, *, default_period: str = "month") -> RankingQuery:
-    """The validated query; each bad parameter is dropped with a warning message, keeping the rest."""
+def ranking_query(
+    request: HttpRequest, *, default_period: str = "month", allowance_metric: bool = False
+) -> RankingQuery:
+    """The validated query; each bad parameter is dropped with a warning message, keeping the rest. The
+    allowance metric only where `allowance_metric` (the people board); elsewhere it reads as total tokens."""
     params = _cleaned_params(request)
     for _attempt in range(6):
         try:
@@ -80,6 +93,11 @@ def ranking_query(request: HttpRequest, *, default_period: str = "month") -> Ran
         query = replace(query, team_id=None)
     if query.metric == "cost_usd" and not can_rank_by_cost(viewer_for(request.user), query.team_id):
         messages.warning(request, f"Ranked by total tokens instead — {COST_RANKING_REFUSED}")
+        query = replace(query, metric="total_tokens")
+    if query.metric == ALLOWANCE_METRIC and not allowance_metric:
+        query = replace(query, metric="total_tokens")
+    elif query.metric == ALLOWANCE_METRIC and not can_rank_by_allowance(viewer_for(request.user), query.team_id):
+        messages.warning(request, f"Ranked by total tokens instead — {ALLOWANCE_RANKING_REFUSED}")
         query = replace(query, metric="total_tokens")
     return query
 
@@ -129,10 +147,10 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         "query": query,
         "periods": PERIOD_LABELS,
         # Engineers may not rank by cost (usage.access.can_rank_by_cost), so it is not offered to them.
-        "metrics": METRIC_LABELS
+        "metrics": {**METRIC_LABELS, ALLOWANCE_METRIC: ALLOWANCE_METRIC_LABEL}
         if viewer.is_admin or viewer.is_manager
         else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
-        "metric_label": METRIC_LABELS[query.metric],
+        "metric_label": METRIC_LABELS.get(query.metric, ALLOWANCE_METRIC_LABEL),
         "has_previous_window": query.window.previous() is not None,
         "viewer": viewer,
         "freshness": standings_freshness(),
@@ -206,7 +224,17 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
     """People ranked for the window; 50 a page, the viewer's own row pinned below when it is on another
     page; ?format=csv exports every row."""
     viewer = viewer_for(request.user)
-    query = ranking_query(request)
+    query = ranking_query(request, allowance_metric=True)
+    if query.metric == ALLOWANCE_METRIC:
+        if request.GET.get("format") == "csv":
+            return allowance_ranking_csv(query, viewer)
+        context = _base_context(request, query, viewer)
+        context.update(
+            allowance_ranking_context(query, viewer, _page_number(request)),
+            export_url=f"{reverse('people-ranking')}?{_as_querystring(query, format='csv')}",
+            table_template="leaderboard/_allowance_table.html",
+        )
+        return _render(request, "leaderboard/people.html", "leaderboard/_allowance_table.html", context)
     standings = people_ranking(query, viewer)
     if request.GET.get("format") == "csv":
         return _people_csv(query, standings)

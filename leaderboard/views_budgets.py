@@ -18,6 +18,7 @@ from usage.access import (
     team_subtree_ids,
     viewer_for,
 )
+from usage.csv_export import csv_response
 from usage.models import Allowance, BudgetPeriod, Membership, Notification, NotificationStatus, Person, TeamBudget
 from usage.periods import org_today
 from usage.services.budgets import (
@@ -32,9 +33,67 @@ from usage.services.budgets import (
 )
 
 from .budget_charts import burn_down_chart
-from .budgets import person_burn, person_burns, team_burn
+from .budgets import allowance_ranking, allowance_ranking_day, person_burn, person_burns, team_burn
 
 CSV_MAX_BYTES = 5 * 1024 * 1024
+ALLOWANCE_CSV_HEADER = [
+    "rank",
+    "name",
+    "email",
+    "team",
+    "period_start",
+    "period_end",
+    "allowance_tokens",
+    "allowance_usd",
+    "used_tokens",
+    "used_usd",
+    "allowance_used_pct",
+]
+
+
+def _allowance_rows(query, viewer):
+    return allowance_ranking(allowance_ranking_day(query.window, org_today()), viewer, team_id=query.team_id)
+
+
+def allowance_ranking_context(query, viewer, page_number: int) -> dict:
+    """The people board ranked by allowance used: a page of the ranked, and everyone without an allowance."""
+    ranked, apart = _allowance_rows(query, viewer)
+    page = Paginator(ranked, 50, allow_empty_first_page=True).get_page(page_number)
+    return {"standings": list(page.object_list), "page": page, "ranked_count": len(ranked), "apart": apart}
+
+
+def allowance_ranking_csv(query, viewer) -> HttpResponse:
+    ranked, apart = _allowance_rows(query, viewer)
+    rows = []
+    for s in (*ranked, *apart):
+        detail = s.email is not None
+        burn = s.burn if detail else None
+        rows.append(
+            [
+                s.rank if s.rank is not None else "",
+                s.display_name,
+                s.email or "",
+                s.team_name,
+                s.period.start if s.period else "",
+                s.period.end if s.period else "",
+                *(
+                    [
+                        s.allowance.tokens if s.allowance.tokens is not None else "",
+                        s.allowance.usd if s.allowance.usd is not None else "",
+                        burn.used_tokens,
+                        burn.used_usd,
+                    ]
+                    if burn
+                    else ["", "", "", ""]
+                ),
+                f"{s.used_percent:.1f}" if s.used_percent is not None else "",
+            ]
+        )
+    return csv_response(
+        f"tokenboard-people-allowance-used-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}.csv",
+        ALLOWANCE_CSV_HEADER,
+        rows,
+    )
 
 
 def person_budget_context(viewer, person: Person) -> dict:
