@@ -2,8 +2,8 @@
 applies to whom on a day.
 
 An allowance belongs to a person (an override) or to a team (the default for everyone in its subtree without a
-nearer one). Like memberships, a new allowance from a date ends the open one the day before; a range that
-overlaps any other of the same owner is refused. Every write validates first and saves in one transaction, so
+nearer one). Like memberships, a new allowance from a date ends the open one the day before, and one set before
+a later one runs until it starts; a range that overlaps any other of the same owner is refused. Every write validates first and saves in one transaction, so
 bad input changes nothing.
 """
 
@@ -117,28 +117,33 @@ def webhook_check(url: str) -> str:
 # --- Effective dating ------------------------------------------------------------------------------------
 
 
-def _placed(rows, start: date, end: date | None, label: str) -> list:
-    """Rows of one owner to end the day before `start` (the open one that began earlier); refuses a range that
-    overlaps any other. A row that starts on the same day is replaced (so a re-imported file changes nothing)."""
+def _placed(rows, start: date, end: date | None, label: str) -> tuple[list, date | None]:
+    """Where a new range goes among one owner's rows: (rows to end the day before `start` — the open one that
+    began earlier —, the new range's end). Without an end it runs until the next one starts. A range that
+    overlaps any other is refused; a row that starts the same day is replaced (a re-imported file changes
+    nothing)."""
+    later = [row.start for row in rows if row.start > start]
+    if end is None and later:
+        end = min(later) - timedelta(days=1)
     to_close = []
     for row in rows:
         if row.start == start:
             continue
         if row.end is None and row.start < start:
             to_close.append(row)
-            continue
-        overlaps = row.start <= (end or date.max) and (row.end is None or row.end >= start)
-        if overlaps:
+        elif row.start <= (end or date.max) and (row.end is None or row.end >= start):
             until = f"to {row.end}" if row.end else "with no end"
-            raise BudgetError("effective", f"overlaps the {label} effective from {row.start} {until}")
-    return to_close
+            field = "end" if row.start > start else "effective"
+            raise BudgetError(field, f"overlaps the {label} effective from {row.start} {until}")
+    return to_close, end
 
 
 def _save_dated(model, owner: dict, values: dict, start: date, end: date | None, label: str):
     if end is not None and end < start:
         raise BudgetError("end", f"{end} is before the start {start}")
     rows = list(model.objects.select_for_update().filter(**owner))
-    for row in _placed(rows, start, end, label):
+    to_close, end = _placed(rows, start, end, label)
+    for row in to_close:
         row.end = start - timedelta(days=1)
         row.save(update_fields=["end"])
     record = next((r for r in rows if r.start == start), None) or model(**owner, start=start)
