@@ -71,11 +71,17 @@ def burn_lines(burn: Burn) -> list[str]:
         else f"{usd_text(burn.rate_usd)} a day"
     )
     run_out = burn.run_out_date
+    if burn.reached:
+        runs_out = f"Limit reached{f' on {run_out:%d %b %Y}' if run_out else ''}."
+    elif run_out:
+        runs_out = f"Runs out: {run_out:%d %b %Y}."
+    else:
+        runs_out = "Runs out: not this period at the current rate."
     return [
         f"Used: {'; '.join(used)} ({percent_text(burn.used_percent)}) in {burn.period.label}.",
         f"Daily burn: {rate} (last 7 days).",
         f"Projected by {burn.period.end:%d %b %Y}: {'; '.join(projected)} ({percent_text(burn.projected_percent)}).",
-        f"Runs out: {run_out:%d %b %Y}." if run_out else "Runs out: not this period at the current rate.",
+        runs_out,
     ]
 
 

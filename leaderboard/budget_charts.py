@@ -32,6 +32,7 @@ def burn_down_chart(burn: Burn, *, chart_id: str) -> Chart:
             go.Scatter(
                 x=[today, end, end, today],
                 y=[used, low, high, used],
+                mode="lines",
                 fill="toself",
                 fillcolor="rgba(230,159,0,0.2)",
                 line={"width": 0},

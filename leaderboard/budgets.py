@@ -107,8 +107,13 @@ class Burn:
         return "tokens" if self.tokens_limit is not None else "usd"
 
     @property
+    def reached(self) -> bool:
+        return self.used_percent >= 100
+
+    @property
     def run_out_date(self) -> date | None:
-        """The day the limit is (or was) reached at the current rate, if within the period."""
+        """The day the limit will be reached at the current rate, if within the period; once reached, the day it
+        was (known when the daily figures were read, else None)."""
         days = []
         for unit, limit, used, rate in (
             ("tokens", self.tokens_limit, self.used_tokens, self.rate_tokens),
@@ -118,7 +123,7 @@ class Burn:
                 continue
             left = float(limit) - float(used)
             if left <= 0:
-                return self._reached_on(limit, unit) or self.today
+                return self._reached_on(limit, unit)
             if rate > 0:
                 days.append(math.ceil(left / rate))
         if not days:

@@ -75,6 +75,7 @@ def test_thresholds_fire_once_each_forecast_first_and_a_rerun_sends_nothing(org)
     assert [n.trigger for n in _evaluate(date(2026, 9, 14))] == ["80", "80"]
     _usage(ivy, date(2026, 9, 15), date(2026, 9, 17), 60_000)  # 1,020,000: 102 %
     assert [n.trigger for n in _evaluate(date(2026, 9, 17))] == ["100", "100"]
+    assert mail.outbox[-1].body.splitlines()[4] == "Limit reached."
     assert _evaluate(date(2026, 9, 18)) == []
     assert len(mail.outbox) == 8
     assert Notification.objects.filter(status="sent").count() == 8
@@ -168,9 +169,7 @@ def test_team_budget_alerts_go_to_managers_and_the_teams_slack_once(org, fake_sl
 
 @pytest.mark.django_db
 def test_a_failing_webhook_is_recorded_retried_and_never_sent_twice(org, fake_slack):
-    budget_save(
-        team=org["platform"], tokens=100, slack_webhook_url="https://hooks.slack.com/services/x", start=SEPT
-    )
+    budget_save(team=org["platform"], tokens=100, slack_webhook_url="https://hooks.slack.com/services/x", start=SEPT)
     _usage(org["infra_engineer"], SEPT, SEPT, 60)
     standings_refresh(today=SEPT)
     fake_slack.answer = 500

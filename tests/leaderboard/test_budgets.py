@@ -87,7 +87,9 @@ def test_an_allowance_set_before_a_later_one_runs_until_it_and_explicit_overlaps
 @pytest.mark.django_db
 def test_a_new_allowance_ends_the_open_one_and_a_reimport_changes_nothing(org):
     ivy = org["infra_engineer"]
-    text = f"email,period,tokens,usd,effective\n{ivy.email},month,1000,,2026-08-01\n{ivy.email},quarter,,30,2026-09-15\n"
+    text = (
+        f"email,period,tokens,usd,effective\n{ivy.email},month,1000,,2026-08-01\n{ivy.email},quarter,,30,2026-09-15\n"
+    )
     assert allowances_csv_import(text, "a.csv", TODAY) == 2
     assert allowances_csv_import(text, "a.csv", TODAY) == 2
     rows = list(Allowance.objects.order_by("start").values_list("period", "tokens", "usd", "start", "end"))
@@ -116,13 +118,19 @@ def test_the_api_rejects_bad_allowances_with_the_field_and_engineers_cannot_writ
     client.force_login(org["admin"])
     url = reverse("api-v1:allowance-list")
     ivy = org["infra_engineer"]
-    response = client.post(url, {"person": ivy.pk, "tokens": -1, "start": "2026-09-01"}, content_type="application/json")
+    response = client.post(
+        url, {"person": ivy.pk, "tokens": -1, "start": "2026-09-01"}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json() == {"tokens": ["-1 is negative; an allowance is 0 or more"]}
-    response = client.post(url, {"person": ivy.pk, "tokens": 100, "start": "2026-09-01"}, content_type="application/json")
+    response = client.post(
+        url, {"person": ivy.pk, "tokens": 100, "start": "2026-09-01"}, content_type="application/json"
+    )
     assert response.status_code == 201
     response = client.post(
-        url, {"person": ivy.pk, "tokens": 5, "start": "2026-08-01", "end": "2026-09-05"}, content_type="application/json"
+        url,
+        {"person": ivy.pk, "tokens": 5, "start": "2026-08-01", "end": "2026-09-05"},
+        content_type="application/json",
     )
     assert response.status_code == 400
     assert response.json() == {"end": ["overlaps the allowance effective from 2026-09-01 with no end"]}
@@ -133,7 +141,9 @@ def test_the_api_rejects_bad_allowances_with_the_field_and_engineers_cannot_writ
     )
     assert response.json() == {"slack_webhook_url": ["must be an https:// URL (a Slack incoming webhook)"]}
     client.force_login(ivy.user)
-    response = client.post(url, {"person": ivy.pk, "tokens": 10**6, "start": "2026-10-01"}, content_type="application/json")
+    response = client.post(
+        url, {"person": ivy.pk, "tokens": 10**6, "start": "2026-10-01"}, content_type="application/json"
+    )
     assert response.status_code == 403
     assert Allowance.objects.count() == 1
 
@@ -143,8 +153,13 @@ def test_the_csv_upload_page_reports_bad_rows_and_saves_good_files(client, org):
     client.force_login(org["admin"])
     bad = SimpleUploadedFile("a.csv", b"email,period,tokens,usd,effective\nx@y.example,month,1,,\n")
     response = client.post(reverse("budgets"), {"action": "csv", "file": bad}, follow=True)
-    assert "a.csv: line 2, email: no person with email &#x27;x@y.example&#x27; — nothing was saved." in response.content.decode()
-    good = SimpleUploadedFile("b.csv", f"email,period,tokens,usd,effective\n{org['infra_engineer'].email},month,7,,\n".encode())
+    assert (
+        "a.csv: line 2, email: no person with email &#x27;x@y.example&#x27; — nothing was saved."
+        in response.content.decode()
+    )
+    good = SimpleUploadedFile(
+        "b.csv", f"email,period,tokens,usd,effective\n{org['infra_engineer'].email},month,7,,\n".encode()
+    )
     response = client.post(reverse("budgets"), {"action": "csv", "file": good}, follow=True)
     assert "b.csv: 1 allowance(s) saved." in response.content.decode()
     assert Allowance.objects.get().tokens == 7
@@ -179,7 +194,7 @@ def test_person_page_and_api_show_the_same_burn_to_the_person_and_their_manager_
         client.force_login(user)
         page = client.get(reverse("person", args=[burning.pk])).content.decode()
         assert "Allowance used" in page and '<span title="500,000">500K</span> remaining' in page
-        assert "<span class=\"stat-label\">Runs out</span><span class=\"stat-value\">20 Sep 2026</span>" in page
+        assert '<span class="stat-label">Runs out</span><span class="stat-value">20 Sep 2026</span>' in page
         assert 'data-chart="chart-burn"' in page
         api = client.get(reverse("api-v1:person-allowance", args=[burning.pk])).json()
         assert api["burn"]["used_tokens"] == 500_000
@@ -235,7 +250,9 @@ def test_allowance_used_ranking_agrees_on_page_csv_and_api_and_lists_people_with
     assert "90.0%" in rows and "60.0%" in rows and "6.0%" in rows
     assert "Nia Noallowance" in page.split("No allowance")[1]
 
-    exported = list(csv.DictReader(io.StringIO(client.get(reverse("people-ranking"), {**params, "format": "csv"}).content.decode())))
+    exported = list(
+        csv.DictReader(io.StringIO(client.get(reverse("people-ranking"), {**params, "format": "csv"}).content.decode()))
+    )
     assert [(r["rank"], r["name"], r["allowance_used_pct"]) for r in exported] == [
         ("1", "Paul Product", "90.0"),
         ("2", "Ivy Infra", "60.0"),
@@ -245,7 +262,11 @@ def test_allowance_used_ranking_agrees_on_page_csv_and_api_and_lists_people_with
 
     api = client.get(reverse("api-v1:leaderboard-people"), params).json()["results"]
     assert [(r["rank"], r["person"]["display_name"], r["allowance_used"]) for r in api] == [
-        (int(r["rank"]) if r["rank"] else None, r["name"], float(r["allowance_used_pct"]) if r["allowance_used_pct"] else None)
+        (
+            int(r["rank"]) if r["rank"] else None,
+            r["name"],
+            float(r["allowance_used_pct"]) if r["allowance_used_pct"] else None,
+        )
         for r in exported
     ]
 
@@ -322,3 +343,14 @@ def test_people_without_a_team_default_still_appear_apart(org, clock):
     standings_refresh(today=TODAY)
     ranked, apart = allowance_ranking(TODAY, viewer_for(org["admin"]))
     assert ranked == [] and [s.display_name for s in apart] == ["Lone Wolf"]
+
+
+@pytest.mark.django_db
+def test_a_reached_limit_reports_the_day_it_was_reached(org, clock):
+    ivy = org["infra_engineer"]
+    allowance_save(person=ivy, tokens=1000, start=date(2026, 9, 1))
+    _daily(ivy, date(2026, 9, 1), TODAY, 300)  # 1,200 by the 4th
+    standings_refresh(today=TODAY)
+    _allowance, burn = person_burn(ivy.pk, TODAY, with_daily=True)
+    assert burn.reached and burn.run_out_date == date(2026, 9, 4)
+    assert person_burn(ivy.pk, TODAY)[1].run_out_date is None  # without the daily figures it is not known

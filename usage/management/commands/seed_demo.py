@@ -6,8 +6,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from usage.demo import demo_exports
+from usage import queue
+from usage.demo import demo_budgets, demo_exports
 from usage.models import ImportSource, ImportStatus, Person, Team
+from usage.periods import org_today
 from usage.services.imports import import_batch_create, import_batch_process, import_summary
 from usage.services.org import org_import
 from usage.services.standings import standings_refresh
@@ -44,7 +46,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"standings: {refreshed.days} days, {refreshed.windows} windows, {refreshed.seconds:.1f} s"
             )
+        manager_team = Team.objects.filter(managers__user__username="manager").order_by("pk").first()
+        for line in demo_budgets(org_today(), manager_team.pk if manager_team else None):
+            self.stdout.write(f"budgets: {line}")
+        queue.send_on_commit("leaderboard.evaluate_budget_alerts")  # the worker records and sends the alerts due
         self.stdout.write("demo logins (password 'tokenboard'): admin, manager, engineer")
+        self.stdout.write("weekly digest preview: python manage.py send_digest --dry-run")
 
     @transaction.atomic
     def _demo_logins(self) -> None:
