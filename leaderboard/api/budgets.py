@@ -5,7 +5,8 @@ read their own allowance. Burn figures are those of the pages (leaderboard.budge
 from __future__ import annotations
 
 from django.db.models import Q
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -223,7 +224,8 @@ class AllowanceViewSet(
         operation_id="budgets_list",
         summary="Team budgets you may see, with this period's burn",
         description="Admins: all. Managers: their subtree's teams. Engineers: none. `burn` is the current period's "
-        "(null when the budget does not apply today).",
+        "(null when the budget does not apply today). `team` (an id) lists that team's budgets only.",
+        parameters=[OpenApiParameter("team", OpenApiTypes.INT, description="Only this team's budgets.")],
     ),
     retrieve=extend_schema(operation_id="budgets_retrieve", responses={200: TeamBudgetSerializer, 404: ERROR_404}),
     create=extend_schema(
@@ -241,6 +243,11 @@ class TeamBudgetViewSet(WriteThrottleMixin, mixins.ListModelMixin, mixins.Retrie
 
     def get_queryset(self):
         rows = TeamBudget.objects.select_related("team").order_by("team_id", "start", "pk")
+        team = self.request.query_params.get("team", "").strip()
+        if team:
+            if not (team.isascii() and team.isdigit()):
+                raise ValidationError({"team": [f"{team!r} is not a team id"]})
+            rows = rows.filter(team_id=int(team))
         _people, teams = visible_allowance_owner_ids(viewer_for(self.request.user))
         return rows if teams is None else rows.filter(team_id__in=teams)
 

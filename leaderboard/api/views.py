@@ -12,6 +12,9 @@ ask usage.access who may see what, call a selector, render. Role outcomes per en
 | teams/{id}/usage | 403 | their subtree, else 403 | all |
 | usage | 403 | records of their subtree's people; a person, identity or team outside it is 403 | all |
 | imports, identities | 403 | 403 | all |
+| leaderboard/people?metric=allowance_used | 403 | with `team` = a team they manage, else 403 | all |
+| allowances, budgets (leaderboard.api.budgets) | own allowance | their subtree's people and teams; writes 403 | all, and writes |
+| people/{id}/allowance | own only, else 403 | their subtree's people, else 403 | all |
 
 People and teams are visible in the rankings to everyone, so an unknown id is a 404 and a known one outside
 one's role a 403. The admin-only endpoints answer 403 before looking anything up, so they disclose nothing.
