@@ -85,12 +85,23 @@ def burn_lines(burn: Burn) -> list[str]:
     ]
 
 
-def managers_of(team_id: int | None, ancestors: dict[int, list[int]]) -> list[Person]:
+def team_managers() -> dict[int, list[Person]]:
+    """Each team's direct managers, read once per evaluation."""
+    people = {}
+    for team_id, person in (
+        (row.team_id, row.person) for row in Team.managers.through.objects.select_related("person")
+    ):
+        people.setdefault(team_id, []).append(person)
+    return people
+
+
+def managers_of(
+    team_id: int | None, ancestors: dict[int, list[int]], managers: dict[int, list[Person]]
+) -> list[Person]:
     """The managers of the team, or of the nearest team above it that has managers."""
     for candidate in ancestors.get(team_id, []) if team_id is not None else []:
-        managers = list(Team.objects.get(pk=candidate).managers.all())
-        if managers:
-            return managers
+        if managers.get(candidate):
+            return sorted(managers[candidate], key=lambda p: p.pk)
     return []
 
 
@@ -150,7 +161,7 @@ def _notify(alert: Alert, triggers: list[str], recipients: list[tuple[str, str, 
 def budget_alerts_evaluate(today: date | None = None) -> list:
     """Record and queue every alert due on `today` (default: the org's today); returns the queued ones."""
     today = today or org_today()
-    ancestors = team_ancestors()
+    ancestors, managers = team_ancestors(), team_managers()
     queued = []
     burns = person_burns(today)
     people = Person.objects.in_bulk(list(burns))
@@ -163,24 +174,22 @@ def budget_alerts_evaluate(today: date | None = None) -> list:
         if person is None or not person.active or not triggers:
             continue
         recipients = {person.email: person}
-        for manager in managers_of(teams.get(person_id), ancestors):
+        for manager in managers_of(teams.get(person_id), ancestors, managers):
             recipients.setdefault(manager.email, manager)
         alert = Alert("person", person.pk, person.display_name, burn, page_url(f"/people/{person.pk}/"))
         with transaction.atomic():
             queued += _notify(alert, triggers, [("email", email, p) for email, p in recipients.items() if email])
     for budget in budgets_on(today):
-        queued += _team_alerts(budget, today, ancestors)
+        queued += _team_alerts(budget, today, managers_of(budget.team_id, ancestors, managers))
     return queued
 
 
-def _team_alerts(budget: TeamBudget, today: date, ancestors) -> list:
+def _team_alerts(budget: TeamBudget, today: date, managers: list[Person]) -> list:
     burn = team_burn(budget, today)
     triggers = triggers_of(burn, budget.thresholds or settings.TOKENBOARD_ALLOWANCE_THRESHOLDS)
     if not triggers:
         return []
-    recipients: list[tuple[str, str, Person | None]] = [
-        ("email", m.email, m) for m in managers_of(budget.team_id, ancestors) if m.email
-    ]
+    recipients: list[tuple[str, str, Person | None]] = [("email", m.email, m) for m in managers if m.email]
     if budget.encrypted_slack_webhook:
         try:
             budget_webhook(budget)

@@ -40,7 +40,7 @@ from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
-from .views_budgets import allowance_ranking_context, allowance_ranking_csv, person_budget_context
+from .views_budgets import allowance_ranking_context, allowance_ranking_csv, person_budget_context, team_budget_summary
 from .windows import (
     ALLOWANCE_METRIC,
     ALLOWANCE_METRIC_LABEL,
@@ -444,6 +444,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             else None,
             model_mix=models,
             provider_mix=providers,
+            **team_budget_summary(team.pk),
         )
     return _render(request, "leaderboard/team.html", "leaderboard/team.html", context)
 

@@ -112,6 +112,13 @@ def person_budget_context(viewer, person: Person) -> dict:
     }
 
 
+def team_budget_summary(team_id: int) -> dict:
+    """The team page's budget line (its managers and admins see the team page's detail)."""
+    today = org_today()
+    budget = team_budget_on(team_id, today)
+    return {"team_burn": team_burn(budget, today) if budget else None}
+
+
 def _budget_fields(request: HttpRequest) -> dict:
     return {
         "period": request.POST.get("period", ""),

@@ -354,3 +354,14 @@ def test_a_reached_limit_reports_the_day_it_was_reached(org, clock):
     _allowance, burn = person_burn(ivy.pk, TODAY, with_daily=True)
     assert burn.reached and burn.run_out_date == date(2026, 9, 4)
     assert person_burn(ivy.pk, TODAY)[1].run_out_date is None  # without the daily figures it is not known
+
+
+@pytest.mark.django_db
+def test_the_team_page_shows_its_budget_line_to_its_managers(client, org, burning):
+    budget_save(team=org["platform"], tokens=2_000_000, start=date(2026, 9, 1))
+    client.force_login(org["platform_manager"].user)
+    page = client.get(reverse("team", args=[org["platform"].pk])).content.decode()
+    assert "Budget, September 2026: <strong>25% used</strong>, projected 75%." in page
+    client.force_login(org["infra_engineer"].user)
+    page = client.get(reverse("team", args=[org["platform"].pk])).content.decode()
+    assert "Budget, September" not in page

@@ -138,3 +138,23 @@ def test_the_profile_turns_the_digest_off_and_on(client, org):
     assert NotificationPreference.objects.get(person=ivy).weekly_digest is False
     client.post("/profile/", {"action": "digest", "weekly_digest": "on"})
     assert NotificationPreference.objects.get(person=ivy).weekly_digest is True
+
+
+@pytest.mark.django_db
+def test_the_monday_task_records_each_digest_once_and_queues_its_delivery(
+    org, week, sent_tasks, django_capture_on_commit_callbacks
+):
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from leaderboard.tasks import send_weekly_digest
+
+    with time_machine.travel(datetime(2026, 9, 21, 9, 0, tzinfo=UTC), tick=False):
+        for _run in range(2):  # beat firing twice (or a redelivered task) queues nothing new
+            with django_capture_on_commit_callbacks(execute=True):
+                send_weekly_digest.apply()
+    queued = sorted(call.args[0] for call in sent_tasks.deliver_notification.call_args_list)
+    assert queued == sorted(Notification.objects.values_list("pk", flat=True))
+    assert len(queued) == 5 and mail.outbox == []
+    assert set(Notification.objects.values_list("period_start", flat=True)) == {date(2026, 9, 14)}
