@@ -264,11 +264,11 @@ class AllowanceStanding:
 
 
 def allowance_ranking(
-    today: date, viewer: Viewer, *, team_id: int | None = None
+    today: date, viewer: Viewer, *, team_id: int | None = None, search: str = ""
 ) -> tuple[list[AllowanceStanding], list[AllowanceStanding]]:
     """(ranked, without an allowance): people with an allowance ranked by the share of it used in their current
     period (ties share a rank, then by name); people with usage this month but no allowance, by name. With a
-    team, only people currently in its subtree."""
+    team, only people currently in its subtree; a search narrows the lists after ranking (ranks are kept)."""
     burns = person_burns(today)
     month_users = set(person_totals(window_for("month", today)))
     candidates = set(burns) | month_users
@@ -320,6 +320,10 @@ def allowance_ranking(
         standing(pid, None)
         for pid in sorted((p for p in people if p not in burns), key=lambda p: (people[p]["display_name"], p))
     ]
+    if search:
+        needle = search.casefold()
+        ranked = [s for s in ranked if needle in s.display_name.casefold()]
+        apart = [s for s in apart if needle in s.display_name.casefold()]
     return ranked, apart
 
 

@@ -52,7 +52,9 @@ ALLOWANCE_CSV_HEADER = [
 
 
 def _allowance_rows(query, viewer):
-    return allowance_ranking(allowance_ranking_day(query.window, org_today()), viewer, team_id=query.team_id)
+    return allowance_ranking(
+        allowance_ranking_day(query.window, org_today()), viewer, team_id=query.team_id, search=query.search
+    )
 
 
 def allowance_ranking_context(query, viewer, page_number: int) -> dict:

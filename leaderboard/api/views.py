@@ -271,7 +271,7 @@ class PeopleRankingView(GenericAPIView):
         if not can_rank_by_allowance(viewer, query.team_id):
             raise PermissionDenied(f"metric={ALLOWANCE_METRIC}: {ALLOWANCE_RANKING_REFUSED}")
         ranked, apart = allowance_ranking(
-            allowance_ranking_day(query.window, org_today()), viewer, team_id=query.team_id
+            allowance_ranking_day(query.window, org_today()), viewer, team_id=query.team_id, search=query.search
         )
         page = self.paginate_queryset([*ranked, *apart])
         return self.get_paginated_response([allowance_standing_dict(s) for s in page])

@@ -269,6 +269,8 @@ def test_allowance_used_ranking_agrees_on_page_csv_and_api_and_lists_people_with
         )
         for r in exported
     ]
+    searched = client.get(reverse("api-v1:leaderboard-people"), {**params, "q": "ivy"}).json()["results"]
+    assert [(r["rank"], r["allowance_used"]) for r in searched] == [(2, 60.0)]  # the real rank is kept
 
 
 @pytest.mark.django_db
@@ -328,6 +330,10 @@ def test_the_notification_log_is_for_admins(client, org):
     )
     client.force_login(org["infra_engineer"].user)
     assert client.get(reverse("notifications")).status_code == 403
+    assert client.get(reverse("budgets")).status_code == 403
+    client.force_login(org["platform_manager"].user)
+    assert client.get(reverse("budgets")).status_code == 403
+    assert client.post(reverse("team-budget", args=[org["platform"].pk]), {"action": "budget"}).status_code == 403
     client.force_login(org["admin"])
     page = client.get(reverse("notifications")).content.decode()
     assert "ivy@acme.example" in page and "crossed 80% (used 82%)" in page and "mail server down" in page
