@@ -31,6 +31,7 @@ from usage.services.budgets import (
     date_parse,
     team_budget_on,
 )
+from usage.services.notifications import notification_queue_on_commit
 
 from .budget_charts import burn_down_chart
 from .budgets import allowance_ranking, allowance_ranking_day, person_burn, person_burns, team_burn
@@ -227,6 +228,13 @@ def budgets_page(request: HttpRequest) -> HttpResponse:
                     messages.error(request, f"{upload.name}: not UTF-8 text; nothing was saved.")
                 except AllowanceImportError as error:
                     messages.error(request, f"{error} — nothing was saved.")
+        elif action == "delete_allowance":
+            raw = request.POST.get("allowance", "")
+            deleted, _ = Allowance.objects.filter(pk=int(raw) if raw.isdigit() else 0).delete()
+            if deleted:
+                messages.success(request, "Allowance deleted.")
+            else:
+                messages.warning(request, "No such allowance.")
         elif action == "person_allowance":
             person = Person.objects.filter(email=request.POST.get("email", "").strip().lower()).first()
             try:
@@ -250,11 +258,22 @@ def budgets_page(request: HttpRequest) -> HttpResponse:
     return render(request, "leaderboard/budgets.html", context)
 
 
+@require_http_methods(["GET", "POST"])
 def notifications_page(request: HttpRequest) -> HttpResponse:
     """Admins: every alert and digest — to whom, why, and whether it was sent, failed (with the error) or is
-    waiting for a retry."""
+    waiting for a retry. A failed one can be retried now (it is still sent at most once)."""
     viewer = viewer_for(request.user)
     require_admin(viewer)
+    if request.method == "POST":
+        raw = request.POST.get("notification", "")
+        failed = Notification.objects.filter(pk=int(raw) if raw.isdigit() else 0, status=NotificationStatus.FAILED)
+        notification = failed.first()
+        if notification is None:
+            messages.warning(request, "Only a failed notification can be retried.")
+        else:
+            notification_queue_on_commit(notification)
+            messages.success(request, f"Retry queued: {notification.title} to {notification.recipient}.")
+        return redirect("notifications")
     status = request.GET.get("status", "")
     rows = Notification.objects.all()
     if status in NotificationStatus.values:

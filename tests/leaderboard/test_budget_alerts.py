@@ -215,3 +215,30 @@ def test_the_refresh_task_queues_the_alert_evaluation(sent_tasks, django_capture
     with django_capture_on_commit_callbacks(execute=True):
         refresh_standings.apply()
     getattr(sent_tasks, "leaderboard.evaluate_budget_alerts").assert_called_once_with()
+
+
+@pytest.mark.django_db
+def test_the_delivery_task_retries_a_failing_send_with_backoff_then_leaves_it_failed(org, settings, monkeypatch):
+    from usage import tasks
+    from usage.services.notifications import retry_delay
+
+    settings.EMAIL_BACKEND = "tests.leaderboard.test_budget_alerts.BrokenMailBackend"
+    ivy = org["infra_engineer"]
+    allowance_save(person=ivy, tokens=100, start=SEPT)
+    _usage(ivy, SEPT, SEPT, 90)
+    standings_refresh(today=SEPT)
+    notification = budget_alerts_evaluate(SEPT)[0]
+    countdowns = []
+    original_retry = tasks.deliver_notification.retry
+    monkeypatch.setattr(
+        tasks.deliver_notification,
+        "retry",
+        lambda *args, countdown=None, **kwargs: countdowns.append(countdown) or original_retry(*args, **kwargs),
+    )
+    result = tasks.deliver_notification.apply(args=[notification.pk])
+    assert result.failed()
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("failed", 6)  # the first try and 5 retries
+    assert "mail server down" in notification.last_error
+    # 1, 2, 4, 8, 16 minutes; the sixth call gives up (max_retries=5) and the error stays on the log.
+    assert countdowns == [retry_delay(n) for n in range(6)] == [60, 120, 240, 480, 960, 960]

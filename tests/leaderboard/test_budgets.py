@@ -163,6 +163,8 @@ def test_the_csv_upload_page_reports_bad_rows_and_saves_good_files(client, org):
     response = client.post(reverse("budgets"), {"action": "csv", "file": good}, follow=True)
     assert "b.csv: 1 allowance(s) saved." in response.content.decode()
     assert Allowance.objects.get().tokens == 7
+    response = client.post(reverse("budgets"), {"action": "delete_allowance", "allowance": Allowance.objects.get().pk})
+    assert response.status_code == 302 and not Allowance.objects.exists()
 
 
 # --- Burn, forecast and visibility ---------------------------------------------------------------------------
@@ -314,7 +316,9 @@ def test_team_budget_page_for_its_managers_and_admins_with_the_burn_down(client,
 
 
 @pytest.mark.django_db
-def test_the_notification_log_is_for_admins(client, org):
+def test_the_notification_log_is_for_admins_who_can_retry_a_failed_send(
+    client, org, sent_tasks, django_capture_on_commit_callbacks
+):
     Notification.objects.create(
         channel="email",
         recipient="ivy@acme.example",
@@ -337,6 +341,10 @@ def test_the_notification_log_is_for_admins(client, org):
     client.force_login(org["admin"])
     page = client.get(reverse("notifications")).content.decode()
     assert "ivy@acme.example" in page and "crossed 80% (used 82%)" in page and "mail server down" in page
+    failed = Notification.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("notifications"), {"notification": failed.pk})
+    sent_tasks.deliver_notification.assert_called_once_with(failed.pk)
 
 
 @pytest.mark.django_db
