@@ -17,8 +17,8 @@ from datetime import date
 from django.conf import settings
 from django.db import transaction
 
-from usage.models import Membership, NotificationStatus, Person, Team, TeamBudget
-from usage.periods import org_today
+from usage.models import Membership, Notification, NotificationStatus, Person, Team, TeamBudget
+from usage.periods import org_today, window_for
 from usage.services.budgets import budget_webhook, budgets_on
 from usage.services.notifications import notification_queue_on_commit, notification_record
 from usage.services.standings import team_ancestors
@@ -131,13 +131,29 @@ class Alert:
         )
 
 
-def _notify(alert: Alert, triggers: list[str], recipients: list[tuple[str, str, Person | None]]) -> list:
+def _recorded(today: date) -> set[tuple]:
+    """Natural keys of the alerts already recorded for the periods containing `today`, read once, so a
+    re-evaluation looks nothing up per person (notification_record still settles a concurrent run)."""
+    starts = {window_for(period, today).start for period in ("month", "quarter")}
+    return set(
+        Notification.objects.filter(period_start__in=starts)
+        .exclude(subject_kind="digest")
+        .values_list("channel", "recipient", "subject_kind", "subject_id", "trigger", "period_start")
+    )
+
+
+def _notify(
+    alert: Alert, triggers: list[str], recipients: list[tuple[str, str, Person | None]], recorded: set[tuple]
+) -> list:
     """Record the alert for each recipient ("email" or "slack", address, person) once per trigger; the highest
     new threshold (and a new forecast) is queued, lower thresholds crossed with it are recorded as superseded."""
     thresholds = [t for t in triggers if t != FORECAST]
     queued = []
     for channel, address, person in recipients:
         for trigger in triggers:
+            key = (channel, address, alert.subject_kind, alert.subject_id, trigger, alert.burn.period.start)
+            if key in recorded:
+                continue
             superseded = trigger in thresholds and trigger != thresholds[-1]
             notification, created = notification_record(
                 channel=channel,
@@ -161,7 +177,7 @@ def _notify(alert: Alert, triggers: list[str], recipients: list[tuple[str, str, 
 def budget_alerts_evaluate(today: date | None = None) -> list:
     """Record and queue every alert due on `today` (default: the org's today); returns the queued ones."""
     today = today or org_today()
-    ancestors, managers = team_ancestors(), team_managers()
+    ancestors, managers, recorded = team_ancestors(), team_managers(), _recorded(today)
     queued = []
     burns = person_burns(today)
     people = Person.objects.in_bulk(list(burns))
@@ -178,13 +194,15 @@ def budget_alerts_evaluate(today: date | None = None) -> list:
             recipients.setdefault(manager.email, manager)
         alert = Alert("person", person.pk, person.display_name, burn, page_url(f"/people/{person.pk}/"))
         with transaction.atomic():
-            queued += _notify(alert, triggers, [("email", email, p) for email, p in recipients.items() if email])
+            queued += _notify(
+                alert, triggers, [("email", email, p) for email, p in recipients.items() if email], recorded
+            )
     for budget in budgets_on(today):
-        queued += _team_alerts(budget, today, managers_of(budget.team_id, ancestors, managers))
+        queued += _team_alerts(budget, today, managers_of(budget.team_id, ancestors, managers), recorded)
     return queued
 
 
-def _team_alerts(budget: TeamBudget, today: date, managers: list[Person]) -> list:
+def _team_alerts(budget: TeamBudget, today: date, managers: list[Person], recorded: set[tuple]) -> list:
     burn = team_burn(budget, today)
     triggers = triggers_of(burn, budget.thresholds or settings.TOKENBOARD_ALLOWANCE_THRESHOLDS)
     if not triggers:
@@ -198,4 +216,4 @@ def _team_alerts(budget: TeamBudget, today: date, managers: list[Person]) -> lis
             logger.exception("the Slack webhook of team %s cannot be decrypted; alerting by email only", budget.team_id)
     alert = Alert("team", budget.team_id, budget.team.name, burn, page_url(f"/teams/{budget.team_id}/budget/"))
     with transaction.atomic():
-        return _notify(alert, triggers, recipients)
+        return _notify(alert, triggers, recipients, recorded)
