@@ -34,6 +34,11 @@ def test_a_manager_sees_the_team_budget_page_with_the_burn_down_chart(page, live
     expect(page.locator("figure.chart figcaption")).to_contain_text("Burn-down")
     expect(page.locator("table.ranking")).to_contain_text("Ivy Infra")
     screenshot(page, "team-budget")
+    page.emulate_media(color_scheme="dark")  # the chart follows the dark theme
+    page.reload()
+    expect(page.locator("#chart-burn-plot svg.main-svg").first).to_be_visible()
+    screenshot(page, "team-budget-dark")
+    page.emulate_media(color_scheme="light")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
