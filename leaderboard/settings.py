@@ -267,6 +267,15 @@ TOKENBOARD_MAX_BLANK_LINES = env.int("TOKENBOARD_MAX_BLANK_LINES", default=100_0
 # A prefork worker child that grew past 512 MB (in KiB) is replaced after its task.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=512 * 1024)
 
+# --- Budgets, alerts and digests (issue 13) -------------------------------------------------------------
+# The embedded run prints mail to the console; production settings read SMTP from the environment.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tokenboard@localhost")
+# Links in alerts and digests point here (no request to build them from in a worker).
+TOKENBOARD_BASE_URL = env.str("TOKENBOARD_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Percentages of a person's allowance at which they and their managers are alerted (team budgets set their own).
+TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANCE_THRESHOLDS", default=[50, 80, 100])]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from usage import login, sso
 
-from . import views
+from . import views, views_budgets
 
 urlpatterns = [
     path("", views.people_ranking_page, name="people-ranking"),
@@ -13,6 +13,10 @@ urlpatterns = [
     path("teams/<int:team_id>/members.csv", views.team_members_csv, name="team-members-csv"),
     path("people/<int:person_id>/", views.person_page, name="person"),
     path("movers/", views.movers_page, name="movers"),
+    # Allowances, budgets and notifications (issue 13).
+    path("teams/<int:team_id>/budget/", views_budgets.team_budget_page, name="team-budget"),
+    path("budgets/", views_budgets.budgets_page, name="budgets"),
+    path("notifications/", views_budgets.notifications_page, name="notifications"),
     path("profile/", views.profile_page, name="profile"),
     path("accounts/login/", login.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

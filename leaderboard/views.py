@@ -20,10 +20,12 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 
 from usage.access import (
+    ALLOWANCE_RANKING_REFUSED,
     COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
+    can_rank_by_allowance,
     can_rank_by_cost,
     can_see_unassigned_usage,
     may_choose_cost_ranking,
@@ -34,7 +36,7 @@ from usage.access import (
 from usage.auth import api_token_create, api_token_revoke, token_lifetime_choices
 from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
-from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
+from usage.models import ApiToken, Identity, NotificationPreference, Provider, Team, UsageRecord
 from usage.services.catalog import model_options
 from usage.services.standings import standings_status
 
@@ -43,7 +45,16 @@ from .insights import mix_shares, movers_from, rank_history, team_members, team_
 from .provenance import person_provenance
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
-from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
+from .views_budgets import allowance_ranking_context, allowance_ranking_csv, person_budget_context, team_budget_summary
+from .windows import (
+    ALLOWANCE_METRIC,
+    ALLOWANCE_METRIC_LABEL,
+    METRIC_LABELS,
+    PERIOD_LABELS,
+    QueryError,
+    RankingQuery,
+    ranking_query_from,
+)
 
 PAGE_SIZE = 50
 PROVIDER_LABELS = dict(Provider.choices)
@@ -65,10 +76,13 @@ def _cleaned_params(request: HttpRequest) -> QueryDict:
 _FROM_REQUEST = object()
 
 
-def ranking_query(request: HttpRequest, *, default_period: str = "month", team_id=_FROM_REQUEST) -> RankingQuery:
+def ranking_query(
+    request: HttpRequest, *, default_period: str = "month", team_id=_FROM_REQUEST, allowance_metric: bool = False
+) -> RankingQuery:
     """The validated query; each bad parameter is dropped with a warning message, keeping the rest. A page that
     ranks with a team filter of its own (its team, or none) passes it as `team_id`: ranking by cost is checked
-    against the ranking the page computes, never against a team parameter it then replaces."""
+    against the ranking the page computes, never against a team parameter it then replaces. The allowance
+    metric only where `allowance_metric` (the people board); elsewhere it reads as total tokens."""
     params = _cleaned_params(request)
     for _attempt in range(6):
         try:
@@ -91,6 +105,11 @@ def ranking_query(request: HttpRequest, *, default_period: str = "month", team_i
         query = replace(query, team_id=team_id)
     if query.metric == "cost_usd" and not can_rank_by_cost(viewer_for(request.user), query.team_id):
         messages.warning(request, f"Ranked by total tokens instead — {COST_RANKING_REFUSED}")
+        query = replace(query, metric="total_tokens")
+    if query.metric == ALLOWANCE_METRIC and not allowance_metric:
+        query = replace(query, metric="total_tokens")
+    elif query.metric == ALLOWANCE_METRIC and not can_rank_by_allowance(viewer_for(request.user), query.team_id):
+        messages.warning(request, f"Ranked by total tokens instead — {ALLOWANCE_RANKING_REFUSED}")
         query = replace(query, metric="total_tokens")
     return query
 
@@ -145,10 +164,11 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
     return {
         "query": query,
         "periods": PERIOD_LABELS,
-        "metrics": METRIC_LABELS
+        # Engineers may not rank by cost or allowance (usage.access), so those are not offered to them.
+        "metrics": {**METRIC_LABELS, ALLOWANCE_METRIC: ALLOWANCE_METRIC_LABEL}
         if may_choose_cost_ranking(viewer)
         else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
-        "metric_label": METRIC_LABELS[query.metric],
+        "metric_label": METRIC_LABELS.get(query.metric, ALLOWANCE_METRIC_LABEL),
         "has_previous_window": query.window.previous() is not None,
         "viewer": viewer,
         "freshness": standings_freshness(),
@@ -222,7 +242,17 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
     """People ranked for the window; 50 a page, the viewer's own row pinned below when it is on another
     page; ?format=csv exports every row."""
     viewer = viewer_for(request.user)
-    query = ranking_query(request)
+    query = ranking_query(request, allowance_metric=True)
+    if query.metric == ALLOWANCE_METRIC:
+        if request.GET.get("format") == "csv":
+            return allowance_ranking_csv(query, viewer)
+        context = _base_context(request, query, viewer)
+        context.update(
+            allowance_ranking_context(query, viewer, _page_number(request)),
+            export_url=f"{reverse('people-ranking')}?{_as_querystring(query, format='csv')}",
+            table_template="leaderboard/_allowance_table.html",
+        )
+        return _render(request, "leaderboard/people.html", "leaderboard/_allowance_table.html", context)
     standings = people_ranking(query, viewer)
     if request.GET.get("format") == "csv":
         return _people_csv(query, standings)
@@ -383,6 +413,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
             ],
             provenance_api=f"{reverse('api-v1:person-usage', args=[person.pk])}?{_as_querystring(query)}",
         )
+    context.update(person_budget_context(viewer, person))
     return _render(request, "leaderboard/person.html", "leaderboard/person.html", context)
 
 
@@ -449,6 +480,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             model_mix=models,
             family_mix=families,
             provider_mix=providers,
+            **team_budget_summary(team.pk),
         )
     return _render(request, "leaderboard/team.html", "leaderboard/team.html", context)
 
@@ -523,6 +555,11 @@ def profile_page(request: HttpRequest) -> HttpResponse:
                 else f"Other engineers now see you as “{person.pseudonym}”.",
             )
             return redirect("profile")
+        if action == "digest" and person is not None:
+            wanted = request.POST.get("weekly_digest") == "on"
+            NotificationPreference.objects.update_or_create(person=person, defaults={"weekly_digest": wanted})
+            messages.success(request, "You get the weekly digest." if wanted else "No more weekly digests.")
+            return redirect("profile")
         if action == "create_token":
             name = request.POST.get("name", "").strip()[:100] or "token"
             days = request.POST.get("days", "")
@@ -547,6 +584,8 @@ def profile_page(request: HttpRequest) -> HttpResponse:
         "now": timezone.now(),
         "new_token": new_token,
         "viewer": viewer,
+        "weekly_digest": person is None
+        or not NotificationPreference.objects.filter(person=person, weekly_digest=False).exists(),
     }
     response = render(request, "leaderboard/profile.html", context)
     if new_token:

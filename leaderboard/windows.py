@@ -22,6 +22,10 @@ from usage.periods import (  # noqa: F401  (re-exported: the read side names win
 )
 from usage.services.catalog import model_canonical
 
+# Ranks people by the share of their own allowance used (leaderboard.budgets): not a stored figure, so it is
+# offered on the people board and its API only.
+ALLOWANCE_METRIC = "allowance_used"
+ALLOWANCE_METRIC_LABEL = "Allowance used (%)"
 MAX_ID = 2**63 - 1  # ids are 64-bit; a larger number would fail in the database, not as a bad parameter
 
 
@@ -89,8 +93,8 @@ def ranking_query_from(params: QueryDict, *, default_period: str = "month") -> R
     if period not in PERIODS:
         raise QueryError("period", f"unknown period {period!r}; allowed: {', '.join(PERIODS)}")
     metric = params.get("metric", "").strip() or "total_tokens"
-    if metric not in METRICS:
-        raise QueryError("metric", f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+    if metric not in METRICS and metric != ALLOWANCE_METRIC:
+        raise QueryError("metric", f"unknown metric {metric!r}; allowed: {', '.join((*METRICS, ALLOWANCE_METRIC))}")
     anchor = _date_param(params, "date") or org_today()
     start, end = _date_param(params, "start"), _date_param(params, "end")
     if period != "custom" and (start or end):

@@ -245,3 +245,47 @@ def sso_admin(groups) -> bool | None:
     if isinstance(groups, str):
         groups = [groups]
     return bool(admin_groups.intersection(str(group) for group in groups or ()))
+
+
+# --- Allowances and budgets (issue 13): they follow the rules of cost ----------------------------------------
+
+
+def can_see_allowance(viewer: Viewer, person_id: int) -> bool:
+    """A person's allowance and burn: the person, their managers and admins — never other engineers."""
+    return can_see_person_detail(viewer, person_id)
+
+
+def can_see_team_budget(viewer: Viewer, team_id: int) -> bool:
+    return can_see_team_detail(viewer, team_id)
+
+
+def can_rank_by_allowance(viewer: Viewer, team_id: int | None) -> bool:
+    """The order of allowance use reveals it like the order of cost does, so the same rule applies."""
+    return can_rank_by_cost(viewer, team_id)
+
+
+ALLOWANCE_RANKING_REFUSED = (
+    "ranking by allowance used is for admins, and for managers within a team they manage (choose the team)"
+)
+
+
+def can_manage_budgets(viewer: Viewer) -> bool:
+    return viewer.is_admin
+
+
+def visible_allowance_owner_ids(viewer: Viewer) -> tuple[set[int] | None, set[int] | None]:
+    """(person ids, team ids) whose allowances and budgets the viewer may read; None means all (admins)."""
+    if viewer.is_admin:
+        return None, None
+    people = set(viewer.managed_person_ids())
+    if viewer.person is not None:
+        people.add(viewer.person.pk)
+    return people, set(viewer.managed_team_ids)
+
+
+def viewer_for_person(person: Person) -> Viewer:
+    """What a person sees when logged in, for what is mailed to them (digests follow the pages' rules)."""
+    if person.user is not None:
+        return viewer_for(person.user)
+    direct = list(person.managed_teams.values_list("id", flat=True))
+    return Viewer(user=None, person=person, is_admin=False, managed_team_ids=frozenset(team_subtree_ids(direct)))

@@ -448,3 +448,57 @@ def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Pa
         path.write_text(content)
         paths.append(path)
     return org_path, paths
+
+
+def _two_figures(value: float) -> int:
+    """A round allowance: two significant figures."""
+    if value <= 0:
+        return 0
+    digits = len(str(int(value))) - 2
+    return int(round(value / 10**digits) * 10**digits) if digits > 0 else int(round(value))
+
+
+def demo_budgets(today: date, manager_team_id: int | None) -> list[str]:
+    """Allowances and a team budget sized from the demo's own usage (its daily rollups), so the burn-down, the
+    allowance-used ranking and the digest show real content: Engineering and Research get a team default a
+    little above last month's median person, the three biggest users their own allowance, and the demo
+    manager's team a budget of last month's total. Operations has none, so its people are listed apart."""
+    # Imported here: writing the export files above needs no database.
+    from django.db.models import Sum
+
+    from usage.models import DailyRollup, Person, Team
+    from usage.periods import window_for
+    from usage.services.budgets import allowance_save, budget_save
+
+    last_month = window_for("month", today.replace(day=1) - timedelta(days=1))
+    rollups = DailyRollup.objects.filter(day__gte=last_month.start, day__lte=last_month.end, person__isnull=False)
+    monthly = dict(
+        rollups.values_list("person_id").annotate(tokens=Sum("total_tokens")).values_list("person_id", "tokens")
+    )
+    if not monthly:
+        return []
+    ranked = sorted(monthly.values())
+    median = ranked[len(ranked) // 2]
+    # Early in a month its burn-down has hardly a day to show: then the demo's limits are quarterly.
+    period, months = ("month", 1) if today.day >= 8 else ("quarter", 3)
+    done = []
+    for name in ("Engineering", "Research"):
+        team = Team.objects.filter(name=name, parent__isnull=True).first()
+        if team is not None:
+            tokens = _two_figures(median * 1.5 * months)
+            allowance_save(team=team, period=period, tokens=tokens, start=last_month.start)
+            done.append(f"{name}: default allowance {tokens:,} tokens a {period}")
+    for person_id, tokens in sorted(monthly.items(), key=lambda item: -item[1])[:3]:
+        allowance_save(
+            person=Person.objects.get(pk=person_id), tokens=_two_figures(tokens * 1.1), start=last_month.start
+        )
+    done.append("the three biggest users: their own allowance")
+    if manager_team_id is not None:
+        team_tokens = rollups.filter(team_id=manager_team_id).aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
+        budget_save(
+            team=Team.objects.get(pk=manager_team_id),
+            tokens=_two_figures(team_tokens) or 1_000_000,
+            start=last_month.start,
+        )
+        done.append(f"team budget of {_two_figures(team_tokens):,} tokens a month for the demo manager's team")
+    return done

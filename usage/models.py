@@ -700,3 +700,129 @@ class ModelAlias(models.Model):
     def save(self, *args, **kwargs):
         self.spelling = self.spelling.strip().lower()
         super().save(*args, **kwargs)
+
+
+# --- Allowances, budgets, alerts and digests (issue 13) -------------------------------------------------------
+
+
+class BudgetPeriod(models.TextChoices):
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+
+
+def _budget_constraints(prefix: str) -> list:
+    return [
+        models.CheckConstraint(
+            condition=Q(tokens__isnull=False) | Q(usd__isnull=False), name=f"{prefix}_tokens_or_usd"
+        ),
+        models.CheckConstraint(
+            condition=Q(tokens__isnull=True) | Q(tokens__gte=0), name=f"{prefix}_tokens_not_negative"
+        ),
+        models.CheckConstraint(condition=Q(usd__isnull=True) | Q(usd__gte=0), name=f"{prefix}_usd_not_negative"),
+        models.CheckConstraint(
+            condition=Q(end__isnull=True) | Q(end__gte=models.F("start")), name=f"{prefix}_end_after_start"
+        ),
+    ]
+
+
+class Allowance(models.Model):
+    """What a person may use per period, in tokens and/or USD, effective-dated like memberships. On a person it
+    is an override; on a team it is the default of everyone in its subtree without a nearer one
+    (usage.services.budgets.allowances_on)."""
+
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.CASCADE, related_name="allowances")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="allowances")
+    period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTH)
+    tokens = models.BigIntegerField(null=True, blank=True)
+    usd = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    start = models.DateField()
+    end = models.DateField(null=True, blank=True, help_text="Last day it applies; empty = current.")
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [
+            *_budget_constraints("allowance"),
+            models.CheckConstraint(
+                condition=Q(person__isnull=True, team__isnull=False) | Q(person__isnull=False, team__isnull=True),
+                name="allowance_person_xor_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"allowance of {self.person or self.team} from {self.start}"
+
+
+class TeamBudget(models.Model):
+    """A team subtree's budget per period, with the percentages at which its managers are alerted and an
+    optional Slack incoming webhook (encrypted at rest like provider keys: anyone holding it can post)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="budgets")
+    period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTH)
+    tokens = models.BigIntegerField(null=True, blank=True)
+    usd = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    thresholds = models.JSONField(default=list, blank=True, help_text="Percentages, e.g. [50, 80, 100].")
+    encrypted_slack_webhook = models.BinaryField(blank=True, default=b"", editable=False)
+    start = models.DateField()
+    end = models.DateField(null=True, blank=True, help_text="Last day it applies; empty = current.")
+
+    class Meta:
+        ordering = ["team", "start"]
+        constraints = _budget_constraints("team_budget")
+
+    def __str__(self) -> str:
+        return f"budget of {self.team} from {self.start}"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # Crossed together with a higher threshold: recorded (so it never fires later) but only the higher one is sent.
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class Notification(models.Model):
+    """One alert or digest to one recipient, written before it is sent. Its natural key (channel, recipient,
+    subject, trigger, period) is unique, so a re-run or a retried task never sends the same thing twice."""
+
+    channel = models.CharField(max_length=10, choices=[("email", "Email"), ("slack", "Slack")])
+    recipient = models.CharField(max_length=254, help_text="An email address, or the team's Slack channel.")
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject_kind = models.CharField(
+        max_length=10, choices=[("person", "Person"), ("team", "Team"), ("digest", "Digest")]
+    )
+    subject_id = models.BigIntegerField()
+    trigger = models.CharField(max_length=20, help_text="A threshold percentage, 'forecast' or 'weekly'.")
+    period_start = models.DateField()
+    title = models.CharField(max_length=300)
+    reason = models.TextField()
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "recipient", "subject_kind", "subject_id", "trigger", "period_start"],
+                name="notification_once_per_period",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient}: {self.title} ({self.status})"
+
+
+class NotificationPreference(models.Model):
+    """A person's choice about the weekly digest (budget alerts to managers cannot be turned off)."""
+
+    person = models.OneToOneField(Person, on_delete=models.CASCADE, related_name="notification_preference")
+    weekly_digest = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.person}: digest {'on' if self.weekly_digest else 'off'}"

@@ -39,4 +39,10 @@ PERIODIC_TASKS: list[PeriodicTaskSpec] = [
         cron="30 3 * * *",
         description="Delete audit trail entries older than TOKENBOARD_AUDIT_RETENTION_DAYS (0 keeps them).",
     ),
+    PeriodicTaskSpec(
+        name="weekly digest",
+        task="leaderboard.send_weekly_digest",
+        cron="0 9 * * 1",
+        description="Monday 09:00 in the org's time zone: each person's weekly digest email (issue 13).",
+    ),
 ]

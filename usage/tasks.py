@@ -2,6 +2,7 @@ import logging
 
 from celery import shared_task
 
+from usage import queue
 from usage.models import ImportBatch
 from usage.services.imports import import_batch_process
 from usage.services.standings import standings_refresh
@@ -65,6 +66,20 @@ def refresh_standings(self) -> None:
     a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left."""
     if standings_refresh() is None:
         raise self.retry(countdown=5)
+    # Budget alerts read the fresh standings; in their own task, so a failing alert never fails a refresh.
+    queue.send_on_commit("leaderboard.evaluate_budget_alerts")
+
+
+@shared_task(name="usage.deliver_notification", bind=True, acks_late=True, ignore_result=True, max_retries=5)
+def deliver_notification(self, notification_id: int) -> None:
+    """Send one recorded alert or digest. Idempotent (usage.services.notifications claims it before sending); a
+    failed send is recorded on the notification log and retried with backoff."""
+    from usage.services.notifications import DeliveryFailed, notification_deliver, retry_delay
+
+    try:
+        notification_deliver(notification_id)
+    except DeliveryFailed as error:
+        raise self.retry(countdown=retry_delay(self.request.retries), exc=error) from error
 
 
 @shared_task(name="usage.purge_audit", ignore_result=True)

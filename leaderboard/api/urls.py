@@ -4,11 +4,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from . import audit, catalog, connections, views
+from . import audit, budgets, catalog, connections, views
 
 router = SimpleRouter()
 router.register("imports", views.ImportViewSet, basename="import")
 router.register("identities", views.IdentityViewSet, basename="identity")
+router.register("allowances", budgets.AllowanceViewSet, basename="allowance")
+router.register("budgets", budgets.TeamBudgetViewSet, basename="budget")
 
 # Routes of /api/v1/ (URL names are namespaced "api-v1:").
 v1_patterns = [
@@ -16,6 +18,7 @@ v1_patterns = [
     path("leaderboard/teams/", views.TeamsRankingView.as_view(), name="leaderboard-teams"),
     path("people/<int:pk>/", views.PersonDetailView.as_view(), name="person-detail"),
     path("people/<int:pk>/usage/", views.PersonUsageView.as_view(), name="person-usage"),
+    path("people/<int:pk>/allowance/", budgets.PersonAllowanceView.as_view(), name="person-allowance"),
     path("teams/<int:pk>/", views.TeamDetailView.as_view(), name="team-detail"),
     path("teams/<int:pk>/usage/", views.TeamUsageView.as_view(), name="team-usage"),
     path("usage/", views.UsageListView.as_view(), name="usage-list"),

@@ -13,6 +13,9 @@ ask usage.access who may see what, call a selector, render. Role outcomes per en
 | usage | 403 | records of their subtree's people; a person, identity or team outside it is 403 | all |
 | imports, identities | 403 | 403 | all |
 | metric=cost_usd (leaderboards, people/{id}, teams/{id}) | 403 | with a team filter they manage, else 403 | all |
+| leaderboard/people?metric=allowance_used | 403 | with `team` = a team they manage, else 403 | all |
+| allowances, budgets (leaderboard.api.budgets) | own allowance | their subtree's people and teams; writes 403 | all, and writes |
+| people/{id}/allowance | own only, else 403 | their subtree's people, else 403 | all |
 
 People and teams are visible in the rankings to everyone, so an unknown id is a 404 and a known one outside
 one's role a 403. The admin-only endpoints answer 403 before looking anything up, so they disclose nothing.
@@ -40,24 +43,27 @@ from drf_spectacular.utils import (
 )
 from redis.exceptions import RedisError
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from leaderboard.budgets import allowance_ranking, allowance_ranking_day
 from leaderboard.insights import team_members, team_shared_usage
 from leaderboard.provenance import person_provenance
 from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
 from leaderboard.series import GROUPINGS, usage_series
-from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
+from leaderboard.windows import ALLOWANCE_METRIC, METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
 from usage.access import (
+    ALLOWANCE_RANKING_REFUSED,
     IsTokenboardAdmin,
     access_person,
     access_person_detail,
     access_team,
     access_team_detail,
+    can_rank_by_allowance,
     person_display_name,
     require_cost_ranking,
     team_subtree_ids,
@@ -67,6 +73,7 @@ from usage.access import (
 from usage.figures import TOTALS_COLUMNS
 from usage.models import Identity, IdentityAttribution, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
+from usage.periods import org_today
 from usage.services.identities import (
     identity_assign,
     identity_assignment_question,
@@ -143,6 +150,15 @@ WINDOW_PARAMS = [
 METRIC_PARAM = OpenApiParameter(
     "metric", OpenApiTypes.STR, enum=list(METRICS), description="What to rank on (default `total_tokens`)."
 )
+PEOPLE_METRIC_PARAM = OpenApiParameter(
+    "metric",
+    OpenApiTypes.STR,
+    enum=[*METRICS, ALLOWANCE_METRIC],
+    description="What to rank on (default `total_tokens`). `allowance_used`: the share of each person's own "
+    "allowance used in its current period (admins; managers with `team` set to a team they manage); people "
+    "without an allowance follow with `rank` null. Its rows carry `allowance_used`, `period`, `allowance_*` and "
+    "`used_*` instead of the totals.",
+)
 RANKING_PARAMS = [*WINDOW_PARAMS, METRIC_PARAM]
 GROUP_BY_PARAM = OpenApiParameter(
     "group_by", OpenApiTypes.STR, enum=list(GROUPINGS), description="Split of the series (default `model`)."
@@ -155,12 +171,15 @@ PER_CAPITA_PARAM = OpenApiParameter(
 )
 
 
-def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
-    """The shared ranking parameters, validated (leaderboard.windows); a bad one is a 400 that names it."""
+def ranking_query(request, *, default_period: str = "month", allowance_metric: bool = False) -> RankingQuery:
+    """The shared ranking parameters, validated (leaderboard.windows); a bad one is a 400 that names it.
+    `metric=allowance_used` ranks people only (leaderboard/people)."""
     try:
         query = ranking_query_from(request.query_params, default_period=default_period)
     except QueryError as error:
         raise ValidationError({error.param: [error.message]}) from None
+    if query.metric == ALLOWANCE_METRIC and not allowance_metric:
+        raise ValidationError({"metric": [f"{ALLOWANCE_METRIC} ranks people only: use /api/v1/leaderboard/people/"]})
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         raise ValidationError({"team": [f"no team with id {query.team_id}"]})
     return query
@@ -254,16 +273,48 @@ class PeopleRankingView(GenericAPIView):
         "`cost_usd` appear only where the caller may see that person's detail (themselves; managers for their "
         "subtree; admins). Opted-out people appear to others under their stable pseudonym. Only usage of "
         "identities assigned to a person is ranked.",
-        parameters=[*RANKING_PARAMS, SEARCH_PARAM],
+        parameters=[*WINDOW_PARAMS, PEOPLE_METRIC_PARAM, SEARCH_PARAM],
         responses={200: PersonStandingSerializer(many=True), **COMMON_ERRORS},
         tags=["leaderboard"],
     )
     def get(self, request):
-        query = cost_checked(ranking_query(request), viewer_for(request.user))
+        query = cost_checked(ranking_query(request, allowance_metric=True), viewer_for(request.user))
+        if query.metric == ALLOWANCE_METRIC:
+            return self._by_allowance_used(request, query)
         standings = people_ranking(query, viewer_for(request.user))
         page = self.paginate_queryset(standings)
         data = [person_standing_dict(s) for s in page]
         return self.get_paginated_response(self.get_serializer(data, many=True).data)
+
+    def _by_allowance_used(self, request, query):
+        """People with an allowance ranked by the share used in their current period (the period containing the
+        window's last day, up to today); then everyone without one, with `rank` and `allowance_used` null."""
+        viewer = viewer_for(request.user)
+        if not can_rank_by_allowance(viewer, query.team_id):
+            raise PermissionDenied(f"metric={ALLOWANCE_METRIC}: {ALLOWANCE_RANKING_REFUSED}")
+        ranked, apart = allowance_ranking(
+            allowance_ranking_day(query.window, org_today()), viewer, team_id=query.team_id, search=query.search
+        )
+        page = self.paginate_queryset([*ranked, *apart])
+        return self.get_paginated_response([allowance_standing_dict(s) for s in page])
+
+
+def allowance_standing_dict(standing) -> dict:
+    person = {"id": standing.person_id, "display_name": standing.display_name}
+    if standing.email is not None:
+        person["email"] = standing.email
+    person["team"] = _team_ref(standing.team_id, standing.team_name)
+    visible = standing.email is not None and standing.burn is not None
+    return {
+        "rank": standing.rank,
+        "person": person,
+        "allowance_used": standing.used_percent if visible else None,
+        "period": _window(standing.period) if visible else None,
+        "allowance_tokens": standing.allowance.tokens if visible else None,
+        "allowance_usd": standing.allowance.usd if visible else None,
+        "used_tokens": standing.burn.used_tokens if visible else None,
+        "used_usd": standing.burn.used_usd if visible else None,
+    }
 
 
 def team_standing_dict(standing) -> dict:

@@ -1,4 +1,5 @@
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
@@ -18,6 +19,10 @@ def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys
     assert midnight.task == "usage.refresh_standings"
     assert (midnight.crontab.minute, midnight.crontab.hour) == ("1", "0")
     assert tasks["sweep imports"] == "usage.sweep_imports"
+    digest = PeriodicTask.objects.get(name="weekly digest")  # Monday 09:00, org time zone
+    assert digest.task == "leaderboard.send_weekly_digest"
+    assert (digest.crontab.minute, digest.crontab.hour, digest.crontab.day_of_week) == ("0", "9", "1")
+    assert digest.crontab.timezone.key == settings.TIME_ZONE
     assert PeriodicTask.objects.count() == 4
 
 

@@ -31,6 +31,14 @@ MATRIX = [
     ("get", "/api/v1/identities/?assigned=false", (403, 403, 403, 200)),
     ("patch", "/api/v1/identities/{identity}/", (403, 403, 403, 200)),
     ("patch", "/api/v1/identities/999999/", (403, 403, 403, 404)),
+    # Issue 13: allowances and budgets follow cost.
+    ("get", "/api/v1/allowances/", (200, 200, 200, 200)),
+    ("get", "/api/v1/budgets/", (200, 200, 200, 200)),
+    ("get", "/api/v1/people/{infra_engineer}/allowance/", (200, 200, 403, 200)),
+    ("get", "/api/v1/people/{product_engineer}/allowance/", (403, 403, 200, 200)),
+    ("get", "/api/v1/people/999999/allowance/", (404, 404, 404, 404)),
+    ("get", "/api/v1/leaderboard/people/?metric=allowance_used", (403, 403, 403, 200)),
+    ("get", "/api/v1/leaderboard/people/?metric=allowance_used&team={platform}", (403, 200, 403, 200)),
     ("get", "/api/schema/", (200, 200, 200, 200)),
     ("get", "/api/docs/", (200, 200, 200, 200)),
 ]

@@ -6,8 +6,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from usage.demo import demo_exports
-from usage.models import ImportSource, ImportStatus, Person, Team
+from usage import queue
+from usage.demo import demo_budgets, demo_exports
+from usage.models import Allowance, ImportSource, ImportStatus, Person, Team, TeamBudget
+from usage.periods import org_today
 from usage.services.imports import import_batch_create, import_batch_process, import_summary
 from usage.services.org import org_import
 from usage.services.standings import standings_refresh
@@ -25,6 +27,8 @@ class Command(BaseCommand):
         if settings.IS_PRODUCTION:
             raise CommandError("seed_demo refuses to run with the production settings")
         if if_empty and Person.objects.exists():
+            if not (Allowance.objects.exists() or TeamBudget.objects.exists()):  # a demo from before issue 13
+                self._demo_budgets()
             self.stdout.write("demo data already present; skipping (run seed_demo without --if-empty to refresh)")
             return
         with tempfile.TemporaryDirectory() as folder:
@@ -44,7 +48,15 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"standings: {refreshed.days} days, {refreshed.windows} windows, {refreshed.seconds:.1f} s"
             )
+        self._demo_budgets()
         self.stdout.write("demo logins (password 'tokenboard'): admin, manager, engineer")
+        self.stdout.write("weekly digest preview: python manage.py send_digest --dry-run")
+
+    def _demo_budgets(self) -> None:
+        manager_team = Team.objects.filter(managers__user__username="manager").order_by("pk").first()
+        for line in demo_budgets(org_today(), manager_team.pk if manager_team else None):
+            self.stdout.write(f"budgets: {line}")
+        queue.send_on_commit("leaderboard.evaluate_budget_alerts")  # the worker records and sends the alerts due
 
     @transaction.atomic
     def _demo_logins(self) -> None:

@@ -1,0 +1,25 @@
+"""Tasks of the read side: budget alerts after a standings refresh, and the weekly digest (issue 13)."""
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="leaderboard.evaluate_budget_alerts", acks_late=True, ignore_result=True)
+def evaluate_budget_alerts() -> None:
+    """Queued after every standings refresh: record and queue the alerts now due (each is sent once)."""
+    from .alerts import budget_alerts_evaluate
+
+    queued = budget_alerts_evaluate()
+    if queued:
+        logger.info("budget alerts: %d queued", len(queued))
+
+
+@shared_task(name="leaderboard.send_weekly_digest", acks_late=True, ignore_result=True)
+def send_weekly_digest() -> None:
+    """Beat: Monday 09:00 in the org's time zone. Records each person's digest once and queues its delivery."""
+    from .digest import digests_send
+
+    digests_send()
