@@ -45,7 +45,16 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from tests.factories import ImportBatchFactory, person_in_team, usage_for
-from usage.models import ColumnMapping, Identity, Person
+from usage.models import (
+    Allowance,
+    CatalogModel,
+    ColumnMapping,
+    Identity,
+    ModelAlias,
+    Person,
+    SourcePrecedence,
+    TeamBudget,
+)
 from usage.services.connections import connection_create
 
 ROLES = ("anonymous", "engineer", "manager_a", "manager_b", "admin")
@@ -241,6 +250,43 @@ MATRIX: dict[str, list[Case]] = {
     "api-v1:identity-detail": [
         Case((401, 403, 403, 403, 200), kwargs={"pk": "identity"}, method="patch", data="assign_json")
     ],
+    "api-v1:audit-list": [Case(ADMIN_API), Case(ADMIN_API, query="event=login")],
+    "api-v1:model-list": [Case(API)],
+    "api-v1:model-unmapped": [Case(ADMIN_API)],
+    "api-v1:person-allowance": [
+        Case((401, 200, 200, 403, 200), kwargs={"pk": "ivy"}),
+        Case((401, 403, 200, 403, 200), kwargs={"pk": "igor"}),
+        Case((401, 403, 403, 200, 200), kwargs={"pk": "paul"}),
+    ],
+    "api-v1:allowance-list": [Case(API)],
+    "api-v1:allowance-detail": [Case((401, 200, 200, 404, 200), kwargs={"pk": "allowance"})],
+    "api-v1:allowance-import-csv": [Case((401, 403, 403, 403, 400), method="post")],
+    "api-v1:budget-list": [Case(API)],
+    "api-v1:budget-detail": [Case((401, 404, 200, 404, 200), kwargs={"pk": "budget"})],
+    # --- pages of issues 10, 11 and 13 -------------------------------------------------------------------
+    "source-precedence": [Case(ADMIN_PAGE)],
+    "source-precedence-delete": [Case((302, 403, 403, 403, 302), kwargs={"pk": "precedence"}, method="post")],
+    "reconciliation": [Case(ADMIN_PAGE), Case(ADMIN_PAGE, query="month=2026-09")],
+    "identity-attribution": [
+        Case((302, 403, 403, 403, 302), kwargs={"pk": "identity"}, method="post", data="attribution_form")
+    ],
+    "model-catalog": [Case(ADMIN_PAGE)],
+    "catalog-model-create": [Case((302, 403, 403, 403, 302), method="post", data="catalog_model_form")],
+    "catalog-model-edit": [
+        Case((302, 403, 403, 403, 302), kwargs={"pk": "catalog_model"}, method="post", data="catalog_model_form")
+    ],
+    "catalog-model-delete": [Case((302, 403, 403, 403, 302), kwargs={"pk": "catalog_model"}, method="post")],
+    "model-alias-save": [Case((302, 403, 403, 403, 302), method="post", data="alias_form")],
+    "model-alias-delete": [Case((302, 403, 403, 403, 302), kwargs={"pk": "alias"}, method="post")],
+    "audit-log": [Case(ADMIN_PAGE), Case(ADMIN_PAGE, query="format=csv")],
+    "sso-login": [Case((404, 404, 404, 404, 404))],  # single sign-on is not configured in tests
+    "sso-callback": [Case((404, 404, 404, 404, 404))],
+    "budgets": [Case(ADMIN_PAGE)],
+    "notifications": [Case(ADMIN_PAGE)],
+    "team-budget": [
+        Case((302, 403, 200, 403, 200), kwargs={"team_id": "platform"}),
+        Case((302, 403, 403, 200, 200), kwargs={"team_id": "product"}),
+    ],
     "api-schema": [Case(API)],
     "api-docs": [Case(API)],
 }
@@ -315,6 +361,10 @@ def world(org):
     batch = ImportBatchFactory(status="failed", original_name="broken.csv")
     connection = connection_create(provider="openai", name="OpenAI org", api_key="sk-role-matrix-secret")
     ColumnMapping.objects.create(name="mapping", columns={"day": "Date"})
+    catalog_model = CatalogModel.objects.create(name="Role Matrix 1", family="Role Matrix", vendor="Test")
+    alias = ModelAlias.objects.create(spelling="role-matrix-1-beta", model=catalog_model)
+    allowance = Allowance.objects.create(person=people["ivy"], tokens=10_000_000, start=today.replace(day=1))
+    budget = TeamBudget.objects.create(team=org["platform"], tokens=50_000_000, thresholds=[50, 80, 100], start=today)
     ids = {name: person.pk for name, person in people.items()}
     ids.update({team: org[team].pk for team in TEAMS})
     ids.update(
@@ -324,6 +374,11 @@ def world(org):
             "identity": Identity.objects.filter(person=people["ivy"]).first().pk,
             "paul_identity": Identity.objects.filter(person=people["paul"]).first().pk,
             "admin_user": org["admin"].pk,
+            "precedence": SourcePrecedence.objects.first().pk,
+            "catalog_model": catalog_model.pk,
+            "alias": alias.pk,
+            "allowance": allowance.pk,
+            "budget": budget.pk,
         }
     )
     users = {
@@ -347,7 +402,10 @@ def request_body(name: str, ids: dict):
         "": {},
         "upload": {"file": SimpleUploadedFile("usage.json", b'{"object":"page","data":[]}')},
         "assign_form": {"target": ids["pat"]},
-        "assign_json": json.dumps({"person": ids["pat"]}),
+        "assign_json": json.dumps({"person": ids["pat"], "confirm": True}),
+        "attribution_form": {"attribution": "service"},
+        "catalog_model_form": {"name": "Role Matrix 2", "family": "Role Matrix", "vendor": "Test"},
+        "alias_form": {"spelling": "role-matrix-2-beta", "model": ids["catalog_model"]},
     }
     return bodies[name]
 
