@@ -323,8 +323,8 @@ def fill(people: int, days: list[date], params: dict, name: str) -> dict:
         copy_rows(
             cursor,
             "usage_identity",
-            "id, provider, kind, value, person_id, created_at, owner_email, label",
-            [(*row, "", "") for row in plan["identities"]],
+            "id, provider, kind, value, person_id, created_at, owner_email, label, attribution, owner_user_id",
+            [(*row, "", "", "personal", "") for row in plan["identities"]],
         )
         for table in ("usage_team", "usage_person", "usage_membership", "usage_identity"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")

@@ -23,7 +23,18 @@ def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys
     assert digest.task == "leaderboard.send_weekly_digest"
     assert (digest.crontab.minute, digest.crontab.hour, digest.crontab.day_of_week) == ("0", "9", "1")
     assert digest.crontab.timezone.key == settings.TIME_ZONE
-    assert PeriodicTask.objects.count() == 4
+    assert tasks["purge old audit entries"] == "usage.purge_audit"
+    # Declared once each, however often it runs: the schedules and the connection's pull.
+    assert sorted(tasks) == sorted(
+        [
+            "scan drop folder",
+            f"connection:{connection.name}",
+            "move rolling windows at midnight",
+            "sweep imports",
+            "weekly digest",
+            "purge old audit entries",
+        ]
+    )
 
 
 @pytest.mark.django_db
