@@ -11,7 +11,9 @@ FERNET_KEY = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PROVIDER_KEY_ENCRYPTION_KEYS")}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is the browser tests' (set when they are collected); a deployment never has it.
+    ignored = ("SECRET_KEY", "PROVIDER_KEY_ENCRYPTION_KEYS", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    clean = {k: v for k, v in os.environ.items() if k not in ignored}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
