@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -558,7 +558,14 @@ class UsageListView(GenericAPIView):
                     raise PermissionDenied(f"Identity {identity_id} does not belong to someone in a team you manage.")
             if query.team_id is not None and query.team_id not in viewer.managed_team_ids:
                 raise PermissionDenied(f"Team {query.team_id} is not in a subtree you manage.")
-            records = records.filter(identity__person_id__in=managed)
+            # Their people's records, and the shared identities of their teams (counted in those teams' totals).
+            records = records.filter(
+                Q(identity__person_id__in=managed)
+                | Q(
+                    identity__attribution=IdentityAttribution.SHARED,
+                    identity__shared_team_id__in=viewer.managed_team_ids,
+                )
+            )
         records = self.filter_queryset(records).select_related("identity", "identity__person").order_by("-day", "pk")
         page = self.paginate_queryset(records)
         data = [self._record(r) for r in page]

@@ -133,6 +133,9 @@ def test_shared_counts_for_the_team_only_and_service_for_no_one_on_pages_and_api
     assert sum(m["total_tokens"] for m in detail["member_list"]) == 1000
     records = admin_api.get("/api/v1/usage/", {**window, "team": platform.pk}).json()["results"]
     assert sum(r["total_tokens"] for r in records) == 6000  # the records behind the team's total
+    manager = client_for(org["platform_manager"].user)
+    records = manager.get("/api/v1/usage/", {**window, "team": platform.pk}).json()["results"]
+    assert sum(r["total_tokens"] for r in records) == 6000  # its manager sees the shared records too
     page = admin_client.get(reverse("team", args=[platform.pk]), window).content.decode()
     assert "5,000" in page and "shared" in page.lower()
     identities = admin_client.get(reverse("identities-list")).content.decode()
