@@ -732,7 +732,9 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
         form = IdentityAssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        attribution = data.get("attribution", identity.attribution)
+        # Assigning a person without saying otherwise makes the identity theirs (personal), as on the page.
+        default = IdentityAttribution.PERSONAL if data.get("person") is not None else identity.attribution
+        attribution = data.get("attribution", default)
         if "person" in data and attribution == IdentityAttribution.PERSONAL and not data["confirm"]:
             question = identity_assignment_question(identity, data["person"])
             if question:
@@ -744,7 +746,7 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
         with transaction.atomic():
             if "person" in data:
                 identity_assign(identity=identity, person=data["person"])
-            if "attribution" in data:
+            if attribution != identity.attribution or "team" in data:
                 identity_attribute(identity=identity, attribution=attribution, team=data.get("team"))
         return Response(self._identity(self.get_queryset().get(pk=identity.pk)))
 

@@ -215,3 +215,22 @@ def test_every_kept_window_equals_the_records_summed_directly_with_shared_and_se
         1,
         org["infra_engineer"].pk,
     )
+
+
+@pytest.mark.django_db
+def test_assigning_a_service_identity_to_a_person_makes_it_theirs_after_confirmation(
+    admin_client, admin_api, org, keys, window
+):
+    ci = keys["sk-ci"]
+    admin_api.patch(f"/api/v1/identities/{ci.pk}/", {"attribution": "service"}, format="json")
+    assert (
+        admin_api.patch(
+            f"/api/v1/identities/{ci.pk}/", {"person": org["product_engineer"].pk}, format="json"
+        ).status_code
+        == 409
+    )
+    admin_client.post(
+        reverse("identity-assign", args=[ci.pk]), {"person_id": org["product_engineer"].pk, "confirm": "1"}
+    )
+    assert Identity.objects.get(pk=ci.pk).attribution == "personal"
+    assert people_tokens(admin_api, window) == {"Ivy Infra": 1000, "Paul Product": 27600}
