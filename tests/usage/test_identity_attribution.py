@@ -144,6 +144,10 @@ def test_shared_counts_for_the_team_only_and_service_for_no_one_on_pages_and_api
     by_value = {i["value"]: i for i in api_identity}
     assert by_value["team-key"]["attribution"] == "shared" and by_value["team-key"]["shared_team"]["id"] == platform.pk
     assert by_value["sk-ci"]["attribution"] == "service"
+    services = admin_api.get("/api/v1/identities/", {"attribution": "service"}).json()["results"]
+    assert [i["value"] for i in services] == ["sk-ci"]
+    page = admin_client.get(reverse("identities-list"), {"attribution": "service"}).content.decode()
+    assert "sk-ci" in page and "team-key" not in page
 
 
 @pytest.mark.django_db
