@@ -391,7 +391,7 @@ class PersonUsageView(GenericAPIView):
     @extend_schema(
         operation_id="person_usage",
         summary="A person's usage as a daily time series",
-        description="Daily totals (every day of the window, zeros included) and the split by model or provider. "
+        description="Daily totals (every day of the window, zeros included) and the split by model, model family or provider. "
         "For the person themselves, managers of their subtree and admins; others get 403. Default period: 30d.",
         parameters=[*WINDOW_PARAMS, GROUP_BY_PARAM],
         responses={200: PersonSeriesSerializer, 404: ERROR_404, **COMMON_ERRORS},
