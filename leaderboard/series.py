@@ -14,7 +14,7 @@ GROUPINGS = ("model", "model_family", "provider")
 
 @dataclass
 class Series:
-    """Daily totals over a window, overall and split by model or provider (every day present, zeros included)."""
+    """Daily totals over a window, overall and split by model, model family or provider (every day present, zeros included)."""
 
     window: Window
     group_by: str

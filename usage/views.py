@@ -334,6 +334,8 @@ def identity_assign_view(request, pk: int):
         context["next"] = _safe_next(request, reverse("identities-list"))
         return render(request, "usage/identity_confirm.html", context, status=409)
     identity_assign(identity=identity, person=person)
+    if person is not None and identity.attribution != IdentityAttribution.PERSONAL:
+        identity_attribute(identity=identity, attribution=IdentityAttribution.PERSONAL)  # assigned: the person's
     usage = identity.usage_records.aggregate(tokens=Coalesce(Sum("total_tokens"), 0), records=Count("id"))
     if person is None:
         messages.success(request, f"{identity} is unassigned; its {usage['tokens']:,} tokens count for no one.")

@@ -72,8 +72,11 @@ class IdentityFilter(django_filters.FilterSet):
     )
     provider = django_filters.ChoiceFilter(choices=Provider.choices)
     kind = django_filters.ChoiceFilter(choices=IdentityKind.choices)
+    attribution = django_filters.ChoiceFilter(
+        choices=IdentityAttribution.choices, help_text="personal, shared (a team's) or service (CI, batch)."
+    )
     person = IdFilter(field_name="person_id", help_text="Person id.")
 
     class Meta:
         model = Identity
-        fields = ["assigned", "provider", "kind", "person"]
+        fields = ["assigned", "provider", "kind", "attribution", "person"]

@@ -28,7 +28,7 @@ from dataclasses import replace
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -450,7 +450,7 @@ class PersonUsageView(GenericAPIView):
     @extend_schema(
         operation_id="person_usage",
         summary="A person's usage as a daily time series",
-        description="Daily totals (every day of the window, zeros included) and the split by model or provider. "
+        description="Daily totals (every day of the window, zeros included) and the split by model, model family or provider. "
         "For the person themselves, managers of their subtree and admins; others get 403. Default period: 30d.",
         parameters=[*WINDOW_PARAMS, GROUP_BY_PARAM],
         responses={200: PersonSeriesSerializer, 404: ERROR_404, **COMMON_ERRORS},
@@ -611,7 +611,14 @@ class UsageListView(GenericAPIView):
             team_id=query.team_id,
         )
         if scope is not None:
-            records = records.filter(identity__person_id__in=scope)
+            # Their people's records, and the shared identities of their teams (counted in those teams' totals).
+            records = records.filter(
+                Q(identity__person_id__in=scope)
+                | Q(
+                    identity__attribution=IdentityAttribution.SHARED,
+                    identity__shared_team_id__in=viewer.managed_team_ids,
+                )
+            )
         records = self.filter_queryset(records).select_related("identity", "identity__person").order_by("-day", "pk")
         page = self.paginate_queryset(records)
         data = [self._record(r) for r in page]
@@ -778,7 +785,9 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
         form = IdentityAssignSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        attribution = data.get("attribution", identity.attribution)
+        # Assigning a person without saying otherwise makes the identity theirs (personal), as on the page.
+        default = IdentityAttribution.PERSONAL if data.get("person") is not None else identity.attribution
+        attribution = data.get("attribution", default)
         if "person" in data and attribution == IdentityAttribution.PERSONAL and not data["confirm"]:
             question = identity_assignment_question(identity, data["person"])
             if question:
@@ -790,7 +799,7 @@ class IdentityViewSet(WriteThrottleMixin, mixins.ListModelMixin, viewsets.Generi
         with transaction.atomic():
             if "person" in data:
                 identity_assign(identity=identity, person=data["person"])
-            if "attribution" in data:
+            if attribution != identity.attribution or "team" in data:
                 identity_attribute(identity=identity, attribution=attribution, team=data.get("team"))
         return Response(self._identity(self.get_queryset().get(pk=identity.pk)))
 

@@ -133,6 +133,9 @@ def test_shared_counts_for_the_team_only_and_service_for_no_one_on_pages_and_api
     assert sum(m["total_tokens"] for m in detail["member_list"]) == 1000
     records = admin_api.get("/api/v1/usage/", {**window, "team": platform.pk}).json()["results"]
     assert sum(r["total_tokens"] for r in records) == 6000  # the records behind the team's total
+    manager = client_for(org["platform_manager"].user)
+    records = manager.get("/api/v1/usage/", {**window, "team": platform.pk}).json()["results"]
+    assert sum(r["total_tokens"] for r in records) == 6000  # its manager sees the shared records too
     page = admin_client.get(reverse("team", args=[platform.pk]), window).content.decode()
     assert "5,000" in page and "shared" in page.lower()
     identities = admin_client.get(reverse("identities-list")).content.decode()
@@ -141,6 +144,10 @@ def test_shared_counts_for_the_team_only_and_service_for_no_one_on_pages_and_api
     by_value = {i["value"]: i for i in api_identity}
     assert by_value["team-key"]["attribution"] == "shared" and by_value["team-key"]["shared_team"]["id"] == platform.pk
     assert by_value["sk-ci"]["attribution"] == "service"
+    services = admin_api.get("/api/v1/identities/", {"attribution": "service"}).json()["results"]
+    assert [i["value"] for i in services] == ["sk-ci"]
+    page = admin_client.get(reverse("identities-list"), {"attribution": "service"}).content.decode()
+    assert "sk-ci" in page and "team-key" not in page
 
 
 @pytest.mark.django_db
@@ -212,3 +219,22 @@ def test_every_kept_window_equals_the_records_summed_directly_with_shared_and_se
         1,
         org["infra_engineer"].pk,
     )
+
+
+@pytest.mark.django_db
+def test_assigning_a_service_identity_to_a_person_makes_it_theirs_after_confirmation(
+    admin_client, admin_api, org, keys, window
+):
+    ci = keys["sk-ci"]
+    admin_api.patch(f"/api/v1/identities/{ci.pk}/", {"attribution": "service"}, format="json")
+    assert (
+        admin_api.patch(
+            f"/api/v1/identities/{ci.pk}/", {"person": org["product_engineer"].pk}, format="json"
+        ).status_code
+        == 409
+    )
+    admin_client.post(
+        reverse("identity-assign", args=[ci.pk]), {"person_id": org["product_engineer"].pk, "confirm": "1"}
+    )
+    assert Identity.objects.get(pk=ci.pk).attribution == "personal"
+    assert people_tokens(admin_api, window) == {"Ivy Infra": 1000, "Paul Product": 27600}

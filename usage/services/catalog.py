@@ -29,7 +29,8 @@ class CatalogRefused(Exception):
 
 
 def spelling_normalized(text: str) -> str:
-    return " ".join(text.split()).lower()
+    """As the rollups match it: lower case (SQL LOWER), inner spaces kept so an exported name maps exactly."""
+    return text.strip().lower()
 
 
 def _records_spelled(spellings: Iterable[str]):
