@@ -28,7 +28,7 @@ UNSUPPORTED_MAGIC = (
 
 def refuse_unsupported_container(head: bytes) -> None:
     kind = next((name for magic, name in UNSUPPORTED_MAGIC if head.startswith(magic)), None)
-    if kind is None and head[257:262] == b"ustar":
+    if kind is None and head[257:262] == b"ustar" and b"\x00" in head[:257]:  # a tar header, not text
         kind = "tar"
     if kind:
         raise ParseError(f"{kind} files are not supported: extract the export, or compress it with gzip or zip")
