@@ -596,8 +596,9 @@ class UsageListView(GenericAPIView):
     )
     def get(self, request):
         # The scope first: a refusal (403) comes before any validation of the other parameters.
+        viewer = viewer_for(request.user)
         scope = usage_scope(
-            viewer_for(request.user),
+            viewer,
             person_id=_int_param(request, "person"),
             identity_id=_int_param(request, "identity"),
             team_id=_int_param(request, "team"),

@@ -85,6 +85,8 @@ def test_the_import_page_says_which_days_a_newer_export_kept(client, org):
     client.force_login(org["admin"])
     page = client.get(reverse("import-detail", args=[first.pk])).content.decode()
     assert "2 provider × account × day scope(s) of this file were not written" in page
+    api = client.get(f"/api/v1/imports/{first.pk}/").json()  # the page and the API agree
+    assert api["scopes_superseded"] == 2 and api["records_written"] == 0
 
 
 def test_days_the_newer_export_does_not_cover_are_kept():

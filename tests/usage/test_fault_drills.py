@@ -181,3 +181,33 @@ def test_drill_a_database_connection_cut_mid_import_stores_nothing_and_runs_agai
     rerun = import_batch_process(batch.pk)
     assert rerun.status == "succeeded" and rerun.attempts == 2
     assert stored_total() == expected_total
+
+
+@pytest.mark.real_broker
+def test_drill_a_real_workers_database_connection_cut_mid_parse_is_retried_with_exact_totals(
+    workers, short_timeouts, tmp_path
+):
+    export, expected_total = cursor_export(tmp_path, 300_000)
+    workers()
+    with export.open("rb") as handle:
+        batch = import_batch_create(file=handle, name="big.csv")
+
+    def reading() -> bool:
+        batch.refresh_from_db()
+        return batch.status == "running" and batch.rows_read >= imports.PROGRESS_EVERY_ROWS
+
+    wait_for(reading, seconds=120, what="the worker to be reading the file")
+    with connection.cursor() as cursor:  # every other session on the test database: the worker's
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+
+    def finished() -> bool:
+        batch.refresh_from_db()
+        return batch.status in ("succeeded", "failed")
+
+    wait_for(finished, seconds=180, what="the import to be run again and finish", step=0.5)
+    assert batch.status == "succeeded", batch.error_summary
+    assert batch.attempts == 2  # the cut run was requeued by the worker itself, not left "running"
+    assert stored_total() == expected_total

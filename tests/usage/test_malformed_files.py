@@ -78,9 +78,9 @@ def test_a_row_with_fewer_columns_than_the_header_is_a_row_error_not_zero_tokens
 
 
 def test_an_unclosed_quote_creates_no_identity():
-    broken = HEADER + '"2026-09-01T10:00:00.000Z","alice@acme.example,"","",' + row("bob@acme.example", "5")[26:]
-    broken += row("carol@acme.example", "7")
-    assert_refused(run(broken), "line")
+    unclosed = row("alice@acme.example", "1000").replace('acme.example"', "acme.example", 1)  # its closing quote lost
+    broken = HEADER + unclosed + row("bob@acme.example", "5") + row("carol@acme.example", "7")
+    assert_refused(run(broken), "line 2", "a closing quote is missing")
     assert not Identity.objects.exists()
 
 

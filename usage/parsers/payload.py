@@ -6,6 +6,8 @@ import codecs
 import gzip
 import io
 import re
+import shutil
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -28,7 +30,7 @@ UNSUPPORTED_MAGIC = (
 
 def refuse_unsupported_container(head: bytes) -> None:
     kind = next((name for magic, name in UNSUPPORTED_MAGIC if head.startswith(magic)), None)
-    if kind is None and head[257:262] == b"ustar":
+    if kind is None and head[257:262] == b"ustar" and b"\x00" in head[:257]:  # a tar header, not text
         kind = "tar"
     if kind:
         raise ParseError(f"{kind} files are not supported: extract the export, or compress it with gzip or zip")
@@ -196,6 +198,7 @@ def _looks_like_shift_jis(head: bytes) -> bool:
 
 PARQUET_MAGIC = b"PAR1"
 PARQUET_BATCH_ROWS = 10_000
+PARQUET_SPOOL_IN_MEMORY_BYTES = 16 * 1024 * 1024
 # The defaults of settings.TOKENBOARD_MAX_LINE_BYTES / TOKENBOARD_MAX_BLANK_LINES (the pipeline passes those).
 DEFAULT_MAX_LINE = 32 * 1024 * 1024
 DEFAULT_MAX_BLANK = 100_000
@@ -210,8 +213,13 @@ class ParquetText(io.TextIOBase):
         import pyarrow.parquet as pq
 
         self._pa = pa
-        if not binary.seekable():  # a zip member: Parquet needs random access to read its footer
-            binary = io.BytesIO(binary.read(max_decompressed + 1))
+        if not binary.seekable():
+            # A zip member: Parquet needs random access to read its footer. Copied to a temporary file (in
+            # memory only while small), so a large zipped Parquet export never sits whole in the worker's memory.
+            spooled = tempfile.SpooledTemporaryFile(max_size=PARQUET_SPOOL_IN_MEMORY_BYTES)
+            shutil.copyfileobj(binary, spooled, 1024 * 1024)
+            spooled.seek(0)
+            binary = spooled
         try:
             self._file = pq.ParquetFile(binary)
             self._batches = self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS)

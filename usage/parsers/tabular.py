@@ -158,6 +158,12 @@ class Table:
                 "is never closed",
                 self._reader.line_num,
             )
+        if "expected after" in str(error):
+            return ParseError(
+                f"a quoted cell is not closed where it should be: a closing quote is missing, or a quote inside "
+                f"the cell is not doubled (malformed CSV: {error})",
+                self._reader.line_num,
+            )
         return ParseError(f"malformed CSV ({error})", self._reader.line_num)
 
     def each_row(self, read_row: Callable[[Row], ParsedItem]) -> Iterator[ParsedItem]:

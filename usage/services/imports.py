@@ -300,7 +300,8 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
         # transaction), the file is fine, so run it again on a fresh connection rather than fail it.
         _drop_broken_connection()
         logger.warning("import %s lost its database connection (%s); requeuing it", batch_id, error)
-        return _requeue_after_lost_connection(batch, claim_id, error)
+        _requeue_after_lost_connection(batch, claim_id, error)
+        return None
     except Exception as error:
         logger.exception("import %s failed unexpectedly", batch_id)
         _drop_broken_connection()
@@ -320,6 +321,7 @@ def _drop_broken_connection() -> None:
 
 
 def _requeue_after_lost_connection(batch: ImportBatch, claim_id: str, error: Exception) -> None:
+    """Queue the import again for another run, or fail it once it has used its attempts."""
     attempts = ImportBatch.objects.filter(pk=batch.pk).values_list("attempts", flat=True).first() or 0
     if attempts >= settings.TOKENBOARD_IMPORT_MAX_ATTEMPTS:
         summary = (
@@ -327,13 +329,12 @@ def _requeue_after_lost_connection(batch: ImportBatch, claim_id: str, error: Exc
             f"({type(error).__name__}); nothing was stored. Retry once the database is stable."
         )
         _fail(batch, summary, [], claim_id=claim_id)
-        return None
+        return
     requeued = ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(
         status=ImportStatus.QUEUED, claim_id="", dispatched_at=None
     )
     if requeued:
         import_batch_queue(batch)
-    return None
 
 
 class _Heartbeat:

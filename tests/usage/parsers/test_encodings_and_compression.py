@@ -51,7 +51,9 @@ def test_gzip_and_zip_exports_read_like_the_originals(name, tmp_path):
         assert per_identity(parse(packed, fmt, ctx)) == expected
 
 
-def test_a_zipped_parquet_file_is_read(tmp_path):
+@pytest.mark.parametrize("spool_in_memory", [16 * 1024 * 1024, 1])
+def test_a_zipped_parquet_file_is_read(tmp_path, monkeypatch, spool_in_memory):
+    """Small zipped Parquet files are copied to memory, larger ones to a temporary file (bounded memory)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -79,6 +81,7 @@ def test_a_zipped_parquet_file_is_read(tmp_path):
     with zipfile.ZipFile(zipped, "w") as archive:
         archive.writestr("focus.parquet", buffer.getvalue())
     assert detect(zipped) == "focus"
+    monkeypatch.setattr("usage.parsers.payload.PARQUET_SPOOL_IN_MEMORY_BYTES", spool_in_memory)
     totals = per_identity(parse(zipped, "focus"))
     # 2 × 1K tokens of output, tagged owner=Zoë (non-ASCII survives the Parquet → CSV text path).
     assert totals["Zoë"]["output"] == 2000
