@@ -26,7 +26,17 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from usage.access import Viewer, can_see_person_detail, can_see_team_figures, person_display_name, team_subtree_ids
-from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES
+from usage.figures import (
+    COST_METRICS,
+    COUNT_FIGURES,
+    EFFICIENCY_METRICS,
+    METRICS,
+    MONEY_FIGURES,
+    SUMMED_FIGURES,
+    metric_order_sql,
+    metric_sort_key,
+    metric_value,
+)
 from usage.models import (
     DailyRollup,
     Membership,
@@ -46,6 +56,7 @@ from usage.services.standings import (
     ALL_PROVIDERS,
     COST_REPORT_KIND,
     DAY_METRICS,
+    efficiency_eligible_sql,
     kept_windows,
     pieces_of,
     quoted_table,
@@ -69,7 +80,7 @@ class Totals:
     active_days: int = 0
 
     def metric(self, name: str):
-        return getattr(self, name)
+        return metric_value(name, self)
 
     def add(self, other: Totals) -> None:
         for name in TOTALS_FIELDS:
@@ -84,6 +95,22 @@ class Totals:
 
 
 TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
+
+
+def efficiency_figures(totals: Totals, *, cost: bool) -> dict:
+    """The efficiency metrics of some totals, as the CSV exports and the API give them: ratios to 6 places
+    (None when undefined), cost per million tokens only where the viewer may see cost."""
+    figures = {}
+    for metric in EFFICIENCY_METRICS:
+        if metric in COST_METRICS and not cost:
+            continue
+        value = totals.metric(metric)
+        if value is not None and metric in ("cache_hit_rate", "output_share"):
+            value = round(float(value), 6)
+        elif value is not None and metric == "cost_per_mtok":
+            value = Decimal(value).quantize(Decimal("0.000001"))
+        figures[metric] = value
+    return figures
 
 
 def _sums(prefix: str = "") -> dict:
@@ -102,7 +129,9 @@ def competition_ranks(values: list) -> list[int]:
 
 
 def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str]) -> list[tuple[int, int]]:
-    ordered = sorted(totals, key=lambda pid: (-totals[pid].metric(metric), tie_names.get(pid, ""), pid))
+    ordered = sorted(
+        totals, key=lambda pid: (metric_sort_key(metric, totals[pid].metric(metric)), tie_names.get(pid, ""), pid)
+    )
     return list(zip(ordered, competition_ranks([totals[pid].metric(metric) for pid in ordered]), strict=True))
 
 
@@ -318,15 +347,23 @@ def _totals_rows(window, provider, model, team_id, group_by: tuple[str, ...] = (
 
 
 def ranked_rows(window, provider, model, team_id, metric: str, *, figures: bool = True) -> list[tuple]:
-    """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id."""
+    """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id. On an
+    efficiency metric the people under the minimum volume come last with no rank (listed apart)."""
     sql, params = _totals_sql(window, provider, model, team_id)
     columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
+    order = metric_order_sql(metric, "t")
+    rank, eligible_first = f"RANK() OVER (ORDER BY {order})", ""
+    if metric in EFFICIENCY_METRICS:
+        eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
+        rank = f"CASE WHEN {eligible} THEN RANK() OVER (PARTITION BY {eligible} ORDER BY {order}) END"
+        eligible_first = f"CASE WHEN {eligible} THEN 0 ELSE 1 END, "
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH totals AS ({sql}) "
-            f"SELECT t.person_id, RANK() OVER (ORDER BY t.{metric} DESC){columns} "
-            f"FROM totals t JOIN {quoted_table(Person)} p ON p.id = t.person_id "
-            f"ORDER BY t.{metric} DESC, p.display_name, p.id",
+            f"WITH totals AS ({sql}), sized AS (SELECT totals.*, "
+            f"RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people FROM totals) "
+            f"SELECT t.person_id, {rank}{columns} "
+            f"FROM sized t JOIN {quoted_table(Person)} p ON p.id = t.person_id "
+            f"ORDER BY {eligible_first}{order}, p.display_name, p.id",
             params,
         )
         return cursor.fetchall()
@@ -352,21 +389,22 @@ class PeopleRanking(Sequence):
         if previous_window is not None and self._stored is not None:
             self._previous_stored = stored_window(previous_window, provider, self.metric)
         self._computed: list[_Ranked] | None = None
+        self._below: list[_Ranked] = []  # on an efficiency metric: under the minimum volume, not ranked
         self._previous_ranks: dict[int, int] | None = None
         if self._stored is None:
             self._compute()
         self._search_ids = self._matching_people() if query.search else None
         self._count: int | None = None
+        self._ranked_count: int | None = None
         self._leader_value = None
 
     # -- the computed path: any window or filter without stored standings --
     def _compute(self) -> None:
         """Sum and rank in the database; only the page's people get their figures turned into Totals."""
         query = self.query
-        self._computed = [
-            _Ranked(row[0], row[1], _LazyTotals(row[2:]))
-            for row in ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
-        ]
+        rows = ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
+        self._computed = [_Ranked(row[0], row[1], _LazyTotals(row[2:])) for row in rows if row[1] is not None]
+        self._below = [_Ranked(row[0], 0, _LazyTotals(row[2:])) for row in rows if row[1] is None]
         self._previous_ranks = {}
         previous_window = query.window.previous()
         if previous_window is not None:
@@ -375,6 +413,7 @@ class PeopleRanking(Sequence):
                 for row in ranked_rows(
                     previous_window, query.provider, query.model, query.team_id, self.metric, figures=False
                 )
+                if row[1] is not None
             }
 
     def _matching_people(self) -> set[int]:
@@ -392,6 +431,8 @@ class PeopleRanking(Sequence):
 
     def _rows(self) -> QuerySet:
         rows = PersonStandingRow.objects.filter(window_id=self._stored.pk)
+        if self.metric in EFFICIENCY_METRICS:  # only the people above the minimum volume are ranked
+            rows = rows.filter(**{f"place_{self.metric}__isnull": False})
         if self._search_ids is not None:
             rows = rows.filter(person_id__in=self._search_ids)
         return rows
@@ -404,13 +445,35 @@ class PeopleRanking(Sequence):
                     len(rows) if self._search_ids is None else sum(1 for r in rows if r.person_id in self._search_ids)
                 )
             else:
-                self._count = self._stored.people if self._search_ids is None else self._rows().count()
+                self._count = self.ranked_count if self._search_ids is None else self._rows().count()
         return self._count
 
     @property
     def ranked_count(self) -> int:
         """Everyone ranked, whatever the search."""
-        return self._stored.people if self._stored is not None else len(self._computed)
+        if self._stored is None:
+            return len(self._computed)
+        if self.metric in EFFICIENCY_METRICS:
+            if self._ranked_count is None:
+                self._ranked_count = PersonStandingRow.objects.filter(
+                    window_id=self._stored.pk, **{f"place_{self.metric}__isnull": False}
+                ).count()
+            return self._ranked_count
+        return self._stored.people
+
+    def below_minimum(self) -> list[PersonStanding]:
+        """On an efficiency metric, the people under the minimum volume: listed apart, by volume, not ranked
+        (their `rank` is 0)."""
+        if self.metric not in EFFICIENCY_METRICS:
+            return []
+        if self._stored is None:
+            below = self._below
+        else:
+            rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": True})
+            below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows.order_by("-total_tokens", "person_id")]
+        if self._search_ids is not None:
+            below = [r for r in below if r.person_id in self._search_ids]
+        return self._standings(below)
 
     def __len__(self) -> int:
         return self.count()
@@ -451,23 +514,18 @@ class PeopleRanking(Sequence):
             return {pid: self._previous_ranks[pid] for pid in person_ids if pid in self._previous_ranks}
         if self._previous_stored is None:
             return {}
-        return dict(
-            PersonStandingRow.objects.filter(window_id=self._previous_stored.pk, person_id__in=person_ids).values_list(
-                "person_id", f"rank_{self.metric}"
-            )
-        )
+        ranks = PersonStandingRow.objects.filter(window_id=self._previous_stored.pk, person_id__in=person_ids)
+        return {pid: rank for pid, rank in ranks.values_list("person_id", f"rank_{self.metric}") if rank is not None}
 
     def leader_value(self):
         if self._leader_value is None:
             if self._stored is None:
                 self._leader_value = self._computed[0].totals.metric(self.metric) if self._computed else 0
             else:
-                leader = (
-                    PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}": 1})
-                    .values_list(self.metric, flat=True)
-                    .first()
-                )
-                self._leader_value = leader or 0
+                leader = PersonStandingRow.objects.filter(
+                    window_id=self._stored.pk, **{f"place_{self.metric}": 1}
+                ).first()
+                self._leader_value = (Totals.of(leader).metric(self.metric) if leader else 0) or 0
         return self._leader_value
 
     def row_for(self, person_id: int) -> PersonStanding | None:
@@ -478,6 +536,7 @@ class PeopleRanking(Sequence):
             found = [
                 _Ranked.kept(r, self.metric)
                 for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
+                if getattr(r, f"rank_{self.metric}") is not None  # under an efficiency metric's minimum volume
             ]
         return self._standings(found)[0] if found else None
 
@@ -507,8 +566,9 @@ class PeopleRanking(Sequence):
             ORDER BY (p.{rank} - c.{rank}) {{order}}, c.{rank}, c.person_id LIMIT %s
         """
         newcomers = f"""
-            SELECT c.person_id FROM {table} c WHERE c.window_id = %s
-            AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.window_id = %s AND p.person_id = c.person_id)
+            SELECT c.person_id FROM {table} c WHERE c.window_id = %s AND c.place_{self.metric} IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM {table} p WHERE p.window_id = %s AND p.person_id = c.person_id
+                            AND p.rank_{self.metric} IS NOT NULL)
             ORDER BY c.place_{self.metric} LIMIT %s
         """
         previous, current = self._previous_stored.pk, self._stored.pk
@@ -575,12 +635,19 @@ class PeopleRanking(Sequence):
                     team_name=team_name,
                     totals=r.totals,
                     detail=detail,
-                    share_of_leader=float(r.totals.metric(self.metric) / leader) if leader else 0.0,
-                    percentile_tier=_tier(r.rank, count),
+                    share_of_leader=_share_of(r.totals.metric(self.metric), leader),
+                    percentile_tier=_tier(r.rank, count) if r.rank else "",
                     is_viewer=r.person_id == viewer_person_id,
                 )
             )
         return standings
+
+
+def _share_of(value, leader) -> float:
+    """The bar's length: the value against the leader's (on an ascending metric, the leader's against it)."""
+    if not leader or not value:
+        return 0.0
+    return float(leader / value) if leader < value else float(value / leader)
 
 
 def people_ranking(query: RankingQuery, viewer: Viewer) -> PeopleRanking:
@@ -647,7 +714,10 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         total = Totals()
         for person_totals_ in people.values():
             total.add(person_totals_)
-        tops = {metric: max(people, key=lambda pid, m=metric: (people[pid].metric(m), -pid)) for metric in METRICS}
+        tops = {
+            metric: min(people, key=lambda pid, m=metric: (metric_sort_key(m, people[pid].metric(m)), pid))
+            for metric in METRICS
+        }
         figures[team_id] = _TeamFigures(total, len(people), tops)
     return figures
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from itertools import chain
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -19,24 +21,32 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 
 from usage.access import (
-    COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
     can_rank_by_cost,
     can_see_team_detail,
+    cost_ranking_refused,
+    offers_cost_ranking,
     person_display_name,
     team_parents,
     viewer_for,
 )
 from usage.auth import api_token_create
 from usage.csv_export import csv_response
-from usage.figures import TOTALS_COLUMNS
+from usage.figures import COST_METRICS, EFFICIENCY_METRICS, METRIC_DEFINITIONS, TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
-from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
+from .selectors import (
+    current_teams,
+    efficiency_figures,
+    people_ranking,
+    standings_freshness,
+    teams_ranking,
+    unassigned_usage,
+)
 from .series import usage_series
 from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
 
@@ -77,8 +87,8 @@ def ranking_query(request: HttpRequest, *, default_period: str = "month") -> Ran
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         messages.warning(request, f"Ignored a bad filter — team: no team with id {query.team_id}")
         query = replace(query, team_id=None)
-    if query.metric == "cost_usd" and not can_rank_by_cost(viewer_for(request.user), query.team_id):
-        messages.warning(request, f"Ranked by total tokens instead — {COST_RANKING_REFUSED}")
+    if query.metric in COST_METRICS and not can_rank_by_cost(viewer_for(request.user), query.team_id):
+        messages.warning(request, f"Ranked by total tokens instead — {cost_ranking_refused()}")
         query = replace(query, metric="total_tokens")
     return query
 
@@ -129,9 +139,13 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         "periods": PERIOD_LABELS,
         # Engineers may not rank by cost (usage.access.can_rank_by_cost), so it is not offered to them.
         "metrics": METRIC_LABELS
-        if viewer.is_admin or viewer.is_manager
-        else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
+        if offers_cost_ranking(viewer)
+        else {k: v for k, v in METRIC_LABELS.items() if k not in COST_METRICS},
         "metric_label": METRIC_LABELS[query.metric],
+        "metric_definition": METRIC_DEFINITIONS.get(query.metric, ""),
+        "efficiency_minimum": f"{settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS:,} tokens"
+        if settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
+        else "the top half by total tokens",
         "has_previous_window": query.window.previous() is not None,
         "viewer": viewer,
         "freshness": standings_freshness(),
@@ -171,7 +185,15 @@ def _export_name(kind: str, query: RankingQuery) -> str:
     return f"tokenboard-{kind}-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}-{query.metric}.csv"
 
 
-def _people_csv(query: RankingQuery, standings) -> HttpResponse:
+def efficiency_cells(totals, *, cost: bool) -> list:
+    """The efficiency columns (EFFICIENCY_METRICS order) as the API gives them; cost per million tokens only
+    where the viewer sees cost."""
+    figures = efficiency_figures(totals, cost=cost)
+    return ["" if figures.get(metric) is None else figures[metric] for metric in EFFICIENCY_METRICS]
+
+
+def _people_csv(request: HttpRequest, query: RankingQuery, standings) -> HttpResponse:
+    """Every ranked row; on an efficiency metric the people under the minimum volume follow, with no rank."""
     header = [
         "rank",
         "previous_rank",
@@ -181,10 +203,12 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
         *TOTALS_COLUMNS,
         "active_days",
         "cost_usd",
+        *EFFICIENCY_METRICS,
     ]
+    listed = chain(standings, standings.below_minimum())
     rows = (
         [
-            s.rank,
+            s.rank or "",
             s.previous_rank if s.previous_rank is not None else "",
             s.display_name,
             s.email or "",
@@ -192,10 +216,11 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
             *totals_cells(s.totals),
             s.totals.active_days,
             money_cell(s.totals.cost_usd) if s.detail else "",
+            *efficiency_cells(s.totals, cost=s.detail),
         ]
-        for s in standings
+        for s in listed
     )
-    return csv_response(_export_name("people", query), header, rows)
+    return csv_response(request, _export_name("people", query), header, rows, filters=query.as_params())
 
 
 # --- People ranking --------------------------------------------------------------------------------------
@@ -208,7 +233,7 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
     query = ranking_query(request)
     standings = people_ranking(query, viewer)
     if request.GET.get("format") == "csv":
-        return _people_csv(query, standings)
+        return _people_csv(request, query, standings)
     paginator = Paginator(standings, PAGE_SIZE, allow_empty_first_page=True)
     page = paginator.get_page(_page_number(request))
     rows = list(page.object_list)
@@ -226,7 +251,8 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         page=page,
         show_cost=any(row.detail for row in shown),
         # Decided once per page rather than once per row (the table is the page's hot loop).
-        cost_metric=query.metric == "cost_usd",
+        cost_metric=query.metric in COST_METRICS,
+        below_minimum=standings.below_minimum() if query.metric in EFFICIENCY_METRICS and page.number == 1 else [],
         total_column=query.metric != "total_tokens",
         cost_column=query.metric != "cost_usd" and any(row.detail for row in shown),
         titles=window_titles(query, viewer),
@@ -246,7 +272,7 @@ def _as_querystring(query: RankingQuery, **overrides) -> str:
 # --- Teams ranking ---------------------------------------------------------------------------------------
 
 
-def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> HttpResponse:
+def _teams_csv(request: HttpRequest, query: RankingQuery, standings, per_capita: bool, viewer) -> HttpResponse:
     header = [
         "rank",
         "previous_rank",
@@ -275,7 +301,8 @@ def _teams_csv(query: RankingQuery, standings, per_capita: bool, viewer) -> Http
                 s.top_person_name,
             ]
         )
-    return csv_response(_export_name("teams", query), header, rows)
+    filters = {**query.as_params(), "per": "member" if per_capita else "team"}
+    return csv_response(request, _export_name("teams", query), header, rows, filters=filters)
 
 
 def teams_ranking_page(request: HttpRequest) -> HttpResponse:
@@ -284,7 +311,7 @@ def teams_ranking_page(request: HttpRequest) -> HttpResponse:
     per_capita = request.GET.get("per") == "member"
     standings = teams_ranking(query, viewer, per_capita=per_capita)
     if request.GET.get("format") == "csv":
-        return _teams_csv(query, standings, per_capita, viewer)
+        return _teams_csv(request, query, standings, per_capita, viewer)
     active_standings = [s for s in standings if s.active_members or s.members]
     paginator = Paginator(active_standings, PAGE_SIZE, allow_empty_first_page=True)
     page = paginator.get_page(_page_number(request))
@@ -449,9 +476,11 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
         for m in members
     )
     return csv_response(
+        request,
         f"tokenboard-team-{slugify(team.name) or team.pk}-members-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}.csv",
         header,
         rows,
+        filters={**query.as_params(), "team": team.pk},
     )
 
 

@@ -103,11 +103,26 @@ def can_see_team_figures(viewer: Viewer, team_id: int, active_members: int) -> b
 
 def can_rank_by_cost(viewer: Viewer, team_id: int | None) -> bool:
     """Ranking by cost reveals the order of costs even with the figures hidden: admins may rank everyone by
-    cost, managers only within their own subtree (team filter set to a team they manage)."""
-    return viewer.is_admin or (team_id is not None and team_id in viewer.managed_team_ids)
+    cost, managers only within their own subtree (team filter set to a team they manage). In share-safe mode
+    (settings.TOKENBOARD_SHARE_SAFE) only admins see cost-ranked orders."""
+    if viewer.is_admin:
+        return True
+    if settings.TOKENBOARD_SHARE_SAFE:
+        return False
+    return team_id is not None and team_id in viewer.managed_team_ids
+
+
+def offers_cost_ranking(viewer: Viewer) -> bool:
+    """Whether the metric choice lists the cost metrics (they may still need a team filter)."""
+    return viewer.is_admin or (viewer.is_manager and not settings.TOKENBOARD_SHARE_SAFE)
 
 
 COST_RANKING_REFUSED = "ranking by cost is for admins, and for managers within a team they manage (choose the team)"
+COST_RANKING_REFUSED_SHARE_SAFE = "ranking by cost is for admins only in share-safe mode"
+
+
+def cost_ranking_refused() -> str:
+    return COST_RANKING_REFUSED_SHARE_SAFE if settings.TOKENBOARD_SHARE_SAFE else COST_RANKING_REFUSED
 
 
 def person_display_name(viewer: Viewer, person_id: int, display_name: str, pseudonym: str, show_name: bool) -> str:

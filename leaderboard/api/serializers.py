@@ -7,7 +7,7 @@ and `cost_usd` are omitted where the caller's role may not see them (usage.acces
 
 from rest_framework import serializers
 
-from usage.figures import METRIC_LABELS, TOTALS_COLUMNS
+from usage.figures import METRIC_DEFINITIONS, METRIC_LABELS, TOTALS_COLUMNS
 from usage.models import IdentityKind, ImportBatch, Person, Provider
 
 COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
@@ -41,6 +41,17 @@ class TotalsSerializer(serializers.Serializer):
         )
         fields["active_days"] = serializers.IntegerField(
             allow_null=self.nullable, help_text="Days with any usage in the window (summed over people for a team)."
+        )
+        for name in ("cache_hit_rate", "output_share"):
+            fields[name] = serializers.FloatField(allow_null=True, help_text=METRIC_DEFINITIONS[name])
+        fields["cost_per_mtok"] = serializers.DecimalField(
+            **COST,
+            required=False,
+            allow_null=True,
+            help_text=METRIC_DEFINITIONS["cost_per_mtok"] + " Cost rules apply.",
+        )
+        fields["billed_equivalent_tokens"] = serializers.IntegerField(
+            allow_null=self.nullable, help_text=METRIC_DEFINITIONS["billed_equivalent_tokens"]
         )
         return {**fields, **super().get_fields()}
 

@@ -44,23 +44,30 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from leaderboard.insights import team_members
-from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
+from leaderboard.selectors import (
+    Totals,
+    current_teams,
+    efficiency_figures,
+    people_ranking,
+    teams_ranking,
+    usage_records_in_window,
+)
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
 from usage.access import (
-    COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
     can_rank_by_cost,
     can_see_team_detail,
+    cost_ranking_refused,
     person_display_name,
     require_admin,
     require_usage_access,
     team_subtree_ids,
     viewer_for,
 )
-from usage.figures import TOTALS_COLUMNS
+from usage.figures import COST_METRICS, METRIC_DEFINITIONS, TOTALS_COLUMNS
 from usage.models import Identity, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
 from usage.services.identities import identity_assign
@@ -122,7 +129,14 @@ WINDOW_PARAMS = [
     ),
 ]
 METRIC_PARAM = OpenApiParameter(
-    "metric", OpenApiTypes.STR, enum=list(METRICS), description="What to rank on (default `total_tokens`)."
+    "metric",
+    OpenApiTypes.STR,
+    enum=list(METRICS),
+    description="What to rank on (default `total_tokens`). Efficiency metrics rank only the people above the "
+    "window's minimum volume (default: the top half by total tokens); the others are left out of the ranking. "
+    + " ".join(f"`{name}`: {text}" for name, text in METRIC_DEFINITIONS.items())
+    + " Cost metrics (`cost_usd`, `cost_per_mtok`) follow the cost rules: admins, and managers within a team they "
+    "manage (share-safe mode: admins only).",
 )
 RANKING_PARAMS = [*WINDOW_PARAMS, METRIC_PARAM]
 GROUP_BY_PARAM = OpenApiParameter(
@@ -148,8 +162,8 @@ def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
 
 
 def cost_checked(query: RankingQuery, viewer) -> RankingQuery:
-    if query.metric == "cost_usd" and not can_rank_by_cost(viewer, query.team_id):
-        raise PermissionDenied(f"metric=cost_usd: {COST_RANKING_REFUSED}")
+    if query.metric in COST_METRICS and not can_rank_by_cost(viewer, query.team_id):
+        raise PermissionDenied(f"metric={query.metric}: {cost_ranking_refused()}")
     return query
 
 
@@ -170,6 +184,7 @@ def _totals(totals: Totals, *, cost: bool) -> dict:
     data = {name: getattr(totals, name) for name in (*TOTALS_COLUMNS, "active_days")}
     if cost:
         data["cost_usd"] = totals.cost_usd
+    data.update(efficiency_figures(totals, cost=cost))
     return data
 
 

@@ -24,12 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from usage import queue
-from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.figures import COUNT_FIGURES, EFFICIENCY_METRICS, METRICS, SUMMED_FIGURES, metric_order_sql
 from usage.models import (
     DailyRollup,
     Identity,
@@ -453,10 +454,19 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 
 def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     """Person standings from the windows' team-member rows: totals, and rank and board place on each of
-    `metrics` (the others stay empty)."""
+    `metrics` (the others stay empty). Efficiency metrics rank only the people above the minimum volume
+    (`efficiency_eligible_sql`); the others keep an empty rank and place."""
     by_window = "PARTITION BY t.window_id ORDER BY"
-    ranks = ", ".join(f"RANK() OVER ({by_window} t.{m} DESC)" for m in metrics)
-    places = ", ".join(f"ROW_NUMBER() OVER ({by_window} t.{m} DESC, p.display_name, p.id)" for m in metrics)
+    eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
+    ranks, places = [], []
+    for m in metrics:
+        if m in EFFICIENCY_METRICS:
+            among = f"PARTITION BY t.window_id, {eligible} ORDER BY {metric_order_sql(m, 't')}"
+            ranks.append(f"CASE WHEN {eligible} THEN RANK() OVER ({among}) END")
+            places.append(f"CASE WHEN {eligible} THEN ROW_NUMBER() OVER ({among}, p.display_name, p.id) END")
+        else:
+            ranks.append(f"RANK() OVER ({by_window} t.{m} DESC)")
+            places.append(f"ROW_NUMBER() OVER ({by_window} t.{m} DESC, p.display_name, p.id)")
     columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
     ids = _ids_sql(window_ids)
     with connection.cursor() as cursor:
@@ -464,10 +474,14 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             f"""
             INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
             SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
-                   {ranks}, {places}
+                   {", ".join(ranks)}, {", ".join(places)}
             FROM (
-                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
-                FROM {quoted_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
+                SELECT summed.*, RANK() OVER (PARTITION BY window_id ORDER BY total_tokens DESC) AS volume_rank,
+                       COUNT(*) OVER (PARTITION BY window_id) AS people
+                FROM (
+                    SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
+                    FROM {quoted_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
+                ) summed
             ) t
             JOIN {quoted_table(Person)} p ON p.id = t.person_id
             """
@@ -479,6 +493,16 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             ) WHERE id IN ({ids})
             """
         )
+
+
+def efficiency_eligible_sql(volume_rank: str, people: str, total_tokens: str) -> str:
+    """Whether a person is ranked on the efficiency metrics: at least settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
+    in the window, or when that is 0 the top half by total tokens (a rank by volume within the first
+    ceil(people / 2), so ties at the edge are all in)."""
+    minimum = int(settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS)
+    if minimum > 0:
+        return f"({total_tokens} >= {minimum})"
+    return f"({total_tokens} > 0 AND {volume_rank} <= ({people} + 1) / 2)"
 
 
 def team_ancestors() -> dict[int, list[int]]:
@@ -504,7 +528,8 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
     """Team standings: each subtree's usage (the days each person was in it), active members, and the
     largest contributor on each of `metrics` (ties: the lowest person id)."""
     firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {m} DESC, person_id) AS first_{m}"
+        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {metric_order_sql(m, 'per_person')}, "
+        f"person_id) AS first_{m}"
         for m in metrics
     )
     tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in metrics)
