@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class UsageConfig(AppConfig):
     name = "usage"
     verbose_name = "Usage data"
+
+    def ready(self):
+        from usage import checks  # noqa: F401  (registers the system checks)

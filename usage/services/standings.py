@@ -33,6 +33,7 @@ from usage import queue
 from usage.figures import COUNT_FIGURES, EFFICIENCY_METRICS, METRICS, SUMMED_FIGURES, metric_order_sql
 from usage.models import (
     DailyRollup,
+    HoldStatus,
     Identity,
     Membership,
     Person,
@@ -43,6 +44,7 @@ from usage.models import (
     Team,
     TeamMemberStanding,
     TeamStanding,
+    UsageHold,
     UsageRecord,
 )
 from usage.periods import (
@@ -54,6 +56,7 @@ from usage.periods import (
     current_windows,
     org_today,
 )
+from usage.services.anomalies import anomalies_flag
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +155,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
             if not days and state.rolled_on == today:
                 return RefreshResult(0, 0, time.monotonic() - started)
+            anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
             if all_days:
                 with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
                     _rollups_rewrite(days)
@@ -236,6 +240,12 @@ def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
 def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
     rollup = quoted_table(DailyRollup)
+    # Held and confirmed days (usage.services.anomalies) stay out of the rollups, so out of every ranking,
+    # team total and title, until an admin clears them (usage.services.review).
+    not_held = (
+        f"NOT EXISTS (SELECT 1 FROM {quoted_table(UsageHold)} h WHERE h.person_id = i.person_id "
+        f"AND h.day = u.day AND h.status <> '{HoldStatus.CLEARED}')"
+    )
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
     unassigned_identity = "CASE WHEN i.person_id IS NULL THEN u.identity_id END"
     with connection.cursor() as cursor:
@@ -250,7 +260,7 @@ def _rollups_rewrite(days: set[date]) -> None:
                 JOIN {identity} i ON i.id = u.identity_id
                 LEFT JOIN {membership} m ON m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
-                WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s
+                WHERE u.day BETWEEN %s AND %s AND u.usage_kind <> %s AND {not_held}
                 GROUP BY u.day, u.provider, u.model, i.person_id, m.team_id, {unassigned_identity}
                 """,
                 [first, last, COST_REPORT_KIND],
