@@ -35,7 +35,7 @@ from usage.access import (
 from usage.auth import api_token_create
 from usage.csv_export import csv_response
 from usage.figures import COST_METRICS, EFFICIENCY_METRICS, METRIC_DEFINITIONS, TOTALS_COLUMNS
-from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
+from usage.models import ApiToken, HoldStatus, Identity, Provider, Team, UsageHold, UsageRecord
 
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
@@ -359,6 +359,14 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         group_by=group_by,
         rank_chart=charts.rank_history_chart(history, chart_id="chart-rank", metric_label=METRIC_LABELS[query.metric]),
         is_self=viewer.person is not None and viewer.person.pk == person.pk,
+        # Held and confirmed days of the window: left out of the figures above (usage.services.anomalies).
+        holds=list(
+            UsageHold.objects.filter(person=person, day__range=(query.window.start, query.window.end))
+            .exclude(status=HoldStatus.CLEARED)
+            .order_by("day")
+        )
+        if detail
+        else [],
     )
     if detail:
         palette = charts.model_palette()

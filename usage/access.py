@@ -154,6 +154,11 @@ def access_team_detail(viewer: Viewer, team_id: int) -> Team:
     return team
 
 
+def can_note_hold(viewer: Viewer, person_id: int) -> bool:
+    """Only the person whose day is held adds a note to it (usage.views_review)."""
+    return viewer.person is not None and viewer.person.pk == person_id
+
+
 def require_admin(viewer: Viewer) -> None:
     if not viewer.is_admin:
         raise PermissionDenied("Admins only.")

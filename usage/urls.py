@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_connections, views_mappings
+from usage import views_connections, views_mappings, views_review
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -26,4 +26,8 @@ urlpatterns: list = [
     path("connections/<int:pk>/sync/", views_connections.connection_sync_view, name="connection-sync"),
     path("connections/<int:pk>/test/", views_connections.connection_test_view, name="connection-test"),
     path("connections/<int:pk>/delete/", views_connections.connection_delete_view, name="connection-delete"),
+    # Anomaly review (admins decide; the held person adds a note from their page).
+    path("review/", views_review.review_page, name="review"),
+    path("review/<int:pk>/decide/", views_review.review_decide, name="review-decide"),
+    path("review/<int:pk>/note/", views_review.review_note, name="review-note"),
 ]

@@ -147,3 +147,45 @@ def test_settings_that_fire_on_everyone_or_no_one_are_refused(settings, change, 
 
 def test_the_default_settings_pass_the_check():
     assert anomaly_rules_check(None) == []
+
+
+def test_review_page_shows_the_evidence_and_decides(board, org, client):
+    client.force_login(org["admin"])
+    page = client.get("/review/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Lena Loop" in body and "Near-constant request cadence around the clock" in body
+    assert "Requests per hour" in body and "night-agent" in body
+    hold = UsageHold.objects.get()
+    response = client.post(f"/review/{hold.pk}/decide/", {"status": "cleared", "note": "ok"})
+    assert response.status_code == 302
+    hold.refresh_from_db()
+    assert (hold.status, hold.decided_by) == (HoldStatus.CLEARED, org["admin"])
+
+
+def test_only_admins_review(board, org, client):
+    standings_refresh(today=TODAY)
+    hold = UsageHold.objects.get()
+    client.force_login(org["platform_manager"].user)
+    assert client.get("/review/").status_code == 403
+    assert client.post(f"/review/{hold.pk}/decide/", {"status": "cleared"}).status_code == 403
+    hold.refresh_from_db()
+    assert hold.status == HoldStatus.HELD
+
+
+def test_the_person_sees_their_day_under_review_and_adds_a_note(board, org, client):
+    board["looper"].user = org["admin"].__class__.objects.create_user("lena", password="pw")
+    board["looper"].save()
+    client.force_login(board["looper"].user)
+    page = client.get(f"/people/{board['looper'].pk}/", {"period": "month", "date": "2026-09-15"})
+    body = page.content.decode()
+    assert "Your usage under review" in body and "Save note" in body
+    hold = UsageHold.objects.get()
+    client.post(f"/review/{hold.pk}/note/", {"note": "my batch job"})
+    hold.refresh_from_db()
+    assert hold.person_note == "my batch job"
+    # Someone else may not add a note to it.
+    client.force_login(org["product_engineer"].user)
+    assert client.post(f"/review/{hold.pk}/note/", {"note": "not mine"}).status_code == 403
+    other = client.get(f"/people/{board['looper'].pk}/", {"period": "month", "date": "2026-09-15"})
+    assert "under review" not in other.content.decode()
