@@ -25,7 +25,14 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from usage.access import Viewer, can_see_person_detail, can_see_team_figures, person_display_name, team_subtree_ids
+from usage.access import (
+    Viewer,
+    can_see_person_detail,
+    can_see_team_detail,
+    can_see_team_figures,
+    person_display_name,
+    team_subtree_ids,
+)
 from usage.figures import (
     COST_METRICS,
     COUNT_FIGURES,
@@ -655,6 +662,19 @@ def people_ranking(query: RankingQuery, viewer: Viewer) -> PeopleRanking:
 
 
 # --- Teams ---------------------------------------------------------------------------------------------------
+
+
+def team_filter_hidden(query: RankingQuery, viewer: Viewer) -> bool:
+    """Whether the query's team filter names a team whose figures this viewer may not see (too few active
+    members in the window; usage.access.can_see_team_figures): a ranking, chart, mover list or export filtered
+    to it would show the team's figures person by person, so the pages drop the filter and the API refuses it."""
+    if query.team_id is None or can_see_team_detail(viewer, query.team_id):
+        return False
+    active = len(_totals_rows(query.window, query.provider, query.model, query.team_id))
+    return not can_see_team_figures(viewer, query.team_id, active)
+
+
+TEAM_FILTER_HIDDEN = "the team had fewer active members in the window than the minimum for showing its figures"
 
 
 @dataclass

@@ -40,10 +40,12 @@ from usage.models import ApiToken, HoldStatus, Identity, Provider, Team, UsageHo
 from . import charts
 from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
 from .selectors import (
+    TEAM_FILTER_HIDDEN,
     current_teams,
     efficiency_figures,
     people_ranking,
     standings_freshness,
+    team_filter_hidden,
     teams_ranking,
     unassigned_usage,
 )
@@ -86,6 +88,9 @@ def ranking_query(request: HttpRequest, *, default_period: str = "month") -> Ran
         query = replace(query, provider="")
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         messages.warning(request, f"Ignored a bad filter — team: no team with id {query.team_id}")
+        query = replace(query, team_id=None)
+    if team_filter_hidden(query, viewer_for(request.user)):
+        messages.warning(request, f"Ignored a filter — team: {TEAM_FILTER_HIDDEN}")
         query = replace(query, team_id=None)
     if query.metric in COST_METRICS and not can_rank_by_cost(viewer_for(request.user), query.team_id):
         messages.warning(request, f"Ranked by total tokens instead — {cost_ranking_refused()}")

@@ -43,7 +43,13 @@ def review_page(request):
         hold.fired = [(RULE_LABELS.get(rule, rule), why) for rule, why in hold.evidence.get("fired", {}).items()]
     counts = dict(UsageHold.objects.values_list("status").annotate(n=Count("id")))
     statuses = [(value, label, counts.get(value, 0)) for value, label in HoldStatus.choices]
-    context = {"viewer": viewer, "page": page, "status": status, "statuses": statuses, "query_string": f"status={status}"}
+    context = {
+        "viewer": viewer,
+        "page": page,
+        "status": status,
+        "statuses": statuses,
+        "query_string": f"status={status}",
+    }
     return render(request, "usage/review.html", context)
 
 

@@ -45,10 +45,12 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from leaderboard.insights import team_members
 from leaderboard.selectors import (
+    TEAM_FILTER_HIDDEN,
     Totals,
     current_teams,
     efficiency_figures,
     people_ranking,
+    team_filter_hidden,
     teams_ranking,
     usage_records_in_window,
 )
@@ -158,6 +160,8 @@ def ranking_query(request, *, default_period: str = "month") -> RankingQuery:
         raise ValidationError({error.param: [error.message]}) from None
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         raise ValidationError({"team": [f"no team with id {query.team_id}"]})
+    if team_filter_hidden(query, viewer_for(request.user)):
+        raise PermissionDenied(f"team={query.team_id}: {TEAM_FILTER_HIDDEN}")
     return query
 
 
