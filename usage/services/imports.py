@@ -37,6 +37,7 @@ from usage.models import (
 )
 from usage.parsers.base import (
     DirectoryEntry,
+    OutcomeRow,
     ParseContext,
     ParseError,
     RowError,
@@ -48,6 +49,7 @@ from usage.parsers.base import (
 from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.identities import IdentityKey, identities_resolve
+from usage.services.outcomes import hour_add, outcome_key, outcomes_upsert, usage_hours_upsert
 from usage.services.pricing import PriceBook
 from usage.services.standings import standings_mark_days
 
@@ -226,6 +228,8 @@ class _Outcome:
     rows_skipped: int = 0
     rows_rejected: int = 0
     errors: list[dict] = field(default_factory=list)
+    hours: dict = field(default_factory=dict)  # usage.services.outcomes.hour_add
+    outcomes: dict = field(default_factory=dict)  # outcome_key → OutcomeRow
 
 
 class _RowsRejected(Exception):
@@ -300,6 +304,15 @@ def _parse(batch: ImportBatch) -> _Outcome:
                     outcome.identity_emails[identity_key] = item.identity_email
                 if item.identity_label:
                     outcome.identity_labels[identity_key] = item.identity_label
+                if item.hour is not None:
+                    hour_add(outcome.hours, identity_key, item)
+            elif isinstance(item, OutcomeRow):
+                rows_read += 1
+                rows_imported += 1
+                identity_key = (item.provider, item.identity_kind, item.identity_value)
+                outcome.outcomes[outcome_key(identity_key, item)] = item
+                if item.identity_email:
+                    outcome.identity_emails[identity_key] = item.identity_email
             elif isinstance(item, DirectoryEntry):
                 rows_read += 1
                 rows_imported += 1
@@ -371,6 +384,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
             logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
             return
         identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
+        identity_keys |= {key[3] for key in outcome.outcomes}
         emails = dict(outcome.identity_emails)
         labels = dict(outcome.identity_labels)
         for key, (email, label) in outcome.directory.items():
@@ -404,6 +418,8 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
                 )
 
         records_written = usage_records_upsert(record_rows())
+        usage_hours_upsert(outcome.hours, identities)
+        records_written += outcomes_upsert(outcome.outcomes, identities, locked)
         days = [key[0] for key in outcome.records]
         standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
