@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
-from usage.models import Membership, Person
+from usage.figures import metric_sort_key
+from usage.models import Membership, OutcomeRecord, Person
 from usage.models import PersonStanding as PersonStandingRow
+from usage.services.outcomes import OUTCOME_FIGURES
 
 from .selectors import (
     PeopleRanking,
@@ -297,7 +300,7 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
                 daily=daily[person.pk],
             )
         )
-    members.sort(key=lambda m: (-m.totals.metric(query.metric), m.display_name))
+    members.sort(key=lambda m: (metric_sort_key(query.metric, m.totals.metric(query.metric)), m.display_name))
     for position, member in enumerate(members, start=1):
         member.rank = position
     return members, team_total
@@ -315,3 +318,82 @@ def mix_shares(query: RankingQuery, *, person_id: int | None = None, team_id: in
     grand = sum(row["tokens"] for row in rows)
     shares = [(row[field_name] or "(unknown)", row["tokens"], row["tokens"] / grand if grand else 0.0) for row in rows]
     return sorted(shares, key=lambda item: (-item[1], item[0]))
+
+
+# --- Outcomes --------------------------------------------------------------------------------------------
+# What the usage produced, where a source reports it (usage.models.OutcomeRecord). A ratio to tokens or cost is
+# given only where the source covers the usage: every day with that provider's usage in the window has an
+# outcome report, else the summary says how many days it covers.
+
+OUTCOME_SOURCES = {"claude_code": ("anthropic", "Claude Code analytics"), "cursor_daily_usage": ("cursor", "Cursor")}
+
+
+@dataclass
+class OutcomeSummary:
+    source: str
+    label: str
+    provider: str
+    commits: int | None
+    pull_requests: int | None
+    lines_added: int | None
+    lines_accepted: int | None
+    usage_days: int  # (person, day)s with this provider's usage in the window
+    covered_days: int  # of those, the ones the source reported
+    tokens: int  # this provider's tokens in the window
+    cost_usd: Decimal
+
+    @property
+    def covered(self) -> bool:
+        return self.usage_days > 0 and self.covered_days == self.usage_days
+
+    @property
+    def tokens_per_accepted_line(self) -> float | None:
+        return self.tokens / self.lines_accepted if self.covered and self.lines_accepted else None
+
+    @property
+    def cost_per_pull_request(self) -> Decimal | None:
+        if not (self.covered and self.pull_requests):
+            return None
+        return (self.cost_usd / self.pull_requests).quantize(Decimal("0.01"))
+
+
+def _summed(values) -> int | None:
+    """A sum over days where the source reports the figure; None when it never does."""
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def outcome_summaries(window: Window, *, person_id: int | None = None, team_id: int | None = None):
+    """Per outcome source with anything in the window, for a person or a team subtree (the days each person was
+    in it): the outcomes, and the provider's tokens and cost from the daily rollups for the ratios."""
+    summaries = []
+    for source, (provider, label) in OUTCOME_SOURCES.items():
+        usage = rollups_in_window(window, provider=provider, team_id=team_id).filter(person__isnull=False)
+        if person_id is not None:
+            usage = usage.filter(person_id=person_id)
+        used = {(row["person"], row["day"]) for row in usage.values("person", "day").distinct()}
+        sums = usage.aggregate(tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
+        records = OutcomeRecord.objects.filter(source=source, day__range=(window.start, window.end))
+        if person_id is not None:
+            records = records.filter(identity__person_id=person_id)
+        else:
+            records = records.filter(identity__person_id__in={pid for pid, _day in used})
+        rows = [r for r in records.values("identity__person_id", "day", *OUTCOME_FIGURES)]
+        if team_id is not None:  # only the days the person's usage counted for the team
+            rows = [r for r in rows if (r["identity__person_id"], r["day"]) in used]
+        if not rows:
+            continue
+        reported = {(r["identity__person_id"], r["day"]) for r in rows}
+        summaries.append(
+            OutcomeSummary(
+                source=source,
+                label=label,
+                provider=provider,
+                **{name: _summed(r[name] for r in rows) for name in OUTCOME_FIGURES},
+                usage_days=len(used),
+                covered_days=len(used & reported),
+                tokens=sums["tokens"] or 0,
+                cost_usd=Decimal(str(sums["cost"] or 0)).quantize(Decimal("0.000001")),
+            )
+        )
+    return summaries

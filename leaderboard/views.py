@@ -38,7 +38,7 @@ from usage.figures import COST_METRICS, EFFICIENCY_METRICS, METRIC_DEFINITIONS, 
 from usage.models import ApiToken, HoldStatus, Identity, Provider, Team, UsageHold, UsageRecord
 
 from . import charts
-from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
+from .insights import mix_shares, movers_from, outcome_summaries, rank_history, team_members, window_titles
 from .selectors import (
     TEAM_FILTER_HIDDEN,
     current_teams,
@@ -372,6 +372,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         )
         if detail
         else [],
+        outcomes=outcome_summaries(query.window, person_id=person.pk),
     )
     if detail:
         palette = charts.model_palette()
@@ -427,6 +428,8 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             person_display_name(viewer, p.pk, p.display_name, p.pseudonym, p.show_name) for p in team.managers.all()
         ],
         members_url=f"{reverse('team-members-csv', args=[team.pk])}?{_as_querystring(query)}",
+        # Outcomes are team figures: hidden with them (usage.access.can_see_team_figures).
+        outcomes=outcome_summaries(query.window, team_id=team.pk) if standing and standing.visible else [],
     )
     context["breadcrumbs"].sort(key=lambda t: ancestors.index(t.pk), reverse=True)
     if detail:
