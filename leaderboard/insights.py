@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
 from usage.figures import metric_sort_key
-from usage.models import Membership, OutcomeRecord, Person
+from usage.models import HoldStatus, Membership, OutcomeRecord, Person, UsageHold
 from usage.models import PersonStanding as PersonStandingRow
 from usage.services.outcomes import OUTCOME_FIGURES
 
@@ -61,7 +62,7 @@ class TitleRule:
     key: str
     name: str
     how: str
-    rewards: str  # "volume", "efficiency", "breadth" or "consistency"
+    rewards: str  # "volume", "efficiency", "outcome", "breadth" or "consistency"
 
 
 TITLE_RULES = (
@@ -76,7 +77,17 @@ TITLE_RULES = (
         "models", "Widest model mix", "Most different models used in the window; ties go to more tokens.", "breadth"
     ),
     TitleRule("streak", "Longest streak", "Most consecutive days with any usage inside the window.", "consistency"),
+    TitleRule(
+        "output",
+        "Straight talker",
+        "Highest share of output in total tokens, among the top half of people by total tokens.",
+        "efficiency",
+    ),
+    TitleRule("shipper", "Shipper", "Most pull requests reported by Claude Code analytics in the window.", "outcome"),
+    TitleRule("lines", "Line landed", "Most lines accepted (Claude Code and Cursor) in the window.", "outcome"),
 )
+# settings.TOKENBOARD_VOLUME_TITLES off leaves these out, so the titles reward efficiency and outcomes.
+VOLUME_TITLES = ("volume",)
 
 
 @dataclass
@@ -139,7 +150,7 @@ def title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     stored = None if query.model or query.team_id is not None else stored_window(query.window, query.provider)
     if stored is None:
         return _title_winners(query)
-    key = f"titles:{stored.pk}:{stored.computed_at.timestamp()}"
+    key = f"titles:{stored.pk}:{stored.computed_at.timestamp()}:{settings.TOKENBOARD_VOLUME_TITLES}"
     winners = cache.get(key)
     if winners is None:
         winners = _title_winners(query)
@@ -161,8 +172,9 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     def by_volume(pid: int) -> tuple:
         return (totals[pid].total_tokens, -pid) if pid in totals else (0, 0)
 
-    top = max(totals, key=by_volume)
-    winners.append(("volume", top, f"{compact(totals[top].total_tokens)} tokens"))
+    if settings.TOKENBOARD_VOLUME_TITLES:
+        top = max(totals, key=by_volume)
+        winners.append(("volume", top, f"{compact(totals[top].total_tokens)} tokens"))
 
     prompts = sorted(_prompt_tokens(t) for t in totals.values())
     floor = prompts[(len(prompts) - 1) // 2]  # the median: only the top half by prompt volume qualifies
@@ -184,6 +196,49 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     if runs:
         streaker = max(runs, key=lambda pid: (runs[pid], by_volume(pid)))
         winners.append(("streak", streaker, f"{runs[streaker]} day{'s' if runs[streaker] != 1 else ''}"))
+
+    volumes = sorted((t.total_tokens for t in totals.values()), reverse=True)
+    top_half = volumes[(len(volumes) + 1) // 2 - 1]  # the smallest volume in the top half (ties at the edge in)
+    eligible = [pid for pid, t in totals.items() if t.total_tokens >= top_half and t.total_tokens > 0]
+    if eligible:
+        share = {pid: totals[pid].output_tokens / totals[pid].total_tokens for pid in eligible}
+        best = max(eligible, key=lambda pid: (share[pid], by_volume(pid)))
+        if share[best] > 0:
+            winners.append(("output", best, f"{share[best]:.0%} of tokens were output"))
+    winners += _outcome_winners(query, set(totals), by_volume)
+    return winners
+
+
+def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[tuple[str, int, str]]:
+    """Outcome titles, among the people with counted usage in the window (so held days, which count for no
+    one, cannot earn one either: their outcomes are left out too)."""
+    if query.provider or query.model:  # outcomes are not per provider or model
+        return []
+    rows = OutcomeRecord.objects.filter(
+        day__range=(query.window.start, query.window.end), identity__person_id__in=ranked
+    )
+    held = set(
+        UsageHold.objects.filter(day__range=(query.window.start, query.window.end), person_id__in=ranked)
+        .exclude(status=HoldStatus.CLEARED)
+        .values_list("person_id", "day")
+    )
+    if query.team_id is not None:
+        in_team = rollups_in_window(query.window, team_id=query.team_id).values_list("person_id", "day")
+        allowed = set(in_team)
+    prs: dict[int, int] = defaultdict(int)
+    lines: dict[int, int] = defaultdict(int)
+    for person_id, day, pull_requests, accepted in rows.values_list(
+        "identity__person_id", "day", "pull_requests", "lines_accepted"
+    ):
+        if (person_id, day) in held or (query.team_id is not None and (person_id, day) not in allowed):
+            continue
+        prs[person_id] += pull_requests or 0
+        lines[person_id] += accepted or 0
+    winners = []
+    for key, counts, noun in (("shipper", prs, "pull request"), ("lines", lines, "line")):
+        if counts and max(counts.values()) > 0:
+            best = max(counts, key=lambda pid, c=counts: (c[pid], by_volume(pid)))
+            winners.append((key, best, f"{counts[best]:,} {noun}{'s' if counts[best] != 1 else ''}"))
     return winners
 
 

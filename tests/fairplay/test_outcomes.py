@@ -141,3 +141,21 @@ def test_event_sources_record_the_hourly_shape(coder):
     batch = run_import("cursor_events.json", json.dumps(events))
     assert batch.status == "succeeded", batch.error_summary
     assert sorted(UsageHour.objects.values_list("hour", "requests", "total_tokens")) == [(9, 2, 220), (10, 1, 110)]
+
+
+def test_titles_reward_efficiency_and_outcomes_and_volume_titles_switch_off(coder, org, settings):
+    from leaderboard.insights import title_winners
+    from leaderboard.windows import ranking_query_from
+
+    heavy = person_in_team(org["product"], display_name="Vol Ume")
+    UsageRecordFactory(identity=IdentityFactory(person=heavy), day=date(2026, 9, 3), input_tokens=5_000_000)
+    tiny = person_in_team(org["product"], display_name="Tiny Tess")  # all output, but under the top half
+    UsageRecordFactory(identity=IdentityFactory(person=tiny), day=date(2026, 9, 3), output_tokens=50)
+    run_import("claude_code.json", json.dumps({"data": [claude_code_record("cody@acme.example", "2026-09-01")]}))
+    standings_refresh()
+    query = ranking_query_from({"date": "2026-09-15", "period": "month"})
+    winners = {key: pid for key, pid, _value in title_winners(query)}
+    assert winners["volume"] == heavy.pk
+    assert winners["shipper"] == winners["lines"] == winners["output"] == coder.pk
+    settings.TOKENBOARD_VOLUME_TITLES = False
+    assert "volume" not in {key for key, _pid, _value in title_winners(query)}

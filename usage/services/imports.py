@@ -420,7 +420,8 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         records_written = usage_records_upsert(record_rows())
         usage_hours_upsert(outcome.hours, identities)
         records_written += outcomes_upsert(outcome.outcomes, identities, locked)
-        days = [key[0] for key in outcome.records]
+        # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
+        days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
         standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
         locked.detected_format = outcome.format_name
