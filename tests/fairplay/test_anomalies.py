@@ -189,3 +189,15 @@ def test_the_person_sees_their_day_under_review_and_adds_a_note(board, org, clie
     assert client.post(f"/review/{hold.pk}/note/", {"note": "not mine"}).status_code == 403
     other = client.get(f"/people/{board['looper'].pk}/", {"period": "month", "date": "2026-09-15"})
     assert "under review" not in other.content.decode()
+
+
+def test_the_demo_has_one_looping_key_held_on_the_review_page(org, client):
+    from django.core.management import call_command
+
+    call_command("seed_demo")
+    hold = UsageHold.objects.get()  # one, and only the loop: no genuine demo day is held
+    assert hold.status == HoldStatus.HELD and len(hold.evidence["hourly"]) == 24
+    assert {"cadence", "input_without_output"} <= set(hold.rules)
+    client.force_login(org["admin"])
+    body = client.get("/review/").content.decode()
+    assert hold.person.display_name in body and "apikey_01demo" in body

@@ -4,8 +4,9 @@ Four rules (settings.TOKENBOARD_ANOMALY_RULES; docs/admin-guide.md, Anomaly revi
 
 - baseline: the day is far above the person's own history (robust z-score: median and MAD of their active
   days in the `history_days` before it, with at least `min_history_days` of them);
-- cadence: requests spread near-evenly around the clock (at least `min_active_hours` hours with requests and
-  a coefficient of variation of the 24 hourly counts at most `max_variation`), where the source has hours;
+- cadence: one identity's requests spread near-evenly around the clock (at least `min_active_hours` hours
+  with requests and a coefficient of variation of its 24 hourly counts at most `max_variation`), where the
+  source has hours (an hour with tokens but no request count counts as one request);
 - input_without_output: at least `min_prompt_tokens` prompt tokens with output at most `max_output_share`
   of the day's tokens;
 - lone_key: one API key carries at least `min_share` of the day's tokens and runs at least `min_active_hours`
@@ -104,8 +105,18 @@ class PersonDay:
     output_tokens: int = 0
     requests: int = 0
     by_identity: dict[int, int] = field(default_factory=dict)  # identity id → tokens
-    hourly: list[int] | None = None  # requests per org-local hour, where the source has hours
-    active_hours_by_identity: dict[int, int] = field(default_factory=dict)
+    # identity id → requests per org-local hour, for the identities whose source has hours
+    hourly_by_identity: dict[int, list[int]] = field(default_factory=dict)
+
+    def active_hours(self, identity_id: int) -> int:
+        return sum(1 for count in self.hourly_by_identity.get(identity_id, ()) if count)
+
+    def busiest_hourly(self) -> tuple[int, list[int]] | None:
+        """(identity, its hourly shape) of the identity with hours that used the most tokens."""
+        if not self.hourly_by_identity:
+            return None
+        identity_id = max(self.hourly_by_identity, key=lambda i: (self.by_identity.get(i, 0), -i))
+        return identity_id, self.hourly_by_identity[identity_id]
 
 
 def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -151,12 +162,8 @@ def _person_days(days: set[date]) -> dict[tuple[int, date], PersonDay]:
             figures = found.get((row["identity__person_id"], row["day"]))
             if figures is None:
                 continue
-            if figures.hourly is None:
-                figures.hourly = [0] * 24
-            figures.hourly[row["hour"]] += row["requests"] or (1 if row["tokens"] else 0)
-            if row["requests"] or row["tokens"]:
-                active = figures.active_hours_by_identity
-                active[row["identity_id"]] = active.get(row["identity_id"], 0) + 1
+            hourly = figures.hourly_by_identity.setdefault(row["identity_id"], [0] * 24)
+            hourly[row["hour"]] += row["requests"] or (1 if row["tokens"] else 0)
     return found
 
 
@@ -202,13 +209,15 @@ def _fired(figures: PersonDay, history: dict[date, int], kinds: dict[int, str], 
                 fired["baseline"] = (
                     f"robust z-score {z:.1f} against a median of {median:,.0f} tokens over {len(past)} days"
                 )
-    if "cadence" in enabled and figures.hourly is not None:
+    if "cadence" in enabled:
         config = rules["cadence"]
-        active = sum(1 for count in figures.hourly if count)
-        mean = sum(figures.hourly) / 24
-        variation = statistics.pstdev(figures.hourly) / mean if mean else float("inf")
-        if active >= config["min_active_hours"] and variation <= config["max_variation"]:
-            fired["cadence"] = f"requests in {active} of 24 hours, variation {variation:.2f}"
+        for identity_id, hourly in sorted(figures.hourly_by_identity.items()):
+            active = figures.active_hours(identity_id)
+            mean = sum(hourly) / 24
+            variation = statistics.pstdev(hourly) / mean if mean else float("inf")
+            if active >= config["min_active_hours"] and variation <= config["max_variation"]:
+                fired["cadence"] = f"one identity had requests in {active} of 24 hours, variation {variation:.2f}"
+                break
     if "input_without_output" in enabled:
         config = rules["input_without_output"]
         share = figures.output_tokens / figures.total_tokens if figures.total_tokens else 0.0
@@ -218,8 +227,8 @@ def _fired(figures: PersonDay, history: dict[date, int], kinds: dict[int, str], 
         config = rules["lone_key"]
         identity_id, tokens = max(figures.by_identity.items(), key=lambda item: (item[1], -item[0]))
         share = tokens / figures.total_tokens
-        hours = figures.active_hours_by_identity.get(identity_id, 0)
-        others_idle = all(h == 0 for i, h in figures.active_hours_by_identity.items() if i != identity_id)
+        hours = figures.active_hours(identity_id)
+        others_idle = all(figures.active_hours(i) == 0 for i in figures.hourly_by_identity if i != identity_id)
         if (
             kinds.get(identity_id) == IdentityKind.API_KEY
             and share >= config["min_share"]
@@ -262,6 +271,7 @@ def anomalies_flag(days: Iterable[date]) -> list[UsageHold]:
             continue
         since = day - reach
         past = sorted(t for d, t in history.get(person_id, {}).items() if since <= d < day and t > 0)
+        busiest = figures.busiest_hourly()
         holds.append(
             UsageHold(
                 person_id=person_id,
@@ -273,7 +283,9 @@ def anomalies_flag(days: Iterable[date]) -> list[UsageHold]:
                     "prompt_tokens": figures.prompt_tokens,
                     "output_tokens": figures.output_tokens,
                     "requests": figures.requests,
-                    "hourly": figures.hourly,
+                    # The hourly shape of the busiest identity with hours, and which one it is.
+                    "hourly": busiest[1] if busiest else None,
+                    "hourly_identity": labels.get(busiest[0], "") if busiest else "",
                     "baseline_median": statistics.median(past) if past else None,
                     "baseline_days": len(past),
                     "identities": [
