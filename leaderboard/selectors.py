@@ -547,6 +547,19 @@ class PeopleRanking(Sequence):
             ]
         return self._standings(found)[0] if found else None
 
+    def standing_of(self, person_id: int) -> PersonStanding | None:
+        """The person's standing, or on an efficiency metric their unranked figures (rank 0) when under the
+        minimum volume; None without usage in the window."""
+        found = self.row_for(person_id)
+        if found is not None or self.metric not in EFFICIENCY_METRICS:
+            return found
+        if self._stored is None:
+            below = [r for r in self._below if r.person_id == person_id]
+        else:
+            rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
+            below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows]
+        return self._standings(below)[0] if below else None
+
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
         """(climbers, fallers, newcomers): most places gained or lost (then by current rank) and the best
         ranked people with no rank in the previous window."""

@@ -347,7 +347,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     query = replace(query, search="", team_id=None)
     group_by = "provider" if request.GET.get("group") == "provider" else "model"
     standings = people_ranking(query, viewer)
-    standing = standings.row_for(person.pk)
+    standing = standings.standing_of(person.pk)
     titles = [t for t in window_titles(query, viewer) if t.person_id == person.pk]
     name = person_display_name(viewer, person.pk, person.display_name, person.pseudonym, person.show_name)
     team = current_teams([person.pk]).get(person.pk)

@@ -337,7 +337,7 @@ class PersonDetailView(GenericAPIView):
         viewer = viewer_for(request.user)
         person, detail = access_person(viewer, pk)
         query = ranking_query(request)
-        mine = people_ranking(replace(query, search=""), viewer).row_for(person.pk)
+        mine = people_ranking(replace(query, search=""), viewer).standing_of(person.pk)
         totals = mine.totals if mine else Totals()
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
@@ -349,7 +349,7 @@ class PersonDetailView(GenericAPIView):
             "active": person.active,
             "detail": detail,
             "window": _window(query.window),
-            "rank": mine.rank if mine else None,
+            "rank": mine.rank or None if mine else None,  # 0: under an efficiency metric's minimum volume
             "totals": _totals(totals, cost=detail),
         }
         if detail:

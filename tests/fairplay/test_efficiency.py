@@ -104,3 +104,13 @@ def test_engineers_cannot_rank_by_cost_per_million_tokens(four, org, client):
     assert response.status_code == 403
     page = client.get("/", {"metric": "cost_per_mtok"})
     assert "Ranked by total tokens instead" in page.content.decode()
+
+
+def test_a_person_under_the_minimum_sees_their_figures_but_no_rank(four, org, client):
+    client.force_login(org["admin"])
+    params = {"date": "2026-09-15", "period": "month", "metric": "cache_hit_rate"}
+    body = client.get(f"/people/{four['light_cached'].pk}/", params).content.decode()
+    assert "not ranked: under the minimum volume" in body and "99.0%" not in body.split("Rank by")[0]
+    api = client.get(f"/api/v1/people/{four['light_cached'].pk}/", params).json()
+    assert api["rank"] is None and api["totals"]["total_tokens"] == 10_000
+    assert api["totals"]["cache_hit_rate"] == 0.99
