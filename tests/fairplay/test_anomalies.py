@@ -201,3 +201,14 @@ def test_the_demo_has_one_looping_key_held_on_the_review_page(org, client):
     client.force_login(org["admin"])
     body = client.get("/review/").content.decode()
     assert hold.person.display_name in body and "apikey_01demo" in body
+
+
+def test_a_held_day_earns_no_title(board, org):
+    from leaderboard.insights import title_winners
+
+    standings_refresh(today=TODAY)
+    query = ranking_query_from({"date": "2026-09-15", "period": "month"})
+    assert dict((key, pid) for key, pid, _value in title_winners(query))["volume"] == board["steady"].pk
+    hold_decide(hold_id=UsageHold.objects.get().pk, status=HoldStatus.CLEARED, user=org["admin"])
+    standings_refresh(today=TODAY)
+    assert dict((key, pid) for key, pid, _value in title_winners(query))["volume"] == board["looper"].pk

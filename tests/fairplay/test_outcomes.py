@@ -159,3 +159,16 @@ def test_titles_reward_efficiency_and_outcomes_and_volume_titles_switch_off(code
     assert winners["shipper"] == winners["lines"] == winners["output"] == coder.pk
     settings.TOKENBOARD_VOLUME_TITLES = False
     assert "volume" not in {key for key, _pid, _value in title_winners(query)}
+
+
+def test_team_page_shows_the_teams_outcomes_to_those_who_see_its_figures(org, client):
+    people = [person_in_team(org["product"], display_name=f"P{n}", email=f"p{n}@acme.example") for n in range(3)]
+    records = [claude_code_record(p.email, "2026-09-01", prs=2) for p in people]
+    run_import("claude_code.json", json.dumps({"data": records}))
+    standings_refresh()
+    (summary,) = outcome_summaries(MONTH, team_id=org["product"].pk)
+    assert (summary.pull_requests, summary.tokens, summary.covered) == (6, 300_000, True)
+    client.force_login(org["infra_engineer"].user)
+    body = client.get(f"/teams/{org['product'].pk}/", {"period": "month", "date": "2026-09-15"}).content.decode()
+    assert "Outcomes" in body and "÷ 360 lines" in body
+    assert "Cost per pull request" not in body  # cost: its managers and admins only
