@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from usage.models import HoldDecision, HoldStatus, Identity, IdentityKind, UsageHold, UsageHour, UsageRecord
 
@@ -129,12 +129,58 @@ def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
     return [(first, last) for first, last in ranges]
 
 
-def _person_days(days: set[date]) -> dict[tuple[int, date], PersonDay]:
-    found: dict[tuple[int, date], PersonDay] = {}
+def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
+    """The (person, day)s on which enough rules could fire to hold them, found in two grouped queries so a
+    rebuild does not read every person's every day: the baseline can fire on any day, the hourly rules only
+    where a source has hours, the output rule only on days with enough quiet input. None: any day could."""
+    enabled = set(rules["enabled"])
+    always = 1 if "baseline" in enabled else 0
+    if always >= rules["min_rules"]:
+        return None
+    hour_rules = len(enabled & {"cadence", "lone_key"})
+    with_hours: set[tuple[int, date]] = set()
+    quiet: set[tuple[int, date]] = set()
     for first, last in _day_ranges(days):
+        if hour_rules:
+            with_hours |= set(
+                UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
+                .values_list("identity__person_id", "day")
+                .distinct()
+            )
+        if "input_without_output" in enabled:
+            config = rules["input_without_output"]
+            sums = (
+                UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
+                .exclude(usage_kind=COST_REPORT_KIND)
+                .values("identity__person_id", "day")
+                .annotate(
+                    prompt=Sum(F("input_tokens") + F("cache_read_tokens") + F("cache_write_tokens")),
+                    output=Sum("output_tokens"),
+                    total=Sum("total_tokens"),
+                )
+                .filter(prompt__gte=config["min_prompt_tokens"])
+            )
+            quiet |= {
+                (row["identity__person_id"], row["day"])
+                for row in sums
+                if row["output"] <= config["max_output_share"] * row["total"]
+            }
+    return {
+        key
+        for key in with_hours | quiet
+        if always + (hour_rules if key in with_hours else 0) + (key in quiet) >= rules["min_rules"]
+    }
+
+
+def _person_days(days: set[date], candidates: set[tuple[int, date]] | None) -> dict[tuple[int, date], PersonDay]:
+    found: dict[tuple[int, date], PersonDay] = {}
+    people = None if candidates is None else {pid for pid, _day in candidates}
+    for first, last in _day_ranges(days):
+        records = UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
+        if people is not None:
+            records = records.filter(identity__person_id__in=people)
         rows = (
-            UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
-            .exclude(usage_kind=COST_REPORT_KIND)
+            records.exclude(usage_kind=COST_REPORT_KIND)
             .values("identity__person_id", "identity_id", "day")
             .annotate(
                 total=Sum("total_tokens"),
@@ -147,6 +193,8 @@ def _person_days(days: set[date]) -> dict[tuple[int, date], PersonDay]:
         )
         for row in rows:
             key = (row["identity__person_id"], row["day"])
+            if candidates is not None and key not in candidates:
+                continue
             figures = found.setdefault(key, PersonDay(*key))
             figures.total_tokens += row["total"]
             figures.prompt_tokens += row["input"] + row["cache_read"] + row["cache_write"]
@@ -247,25 +295,28 @@ def anomalies_flag(days: Iterable[date]) -> list[UsageHold]:
     rules = settings.TOKENBOARD_ANOMALY_RULES
     if not days or not rules.get("enabled"):
         return []
-    person_days = _person_days(days)
+    candidates = _candidates(days, rules)
+    if candidates is not None and not candidates:
+        return []
+    person_days = _person_days(days, candidates)
     already = set(
         UsageHold.objects.filter(day__in=days, person_id__in={pid for pid, _day in person_days}).values_list(
             "person_id", "day"
         )
     )
-    candidates = {key: figures for key, figures in person_days.items() if key not in already}
-    if not candidates:
+    unheld = {key: figures for key, figures in person_days.items() if key not in already}
+    if not unheld:
         return []
     reach = timedelta(days=rules["baseline"]["history_days"])
-    history = _history({pid for pid, _day in candidates}, min(days) - reach, max(days))
-    identity_ids = {i for figures in candidates.values() for i in figures.by_identity}
+    history = _history({pid for pid, _day in unheld}, min(days) - reach, max(days))
+    identity_ids = {i for figures in unheld.values() for i in figures.by_identity}
     kinds, labels = {}, {}
     for pk, kind, label, value in Identity.objects.filter(pk__in=identity_ids).values_list(
         "pk", "kind", "label", "value"
     ):
         kinds[pk], labels[pk] = kind, f"{label or value} ({kind})"
     holds = []
-    for (person_id, day), figures in sorted(candidates.items(), key=lambda item: (item[0][1], item[0][0])):
+    for (person_id, day), figures in sorted(unheld.items(), key=lambda item: (item[0][1], item[0][0])):
         fired = _fired(figures, history.get(person_id, {}), kinds, rules)
         if len(fired) < rules["min_rules"]:
             continue
