@@ -172,3 +172,13 @@ def test_team_page_shows_the_teams_outcomes_to_those_who_see_its_figures(org, cl
     body = client.get(f"/teams/{org['product'].pk}/", {"period": "month", "date": "2026-09-15"}).content.decode()
     assert "Outcomes" in body and "÷ 360 lines" in body
     assert "Cost per pull request" not in body  # cost: its managers and admins only
+
+
+def test_openai_hourly_buckets_record_the_hourly_shape(db):
+    from pathlib import Path
+
+    fixture = Path(__file__).parent.parent / "usage" / "fixtures" / "openai_usage_two_users.json"
+    batch = run_import(fixture.name, fixture.read_text())
+    assert batch.status == "succeeded", batch.error_summary
+    hours = UsageHour.objects.filter(identity__value="user-Qm3AliceXyZ9")
+    assert hours.count() == 2 and sum(h.requests for h in hours) == 50
