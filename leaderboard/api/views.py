@@ -43,7 +43,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from leaderboard.insights import team_members
+from leaderboard.insights import outcome_summaries, team_members
 from leaderboard.selectors import (
     TEAM_FILTER_HIDDEN,
     Totals,
@@ -189,6 +189,27 @@ def _totals(totals: Totals, *, cost: bool) -> dict:
     if cost:
         data["cost_usd"] = totals.cost_usd
     data.update(efficiency_figures(totals, cost=cost))
+    return data
+
+
+def outcome_dict(summary, *, cost: bool) -> dict:
+    data = {
+        name: getattr(summary, name)
+        for name in (
+            "source",
+            "label",
+            "commits",
+            "pull_requests",
+            "lines_added",
+            "lines_accepted",
+            "usage_days",
+            "covered_days",
+            "tokens",
+            "tokens_per_accepted_line",
+        )
+    }
+    if cost:
+        data.update(cost_usd=summary.cost_usd, cost_per_pull_request=summary.cost_per_pull_request)
     return data
 
 
@@ -351,6 +372,7 @@ class PersonDetailView(GenericAPIView):
             "window": _window(query.window),
             "rank": mine.rank or None if mine else None,  # 0: under an efficiency metric's minimum volume
             "totals": _totals(totals, cost=detail),
+            "outcomes": [outcome_dict(o, cost=detail) for o in outcome_summaries(query.window, person_id=person.pk)],
         }
         if detail:
             data["email"] = person.email
@@ -459,6 +481,9 @@ class TeamDetailView(GenericAPIView):
             "active_members": standing.active_members,
             "figures_visible": standing.visible,
             "totals": _totals(standing.totals, cost=detail) if standing.visible else _hidden_totals(),
+            "outcomes": [outcome_dict(o, cost=detail) for o in outcome_summaries(query.window, team_id=team.pk)]
+            if standing.visible
+            else [],
         }
         if detail:
             data["member_list"] = self._members(team, query, viewer)

@@ -114,3 +114,10 @@ def test_a_person_under_the_minimum_sees_their_figures_but_no_rank(four, org, cl
     api = client.get(f"/api/v1/people/{four['light_cached'].pk}/", params).json()
     assert api["rank"] is None and api["totals"]["total_tokens"] == 10_000
     assert api["totals"]["cache_hit_rate"] == 0.99
+
+
+def test_cost_per_million_tokens_is_left_out_of_the_api_where_cost_is(four, org, client):
+    client.force_login(org["product_engineer"].user)
+    rows = client.get("/api/v1/leaderboard/people/", {"date": "2026-09-15", "period": "month"}).json()["results"]
+    assert rows and all("cost_per_mtok" not in row and "cost_usd" not in row for row in rows)
+    assert all("cache_hit_rate" in row for row in rows)

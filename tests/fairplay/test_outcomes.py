@@ -182,3 +182,15 @@ def test_openai_hourly_buckets_record_the_hourly_shape(db):
     assert batch.status == "succeeded", batch.error_summary
     hours = UsageHour.objects.filter(identity__value="user-Qm3AliceXyZ9")
     assert hours.count() == 2 and sum(h.requests for h in hours) == 50
+
+
+def test_page_and_api_agree_on_outcomes(coder, org, client):
+    records = [claude_code_record("cody@acme.example", day) for day in ("2026-09-01", "2026-09-02")]
+    run_import("claude_code.json", json.dumps({"data": records}))
+    client.force_login(org["product_engineer"].user)  # no cost rights over Cody
+    params = {"period": "month", "date": "2026-09-15"}
+    (api,) = client.get(f"/api/v1/people/{coder.pk}/", params).json()["outcomes"]
+    assert (api["pull_requests"], api["lines_accepted"], api["tokens"]) == (2, 240, 200_000)
+    assert round(api["tokens_per_accepted_line"]) == 833 and "cost_per_pull_request" not in api
+    body = client.get(f"/people/{coder.pk}/", params).content.decode()
+    assert "833" in body and "÷ 240 lines" in body and "Cost per pull request" not in body
