@@ -46,12 +46,14 @@ from usage.figures import (
 )
 from usage.models import (
     DailyRollup,
+    HoldStatus,
     Membership,
     Person,
     StandingsDirtyDay,
     StandingWindow,
     Team,
     TeamMemberStanding,
+    UsageHold,
     UsageRecord,
 )
 from usage.models import PersonStanding as PersonStandingRow
@@ -189,11 +191,17 @@ def rollups_in_window(window: Window, *, provider: str = "", model: str = "", te
 def usage_records_in_window(
     window: Window, *, provider: str = "", model: str = "", team_id: int | None = None
 ) -> QuerySet:
-    """The raw usage records the rollups of the window sum (cost reports excluded), for the /usage/ list;
+    """The raw usage records the rollups of the window sum (cost reports and held days excluded), for the
+    /usage/ list;
     with a team, only days the person was in its subtree."""
     records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
         usage_kind=COST_REPORT_KIND
     )
+    # Held and confirmed days are in no ranking (usage.services.anomalies), so not in this list either.
+    held = UsageHold.objects.filter(person_id=OuterRef("identity__person_id"), day=OuterRef("day")).exclude(
+        status=HoldStatus.CLEARED
+    )
+    records = records.exclude(Exists(held))
     if provider:
         records = records.filter(provider=provider)
     if model:

@@ -212,3 +212,16 @@ def test_a_held_day_earns_no_title(board, org):
     hold_decide(hold_id=UsageHold.objects.get().pk, status=HoldStatus.CLEARED, user=org["admin"])
     standings_refresh(today=TODAY)
     assert dict((key, pid) for key, pid, _value in title_winners(query))["volume"] == board["looper"].pk
+
+
+def test_the_raw_usage_list_leaves_held_days_out_like_the_rankings(board, org, client):
+    client.force_login(org["admin"])
+    params = {"period": "month", "date": "2026-09-15", "assigned": "true", "page_size": 500}
+    records = client.get("/api/v1/usage/", params).json()["results"]
+    ranked = client.get("/api/v1/leaderboard/people/", params).json()["results"]
+    assert sum(r["total_tokens"] for r in records) == sum(r["total_tokens"] for r in ranked)
+    assert all(r["day"] != LOOP_DAY.isoformat() or r["total_tokens"] < 48_000_000 for r in records)
+    hold_decide(hold_id=UsageHold.objects.get().pk, status=HoldStatus.CLEARED, user=org["admin"])
+    records = client.get("/api/v1/usage/", params).json()["results"]
+    ranked = client.get("/api/v1/leaderboard/people/", params).json()["results"]
+    assert sum(r["total_tokens"] for r in records) == sum(r["total_tokens"] for r in ranked) > 48_000_000
