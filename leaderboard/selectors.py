@@ -740,7 +740,9 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         if stored is not None:
             return {
                 row.team_id: _TeamFigures(
-                    Totals.of(row), row.active_members, {m: getattr(row, f"top_{m}") for m in METRICS}
+                    Totals.of(row),
+                    row.active_members,
+                    {m: getattr(row, f"top_{m}") for m in METRICS if m not in EFFICIENCY_METRICS},
                 )
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk)
             }
@@ -755,9 +757,11 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         total = Totals()
         for person_totals_ in people.values():
             total.add(person_totals_)
+        # As kept (usage.services.standings): no top person on an efficiency ratio.
         tops = {
-            metric: min(people, key=lambda pid, m=metric: (metric_sort_key(m, people[pid].metric(m)), pid))
+            metric: max(people, key=lambda pid, m=metric: (people[pid].metric(m), -pid))
             for metric in METRICS
+            if metric not in EFFICIENCY_METRICS
         }
         figures[team_id] = _TeamFigures(total, len(people), tops)
     return figures

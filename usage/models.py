@@ -520,12 +520,13 @@ class StandingsState(models.Model):
 
 def _add_rank_columns() -> None:
     # Declared from usage.figures.METRICS, so adding a metric adds its columns.
-    from usage.figures import METRICS
+    from usage.figures import EFFICIENCY_METRICS, METRICS
 
     for metric in METRICS:
         PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(null=True))
         PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(null=True))
-        TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
+        if metric not in EFFICIENCY_METRICS:  # no top person on a ratio (usage.services.standings)
+            TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
 
 
 _add_rank_columns()

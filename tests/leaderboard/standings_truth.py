@@ -168,8 +168,9 @@ class Truth:
                 _add(total, figures)
             total["active_days"] = sum(figures["active_days"] for figures in members.values())
             total["active_members"] = len(members)
+            # No top person on an efficiency ratio (it would be whoever has the fewest tokens at 100 %).
             total["top_people"] = {
-                metric: min(members, key=lambda pid, m=metric: (efficiency_key(m, members[pid]), pid))
+                metric: None
                 if metric in EFFICIENCY
                 else max(members, key=lambda pid, m=metric: (members[pid][m], -pid))
                 for metric in METRICS
@@ -281,7 +282,7 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             row["team_id"]: {
                 **{name: row[name] for name in FIGURES},
                 "active_members": row["active_members"],
-                "top_people": {metric: row[f"top_{metric}"] for metric in METRICS},
+                "top_people": {metric: row.get(f"top_{metric}") for metric in METRICS},
             }
             for row in stored
         }

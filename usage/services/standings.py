@@ -351,7 +351,8 @@ def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, l
             )
             ranked = DAY_METRICS if batch[0][0].period == "day" else METRICS
             _people_rank(batch_ids, ranked)
-            _teams_total(batch_ids, closure, ranked)
+            # A team's top person on a ratio would be whoever has the fewest tokens at 100 %: not kept.
+            _teams_total(batch_ids, closure, tuple(m for m in ranked if m not in EFFICIENCY_METRICS))
 
 
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
@@ -538,8 +539,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
     """Team standings: each subtree's usage (the days each person was in it), active members, and the
     largest contributor on each of `metrics` (ties: the lowest person id)."""
     firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {metric_order_sql(m, 'per_person')}, "
-        f"person_id) AS first_{m}"
+        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id ORDER BY {m} DESC, person_id) AS first_{m}"
         for m in metrics
     )
     tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in metrics)
