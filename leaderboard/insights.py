@@ -17,7 +17,7 @@ from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
 from usage.figures import metric_sort_key
-from usage.models import HoldStatus, Membership, OutcomeRecord, Person, UsageHold
+from usage.models import HoldStatus, Membership, OutcomeRecord, Person, Provider, UsageHold
 from usage.models import PersonStanding as PersonStandingRow
 from usage.services.outcomes import OUTCOME_FIGURES
 
@@ -396,6 +396,10 @@ class OutcomeSummary:
     covered_days: int  # of those, the ones the source reported
     tokens: int  # this provider's tokens in the window
     cost_usd: Decimal
+
+    @property
+    def provider_label(self) -> str:
+        return dict(Provider.choices).get(self.provider, self.provider)
 
     @property
     def covered(self) -> bool:
