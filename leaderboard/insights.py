@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
-from usage.models import Membership, Person
+from usage.figures import metric_sort_key
+from usage.models import HoldStatus, Membership, OutcomeRecord, Person, Provider, UsageHold
 from usage.models import PersonStanding as PersonStandingRow
+from usage.services.outcomes import OUTCOME_FIGURES
 
 from .selectors import (
     PeopleRanking,
@@ -59,7 +63,7 @@ class TitleRule:
     key: str
     name: str
     how: str
-    rewards: str  # "volume", "efficiency", "breadth" or "consistency"
+    rewards: str  # "volume", "efficiency", "outcome", "breadth" or "consistency"
 
 
 TITLE_RULES = (
@@ -74,7 +78,17 @@ TITLE_RULES = (
         "models", "Widest model mix", "Most different models used in the window; ties go to more tokens.", "breadth"
     ),
     TitleRule("streak", "Longest streak", "Most consecutive days with any usage inside the window.", "consistency"),
+    TitleRule(
+        "output",
+        "Straight talker",
+        "Highest share of output in total tokens, among the top half of people by total tokens.",
+        "efficiency",
+    ),
+    TitleRule("shipper", "Shipper", "Most pull requests reported by Claude Code analytics in the window.", "outcome"),
+    TitleRule("lines", "Line landed", "Most lines accepted (Claude Code and Cursor) in the window.", "outcome"),
 )
+# settings.TOKENBOARD_VOLUME_TITLES off leaves these out, so the titles reward efficiency and outcomes.
+VOLUME_TITLES = ("volume",)
 
 
 @dataclass
@@ -137,7 +151,7 @@ def title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     stored = None if query.by_model or query.team_id is not None else stored_window(query.window, query.provider)
     if stored is None:
         return _title_winners(query)
-    key = f"titles:{stored.pk}:{stored.computed_at.timestamp()}"
+    key = f"titles:{stored.pk}:{stored.computed_at.timestamp()}:{settings.TOKENBOARD_VOLUME_TITLES}"
     winners = cache.get(key)
     if winners is None:
         winners = _title_winners(query)
@@ -164,8 +178,9 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     def by_volume(pid: int) -> tuple:
         return (totals[pid].total_tokens, -pid) if pid in totals else (0, 0)
 
-    top = max(totals, key=by_volume)
-    winners.append(("volume", top, f"{compact(totals[top].total_tokens)} tokens"))
+    if settings.TOKENBOARD_VOLUME_TITLES:
+        top = max(totals, key=by_volume)
+        winners.append(("volume", top, f"{compact(totals[top].total_tokens)} tokens"))
 
     prompts = sorted(_prompt_tokens(t) for t in totals.values())
     floor = prompts[(len(prompts) - 1) // 2]  # the median: only the top half by prompt volume qualifies
@@ -190,6 +205,49 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     if runs:
         streaker = max(runs, key=lambda pid: (runs[pid], by_volume(pid)))
         winners.append(("streak", streaker, f"{runs[streaker]} day{'s' if runs[streaker] != 1 else ''}"))
+
+    volumes = sorted((t.total_tokens for t in totals.values()), reverse=True)
+    top_half = volumes[(len(volumes) + 1) // 2 - 1]  # the smallest volume in the top half (ties at the edge in)
+    eligible = [pid for pid, t in totals.items() if t.total_tokens >= top_half and t.total_tokens > 0]
+    if eligible:
+        share = {pid: totals[pid].output_tokens / totals[pid].total_tokens for pid in eligible}
+        best = max(eligible, key=lambda pid: (share[pid], by_volume(pid)))
+        if share[best] > 0:
+            winners.append(("output", best, f"{share[best]:.0%} of tokens were output"))
+    winners += _outcome_winners(query, set(totals), by_volume)
+    return winners
+
+
+def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[tuple[str, int, str]]:
+    """Outcome titles, among the people with counted usage in the window (so held days, which count for no
+    one, cannot earn one either: their outcomes are left out too)."""
+    if query.provider or query.model:  # outcomes are not per provider or model
+        return []
+    rows = OutcomeRecord.objects.filter(
+        day__range=(query.window.start, query.window.end), identity__person_id__in=ranked
+    )
+    held = set(
+        UsageHold.objects.filter(day__range=(query.window.start, query.window.end), person_id__in=ranked)
+        .exclude(status=HoldStatus.CLEARED)
+        .values_list("person_id", "day")
+    )
+    if query.team_id is not None:
+        in_team = rollups_in_window(query.window, team_id=query.team_id).values_list("person_id", "day")
+        allowed = set(in_team)
+    prs: dict[int, int] = defaultdict(int)
+    lines: dict[int, int] = defaultdict(int)
+    for person_id, day, pull_requests, accepted in rows.values_list(
+        "identity__person_id", "day", "pull_requests", "lines_accepted"
+    ):
+        if (person_id, day) in held or (query.team_id is not None and (person_id, day) not in allowed):
+            continue
+        prs[person_id] += pull_requests or 0
+        lines[person_id] += accepted or 0
+    winners = []
+    for key, counts, noun in (("shipper", prs, "pull request"), ("lines", lines, "line")):
+        if counts and max(counts.values()) > 0:
+            best = max(counts, key=lambda pid, c=counts: (c[pid], by_volume(pid)))
+            winners.append((key, best, f"{counts[best]:,} {noun}{'s' if counts[best] != 1 else ''}"))
     return winners
 
 
@@ -319,7 +377,7 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
                 daily=daily[person.pk],
             )
         )
-    members.sort(key=lambda m: (-m.totals.metric(query.metric), m.display_name))
+    members.sort(key=lambda m: (metric_sort_key(query.metric, m.totals.metric(query.metric)), m.display_name))
     for position, member in enumerate(members, start=1):
         member.rank = position
     return members, team_total
@@ -348,3 +406,86 @@ def mix_shares(query: RankingQuery, *, person_id: int | None = None, team_id: in
     grand = sum(row["tokens"] for row in rows)
     shares = [(row[field_name] or "(unknown)", row["tokens"], row["tokens"] / grand if grand else 0.0) for row in rows]
     return sorted(shares, key=lambda item: (-item[1], item[0]))
+
+
+# --- Outcomes --------------------------------------------------------------------------------------------
+# What the usage produced, where a source reports it (usage.models.OutcomeRecord). A ratio to tokens or cost is
+# given only where the source covers the usage: every day with that provider's usage in the window has an
+# outcome report, else the summary says how many days it covers.
+
+OUTCOME_SOURCES = {"claude_code": ("anthropic", "Claude Code analytics"), "cursor_daily_usage": ("cursor", "Cursor")}
+
+
+@dataclass
+class OutcomeSummary:
+    source: str
+    label: str
+    provider: str
+    commits: int | None
+    pull_requests: int | None
+    lines_added: int | None
+    lines_accepted: int | None
+    usage_days: int  # (person, day)s with this provider's usage in the window
+    covered_days: int  # of those, the ones the source reported
+    tokens: int  # this provider's tokens in the window
+    cost_usd: Decimal
+
+    @property
+    def provider_label(self) -> str:
+        return dict(Provider.choices).get(self.provider, self.provider)
+
+    @property
+    def covered(self) -> bool:
+        return self.usage_days > 0 and self.covered_days == self.usage_days
+
+    @property
+    def tokens_per_accepted_line(self) -> float | None:
+        return self.tokens / self.lines_accepted if self.covered and self.lines_accepted else None
+
+    @property
+    def cost_per_pull_request(self) -> Decimal | None:
+        if not (self.covered and self.pull_requests):
+            return None
+        return (self.cost_usd / self.pull_requests).quantize(Decimal("0.01"))
+
+
+def _summed(values) -> int | None:
+    """A sum over days where the source reports the figure; None when it never does."""
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def outcome_summaries(window: Window, *, person_id: int | None = None, team_id: int | None = None):
+    """Per outcome source with anything in the window, for a person or a team subtree (the days each person was
+    in it): the outcomes, and the provider's tokens and cost from the daily rollups for the ratios."""
+    summaries = []
+    for source, (provider, label) in OUTCOME_SOURCES.items():
+        usage = rollups_in_window(window, provider=provider, team_id=team_id).filter(person__isnull=False)
+        if person_id is not None:
+            usage = usage.filter(person_id=person_id)
+        used = {(row["person"], row["day"]) for row in usage.values("person", "day").distinct()}
+        sums = usage.aggregate(tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
+        records = OutcomeRecord.objects.filter(source=source, day__range=(window.start, window.end))
+        if person_id is not None:
+            records = records.filter(identity__person_id=person_id)
+        else:
+            records = records.filter(identity__person_id__in={pid for pid, _day in used})
+        rows = [r for r in records.values("identity__person_id", "day", *OUTCOME_FIGURES)]
+        if team_id is not None:  # only the days the person's usage counted for the team
+            rows = [r for r in rows if (r["identity__person_id"], r["day"]) in used]
+        if not rows:
+            continue
+        reported = {(r["identity__person_id"], r["day"]) for r in rows}
+        summaries.append(
+            OutcomeSummary(
+                source=source,
+                label=label,
+                provider=provider,
+                **{name: _summed(r[name] for r in rows) for name in OUTCOME_FIGURES},
+                usage_days=len(used),
+                covered_days=len(used & reported),
+                tokens=sums["tokens"] or 0,
+                cost_usd=Decimal(str(sums["cost"] or 0)).quantize(Decimal("0.000001")),
+            )
+        )
+    return summaries

@@ -37,9 +37,21 @@ from usage.access import (
     person_display_name,
     team_subtree_ids,
 )
-from usage.figures import COUNT_FIGURES, METRICS, MONEY_FIGURES, SUMMED_FIGURES, UNREPORTED_FIGURES
+from usage.figures import (
+    COST_METRICS,
+    COUNT_FIGURES,
+    EFFICIENCY_METRICS,
+    METRICS,
+    MONEY_FIGURES,
+    SUMMED_FIGURES,
+    UNREPORTED_FIGURES,
+    metric_order_sql,
+    metric_sort_key,
+    metric_value,
+)
 from usage.models import (
     DailyRollup,
+    HoldStatus,
     IdentityAttribution,
     Membership,
     Person,
@@ -48,6 +60,7 @@ from usage.models import (
     StandingWindow,
     Team,
     TeamMemberStanding,
+    UsageHold,
     UsageRecord,
 )
 from usage.models import PersonStanding as PersonStandingRow
@@ -60,6 +73,7 @@ from usage.services.standings import (
     ALL_PROVIDERS,
     COST_REPORT_KIND,
     DAY_METRICS,
+    efficiency_eligible_sql,
     kept_windows,
     pieces_of,
     quoted_table,
@@ -83,7 +97,7 @@ class Totals:
     active_days: int = 0
 
     def metric(self, name: str):
-        return getattr(self, name)
+        return metric_value(name, self)
 
     def add(self, other: Totals) -> None:
         for name in TOTALS_FIELDS:
@@ -99,6 +113,22 @@ class Totals:
 
 
 TOTALS_FIELDS = tuple(f.name for f in fields(Totals))
+
+
+def efficiency_figures(totals: Totals, *, cost: bool) -> dict:
+    """The efficiency metrics of some totals, as the CSV exports and the API give them: ratios to 6 places
+    (None when undefined), cost per million tokens only where the viewer may see cost."""
+    figures = {}
+    for metric in EFFICIENCY_METRICS:
+        if metric in COST_METRICS and not cost:
+            continue
+        value = totals.metric(metric)
+        if value is not None and metric in ("cache_hit_rate", "output_share"):
+            value = round(float(value), 6)
+        elif value is not None and metric == "cost_per_mtok":
+            value = Decimal(value).quantize(Decimal("0.000001"))
+        figures[metric] = value
+    return figures
 
 
 def _sums(prefix: str = "") -> dict:
@@ -120,10 +150,10 @@ def competition_ranks(values: list) -> list[int]:
 
 
 def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str]) -> list[tuple[int, int]]:
-    """Ranked by the metric (an unknown figure, None, ranks last), then name, then id."""
-    value = {pid: totals[pid].metric(metric) for pid in totals}
-    ordered = sorted(totals, key=lambda pid: (value[pid] is None, -(value[pid] or 0), tie_names.get(pid, ""), pid))
-    return list(zip(ordered, competition_ranks([value[pid] for pid in ordered]), strict=True))
+    ordered = sorted(
+        totals, key=lambda pid: (metric_sort_key(metric, totals[pid].metric(metric)), tie_names.get(pid, ""), pid)
+    )
+    return list(zip(ordered, competition_ranks([totals[pid].metric(metric) for pid in ordered]), strict=True))
 
 
 # --- Where a window's figures are kept --------------------------------------------------------------------------
@@ -178,12 +208,17 @@ def rollups_in_window(
 def usage_records_in_window(
     window: Window, *, provider: str = "", model: str = "", model_family: str = "", team_id: int | None = None
 ) -> QuerySet:
-    """The raw usage records the rollups of the window sum (cost reports excluded), for the /usage/ list;
-    a model or family matches every spelling the catalog maps to it; with a team, only days the person was in
-    its subtree."""
+    """The raw usage records the rollups of the window sum (cost reports and held days excluded), for the
+    /usage/ list; a model or family matches every spelling the catalog maps to it; with a team, only days the
+    person was in its subtree."""
     records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
         usage_kind=COST_REPORT_KIND
     )
+    # Held and confirmed days are in no ranking (usage.services.anomalies), so not in this list either.
+    held = UsageHold.objects.filter(person_id=OuterRef("identity__person_id"), day=OuterRef("day")).exclude(
+        status=HoldStatus.CLEARED
+    )
+    records = records.exclude(Exists(held))
     if provider:
         records = records.filter(provider=provider)
     if model or model_family:
@@ -369,15 +404,23 @@ def ranked_rows(
     window, provider, model, team_id, metric: str, *, figures: bool = True, model_family: str = ""
 ) -> list[tuple]:
     """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id. People with
-    none of the metric (or a figure their sources do not report) are not ranked."""
+    none of the metric (zero, or a figure their sources do not report) are not ranked; on an efficiency metric
+    the people under the minimum volume come last with no rank (listed apart)."""
     sql, params = _totals_sql(window, provider, model, team_id, model_family=model_family)
     columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
+    order = metric_order_sql(metric, "t")
+    rank, eligible_first, where = f"RANK() OVER (ORDER BY {order})", "", f"WHERE t.{metric} > 0 "
+    if metric in EFFICIENCY_METRICS:
+        eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
+        rank = f"CASE WHEN {eligible} THEN RANK() OVER (PARTITION BY {eligible} ORDER BY {order}) END"
+        eligible_first, where = f"CASE WHEN {eligible} THEN 0 ELSE 1 END, ", ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH totals AS ({sql}) "
-            f"SELECT t.person_id, RANK() OVER (ORDER BY t.{metric} DESC){columns} "
-            f"FROM totals t JOIN {quoted_table(Person)} p ON p.id = t.person_id WHERE t.{metric} > 0 "
-            f"ORDER BY t.{metric} DESC, p.display_name, p.id",
+            f"WITH totals AS ({sql}), sized AS (SELECT totals.*, "
+            f"RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people FROM totals) "
+            f"SELECT t.person_id, {rank}{columns} "
+            f"FROM sized t JOIN {quoted_table(Person)} p ON p.id = t.person_id {where}"
+            f"ORDER BY {eligible_first}{order}, p.display_name, p.id",
             params,
         )
         return cursor.fetchall()
@@ -403,6 +446,7 @@ class PeopleRanking(Sequence):
         if previous_window is not None and self._stored is not None:
             self._previous_stored = stored_window(previous_window, provider, self.metric)
         self._computed: list[_Ranked] | None = None
+        self._below: list[_Ranked] = []  # on an efficiency metric: under the minimum volume, not ranked
         self._previous_ranks: dict[int, int] | None = None
         if self._stored is None:
             self._compute()
@@ -414,12 +458,11 @@ class PeopleRanking(Sequence):
     def _compute(self) -> None:
         """Sum and rank in the database; only the page's people get their figures turned into Totals."""
         query = self.query
-        self._computed = [
-            _Ranked(row[0], row[1], _LazyTotals(row[2:]))
-            for row in ranked_rows(
-                query.window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
-            )
-        ]
+        rows = ranked_rows(
+            query.window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
+        )
+        self._computed = [_Ranked(row[0], row[1], _LazyTotals(row[2:])) for row in rows if row[1] is not None]
+        self._below = [_Ranked(row[0], 0, _LazyTotals(row[2:])) for row in rows if row[1] is None]
         self._previous_ranks = {}
         previous_window = query.window.previous()
         if previous_window is not None:
@@ -434,6 +477,7 @@ class PeopleRanking(Sequence):
                     figures=False,
                     model_family=query.model_family,
                 )
+                if row[1] is not None
             }
 
     def _matching_people(self) -> set[int]:
@@ -448,7 +492,8 @@ class PeopleRanking(Sequence):
         return set(Person.objects.filter(shown_name).values_list("pk", flat=True))
 
     def _rows(self) -> QuerySet:
-        """The window's ranked rows (people with none of the metric have no place)."""
+        """The window's ranked rows: people with none of the metric, or under an efficiency metric's minimum
+        volume, have no place."""
         rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": False})
         if self._search_ids is not None:
             rows = rows.filter(person_id__in=self._search_ids)
@@ -472,6 +517,20 @@ class PeopleRanking(Sequence):
             return len(self._computed)
         place = f"place_{self.metric}"
         return PersonStandingRow.objects.filter(window_id=self._stored.pk).aggregate(last=Max(place))["last"] or 0
+
+    def below_minimum(self) -> list[PersonStanding]:
+        """On an efficiency metric, the people under the minimum volume: listed apart, by volume, not ranked
+        (their `rank` is 0)."""
+        if self.metric not in EFFICIENCY_METRICS:
+            return []
+        if self._stored is None:
+            below = self._below
+        else:
+            rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": True})
+            below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows.order_by("-total_tokens", "person_id")]
+        if self._search_ids is not None:
+            below = [r for r in below if r.person_id in self._search_ids]
+        return self._standings(below)
 
     def __len__(self) -> int:
         return self.count()
@@ -512,23 +571,18 @@ class PeopleRanking(Sequence):
             return {pid: self._previous_ranks[pid] for pid in person_ids if pid in self._previous_ranks}
         if self._previous_stored is None:
             return {}
-        return dict(
-            PersonStandingRow.objects.filter(window_id=self._previous_stored.pk, person_id__in=person_ids).values_list(
-                "person_id", f"rank_{self.metric}"
-            )
-        )
+        ranks = PersonStandingRow.objects.filter(window_id=self._previous_stored.pk, person_id__in=person_ids)
+        return {pid: rank for pid, rank in ranks.values_list("person_id", f"rank_{self.metric}") if rank is not None}
 
     def leader_value(self):
         if self._leader_value is None:
             if self._stored is None:
                 self._leader_value = self._computed[0].totals.metric(self.metric) if self._computed else 0
             else:
-                leader = (
-                    PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}": 1})
-                    .values_list(self.metric, flat=True)
-                    .first()
-                )
-                self._leader_value = leader or 0
+                leader = PersonStandingRow.objects.filter(
+                    window_id=self._stored.pk, **{f"place_{self.metric}": 1}
+                ).first()
+                self._leader_value = (Totals.of(leader).metric(self.metric) if leader else 0) or 0
         return self._leader_value
 
     def row_for(self, person_id: int) -> PersonStanding | None:
@@ -538,6 +592,19 @@ class PeopleRanking(Sequence):
         else:
             found = [_Ranked.kept(r, self.metric) for r in self._rows().filter(person_id=person_id)]
         return self._standings(found)[0] if found else None
+
+    def standing_of(self, person_id: int) -> PersonStanding | None:
+        """The person's standing, or on an efficiency metric their unranked figures (rank 0) when under the
+        minimum volume; None without usage in the window."""
+        found = self.row_for(person_id)
+        if found is not None or self.metric not in EFFICIENCY_METRICS:
+            return found
+        if self._stored is None:
+            below = [r for r in self._below if r.person_id == person_id]
+        else:
+            rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
+            below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows]
+        return self._standings(below)[0] if below else None
 
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
         """(climbers, fallers, newcomers): most places gained or lost (then by current rank) and the best
@@ -635,12 +702,19 @@ class PeopleRanking(Sequence):
                     team_name=team_name,
                     totals=r.totals,
                     detail=detail,
-                    share_of_leader=float(r.totals.metric(self.metric) / leader) if leader else 0.0,
-                    percentile_tier=_tier(r.rank, count),
+                    share_of_leader=_share_of(r.totals.metric(self.metric), leader),
+                    percentile_tier=_tier(r.rank, count) if r.rank else "",
                     is_viewer=r.person_id == viewer_person_id,
                 )
             )
         return standings
+
+
+def _share_of(value, leader) -> float:
+    """The bar's length: the value against the leader's (on an ascending metric, the leader's against it)."""
+    if not leader or not value:
+        return 0.0
+    return float(leader / value) if leader < value else float(value / leader)
 
 
 def people_ranking(query: RankingQuery, viewer: Viewer) -> PeopleRanking:
@@ -648,6 +722,19 @@ def people_ranking(query: RankingQuery, viewer: Viewer) -> PeopleRanking:
 
 
 # --- Teams ---------------------------------------------------------------------------------------------------
+
+
+def team_filter_hidden(query: RankingQuery, viewer: Viewer) -> bool:
+    """Whether the query's team filter names a team whose figures this viewer may not see (too few active
+    members in the window; usage.access.can_see_team_figures): a ranking, chart, mover list or export filtered
+    to it would show the team's figures person by person, so the pages drop the filter and the API refuses it."""
+    if query.team_id is None or can_see_team_detail(viewer, query.team_id):
+        return False
+    active = len(_totals_rows(query.window, query.provider, query.model, query.team_id))
+    return not can_see_team_figures(viewer, query.team_id, active)
+
+
+TEAM_FILTER_HIDDEN = "the team had fewer active members in the window than the minimum for showing its figures"
 
 
 @dataclass
@@ -693,7 +780,9 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         if stored is not None:
             return {
                 row.team_id: _TeamFigures(
-                    Totals.of(row), row.active_members, {m: getattr(row, f"top_{m}") for m in METRICS}
+                    Totals.of(row),
+                    row.active_members,
+                    {m: getattr(row, f"top_{m}") for m in METRICS if m not in EFFICIENCY_METRICS},
                 )
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk)
             }
@@ -709,9 +798,14 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         for person_totals_ in people.values():
             total.add(person_totals_)
         members = {pid: totals for pid, totals in people.items() if pid is not None}  # None: shared identities
+        # As kept (usage.services.standings): no top person on an efficiency ratio.
         tops = {
-            metric: max(members, key=lambda pid, m=metric: (members[pid].metric(m), -pid)) if members else None
+            metric: max(
+                members,
+                key=lambda pid, m=metric: (members[pid].metric(m) is not None, members[pid].metric(m) or 0, -pid),
+            )
             for metric in METRICS
+            if metric not in EFFICIENCY_METRICS and members
         }
         figures[team_id] = _TeamFigures(total, len(members), tops)
     return figures

@@ -276,6 +276,24 @@ TOKENBOARD_BASE_URL = env.str("TOKENBOARD_BASE_URL", default="http://127.0.0.1:8
 # Percentages of a person's allowance at which they and their managers are alerted (team budgets set their own).
 TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANCE_THRESHOLDS", default=[50, 80, 100])]
 
+# --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
+# Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.
+TOKENBOARD_EFFICIENCY_MIN_TOKENS = env.int("TOKENBOARD_EFFICIENCY_MIN_TOKENS", default=0)
+# Anomaly rules (usage.services.anomalies): a (person, day) is held for review when at least `min_rules` of the
+# enabled rules fire. Checked at start-up (usage.checks): settings that would fire on everyone or no one fail.
+TOKENBOARD_ANOMALY_RULES = {
+    "enabled": ["baseline", "cadence", "input_without_output", "lone_key"],
+    "min_rules": 2,
+    "baseline": {"history_days": 28, "min_history_days": 7, "z_threshold": 6.0},
+    "cadence": {"min_active_hours": 20, "max_variation": 0.25},
+    "input_without_output": {"min_prompt_tokens": 1_000_000, "max_output_share": 0.002},
+    "lone_key": {"min_share": 0.95, "min_active_hours": 16},
+}
+# Share-safe mode: no cost-ranked orders except for admins; CSV exports carry a watermark (who, when, filters).
+TOKENBOARD_SHARE_SAFE = env.bool("TOKENBOARD_SHARE_SAFE", default=False)
+# Titles for raw volume ("Top volume") can be switched off, leaving efficiency, outcome and habit titles.
+TOKENBOARD_VOLUME_TITLES = env.bool("TOKENBOARD_VOLUME_TITLES", default=True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

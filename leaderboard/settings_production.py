@@ -6,6 +6,8 @@ from .settings import *  # noqa: F403
 from .settings import env
 
 IS_PRODUCTION = True
+# Share-safe by default: exports watermarked, cost orders for admins only (issue 14).
+TOKENBOARD_SHARE_SAFE = env.bool("TOKENBOARD_SHARE_SAFE", default=True)
 DEBUG = False
 
 SECRET_KEY = env.str("SECRET_KEY", default="").strip()

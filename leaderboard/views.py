@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from itertools import chain
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -21,29 +23,46 @@ from django.views.decorators.http import require_http_methods
 
 from usage.access import (
     ALLOWANCE_RANKING_REFUSED,
-    COST_RANKING_REFUSED,
     access_person,
     access_team,
     access_team_detail,
     can_rank_by_allowance,
     can_rank_by_cost,
     can_see_unassigned_usage,
-    may_choose_cost_ranking,
+    cost_ranking_refused,
+    offers_cost_ranking,
     person_display_name,
     team_parents,
     viewer_for,
 )
 from usage.auth import api_token_create, api_token_revoke, token_lifetime_choices
 from usage.csv_export import csv_response
-from usage.figures import TOTALS_COLUMNS
-from usage.models import ApiToken, Identity, NotificationPreference, Provider, Team, UsageRecord
+from usage.figures import COST_METRICS, EFFICIENCY_METRICS, METRIC_DEFINITIONS, TOTALS_COLUMNS
+from usage.models import ApiToken, HoldStatus, Identity, NotificationPreference, Provider, Team, UsageHold, UsageRecord
 from usage.services.catalog import model_options
 from usage.services.standings import standings_status
 
 from . import charts
-from .insights import mix_shares, movers_from, rank_history, team_members, team_shared_usage, window_titles
+from .insights import (
+    mix_shares,
+    movers_from,
+    outcome_summaries,
+    rank_history,
+    team_members,
+    team_shared_usage,
+    window_titles,
+)
 from .provenance import person_provenance
-from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
+from .selectors import (
+    TEAM_FILTER_HIDDEN,
+    current_teams,
+    efficiency_figures,
+    people_ranking,
+    standings_freshness,
+    team_filter_hidden,
+    teams_ranking,
+    unassigned_usage,
+)
 from .series import usage_series
 from .views_budgets import allowance_ranking_context, allowance_ranking_csv, person_budget_context, team_budget_summary
 from .windows import (
@@ -103,8 +122,11 @@ def ranking_query(
         query = replace(query, team_id=None)
     if team_id is not _FROM_REQUEST:
         query = replace(query, team_id=team_id)
-    if query.metric == "cost_usd" and not can_rank_by_cost(viewer_for(request.user), query.team_id):
-        messages.warning(request, f"Ranked by total tokens instead — {COST_RANKING_REFUSED}")
+    if team_filter_hidden(query, viewer_for(request.user)):
+        messages.warning(request, f"Ignored a filter — team: {TEAM_FILTER_HIDDEN}")
+        query = replace(query, team_id=None)
+    if query.metric in COST_METRICS and not can_rank_by_cost(viewer_for(request.user), query.team_id):
+        messages.warning(request, f"Ranked by total tokens instead — {cost_ranking_refused()}")
         query = replace(query, metric="total_tokens")
     if query.metric == ALLOWANCE_METRIC and not allowance_metric:
         query = replace(query, metric="total_tokens")
@@ -166,9 +188,13 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         "periods": PERIOD_LABELS,
         # Engineers may not rank by cost or allowance (usage.access), so those are not offered to them.
         "metrics": {**METRIC_LABELS, ALLOWANCE_METRIC: ALLOWANCE_METRIC_LABEL}
-        if may_choose_cost_ranking(viewer)
-        else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
+        if offers_cost_ranking(viewer)
+        else {k: v for k, v in METRIC_LABELS.items() if k not in COST_METRICS},
         "metric_label": METRIC_LABELS.get(query.metric, ALLOWANCE_METRIC_LABEL),
+        "metric_definition": METRIC_DEFINITIONS.get(query.metric, ""),
+        "efficiency_minimum": f"{settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS:,} tokens"
+        if settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
+        else "the top half by total tokens",
         "has_previous_window": query.window.previous() is not None,
         "viewer": viewer,
         "freshness": standings_freshness(),
@@ -208,7 +234,15 @@ def _export_name(kind: str, query: RankingQuery) -> str:
     return f"tokenboard-{kind}-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}-{query.metric}.csv"
 
 
-def _people_csv(query: RankingQuery, standings) -> HttpResponse:
+def efficiency_cells(totals, *, cost: bool) -> list:
+    """The efficiency columns (EFFICIENCY_METRICS order) as the API gives them; cost per million tokens only
+    where the viewer sees cost."""
+    figures = efficiency_figures(totals, cost=cost)
+    return ["" if figures.get(metric) is None else figures[metric] for metric in EFFICIENCY_METRICS]
+
+
+def _people_csv(request: HttpRequest, query: RankingQuery, standings) -> HttpResponse:
+    """Every ranked row; on an efficiency metric the people under the minimum volume follow, with no rank."""
     header = [
         "rank",
         "previous_rank",
@@ -218,10 +252,12 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
         *TOTALS_COLUMNS,
         "active_days",
         "cost_usd",
+        *EFFICIENCY_METRICS,
     ]
+    listed = chain(standings, standings.below_minimum())
     rows = (
         [
-            s.rank,
+            s.rank or "",
             s.previous_rank if s.previous_rank is not None else "",
             s.display_name,
             s.email or "",
@@ -229,10 +265,11 @@ def _people_csv(query: RankingQuery, standings) -> HttpResponse:
             *totals_cells(s.totals),
             s.totals.active_days,
             money_cell(s.totals.cost_usd) if s.detail else "",
+            *efficiency_cells(s.totals, cost=s.detail),
         ]
-        for s in standings
+        for s in listed
     )
-    return csv_response(_export_name("people", query), header, rows)
+    return csv_response(request, _export_name("people", query), header, rows, filters=query.as_params())
 
 
 # --- People ranking --------------------------------------------------------------------------------------
@@ -255,7 +292,7 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         return _render(request, "leaderboard/people.html", "leaderboard/_allowance_table.html", context)
     standings = people_ranking(query, viewer)
     if request.GET.get("format") == "csv":
-        return _people_csv(query, standings)
+        return _people_csv(request, query, standings)
     paginator = Paginator(standings, PAGE_SIZE, allow_empty_first_page=True)
     page = paginator.get_page(_page_number(request))
     rows = list(page.object_list)
@@ -273,7 +310,8 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
         page=page,
         show_cost=any(row.detail for row in shown),
         # Decided once per page rather than once per row (the table is the page's hot loop).
-        cost_metric=query.metric == "cost_usd",
+        cost_metric=query.metric in COST_METRICS,
+        below_minimum=standings.below_minimum() if query.metric in EFFICIENCY_METRICS and page.number == 1 else [],
         total_column=query.metric != "total_tokens",
         cost_column=query.metric != "cost_usd" and any(row.detail for row in shown),
         titles=window_titles(query, viewer),
@@ -293,7 +331,7 @@ def _as_querystring(query: RankingQuery, **overrides) -> str:
 # --- Teams ranking ---------------------------------------------------------------------------------------
 
 
-def _teams_csv(query: RankingQuery, standings, per_capita: bool) -> HttpResponse:
+def _teams_csv(request: HttpRequest, query: RankingQuery, standings, per_capita: bool, viewer) -> HttpResponse:
     header = [
         "rank",
         "previous_rank",
@@ -322,7 +360,8 @@ def _teams_csv(query: RankingQuery, standings, per_capita: bool) -> HttpResponse
                 s.top_person_name,
             ]
         )
-    return csv_response(_export_name("teams", query), header, rows)
+    filters = {**query.as_params(), "per": "member" if per_capita else "team"}
+    return csv_response(request, _export_name("teams", query), header, rows, filters=filters)
 
 
 def teams_ranking_page(request: HttpRequest) -> HttpResponse:
@@ -331,7 +370,7 @@ def teams_ranking_page(request: HttpRequest) -> HttpResponse:
     per_capita = request.GET.get("per") == "member"
     standings = teams_ranking(query, viewer, per_capita=per_capita)
     if request.GET.get("format") == "csv":
-        return _teams_csv(query, standings, per_capita)
+        return _teams_csv(request, query, standings, per_capita, viewer)
     active_standings = [s for s in standings if s.active_members or s.members]
     paginator = Paginator(active_standings, PAGE_SIZE, allow_empty_first_page=True)
     page = paginator.get_page(_page_number(request))
@@ -363,7 +402,7 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
     query = replace(ranking_query(request, team_id=None), search="")
     group_by = "provider" if request.GET.get("group") == "provider" else "model"
     standings = people_ranking(query, viewer)
-    standing = standings.row_for(person.pk)
+    standing = standings.standing_of(person.pk)
     titles = [t for t in window_titles(query, viewer) if t.person_id == person.pk]
     name = person_display_name(viewer, person.pk, person.display_name, person.pseudonym, person.show_name)
     team = current_teams([person.pk]).get(person.pk)
@@ -380,6 +419,15 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         group_by=group_by,
         rank_chart=charts.rank_history_chart(history, chart_id="chart-rank", metric_label=METRIC_LABELS[query.metric]),
         is_self=viewer.person is not None and viewer.person.pk == person.pk,
+        # Held and confirmed days of the window: left out of the figures above (usage.services.anomalies).
+        holds=list(
+            UsageHold.objects.filter(person=person, day__range=(query.window.start, query.window.end))
+            .exclude(status=HoldStatus.CLEARED)
+            .order_by("day")
+        )
+        if detail
+        else [],
+        outcomes=outcome_summaries(query.window, person_id=person.pk),
     )
     if detail:
         palette = charts.model_palette()
@@ -444,6 +492,8 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             person_display_name(viewer, p.pk, p.display_name, p.pseudonym, p.show_name) for p in team.managers.all()
         ],
         members_url=f"{reverse('team-members-csv', args=[team.pk])}?{_as_querystring(query)}",
+        # Outcomes are team figures: hidden with them (usage.access.can_see_team_figures).
+        outcomes=outcome_summaries(query.window, team_id=team.pk) if standing and standing.visible else [],
     )
     context["breadcrumbs"].sort(key=lambda t: ancestors.index(t.pk), reverse=True)
     if detail:
@@ -515,9 +565,11 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
         for m in members
     )
     return csv_response(
+        request,
         f"tokenboard-team-{slugify(team.name) or team.pk}-members-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}.csv",
         header,
         rows,
+        filters={**query.as_params(), "team": team.pk},
     )
 
 

@@ -22,6 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework.permissions import BasePermission
 
+from usage.figures import COST_METRICS
 from usage.models import Identity, Membership, Person, Team
 
 
@@ -127,23 +128,35 @@ def can_see_team_figures(viewer: Viewer, team_id: int, active_members: int) -> b
 
 def can_rank_by_cost(viewer: Viewer, team_id: int | None) -> bool:
     """Ranking by cost reveals the order of costs even with the figures hidden: admins may rank everyone by
-    cost, managers only within their own subtree (team filter set to a team they manage)."""
-    return viewer.is_admin or (team_id is not None and team_id in viewer.managed_team_ids)
+    cost, managers only within their own subtree (team filter set to a team they manage). In share-safe mode
+    (settings.TOKENBOARD_SHARE_SAFE) only admins see cost-ranked orders."""
+    if viewer.is_admin:
+        return True
+    if settings.TOKENBOARD_SHARE_SAFE:
+        return False
+    return team_id is not None and team_id in viewer.managed_team_ids
+
+
+def offers_cost_ranking(viewer: Viewer) -> bool:
+    """Whether the metric choice lists the cost metrics at all (the choice is then checked with
+    can_rank_by_cost against the ranking actually computed, so a team filter that a page replaces or drops
+    cannot pass it)."""
+    return viewer.is_admin or (viewer.is_manager and not settings.TOKENBOARD_SHARE_SAFE)
 
 
 COST_RANKING_REFUSED = "ranking by cost is for admins, and for managers within a team they manage (choose the team)"
+COST_RANKING_REFUSED_SHARE_SAFE = "ranking by cost is for admins only in share-safe mode"
 
 
-def may_choose_cost_ranking(viewer: Viewer) -> bool:
-    """Whether "cost" is offered in the metric choices at all (the choice is then checked with can_rank_by_cost
-    against the ranking actually computed, so a team filter that a page replaces or drops cannot pass it)."""
-    return viewer.is_admin or viewer.is_manager
+def cost_ranking_refused() -> str:
+    return COST_RANKING_REFUSED_SHARE_SAFE if settings.TOKENBOARD_SHARE_SAFE else COST_RANKING_REFUSED
 
 
 def require_cost_ranking(viewer: Viewer, metric: str, team_id: int | None) -> None:
-    """403 for a ranking by cost the viewer may not see; `team_id` is the team filter of the ranking computed."""
-    if metric == "cost_usd" and not can_rank_by_cost(viewer, team_id):
-        raise PermissionDenied(f"metric=cost_usd: {COST_RANKING_REFUSED}")
+    """403 for a ranking by a cost metric the viewer may not see; `team_id` is the team filter of the ranking
+    computed."""
+    if metric in COST_METRICS and not can_rank_by_cost(viewer, team_id):
+        raise PermissionDenied(f"metric={metric}: {cost_ranking_refused()}")
 
 
 def person_display_name(viewer: Viewer, person_id: int, display_name: str, pseudonym: str, show_name: bool) -> str:
@@ -181,6 +194,11 @@ def access_team_detail(viewer: Viewer, team_id: int) -> Team:
     if not detail:
         raise PermissionDenied("Only this team's managers and admins see its detail.")
     return team
+
+
+def can_note_hold(viewer: Viewer, person_id: int) -> bool:
+    """Only the person whose day is held adds a note to it (usage.views_review)."""
+    return viewer.person is not None and viewer.person.pk == person_id
 
 
 def require_admin(viewer: Viewer) -> None:

@@ -9,3 +9,4 @@ class UsageConfig(AppConfig):
         from usage import audit  # connects the sign-in receivers
 
         audit.register_models()
+        from usage import checks  # noqa: F401  (registers the system checks)

@@ -426,6 +426,41 @@ def copilot_premium_csv(rng: random.Random, people: list[DemoPerson], today: dat
     return out.getvalue()
 
 
+LOOP_DAYS_AGO = 3
+LOOP_MODEL = "claude-3-5-haiku-20241022"  # no one's everyday model, so the loop's rows stand apart
+
+
+def looping_key_pages(people: list[DemoPerson], today: date) -> str:
+    """One agent left looping on an Anthropic API key: hourly buckets around the clock, a flat cadence, huge
+    input and almost no output. The anomaly rules hold the day, so it shows on /review/."""
+    person = next(p for p in people if p.uses_anthropic)
+    day = today - timedelta(days=LOOP_DAYS_AGO)
+    buckets = []
+    for hour in range(24):
+        start = datetime.combine(day, time(hour), tzinfo=UTC)
+        buckets.append(
+            {
+                "starting_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "ending_at": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "results": [
+                    {
+                        "uncached_input_tokens": 2_000_000,
+                        "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+                        "cache_read_input_tokens": 0,
+                        "output_tokens": 150,
+                        "server_tool_use": {"web_search_requests": 0},
+                        "api_key_id": person.anthropic_key_id,
+                        "workspace_id": "wrkspc_demo",
+                        "model": LOOP_MODEL,
+                        "service_tier": None,
+                        "context_window": None,
+                    }
+                ],
+            }
+        )
+    return json.dumps({"data": buckets, "has_more": False, "next_page": None})
+
+
 def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Path]]:
     """Write the org CSV and the provider export files; returns (org csv, exports)."""
     today = today or date.today()
@@ -441,6 +476,7 @@ def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Pa
         "cursor_usage_events.csv": cursor_events_csv(rng, people, today),
         "claude_code_analytics.json": claude_code_pages(rng, people, today),
         "copilot_premium_requests.csv": copilot_premium_csv(rng, people, today),
+        "anthropic_usage_report_looping_key.json": looping_key_pages(people, today),
     }
     paths = []
     for name, content in files.items():

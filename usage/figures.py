@@ -32,3 +32,71 @@ METRIC_LABELS = {
 }
 # The token and request columns every ranking CSV and API total carries, in the metrics' order.
 TOTALS_COLUMNS = tuple(metric for metric in METRICS if metric in COUNT_FIGURES)
+
+# --- Efficiency metrics (issue 14) -------------------------------------------------------------------------
+# Ratios and weightings of the summed figures: computed from a row's sums (never summed themselves) and ranked
+# only among the people above the window's minimum volume (settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS; by
+# default the top half by total tokens). People below it are listed apart, not ranked.
+EFFICIENCY_METRICS = ("cache_hit_rate", "output_share", "cost_per_mtok", "billed_equivalent_tokens")
+METRICS = (*METRICS, *EFFICIENCY_METRICS)
+METRIC_LABELS.update(
+    cache_hit_rate="Cache hit rate",
+    output_share="Output share",
+    cost_per_mtok="Cost per million tokens",
+    billed_equivalent_tokens="Billed-equivalent tokens",
+)
+METRIC_DEFINITIONS = {
+    "cache_hit_rate": "Cache read tokens ÷ all prompt tokens (input + cache write + cache read); higher first.",
+    "output_share": "Output tokens ÷ total tokens; higher first.",
+    "cost_per_mtok": "Cost (USD) per million total tokens; cheapest first.",
+    "billed_equivalent_tokens": "Tokens weighted by their price class (input 1, cache write 1.25, cache read 0.1, "
+    "output 5), so a cached token does not count like a fresh one; higher first.",
+}
+# Hundredths of an input token's price (Anthropic's list ratios): integer weights keep the figure an integer.
+PRICE_CLASS_WEIGHTS = {"input_tokens": 100, "cache_write_tokens": 125, "cache_read_tokens": 10, "output_tokens": 500}
+ASCENDING_METRICS = ("cost_per_mtok",)  # lower is better
+COST_METRICS = ("cost_usd", "cost_per_mtok")  # follow cost visibility (usage.access.can_rank_by_cost)
+
+
+def metric_value(metric: str, figures):
+    """A metric of an object carrying the summed figures; None when its denominator is zero."""
+    get = figures.get if isinstance(figures, dict) else lambda name: getattr(figures, name)
+    if metric == "cache_hit_rate":
+        prompt = get("input_tokens") + get("cache_write_tokens") + get("cache_read_tokens")
+        return get("cache_read_tokens") / prompt if prompt else None
+    if metric == "output_share":
+        return get("output_tokens") / get("total_tokens") if get("total_tokens") else None
+    if metric == "cost_per_mtok":
+        return get("cost_usd") * 1_000_000 / get("total_tokens") if get("total_tokens") else None
+    if metric == "billed_equivalent_tokens":
+        return sum(get(name) * weight for name, weight in PRICE_CLASS_WEIGHTS.items()) // 100
+    return get(metric)
+
+
+def metric_sql(metric: str, alias: str) -> str:
+    """The same metric as a SQL expression over a row of sums (`alias`.figure); NULL when undefined."""
+    t = f"{alias}."
+    if metric == "cache_hit_rate":
+        prompt = f"{t}input_tokens + {t}cache_write_tokens + {t}cache_read_tokens"
+        return f"(1.0 * {t}cache_read_tokens / NULLIF({prompt}, 0))"
+    if metric == "output_share":
+        return f"(1.0 * {t}output_tokens / NULLIF({t}total_tokens, 0))"
+    if metric == "cost_per_mtok":
+        return f"({t}cost_usd * 1000000 / NULLIF({t}total_tokens, 0))"
+    if metric == "billed_equivalent_tokens":
+        return f"(({' + '.join(f'{t}{name} * {w}' for name, w in PRICE_CLASS_WEIGHTS.items())}) / 100)"
+    return f"{t}{metric}"
+
+
+def metric_order_sql(metric: str, alias: str) -> str:
+    """ORDER BY terms ranking on the metric: best first, an undefined value last."""
+    if metric in ASCENDING_METRICS:
+        return f"COALESCE({metric_sql(metric, alias)}, 1e18) ASC"
+    return f"COALESCE({metric_sql(metric, alias)}, -1) DESC"
+
+
+def metric_sort_key(metric: str, value) -> float:
+    """Python's sort key for the same order (ascending sort)."""
+    if value is None:
+        return float("inf")
+    return float(value) if metric in ASCENDING_METRICS else -float(value)

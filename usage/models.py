@@ -569,12 +569,13 @@ class StandingsState(models.Model):
 
 def _add_rank_columns() -> None:
     # Declared from usage.figures.METRICS, so adding a metric adds its columns.
-    from usage.figures import METRICS
+    from usage.figures import EFFICIENCY_METRICS, METRICS
 
     for metric in METRICS:
         PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(null=True))
         PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(null=True))
-        TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
+        if metric not in EFFICIENCY_METRICS:  # no top person on a ratio (usage.services.standings)
+            TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
 
 
 _add_rank_columns()
@@ -826,3 +827,107 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person}: digest {'on' if self.weekly_digest else 'off'}"
+
+
+# --- Fair play (issue 14): hourly shape, anomaly holds, outcomes ----------------------------------------------
+
+
+class UsageHour(models.Model):
+    """One identity's usage in one org-local hour, where the source has timestamps (Cursor events, LiteLLM
+    logs): the day's hourly shape that the anomaly rules and the review page read. Written with the usage, in
+    the import's transaction; a re-import replaces the hours it covers."""
+
+    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="usage_hours")
+    day = models.DateField()
+    hour = models.PositiveSmallIntegerField()  # 0–23, org-local
+    model = models.CharField(max_length=200, blank=True)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["identity", "day", "hour", "model"], name="usage_hour_unique"),
+            models.CheckConstraint(condition=Q(hour__lte=23), name="usage_hour_in_day"),
+        ]
+        indexes = [models.Index(fields=["day", "identity"], name="usage_hour_day_identity")]
+
+    def __str__(self) -> str:
+        return f"{self.identity_id} {self.day} {self.hour:02d}h {self.total_tokens}"
+
+
+class HoldStatus(models.TextChoices):
+    HELD = "held", "Held for review"
+    CLEARED = "cleared", "Cleared: counts"
+    CONFIRMED = "confirmed", "Confirmed: excluded"
+
+
+class UsageHold(models.Model):
+    """A (person, day) whose usage looked like a loop (usage.services.anomalies). Held and confirmed days are
+    left out of the rollups, so out of every ranking and title; a cleared day counts again."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="usage_holds")
+    day = models.DateField()
+    status = models.CharField(max_length=10, choices=HoldStatus.choices, default=HoldStatus.HELD)
+    rules = models.JSONField(default=list, help_text="The rules that fired.")
+    evidence = models.JSONField(default=dict, help_text="The day's figures, baseline and hourly shape.")
+    person_note = models.TextField(blank=True)
+    person_note_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day", "person"]
+        constraints = [models.UniqueConstraint(fields=["person", "day"], name="usage_hold_unique")]
+        indexes = [models.Index(fields=["status", "-day"], name="usage_hold_status_day")]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.day} {self.status}"
+
+
+class HoldDecision(models.Model):
+    """Every decision on a hold, with who and when (the hold keeps only the latest)."""
+
+    hold = models.ForeignKey(UsageHold, on_delete=models.CASCADE, related_name="decisions")
+    status = models.CharField(max_length=10, choices=HoldStatus.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField()
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["decided_at"]
+
+    def __str__(self) -> str:
+        return f"hold {self.hold_id} {self.status} at {self.decided_at}"
+
+
+class OutcomeRecord(models.Model):
+    """What a source says the usage produced, per identity and day: Claude Code analytics (commits, pull
+    requests, lines added — its accepted edits) and Cursor's daily usage (lines added and accepted). A figure
+    the source does not report is empty, never 0."""
+
+    day = models.DateField()
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    source = models.CharField(max_length=30, help_text="The format that reported it, e.g. claude_code.")
+    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="outcomes")
+    commits = models.BigIntegerField(null=True, blank=True)
+    pull_requests = models.BigIntegerField(null=True, blank=True)
+    lines_added = models.BigIntegerField(null=True, blank=True)
+    lines_accepted = models.BigIntegerField(null=True, blank=True)
+    import_batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="outcome_records")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "provider", "source", "identity"], name="outcome_unique_key")
+        ]
+        indexes = [models.Index(fields=["identity", "day"], name="outcome_identity_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.source} {self.identity_id}"

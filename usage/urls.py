@@ -3,7 +3,7 @@
 from django.urls import path
 
 from usage import views as usage_views
-from usage import views_audit, views_catalog, views_connections, views_mappings, views_sources
+from usage import views_audit, views_catalog, views_connections, views_mappings, views_review, views_sources
 
 urlpatterns: list = [
     # Imports and identities (admins): the upload page, progress, results, history, identity mapping.
@@ -40,4 +40,8 @@ urlpatterns: list = [
     path("connections/<int:pk>/delete/", views_connections.connection_delete_view, name="connection-delete"),
     # Audit trail (admins): filters and CSV export (?format=csv).
     path("audit/", views_audit.audit_page, name="audit-log"),
+    # Anomaly review (admins decide; the held person adds a note from their page).
+    path("review/", views_review.review_page, name="review"),
+    path("review/<int:pk>/decide/", views_review.review_decide, name="review-decide"),
+    path("review/<int:pk>/note/", views_review.review_note, name="review-note"),
 ]

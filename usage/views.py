@@ -174,7 +174,9 @@ def import_errors_csv(request, pk: int):
         [batch.original_name, error.get("line") if isinstance(error.get("line"), int) else "", error["reason"]]
         for error in batch.errors
     )
-    return csv_response(f"import-{batch.pk}-errors.csv", ["file", "line", "reason"], rows)
+    return csv_response(
+        request, f"import-{batch.pk}-errors.csv", ["file", "line", "reason"], rows, filters={"import": batch.pk}
+    )
 
 
 @require_POST

@@ -6,11 +6,25 @@ and `cost_usd` are omitted where the caller's role may not see them (usage.acces
 """
 
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
-from usage.figures import METRIC_LABELS, TOTALS_COLUMNS, UNREPORTED_FIGURES
+from usage.figures import METRIC_DEFINITIONS, METRIC_LABELS, TOTALS_COLUMNS, UNREPORTED_FIGURES
 from usage.models import IdentityAttribution, IdentityKind, ImportBatch, Person, Provider, Team
 
 COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
+
+
+class OmittableDecimalField(serializers.DecimalField):
+    """Left out where the dict has no such key (the caller may not see cost), null where its value is None.
+    DRF's allow_null alone would fill a missing key with null."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+    def get_attribute(self, instance):
+        if isinstance(instance, dict) and self.source not in instance:
+            raise SkipField()
+        return super().get_attribute(instance)
 
 
 class TeamRefSerializer(serializers.Serializer):
@@ -45,6 +59,14 @@ class TotalsSerializer(serializers.Serializer):
         )
         fields["active_days"] = serializers.IntegerField(
             allow_null=self.nullable, help_text="Days with any usage in the window (summed over people for a team)."
+        )
+        for name in ("cache_hit_rate", "output_share"):
+            fields[name] = serializers.FloatField(allow_null=True, help_text=METRIC_DEFINITIONS[name])
+        fields["cost_per_mtok"] = OmittableDecimalField(
+            **COST, help_text=METRIC_DEFINITIONS["cost_per_mtok"] + " Cost rules apply."
+        )
+        fields["billed_equivalent_tokens"] = serializers.IntegerField(
+            allow_null=self.nullable, help_text=METRIC_DEFINITIONS["billed_equivalent_tokens"]
         )
         return {**fields, **super().get_fields()}
 
@@ -109,6 +131,30 @@ class IdentityRefSerializer(serializers.Serializer):
     label = serializers.CharField(allow_blank=True)
 
 
+class OutcomeSerializer(serializers.Serializer):
+    """What a source says the usage produced in the window (null: the source does not report that figure)."""
+
+    source = serializers.CharField(help_text="`claude_code` or `cursor_daily_usage`.")
+    label = serializers.CharField()
+    commits = serializers.IntegerField(allow_null=True)
+    pull_requests = serializers.IntegerField(allow_null=True)
+    lines_added = serializers.IntegerField(allow_null=True)
+    lines_accepted = serializers.IntegerField(allow_null=True)
+    usage_days = serializers.IntegerField(help_text="Days with this provider's usage in the window.")
+    covered_days = serializers.IntegerField(help_text="Of those, the days the source reported.")
+    tokens = serializers.IntegerField(help_text="This provider's tokens in the window (the ratio's numerator).")
+    tokens_per_accepted_line = serializers.FloatField(
+        allow_null=True, help_text="tokens ÷ lines_accepted; null unless the source covers every usage day."
+    )
+    cost_usd = serializers.DecimalField(**COST, required=False, help_text="Only where the caller sees cost.")
+    cost_per_pull_request = OmittableDecimalField(
+        max_digits=18,
+        decimal_places=2,
+        coerce_to_string=True,
+        help_text="cost_usd ÷ pull_requests; only where the caller sees cost, null unless covered.",
+    )
+
+
 class PersonDetailSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     display_name = serializers.CharField()
@@ -120,6 +166,7 @@ class PersonDetailSerializer(serializers.Serializer):
     rank = serializers.IntegerField(allow_null=True, help_text="Rank among people for the window and metric.")
     totals = TotalsSerializer()
     identities = IdentityRefSerializer(many=True, required=False, help_text="Only with detail rights.")
+    outcomes = OutcomeSerializer(many=True, help_text="Outcomes reported by sources, beside the tokens.")
 
 
 class MemberSerializer(TotalsSerializer):
@@ -152,6 +199,7 @@ class TeamDetailSerializer(serializers.Serializer):
     member_list = MemberSerializer(
         many=True, required=False, help_text="Current members of the subtree with their figures; detail only."
     )
+    outcomes = OutcomeSerializer(many=True, help_text="The subtree's outcomes; empty when figures are hidden.")
 
 
 class GroupSeriesSerializer(serializers.Serializer):

@@ -51,9 +51,18 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from leaderboard.budgets import allowance_ranking, allowance_ranking_day
-from leaderboard.insights import team_members, team_shared_usage
+from leaderboard.insights import outcome_summaries, team_members, team_shared_usage
 from leaderboard.provenance import person_provenance
-from leaderboard.selectors import Totals, current_teams, people_ranking, teams_ranking, usage_records_in_window
+from leaderboard.selectors import (
+    TEAM_FILTER_HIDDEN,
+    Totals,
+    current_teams,
+    efficiency_figures,
+    people_ranking,
+    team_filter_hidden,
+    teams_ranking,
+    usage_records_in_window,
+)
 from leaderboard.series import GROUPINGS, usage_series
 from leaderboard.windows import ALLOWANCE_METRIC, METRICS, PERIODS, QueryError, RankingQuery, ranking_query_from
 from usage.access import (
@@ -70,7 +79,7 @@ from usage.access import (
     usage_scope,
     viewer_for,
 )
-from usage.figures import TOTALS_COLUMNS
+from usage.figures import METRIC_DEFINITIONS, TOTALS_COLUMNS
 from usage.models import Identity, IdentityAttribution, ImportBatch, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
 from usage.periods import org_today
@@ -148,7 +157,14 @@ WINDOW_PARAMS = [
     ),
 ]
 METRIC_PARAM = OpenApiParameter(
-    "metric", OpenApiTypes.STR, enum=list(METRICS), description="What to rank on (default `total_tokens`)."
+    "metric",
+    OpenApiTypes.STR,
+    enum=list(METRICS),
+    description="What to rank on (default `total_tokens`). Efficiency metrics rank only the people above the "
+    "window's minimum volume (default: the top half by total tokens); the others are left out of the ranking. "
+    + " ".join(f"`{name}`: {text}" for name, text in METRIC_DEFINITIONS.items())
+    + " Cost metrics (`cost_usd`, `cost_per_mtok`) follow the cost rules: admins, and managers within a team they "
+    "manage (share-safe mode: admins only).",
 )
 PEOPLE_METRIC_PARAM = OpenApiParameter(
     "metric",
@@ -182,6 +198,8 @@ def ranking_query(request, *, default_period: str = "month", allowance_metric: b
         raise ValidationError({"metric": [f"{ALLOWANCE_METRIC} ranks people only: use /api/v1/leaderboard/people/"]})
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         raise ValidationError({"team": [f"no team with id {query.team_id}"]})
+    if team_filter_hidden(query, viewer_for(request.user)):
+        raise PermissionDenied(f"team={query.team_id}: {TEAM_FILTER_HIDDEN}")
     return query
 
 
@@ -208,6 +226,28 @@ def _totals(totals: Totals, *, cost: bool) -> dict:
     data = {name: getattr(totals, name) for name in (*TOTALS_COLUMNS, "active_days")}
     if cost:
         data["cost_usd"] = totals.cost_usd
+    data.update(efficiency_figures(totals, cost=cost))
+    return data
+
+
+def outcome_dict(summary, *, cost: bool) -> dict:
+    data = {
+        name: getattr(summary, name)
+        for name in (
+            "source",
+            "label",
+            "commits",
+            "pull_requests",
+            "lines_added",
+            "lines_accepted",
+            "usage_days",
+            "covered_days",
+            "tokens",
+            "tokens_per_accepted_line",
+        )
+    }
+    if cost:
+        data.update(cost_usd=summary.cost_usd, cost_per_pull_request=summary.cost_per_pull_request)
     return data
 
 
@@ -391,7 +431,7 @@ class PersonDetailView(GenericAPIView):
         viewer = viewer_for(request.user)
         person, detail = access_person(viewer, pk)
         query = cost_checked(replace(ranking_query(request), search=""), viewer)
-        mine = people_ranking(query, viewer).row_for(person.pk)
+        mine = people_ranking(query, viewer).standing_of(person.pk)
         totals = mine.totals if mine else Totals()
         team_id, team_name = current_teams([person.pk]).get(person.pk, (None, ""))
         data = {
@@ -403,8 +443,9 @@ class PersonDetailView(GenericAPIView):
             "active": person.active,
             "detail": detail,
             "window": _window(query.window),
-            "rank": mine.rank if mine else None,
+            "rank": mine.rank or None if mine else None,  # 0: under an efficiency metric's minimum volume
             "totals": _totals(totals, cost=detail),
+            "outcomes": [outcome_dict(o, cost=detail) for o in outcome_summaries(query.window, person_id=person.pk)],
         }
         if detail:
             data["email"] = person.email
@@ -516,6 +557,9 @@ class TeamDetailView(GenericAPIView):
             "shared_totals": _totals(team_shared_usage(query, team.pk), cost=detail)
             if standing.visible
             else _hidden_totals(),
+            "outcomes": [outcome_dict(o, cost=detail) for o in outcome_summaries(query.window, team_id=team.pk)]
+            if standing.visible
+            else [],
         }
         if detail:
             data["member_list"] = self._members(team, query, viewer)

@@ -75,7 +75,11 @@ def percent(value, digits: int = 0) -> str:
 
 
 def metric_text(value, metric: str) -> str:
-    if metric == "cost_usd":
+    if value is None:  # an efficiency ratio with nothing to divide by
+        return "—"
+    if metric in ("cache_hit_rate", "output_share"):
+        return percent(value, 1)
+    if metric in ("cost_usd", "cost_per_mtok"):
         return usd(value)
     if metric == "active_days":
         return f"{int(value)} day" + ("" if int(value) == 1 else "s")
@@ -86,7 +90,9 @@ def metric_text(value, metric: str) -> str:
 def metric_value(totals, metric: str):
     """A Totals' metric, readable, with the exact value in a tooltip."""
     value = totals.metric(metric)
-    exact = f"${full(value)}" if metric == "cost_usd" else full(value)
+    if value is None or metric in ("cache_hit_rate", "output_share"):
+        return metric_text(value, metric)
+    exact = f"${full(value)}" if metric in ("cost_usd", "cost_per_mtok") else full(value)
     return format_html('<span title="{}">{}</span>', exact, metric_text(value, metric))
 
 

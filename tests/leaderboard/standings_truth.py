@@ -66,6 +66,47 @@ def board_places(totals: dict[int, dict], metric: str, names: dict[int, str]) ->
     return {pid: places.get(pid) for pid in totals}
 
 
+# Efficiency metrics, worked out here again (not taken from usage.figures): their values, best first, and
+# who is ranked on them (the top half by total tokens, ties at the edge included).
+EFFICIENCY = ("cache_hit_rate", "output_share", "cost_per_mtok", "billed_equivalent_tokens")
+
+
+def efficiency_value(metric: str, f: dict):
+    prompt = f["input_tokens"] + f["cache_write_tokens"] + f["cache_read_tokens"]
+    total = f["total_tokens"]
+    if metric == "cache_hit_rate":
+        return f["cache_read_tokens"] / prompt if prompt else None
+    if metric == "output_share":
+        return f["output_tokens"] / total if total else None
+    if metric == "cost_per_mtok":
+        return f["cost_usd"] * 1_000_000 / total if total else None
+    weighted = 100 * f["input_tokens"] + 125 * f["cache_write_tokens"] + 10 * f["cache_read_tokens"]
+    return (weighted + 500 * f["output_tokens"]) // 100
+
+
+def efficiency_key(metric: str, f: dict) -> float:
+    """Sort key, best first; an undefined value last."""
+    value = efficiency_value(metric, f)
+    if value is None:
+        return float("inf")
+    return float(value) if metric == "cost_per_mtok" else -float(value)
+
+
+def efficiency_ranked(people: dict[int, dict]) -> set[int]:
+    volumes = {pid: f["total_tokens"] for pid, f in people.items()}
+    ranks = competition_ranks(volumes)
+    return {pid for pid, rank in ranks.items() if volumes[pid] > 0 and rank <= (len(people) + 1) // 2}
+
+
+def efficiency_ranks_and_places(people: dict[int, dict], metric: str, names: dict[int, str]):
+    ranked = efficiency_ranked(people)
+    keys = {pid: efficiency_key(metric, people[pid]) for pid in ranked}
+    ranks = {pid: 1 + sum(1 for other in keys.values() if other < key) for pid, key in keys.items()}
+    ordered = sorted(ranked, key=lambda pid: (keys[pid], names[pid], pid))
+    places = {pid: place for place, pid in enumerate(ordered, start=1)}
+    return {pid: ranks.get(pid) for pid in people}, {pid: places.get(pid) for pid in people}
+
+
 class Truth:
     """Every counted usage row — personal identities assigned to a person, with the team whose membership
     covered its day; shared identities with their team and no person; service identities left out; one source
@@ -197,13 +238,14 @@ class Truth:
             people_only = {pid: figures for pid, figures in members.items() if pid is not None}
             total["active_days"] = sum(figures["active_days"] for figures in people_only.values())
             total["active_members"] = len(people_only)
+            # No top person on an efficiency ratio (it would be whoever has the fewest tokens at 100 %).
             total["top_people"] = {
-                metric: max(
+                metric: None
+                if metric in EFFICIENCY or not people_only
+                else max(
                     people_only,
                     key=lambda pid, m=metric: (people_only[pid][m] is not None, people_only[pid][m] or 0, -pid),
                 )
-                if people_only
-                else None
                 for metric in METRICS
             }
             teams[team_id] = total
@@ -281,12 +323,19 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             problems.append(f"{label}: people count {window.people} != {len(expected_people)}")
         ranked = ranked_metrics(window)
         for metric in METRICS:
-            values = {pid: figures[metric] for pid, figures in expected_people.items()}
             ranks = {row["person_id"]: row[f"rank_{metric}"] for row in stored}
+            places = {row["person_id"]: row[f"place_{metric}"] for row in stored}
+            if metric in EFFICIENCY:
+                expected_ranks, expected_places = dict.fromkeys(expected_people), dict.fromkeys(expected_people)
+                if metric in ranked:
+                    expected_ranks, expected_places = efficiency_ranks_and_places(expected_people, metric, truth.names)
+                if (ranks, places) != (expected_ranks, expected_places):
+                    problems.append(f"{label}: {metric} {_differences(ranks, expected_ranks)} places {places}")
+                continue
+            values = {pid: figures[metric] for pid, figures in expected_people.items()}
             expected_ranks = competition_ranks(values) if metric in ranked else dict.fromkeys(values)
             if ranks != expected_ranks:
                 problems.append(f"{label}: rank_{metric} {_differences(ranks, expected_ranks)} ({values})")
-            places = {row["person_id"]: row[f"place_{metric}"] for row in stored}
             expected_places = (
                 board_places(expected_people, metric, truth.names) if metric in ranked else dict.fromkeys(values)
             )
@@ -306,7 +355,7 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             row["team_id"]: {
                 **{name: row[name] for name in FIGURES},
                 "active_members": row["active_members"],
-                "top_people": {metric: row[f"top_{metric}"] for metric in METRICS},
+                "top_people": {metric: row.get(f"top_{metric}") for metric in METRICS},
             }
             for row in stored
         }

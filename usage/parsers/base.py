@@ -44,6 +44,27 @@ class UsageRow:
     identity_label: str = ""
     # True when the file's cost is the vendor's own estimate (Claude Code analytics, ccusage), not a bill.
     cost_estimated: bool = False
+    # The org-local hour (0–23) where the row is one event or an hourly bucket: the day's hourly shape that
+    # the anomaly rules read (usage.services.anomalies). None where the source has only days.
+    hour: int | None = None
+
+
+@dataclass(slots=True)
+class OutcomeRow:
+    """What usage produced, per identity and day, where a source reports it (usage.models.OutcomeRecord).
+    A figure the source does not carry stays None, never 0."""
+
+    line: int
+    day: date
+    provider: str
+    source: str  # the format's name
+    identity_kind: str
+    identity_value: str
+    identity_email: str = ""
+    commits: int | None = None
+    pull_requests: int | None = None
+    lines_added: int | None = None
+    lines_accepted: int | None = None
 
 
 @dataclass(slots=True)
@@ -71,7 +92,7 @@ class RowError:
     reason: str
 
 
-ParsedItem = UsageRow | DirectoryEntry | Skipped | RowError
+ParsedItem = UsageRow | OutcomeRow | DirectoryEntry | Skipped | RowError
 
 
 class ParseError(Exception):
@@ -101,6 +122,11 @@ class ParseContext:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.astimezone(self.tz).date()
+
+    def local_hour(self, moment: datetime) -> int:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(self.tz).hour
 
     def to_usd(self, amount: Decimal, currency: str) -> Decimal:
         currency = (currency or "USD").strip().upper()

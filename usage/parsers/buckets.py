@@ -7,11 +7,22 @@ hourly buckets, the UTC date for daily ones) and the line-numbered errors are he
 """
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import IO, ClassVar
 
-from .base import Format, ParseContext, ParsedItem, ParseError, RowError, load_json_documents, parse_timestamp
+from .base import (
+    Format,
+    ParseContext,
+    ParsedItem,
+    ParseError,
+    RowError,
+    UsageRow,
+    load_json_documents,
+    parse_timestamp,
+)
 from .tabular import ROW_ERRORS, bucket_day
+
+HOUR = timedelta(hours=1)  # a bucket this long or shorter gives the hourly shape
 
 
 class BucketPagesFormat(Format):
@@ -37,6 +48,7 @@ class BucketPagesFormat(Format):
             start = parse_timestamp(bucket.get(self.start_key), self.start_key)
             end = parse_timestamp(bucket.get(self.end_key) or bucket.get(self.start_key), self.end_key)
             day = bucket_day(start, end, ctx)
+            hour = ctx.local_hour(start) if end - start <= HOUR else None
         except ROW_ERRORS as error:
             yield RowError(line, str(error))
             return
@@ -45,6 +57,9 @@ class BucketPagesFormat(Format):
                 yield RowError(line, "result is not an object")
                 continue
             try:
-                yield self.result_row(result, day, line, ctx)
+                item = self.result_row(result, day, line, ctx)
+                if isinstance(item, UsageRow):
+                    item.hour = hour
+                yield item
             except ROW_ERRORS as error:
                 yield RowError(line, str(error))

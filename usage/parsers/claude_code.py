@@ -10,6 +10,8 @@ per UTC day, with a `model_breakdown`.
   here).
 - Cost: `estimated_cost.amount` is **cents** → divided by 100. It is Anthropic's estimate; the pipeline stores
   any cost a file gives as billed.
+- Outcomes (usage.models.OutcomeRecord): `core_metrics` commits, pull requests and lines added by Claude Code
+  (its accepted edits, so also lines accepted).
 """
 
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from typing import IO
 from .base import (
     CENTS,
     Format,
+    OutcomeRow,
     ParseContext,
     ParsedItem,
     ParseError,
@@ -94,9 +97,19 @@ class ClaudeCodeAnalytics(Format):
             yield RowError(line, str(error))
             return
         usage_kind = "claude_code_subscription" if record.get("customer_type") == "subscription" else "claude_code"
-        if not breakdown:
+        try:
+            outcome = self._outcome(record, line, day, kind, value, email)
+        except ROW_ERRORS as error:
+            yield RowError(line, str(error))
+            return
+        did_something = outcome is not None and any(
+            (getattr(outcome, name) or 0) for name in ("commits", "pull_requests", "lines_added")
+        )
+        if not breakdown and not did_something:
             yield Skipped(line, f"{value} on {day}: no model usage")
             return
+        if outcome is not None:
+            yield outcome
         for item in breakdown:
             try:
                 if not isinstance(item, dict):
@@ -128,6 +141,39 @@ class ClaudeCodeAnalytics(Format):
                 )
             except ROW_ERRORS as error:
                 yield RowError(line, str(error))
+
+    @staticmethod
+    def _outcome(record: dict, line: int, day, kind: str, value: str, email: str) -> OutcomeRow | None:
+        """Commits, pull requests and lines from `core_metrics`, where the record has them. Lines added by
+        Claude Code are its accepted edits, so they count as lines accepted."""
+        metrics = record.get("core_metrics")
+        if metrics is None:
+            return None
+        if not isinstance(metrics, dict):
+            raise ValueError("core_metrics is not an object")
+        lines = metrics.get("lines_of_code") or {}
+        if not isinstance(lines, dict):
+            raise ValueError("core_metrics.lines_of_code is not an object")
+
+        def optional(raw, what: str) -> int | None:
+            return None if is_null(raw) else to_int(raw, what)
+
+        added = optional(lines.get("added"), "core_metrics.lines_of_code.added")
+        return OutcomeRow(
+            line=line,
+            day=day,
+            provider="anthropic",
+            source="claude_code",
+            identity_kind=kind,
+            identity_value=value,
+            identity_email=email,
+            commits=optional(metrics.get("commits_by_claude_code"), "core_metrics.commits_by_claude_code"),
+            pull_requests=optional(
+                metrics.get("pull_requests_by_claude_code"), "core_metrics.pull_requests_by_claude_code"
+            ),
+            lines_added=added,
+            lines_accepted=added,
+        )
 
 
 FORMAT = ClaudeCodeAnalytics()

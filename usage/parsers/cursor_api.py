@@ -53,7 +53,8 @@ class CursorAPI(Format):
     def _event(self, event: object, line: int, ctx: ParseContext) -> UsageRow:
         if not isinstance(event, dict):
             raise ValueError("usage event is not an object")
-        day = check_day(ctx.local_day(parse_timestamp(event.get("timestamp"), "timestamp")))
+        moment = parse_timestamp(event.get("timestamp"), "timestamp")
+        day = check_day(ctx.local_day(moment))
         email = email_or_blank(str(event.get("userEmail") or ""))
         if not email:
             raise ValueError(f"userEmail is missing or not an email: {event.get('userEmail')!r}")
@@ -77,6 +78,7 @@ class CursorAPI(Format):
             cache_read_tokens=to_int(usage.get("cacheReadTokens"), "cacheReadTokens"),
             output_tokens=to_int(usage.get("outputTokens"), "outputTokens"),
             requests=1,
+            hour=ctx.local_hour(moment),
             cost_usd=cost,
             identity_email=email,
         )

@@ -139,15 +139,17 @@ class _RowReader:
         self.emails: dict[str, str] = {}
         self.costs: dict[str, Decimal] = {}
 
-    def day(self, text: str):
-        # Every event of one UTC minute is on the same local day (zone offsets are whole minutes).
+    def when(self, text: str) -> tuple:
+        """(org-local day, hour). Every event of one UTC minute is in the same local hour (zone offsets are
+        whole minutes)."""
         key = text[:16] if _EXACT_MINUTE.fullmatch(text, 16) else None
         if key is not None and key in self.days:
             return self.days[key]
-        day = check_day(self.ctx.local_day(parse_timestamp(text, "Date")))
+        moment = parse_timestamp(text, "Date")
+        when = (check_day(self.ctx.local_day(moment)), self.ctx.local_hour(moment))
         if key is not None and len(self.days) < 100_000:
-            self.days[key] = day
-        return day
+            self.days[key] = when
+        return when
 
     def email(self, raw: str) -> str:
         email = self.emails.get(raw)
@@ -168,7 +170,7 @@ class _RowReader:
         return cost
 
     def row(self, line: int, values: list[str], c: _Columns) -> UsageRow:
-        day = self.day(values[c.date].strip())
+        day, hour = self.when(values[c.date].strip())
         email = self.email(values[c.user]) if c.user is not None else self.fallback
         with_write = count(values[c.with_write], "Input (w/ Cache Write)") if c.with_write is not None else 0
         without_write = count(values[c.without_write], "Input (w/o Cache Write)") if c.without_write is not None else 0
@@ -198,6 +200,7 @@ class _RowReader:
             requests=requests,
             cost_usd=self.cost(values[c.cost].strip()) if c.cost is not None else None,
             identity_email=email,
+            hour=hour,
         )
 
 

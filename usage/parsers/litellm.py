@@ -119,9 +119,11 @@ class LiteLLMSpendLogs(Format):
         model = record.get("model")
         if is_null(model) or isinstance(model, (dict, list)):
             model = record.get("modelgroup")
+        started = parse_timestamp(record.get("starttime"), "startTime")
         return UsageRow(
             line=line,
-            day=check_day(ctx.local_day(parse_timestamp(record.get("starttime"), "startTime"))),
+            day=check_day(ctx.local_day(started)),
+            hour=ctx.local_hour(started),
             provider=provider_of(str(record.get("customllmprovider") or "")),
             identity_kind=kind,
             identity_value=value,

@@ -73,6 +73,7 @@ class OpenAIUsage(Format):
             end = parse_timestamp(bucket.get("end_time", bucket.get("start_time")), "end_time")
             daily = (end - start).total_seconds() >= DAY_SECONDS
             day = check_day(start.date() if daily else ctx.local_day(start))
+            hour = None if daily else ctx.local_hour(start)  # the hourly shape (usage.services.anomalies)
         except ValueError as error:
             yield RowError(line, str(error))
             return
@@ -94,7 +95,7 @@ class OpenAIUsage(Format):
                 requests = to_int(get("num_model_requests", get("num_requests")), "num_model_requests")
                 # Positional, in UsageRow's field order: keyword arguments made this call ~4× slower, and it
                 # runs once per result (a million times in a large export).
-                yield UsageRow(
+                row = UsageRow(
                     line,
                     day,
                     "openai",
@@ -109,6 +110,8 @@ class OpenAIUsage(Format):
                     output,
                     requests,
                 )
+                row.hour = hour
+                yield row
             except ValueError as error:
                 yield RowError(line, str(error))
 

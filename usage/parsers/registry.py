@@ -14,6 +14,7 @@ FORMAT_MODULES = [
     "claude_code",
     "anthropic_directory",
     "cursor_api",
+    "cursor_daily_usage",
     "ccusage",
     "litellm",
     "openai_dashboard_csv",

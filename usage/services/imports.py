@@ -41,6 +41,7 @@ from usage.models import (
 )
 from usage.parsers.base import (
     DirectoryEntry,
+    OutcomeRow,
     ParseContext,
     ParseError,
     RowError,
@@ -53,6 +54,7 @@ from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.audit import audit_record
 from usage.services.identities import IdentityKey, identities_resolve
+from usage.services.outcomes import hour_add, outcome_key, outcomes_upsert, usage_hours_upsert
 from usage.services.pricing import PriceBook
 from usage.services.standings import standings_mark_days
 
@@ -387,6 +389,8 @@ class _Outcome:
     errors: list[dict] = field(default_factory=list)
     exported_at: datetime | None = None
     personal: bool = False
+    hours: dict = field(default_factory=dict)  # usage.services.outcomes.hour_add
+    outcomes: dict = field(default_factory=dict)  # outcome_key → OutcomeRow
 
 
 class _RowsRejected(Exception):
@@ -467,6 +471,15 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
                     outcome.identity_emails[identity_key] = item.identity_email
                 if item.identity_label:
                     outcome.identity_labels[identity_key] = item.identity_label
+                if item.hour is not None:
+                    hour_add(outcome.hours, identity_key, item)
+            elif isinstance(item, OutcomeRow):
+                rows_read += 1
+                rows_imported += 1
+                identity_key = (item.provider, item.identity_kind, item.identity_value)
+                outcome.outcomes[outcome_key(identity_key, item)] = item
+                if item.identity_email:
+                    outcome.identity_emails[identity_key] = item.identity_email
             elif isinstance(item, DirectoryEntry):
                 rows_read += 1
                 rows_imported += 1
@@ -555,6 +568,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         if outcome.exported_at:
             locked.exported_at = outcome.exported_at
         identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
+        identity_keys |= {key[3] for key in outcome.outcomes}
         emails = dict(outcome.identity_emails)
         labels = dict(outcome.identity_labels)
         owners = {key: owner for key, (_email, _label, owner) in outcome.directory.items() if owner}
@@ -598,7 +612,10 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
 
         records_written = usage_records_upsert(record_rows())
         _scopes_replace(locked, {scope_of(key) for key in outcome.records})
-        days = [key[0] for key in outcome.records]
+        usage_hours_upsert(outcome.hours, identities)
+        records_written += outcomes_upsert(outcome.outcomes, identities, locked)
+        # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
+        days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
         standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
         locked.detected_format = outcome.format_name

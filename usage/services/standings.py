@@ -24,15 +24,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from usage import queue
-from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES
+from usage.figures import COUNT_FIGURES, EFFICIENCY_METRICS, METRICS, SUMMED_FIGURES, metric_order_sql
 from usage.models import (
     CatalogModel,
     DailyRollup,
+    HoldStatus,
     Identity,
     ImportBatch,
     Membership,
@@ -46,6 +48,7 @@ from usage.models import (
     Team,
     TeamMemberStanding,
     TeamStanding,
+    UsageHold,
     UsageRecord,
 )
 from usage.periods import (
@@ -57,6 +60,7 @@ from usage.periods import (
     current_windows,
     org_today,
 )
+from usage.services.anomalies import anomalies_flag
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +160,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
             if not days and state.rolled_on == today:
                 return RefreshResult(0, 0, time.monotonic() - started)
+            anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
             if all_days:
                 with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
                     _rollups_rewrite(days)
@@ -268,6 +273,12 @@ def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
     rollup, batch = quoted_table(DailyRollup), quoted_table(ImportBatch)
     alias, catalog = quoted_table(ModelAlias), quoted_table(CatalogModel)
+    # Held and confirmed days (usage.services.anomalies) stay out of the rollups, so out of every ranking,
+    # team total and title, until an admin clears them (usage.services.review).
+    not_held = (
+        f"NOT EXISTS (SELECT 1 FROM {quoted_table(UsageHold)} h WHERE h.person_id = i.person_id "
+        f"AND h.day = u.day AND h.status <> '{HoldStatus.CLEARED}')"
+    )
     sums = ", ".join(f"SUM(u.{name})" for name in COUNT_FIGURES)
     # Only personal identities count for their person (and the team covering the day); a shared identity counts
     # for its team only, a service identity for no one. Usage no person counts for keeps its identity.
@@ -296,7 +307,7 @@ def _rollups_rewrite(days: set[date]) -> None:
                 LEFT JOIN {membership} m ON {personal} AND m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
                 WHERE u.day BETWEEN %s AND %s AND (u.usage_kind <> %s OR ({personal} AND i.person_id IS NOT NULL))
-                  AND NOT ({reported_by_preferred_source_sql()})
+                  AND {not_held} AND NOT ({reported_by_preferred_source_sql()})
                 GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
                 """,
                 [first, last, COST_REPORT_KIND],
@@ -387,7 +398,8 @@ def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, l
             )
             ranked = DAY_METRICS if batch[0][0].period == "day" else METRICS
             _people_rank(batch_ids, ranked)
-            _teams_total(batch_ids, closure, ranked)
+            # A team's top person on a ratio would be whoever has the fewest tokens at 100 %: not kept.
+            _teams_total(batch_ids, closure, tuple(m for m in ranked if m not in EFFICIENCY_METRICS))
 
 
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
@@ -505,17 +517,25 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 
 def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     """Person standings from the windows' team-member rows: totals, and rank and board place on each of
-    `metrics` (the others stay empty)."""
+    `metrics` (the others stay empty). People with none of a metric (zero, or a figure their sources do not
+    report: NULL) are not ranked on it; efficiency metrics rank only the people above the minimum volume
+    (`efficiency_eligible_sql`); the others keep an empty rank and place."""
 
-    # Only people with some of the metric are ranked on it: no usage, or a figure their sources do not report
-    # (NULL), leaves the rank and place empty.
     def ranked(m: str, window_function: str, tie_break: str = "") -> str:
         has = f"t.{m} > 0"
         over = f"PARTITION BY t.window_id, CASE WHEN {has} THEN 1 ELSE 0 END ORDER BY t.{m} DESC{tie_break}"
         return f"CASE WHEN {has} THEN {window_function} OVER ({over}) END"
 
-    ranks = ", ".join(ranked(m, "RANK()") for m in metrics)
-    places = ", ".join(ranked(m, "ROW_NUMBER()", ", p.display_name, p.id") for m in metrics)
+    eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
+    ranks, places = [], []
+    for m in metrics:
+        if m in EFFICIENCY_METRICS:
+            among = f"PARTITION BY t.window_id, {eligible} ORDER BY {metric_order_sql(m, 't')}"
+            ranks.append(f"CASE WHEN {eligible} THEN RANK() OVER ({among}) END")
+            places.append(f"CASE WHEN {eligible} THEN ROW_NUMBER() OVER ({among}, p.display_name, p.id) END")
+        else:
+            ranks.append(ranked(m, "RANK()"))
+            places.append(ranked(m, "ROW_NUMBER()", ", p.display_name, p.id"))
     columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
     ids = _ids_sql(window_ids)
     with connection.cursor() as cursor:
@@ -523,10 +543,14 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             f"""
             INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
             SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
-                   {ranks}, {places}
+                   {", ".join(ranks)}, {", ".join(places)}
             FROM (
-                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
-                FROM {quoted_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
+                SELECT summed.*, RANK() OVER (PARTITION BY window_id ORDER BY total_tokens DESC) AS volume_rank,
+                       COUNT(*) OVER (PARTITION BY window_id) AS people
+                FROM (
+                    SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
+                    FROM {quoted_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
+                ) summed
             ) t
             JOIN {quoted_table(Person)} p ON p.id = t.person_id
             """
@@ -538,6 +562,16 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             ) WHERE id IN ({ids})
             """
         )
+
+
+def efficiency_eligible_sql(volume_rank: str, people: str, total_tokens: str) -> str:
+    """Whether a person is ranked on the efficiency metrics: at least settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
+    in the window, or when that is 0 the top half by total tokens (a rank by volume within the first
+    ceil(people / 2), so ties at the edge are all in)."""
+    minimum = int(settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS)
+    if minimum > 0:
+        return f"({total_tokens} >= {minimum})"
+    return f"({total_tokens} > 0 AND {volume_rank} <= ({people} + 1) / 2)"
 
 
 def team_ancestors() -> dict[int, list[int]]:

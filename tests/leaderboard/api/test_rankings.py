@@ -37,6 +37,10 @@ def test_people_ranking_lists_everyone_with_usage_in_rank_order_with_the_documen
         "requests",
         "cost_usd",
         "active_days",
+        "cache_hit_rate",
+        "output_share",
+        "cost_per_mtok",
+        "billed_equivalent_tokens",
     }
     assert first["person"]["team"] == {
         "id": usage["product"].identity.person.memberships.get().team_id,

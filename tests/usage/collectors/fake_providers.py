@@ -51,6 +51,7 @@ class FakeProvider:
     # hourly usage: hour start (UTC) → list of result dicts (provider-shaped)
     hourly: dict[datetime, list[dict]] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)  # Cursor usage events
+    daily: list[dict] = field(default_factory=list)  # Cursor daily usage rows ("date" in epoch ms)
     claude_code: dict[str, list[dict]] = field(default_factory=dict)  # Anthropic: "YYYY-MM-DD" → records
     users: list[dict] = field(default_factory=list)
     projects: list[dict] = field(default_factory=list)  # OpenAI
@@ -258,7 +259,9 @@ class FakeProvider:
                 },
             }
         if path == "/teams/daily-usage-data" and request.method == "POST":
-            return 200, {"data": []}
+            body = request.body or {}
+            start, end = body.get("startDate", 0), body.get("endDate", 0)
+            return 200, {"data": [row for row in self.daily if start <= row["date"] < end]}
         return 404, self.error_body(404, f"Not found: {path}")
 
 

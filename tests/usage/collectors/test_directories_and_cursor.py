@@ -219,3 +219,31 @@ def test_claude_code_analytics_are_asked_for_one_utc_day_at_a_time(anthropic_api
         300,
     )
     assert str(dana.cost_usd) == "1.500000"  # 150 cents
+
+
+def test_a_cursor_connection_pulls_daily_usage_outcomes(cursor_api, frozen_now, sleeps):
+    from usage.models import OutcomeRecord
+
+    cody = PersonFactory(email="cody@acme.example")
+    day = datetime(2026, 9, 14, tzinfo=UTC)
+    cursor_api.daily = [
+        {
+            "date": int(day.timestamp() * 1000),
+            "email": "Cody@acme.example",
+            "isActive": True,
+            "totalLinesAdded": 50,
+            "acceptedLinesAdded": 40,
+        }
+    ]
+    connection = connection_create(
+        provider="cursor", name="team", api_key=GOOD_KEY, base_url=cursor_api.url, restatement_days=0
+    )
+    result = connection_sync(connection, since=date(2026, 9, 14))
+    assert result.ok, result.message
+    record = OutcomeRecord.objects.get()
+    assert (record.identity.person, record.day, record.lines_added, record.lines_accepted) == (
+        cody,
+        date(2026, 9, 14),
+        50,
+        40,
+    )
