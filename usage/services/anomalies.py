@@ -199,7 +199,7 @@ def _person_days(days: set[date], candidates: set[tuple[int, date]] | None) -> d
             figures.total_tokens += row["total"]
             figures.prompt_tokens += row["input"] + row["cache_read"] + row["cache_write"]
             figures.output_tokens += row["output"]
-            figures.requests += row["requests"]
+            figures.requests += row["requests"] or 0  # known requests (None: not reported)
             figures.by_identity[row["identity_id"]] = figures.by_identity.get(row["identity_id"], 0) + row["total"]
         hours = (
             UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)

@@ -26,7 +26,7 @@ def hour_add(hours: dict, identity_key: tuple, row: UsageRow) -> None:
     figures = hours.get(key := (identity_key, row.day, row.hour, row.model))
     if figures is None:
         figures = hours[key] = HourFigures()
-    figures.requests += row.requests
+    figures.requests += row.requests or 0  # the hourly shape counts known requests (None: not reported)
     figures.input_tokens += row.input_tokens + row.cache_write_tokens + row.cache_read_tokens
     figures.output_tokens += row.output_tokens
     figures.total_tokens += row.input_tokens + row.cache_write_tokens + row.cache_read_tokens + row.output_tokens
