@@ -3,6 +3,7 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from usage.models import ProviderConnection
+from usage.schedules import PERIODIC_TASKS
 
 
 @pytest.mark.django_db
@@ -17,7 +18,8 @@ def test_setup_periodic_tasks_declares_the_schedules_and_is_safe_to_rerun(capsys
     midnight = PeriodicTask.objects.get(name="move rolling windows at midnight")
     assert midnight.task == "usage.refresh_standings"
     assert (midnight.crontab.minute, midnight.crontab.hour) == ("1", "0")
-    assert PeriodicTask.objects.count() == 3
+    assert tasks["purge old audit entries"] == "usage.purge_audit"
+    assert PeriodicTask.objects.count() == len(PERIODIC_TASKS) + 1  # each declared task once, and the connection's
 
 
 @pytest.mark.django_db

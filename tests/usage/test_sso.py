@@ -176,3 +176,14 @@ def test_groups_only_in_the_id_token_still_count(monkeypatch, settings):
     payload = {"email": "a@acme.example", "groups": [ADMINS], "email_verified": True}
     claims = SsoBackend().get_userinfo("access", "id-token", payload)
     assert claims == {"email": "a@acme.example", "groups": [ADMINS], "email_verified": True}
+
+
+def test_a_deactivated_account_is_refused_and_recorded(org, sso):
+    user = org["infra_engineer"].user
+    user.email, user.is_active = org["infra_engineer"].email, False
+    user.save()
+    client = Client()
+    response = sso(client, user.email)
+    assert "your Tokenboard account is deactivated" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert _events("login.failed")[-1].additional_data["reason"].startswith("your Tokenboard account is deactivated")
