@@ -232,6 +232,9 @@ AXES_VERBOSE = False
 
 # --- Audit trail (usage.audit) -------------------------------------------------------------------------------
 AUDITLOG_LOGENTRY_MODEL = "usage.AuditEntry"
+# django-auditlog's own entry table is swapped out for usage.AuditEntry, but its migrations would still create it
+# (with a foreign key to users that blocks flushing them); without migrations its only model, swapped, gets no table.
+MIGRATION_MODULES = {"auditlog": None}
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 # Entries older than this many days are deleted by the daily purge task (0 keeps them for ever).
