@@ -145,6 +145,8 @@ def test_password_login_switched_off_leaves_only_the_break_glass_superuser(db, s
     settings.TOKENBOARD_PASSWORD_LOGIN = False
     UserFactory(username="engineer")
     root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    page = Client().get("/accounts/login/").content.decode()
+    assert "Emergency login (superusers only)" in page and "<details>" in page  # the form is folded away
     refused = Client().post("/accounts/login/", {"username": "engineer", "password": "pw"})
     assert refused.status_code == 200 and "Password login is switched off" in refused.content.decode()
     assert "_auth_user_id" not in refused.wsgi_request.session
