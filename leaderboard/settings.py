@@ -102,7 +102,7 @@ LOGIN_REDIRECT_URL = "people-ranking"
 LOGOUT_REDIRECT_URL = "login"
 # django-axes first (it refuses locked-out attempts), then SSO, then local passwords (usage.login).
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "usage.login.LockoutBackend",
     "usage.sso.SsoBackend",
     "usage.login.PasswordBackend",
 ]
