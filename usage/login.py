@@ -29,6 +29,16 @@ class LockoutBackend(AxesStandaloneBackend):
         return super().authenticate(request, username, password, **kwargs)
 
 
+def lockout_username(request, credentials) -> str | None:
+    """The username django-axes counts a failed login against. A failed SSO login has no username in its
+    credentials; it counts against the email it tried, so one person's failures never lock everyone else who
+    signs in with SSO from the same address (an office behind one NAT)."""
+    failure = getattr(request, "sso_failure", None)
+    if failure is not None:
+        return failure["email"] or "(sso: no email)"
+    return (credentials or {}).get("username")
+
+
 class PasswordBackend(ModelBackend):
     def user_can_authenticate(self, user) -> bool:
         return super().user_can_authenticate(user) and password_login_allowed(user)

@@ -189,3 +189,13 @@ def test_a_deactivated_account_is_refused_and_recorded(org, sso):
     assert "your Tokenboard account is deactivated" in response.content.decode()
     assert "_auth_user_id" not in client.session
     assert _events("login.failed")[-1].additional_data["reason"].startswith("your Tokenboard account is deactivated")
+
+
+def test_one_persons_failed_sso_logins_do_not_lock_out_others_at_the_same_address(org, sso, settings):
+    person_in_team(org["product"], email="eve@acme.example", display_name="Eve")
+    person_in_team(org["product"], email="sam@acme.example", display_name="Sam")
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        sso(Client(), "eve@acme.example", email_verified=False)
+    client = Client()
+    sso(client, "sam@acme.example")
+    assert client.session["_auth_user_id"] == str(get_user_model().objects.get(email="sam@acme.example").pk)
