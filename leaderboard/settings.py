@@ -102,7 +102,7 @@ LOGIN_REDIRECT_URL = "people-ranking"
 LOGOUT_REDIRECT_URL = "login"
 # django-axes first (it refuses locked-out attempts), then SSO, then local passwords (usage.login).
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "usage.login.LockoutBackend",
     "usage.sso.SsoBackend",
     "usage.login.PasswordBackend",
 ]
@@ -218,6 +218,7 @@ LOGIN_REDIRECT_URL_FAILURE = "login"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "usage.login.lockout_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The address counted is REMOTE_ADDR, which a client cannot forge; behind N trusted reverse proxies set
@@ -232,6 +233,9 @@ AXES_VERBOSE = False
 
 # --- Audit trail (usage.audit) -------------------------------------------------------------------------------
 AUDITLOG_LOGENTRY_MODEL = "usage.AuditEntry"
+# django-auditlog's own entry table is swapped out for usage.AuditEntry, but its migrations would still create it
+# (with a foreign key to users that blocks flushing them); without migrations its only model, swapped, gets no table.
+MIGRATION_MODULES = {"auditlog": None}
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_USE_FK_STRING_REPRESENTATION = True
 # Entries older than this many days are deleted by the daily purge task (0 keeps them for ever).

@@ -3,6 +3,7 @@ log in with a password: the break-glass account for when the identity provider i
 
 from __future__ import annotations
 
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import ModelBackend
@@ -16,6 +17,26 @@ def password_login_allowed(user) -> bool:
 
 def sso_configured() -> bool:
     return bool(settings.OIDC_ENABLED and settings.OIDC_OP_AUTHORIZATION_ENDPOINT and settings.OIDC_RP_CLIENT_ID)
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout check, for web logins. Authenticating without a request (Django's test client
+    `login()`, a shell) is no login attempt from anywhere, so there is no address to count or refuse."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username, password, **kwargs)
+
+
+def lockout_username(request, credentials) -> str | None:
+    """The username django-axes counts a failed login against. A failed SSO login has no username in its
+    credentials; it counts against the email it tried, so one person's failures never lock everyone else who
+    signs in with SSO from the same address (an office behind one NAT)."""
+    failure = getattr(request, "sso_failure", None)
+    if failure is not None:
+        return failure["email"] or "(sso: no email)"
+    return (credentials or {}).get("username")
 
 
 class PasswordBackend(ModelBackend):

@@ -21,6 +21,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 from usage.access import sso_admin
 from usage.login import sso_configured
 from usage.models import Person
+from usage.services.audit import audit_record
 
 NOT_IN_ORG = (
     "You are signed in as {email}, but no one in the org has this email address, so you are not on the rankings "
@@ -113,6 +114,10 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
     def login_failure(self):
         failure = getattr(self.request, "sso_failure", None)
         reason = failure["reason"] if failure else "the identity provider did not confirm who you are; try again."
+        user = getattr(self, "user", None)
+        if user is not None and not user.is_active:
+            reason = "your Tokenboard account is deactivated; ask an admin."
+            audit_record("login.failed", summary=user.email, data={"method": "sso", "reason": reason})
         messages.error(self.request, f"SSO sign-in failed: {reason}")
         return redirect("login")
 

@@ -46,6 +46,12 @@ def test_a_forged_forwarded_for_header_does_not_reset_the_count(db, settings):
     assert response.status_code == 429
 
 
+def test_the_test_clients_login_still_works_without_a_request(db):
+    UserFactory(username="someone")
+    assert Client().login(username="someone", password="pw")
+    assert not Client().login(username="someone", password="wrong")
+
+
 def test_pages_carry_a_strict_content_security_policy(db):
     user = UserFactory(username="someone")
     client = Client()

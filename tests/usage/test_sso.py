@@ -145,6 +145,8 @@ def test_password_login_switched_off_leaves_only_the_break_glass_superuser(db, s
     settings.TOKENBOARD_PASSWORD_LOGIN = False
     UserFactory(username="engineer")
     root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    page = Client().get("/accounts/login/").content.decode()
+    assert "Emergency login (superusers only)" in page and "<details>" in page  # the form is folded away
     refused = Client().post("/accounts/login/", {"username": "engineer", "password": "pw"})
     assert refused.status_code == 200 and "Password login is switched off" in refused.content.decode()
     assert "_auth_user_id" not in refused.wsgi_request.session
@@ -176,3 +178,24 @@ def test_groups_only_in_the_id_token_still_count(monkeypatch, settings):
     payload = {"email": "a@acme.example", "groups": [ADMINS], "email_verified": True}
     claims = SsoBackend().get_userinfo("access", "id-token", payload)
     assert claims == {"email": "a@acme.example", "groups": [ADMINS], "email_verified": True}
+
+
+def test_a_deactivated_account_is_refused_and_recorded(org, sso):
+    user = org["infra_engineer"].user
+    user.email, user.is_active = org["infra_engineer"].email, False
+    user.save()
+    client = Client()
+    response = sso(client, user.email)
+    assert "your Tokenboard account is deactivated" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert _events("login.failed")[-1].additional_data["reason"].startswith("your Tokenboard account is deactivated")
+
+
+def test_one_persons_failed_sso_logins_do_not_lock_out_others_at_the_same_address(org, sso, settings):
+    person_in_team(org["product"], email="eve@acme.example", display_name="Eve")
+    person_in_team(org["product"], email="sam@acme.example", display_name="Sam")
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        sso(Client(), "eve@acme.example", email_verified=False)
+    client = Client()
+    sso(client, "sam@acme.example")
+    assert client.session["_auth_user_id"] == str(get_user_model().objects.get(email="sam@acme.example").pk)

@@ -134,6 +134,8 @@ def entry_details_text(entry: AuditEntry) -> str:
     """The details in one line for people: "field: old → new" per changed field, "key: value" per detail."""
     parts = []
     for key, value in entry_details(entry).items():
+        if value in ("", None, [], {}) and not entry.changes:
+            continue
         if isinstance(value, list | tuple) and len(value) == 2 and entry.changes:
             parts.append(f"{key}: {value[0]} → {value[1]}")
         elif isinstance(value, dict) and value.get("type") == "m2m":
