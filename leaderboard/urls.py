@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico before (and without) reading the page's <link rel="icon">.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("leaderboard.api.urls")),
     path("", include("usage.urls")),
 ]

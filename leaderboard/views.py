@@ -8,9 +8,11 @@ from dataclasses import replace
 from decimal import Decimal
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.html import escape
@@ -35,7 +37,7 @@ from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
 
 from . import charts
-from .insights import mix_shares, movers_from, rank_history, team_members, window_titles
+from .insights import HISTORY_PERIOD, mix_shares, movers_from, rank_history, team_members, window_titles
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
 from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
@@ -330,7 +332,12 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         titles=titles,
         team=team,
         group_by=group_by,
-        rank_chart=charts.rank_history_chart(history, chart_id="chart-rank", metric_label=METRIC_LABELS[query.metric]),
+        rank_chart=charts.rank_history_chart(
+            history,
+            chart_id="chart-rank",
+            metric_label=METRIC_LABELS[query.metric],
+            per=HISTORY_PERIOD.get(query.window.period, ""),
+        ),
         is_self=viewer.person is not None and viewer.person.pk == person.pk,
     )
     if detail:
@@ -466,6 +473,15 @@ def movers_page(request: HttpRequest) -> HttpResponse:
     context = _base_context(request, query, viewer)
     context.update(movers=movers_from(standings), ranked_count=standings.ranked_count)
     return _render(request, "leaderboard/movers.html", "leaderboard/_movers.html", context)
+
+
+# --- Favicon ---------------------------------------------------------------------------------------------
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico before (or without) reading the page's <link rel="icon">."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 # --- Profile ---------------------------------------------------------------------------------------------

@@ -164,3 +164,11 @@ def colour(name: str, palette=None) -> str:
     from leaderboard.charts import colour_for
 
     return colour_for(str(name), palette or None)
+
+
+@register.filter
+def group_label(name: str) -> str:
+    """A model's name, or a provider's display name (`github_copilot` → GitHub Copilot), as the charts say it."""
+    from leaderboard.charts import group_label as label
+
+    return label(str(name))
