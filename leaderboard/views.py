@@ -35,12 +35,21 @@ from usage.auth import api_token_create
 from usage.csv_export import csv_response
 from usage.figures import TOTALS_COLUMNS
 from usage.models import ApiToken, Identity, Provider, Team, UsageRecord
+from usage.services.imports import data_as_of
 
 from . import charts
 from .insights import HISTORY_PERIOD, mix_shares, movers_from, rank_history, team_members, window_titles
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
-from .windows import METRIC_LABELS, PERIOD_LABELS, QueryError, RankingQuery, ranking_query_from
+from .windows import (
+    METRIC_LABELS,
+    PERIOD_LABELS,
+    QueryError,
+    RankingQuery,
+    org_today,
+    ranking_query_from,
+    window_for,
+)
 
 PAGE_SIZE = 50
 PROVIDER_LABELS = dict(Provider.choices)
@@ -114,13 +123,20 @@ _OPTIONS_CACHE: dict = {}
 
 
 def filter_options(as_of) -> dict:
-    """Providers and models that have usage, for the filter selects. Both scan the whole usage table, and
-    they change only when an import finishes, so each process keeps them per `as_of` (data_as_of())."""
+    """Providers and models that have usage, for the filter selects; each model with the providers it was used
+    through, so the model list narrows to the chosen provider. Both scan the whole usage table, and they change
+    only when an import finishes, so each process keeps them per `as_of` (data_as_of())."""
     cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == as_of and as_of is not None else None
     if cached is None:
-        providers = sorted(UsageRecord.objects.values_list("provider", flat=True).distinct())
-        models = sorted(m for m in UsageRecord.objects.values_list("model", flat=True).distinct() if m)
-        cached = {"provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in providers], "model_options": models}
+        pairs = set(UsageRecord.objects.values_list("provider", "model").distinct())
+        models: dict[str, set[str]] = {}
+        for provider, model in pairs:
+            if model:
+                models.setdefault(model, set()).add(provider)
+        cached = {
+            "provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in sorted({p for p, _m in pairs})],
+            "model_options": [(m, " ".join(sorted(models[m]))) for m in sorted(models)],
+        }
         _OPTIONS_CACHE.update(as_of=as_of, value=cached)
     return {**cached, "team_options": team_options()}
 
@@ -143,6 +159,38 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         # The window and filters for links to person and team pages (no name search, no team filter).
         "state_qs": _as_querystring(replace(query, search="", team_id=None)),
         "row_qs": mark_safe(escape(_as_querystring(replace(query, search="", team_id=None)))),  # escaped once
+        "empty": empty_state(query),
+    }
+
+
+WIDER_PERIODS = ("30d", "90d", "all")
+
+
+def empty_state(query: RankingQuery) -> dict:
+    """What an empty window suggests: wider windows than this one (never the one shown) and dropping each
+    filter, every link keeping the rest of the state; and why, when the chosen model was never used through
+    the chosen provider."""
+    anchor = query.anchor or org_today()
+    wider = []
+    for period in WIDER_PERIODS:
+        window = window_for(period, anchor)
+        if period != query.window.period and window.days > query.window.days:
+            wider.append((PERIOD_LABELS[period], _as_querystring(replace(query, window=window))))
+    without = []
+    if query.provider:
+        without.append(("all providers", _as_querystring(replace(query, provider=""))))
+    if query.model:
+        without.append(("all models", _as_querystring(replace(query, model=""))))
+    mismatch = ""
+    if query.provider and query.model:
+        providers = dict(filter_options(data_as_of())["model_options"]).get(query.model, "").split()
+        if query.provider not in providers:
+            mismatch = f"{query.model} has no usage through {PROVIDER_LABELS.get(query.provider, query.provider)}."
+    return {
+        "wider": [] if mismatch else wider,  # no window helps a model the provider never served
+        "without": without,
+        "mismatch": mismatch,
+        "without_search": _as_querystring(replace(query, search="")),
     }
 
 

@@ -146,6 +146,49 @@ def test_the_all_time_rank_history_caption_names_its_months_not_the_pages_rank(o
     assert "now #" not in summary
 
 
+# --- Empty states and the filters ----------------------------------------------------------------------
+
+
+def empty_links(html: str) -> list[str]:
+    block = html.split('<div class="empty">', 1)[1].split("</div>", 1)[0]
+    return re.findall(r'<a href="\?([^"]*)">', block.replace("&amp;", "&"))
+
+
+def test_an_empty_window_suggests_only_wider_windows_and_keeps_the_filters(org, client_of):
+    usage_for(org["infra_engineer"], day=org_today() - timedelta(days=60), tokens=1000, provider="anthropic")
+    html = client_of(org["infra_engineer"]).get("/?period=30d&provider=openai&metric=output_tokens").content.decode()
+    links = empty_links(html)
+    assert "period=30d" not in " ".join(links[:2])  # already on the last 30 days: not suggested again
+    assert links[:2] == [
+        "period=90d&metric=output_tokens&provider=openai",
+        "period=all&metric=output_tokens&provider=openai",
+    ]
+    assert links[2] == "period=30d&metric=output_tokens"  # dropping the provider, named as such
+    assert "all providers" in html
+
+
+def test_a_model_of_another_provider_says_so_instead_of_suggesting_windows(org, client_of):
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, provider="openai", model="gpt-5")
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, provider="anthropic", model="claude-opus-4-1")
+    client = client_of(org["infra_engineer"])
+    for path in ("/", "/teams/", "/movers/", f"/people/{org['infra_engineer'].pk}/"):
+        html = client.get(f"{path}?period=30d&provider=anthropic&model=gpt-5").content.decode()
+        assert "gpt-5 has no usage through Anthropic." in html, path
+        assert empty_links(html) == [
+            "period=30d&metric=total_tokens&model=gpt-5",
+            "period=30d&metric=total_tokens&provider=anthropic",
+        ], path
+
+
+def test_the_model_list_narrows_to_the_chosen_provider(org, client_of):
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, provider="openai", model="gpt-5")
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, provider="cursor", model="gpt-5")
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, provider="anthropic", model="claude-opus-4-1")
+    html = client_of(org["infra_engineer"]).get("/?provider=anthropic").content.decode()
+    assert '<option value="gpt-5" data-providers="cursor openai" hidden>' in html
+    assert '<option value="claude-opus-4-1" data-providers="anthropic">' in html
+
+
 # --- Favicon, PORT, the cache table ---------------------------------------------------------------------
 
 
