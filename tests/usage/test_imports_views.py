@@ -220,3 +220,24 @@ def test_import_usage_exits_non_zero_when_any_file_is_rejected_but_imports_the_o
 def test_import_usage_needs_files_or_requeue(db):
     with pytest.raises(CommandError, match="give one or more export files, or --requeue"):
         call_command("import_usage")
+
+
+def test_the_progress_page_shows_a_failure_whole_with_its_advice(admin_client):
+    summary = (
+        "usage.csv: 1,204 bad row(s), file rejected whole (first: line 7: "
+        + "x" * 300
+        + "). Fix the file, or re-import choosing 'import the good rows'."
+    )
+    batch = ImportBatchFactory(status="failed", error_summary=summary)
+    html = admin_client.get(reverse("imports-progress"), {"ids": batch.pk}).content.decode()
+    assert "re-import choosing &#x27;import the good rows&#x27;." in html
+
+
+def test_a_file_that_could_not_be_read_is_not_headed_as_zero_rejected_rows(admin_client, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"object": "page", "data": [')
+    batch = stored_import(broken)
+    assert batch.status == "failed" and batch.rows_rejected == 0 and len(batch.errors) == 1
+    html = admin_client.get(reverse("import-detail", args=[batch.pk])).content.decode()
+    assert "Rejected rows (0)" not in html
+    assert "Why the file was not read" in html
