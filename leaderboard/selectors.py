@@ -53,7 +53,7 @@ from usage.services.standings import (
     team_ancestors,
 )
 
-from .windows import RankingQuery, Window
+from .windows import RankingQuery, Window, comparison_window
 
 
 @dataclass
@@ -346,7 +346,8 @@ class PeopleRanking(Sequence):
         self._stored = None
         if not query.model and query.team_id is None:
             self._stored = stored_window(query.window, provider, self.metric)
-        previous_window = query.window.previous()
+        previous_window = comparison_window(query.window)
+        self.comparison = previous_window
         self._previous_stored = None
         self.has_previous_window = previous_window is not None
         if previous_window is not None and self._stored is not None:
@@ -355,6 +356,9 @@ class PeopleRanking(Sequence):
         self._previous_ranks: dict[int, int] | None = None
         if self._stored is None:
             self._compute()
+        elif previous_window is not None and self._previous_stored is None:
+            # A kept window compared with one that is not (the same days of the previous month): rank that one.
+            self._previous_ranks = self._ranks_in(previous_window)
         self._search_ids = self._matching_people() if query.search else None
         self._count: int | None = None
         self._leader_value = None
@@ -367,15 +371,11 @@ class PeopleRanking(Sequence):
             _Ranked(row[0], row[1], _LazyTotals(row[2:]))
             for row in ranked_rows(query.window, query.provider, query.model, query.team_id, self.metric)
         ]
-        self._previous_ranks = {}
-        previous_window = query.window.previous()
-        if previous_window is not None:
-            self._previous_ranks = {
-                row[0]: row[1]
-                for row in ranked_rows(
-                    previous_window, query.provider, query.model, query.team_id, self.metric, figures=False
-                )
-            }
+        self._previous_ranks = self._ranks_in(self.comparison) if self.comparison is not None else {}
+
+    def _ranks_in(self, window: Window) -> dict[int, int]:
+        query = self.query
+        return dict(ranked_rows(window, query.provider, query.model, query.team_id, self.metric, figures=False))
 
     def _matching_people(self) -> set[int]:
         """People whose name, as this viewer sees it, contains the search text."""
@@ -484,13 +484,17 @@ class PeopleRanking(Sequence):
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
         """(climbers, fallers, newcomers): most places gained or lost (then by current rank) and the best
         ranked people with no rank in the previous window."""
-        if self._stored is None:
-            previous = self._previous_ranks or {}
-            changes = {r.person_id: previous[r.person_id] - r.rank for r in self._computed if r.person_id in previous}
-            by_rank = {r.person_id: r.rank for r in self._computed}
+        if self._previous_ranks is not None:
+            previous = self._previous_ranks
+            ranked = self._computed
+            if ranked is None:  # kept, but compared with a window that is not
+                ranked = [_Ranked(pid, rank, None) for pid, rank in self._ranks_in(self.query.window).items()]
+                ranked.sort(key=lambda r: (r.rank, r.person_id))
+            changes = {r.person_id: previous[r.person_id] - r.rank for r in ranked if r.person_id in previous}
+            by_rank = {r.person_id: r.rank for r in ranked}
             climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))
             fallers = sorted((p for p, c in changes.items() if c < 0), key=lambda p: (changes[p], by_rank[p]))
-            newcomers = [r.person_id for r in self._computed if r.person_id not in previous]
+            newcomers = [r.person_id for r in ranked if r.person_id not in previous]
             picked = [climbers[:limit], fallers[:limit], newcomers[:limit]]
         else:
             picked = self._stored_movers(limit)
@@ -687,7 +691,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
 
     ranks = _ranks_by_level(ranked_on(figures), query.metric, depth, names)
     previous_ranks: dict[int, int] = {}
-    previous_window = query.window.previous()
+    previous_window = comparison_window(query.window)
     if previous_window is not None:
         previous = _team_figures(previous_window, query, ancestors)
         previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)

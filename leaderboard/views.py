@@ -5,6 +5,7 @@ the rest of the state kept, and a message says what was ignored."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
@@ -42,10 +43,12 @@ from .insights import HISTORY_PERIOD, mix_shares, movers_from, rank_history, tea
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
 from .windows import (
+    EARLIEST_DATE,
     METRIC_LABELS,
     PERIOD_LABELS,
     QueryError,
     RankingQuery,
+    comparison_window,
     org_today,
     ranking_query_from,
     window_for,
@@ -68,7 +71,12 @@ def _cleaned_params(request: HttpRequest) -> QueryDict:
     return params
 
 
-def ranking_query(request: HttpRequest, *, default_period: str = "month") -> RankingQuery:
+# Pages open on the last 30 days: on any day of the month it holds a month of data, and its rank changes
+# compare with the 30 days before (a calendar month on its first day would rank a single day).
+PAGE_DEFAULT_PERIOD = "30d"
+
+
+def ranking_query(request: HttpRequest, *, default_period: str = PAGE_DEFAULT_PERIOD) -> RankingQuery:
     """The validated query; each bad parameter is dropped with a warning message, keeping the rest."""
     params = _cleaned_params(request)
     for _attempt in range(6):
@@ -151,6 +159,8 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         else {k: v for k, v in METRIC_LABELS.items() if k != "cost_usd"},
         "metric_label": METRIC_LABELS[query.metric],
         "has_previous_window": query.window.previous() is not None,
+        "comparison": comparison_window(query.window),
+        "adjacent": adjacent_windows(query),
         "viewer": viewer,
         "freshness": standings_freshness(),
         # Row links are built from these prefixes: one reverse() per page instead of two per row.
@@ -163,6 +173,36 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
     }
 
 
+def adjacent_windows(query: RankingQuery) -> dict:
+    """Links to the window before and after this one, of the same kind, keeping the metric and filters: the
+    previous period, or the same number of days shifted back. None where there is none (all time; anything
+    after today)."""
+    window, today = query.window, org_today()
+    if window.period == "all":
+        return {"previous": None, "next": None}
+    if window.period == "custom":
+        size = timedelta(days=window.days)
+        before = replace(window, start=window.start - size, end=window.end - size)
+        after = replace(window, start=window.start + size, end=window.end + size)
+    else:
+        before = window.previous()
+        after = window_for(window.period, window.end + timedelta(days=window.days if window.period in ROLLING else 1))
+        if window.period in ROLLING and after.end > today:
+            after = window_for(window.period, today)  # a rolling window ends today at the latest
+
+    def link(target) -> str:
+        if target.period == "custom":
+            return _as_querystring(replace(query, window=target))
+        anchor = target.end if target.end < today else None  # today's window needs no date
+        return _as_querystring(replace(query, window=target, anchor=anchor))
+
+    return {
+        "previous": (before.label, link(before)) if before.start >= EARLIEST_DATE else None,
+        "next": (after.label, link(after)) if after.start <= today and after != window else None,
+    }
+
+
+ROLLING = ("7d", "30d", "90d")
 WIDER_PERIODS = ("30d", "90d", "all")
 
 
@@ -515,7 +555,7 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
 
 def movers_page(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request.user)
-    query = ranking_query(request, default_period="week")
+    query = ranking_query(request, default_period="7d")
     query = replace(query, search="")
     standings = people_ranking(query, viewer)
     context = _base_context(request, query, viewer)

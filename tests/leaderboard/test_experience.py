@@ -5,10 +5,11 @@ import importlib
 import json
 import re
 import subprocess
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
@@ -16,7 +17,7 @@ from rest_framework.test import APIClient
 from leaderboard import charts
 from leaderboard.series import usage_series
 from tests.factories import usage_for
-from usage.periods import org_today, window_for
+from usage.periods import Window, comparison_window, org_today, window_for
 from usage.services.standings import standings_refresh
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +145,65 @@ def test_the_all_time_rank_history_caption_names_its_months_not_the_pages_rank(o
     summary = summary_of(html, "chart-rank")
     assert re.match(rf"Rank by total tokens in each month \(the last \d+\): {today:%b %Y} #2", summary)  # … not now
     assert "now #" not in summary
+
+
+# --- Windows that make sense on any day ----------------------------------------------------------------
+
+
+@pytest.fixture
+def early_december(org):
+    """Today is 2 Dec 2026. Ivy led 1–2 Nov and leads 1–2 Dec; Paul took the rest of November."""
+    with time_machine.travel(datetime(2026, 12, 2, 12, tzinfo=UTC), tick=False):
+        for day in (date(2026, 11, 1), date(2026, 11, 2), date(2026, 12, 1), date(2026, 12, 2)):
+            usage_for(org["infra_engineer"], day=day, tokens=100)
+            usage_for(org["product_engineer"], day=day, tokens=50)
+        usage_for(org["product_engineer"], day=date(2026, 11, 20), tokens=10_000)
+        standings_refresh()
+        yield org
+
+
+def test_a_month_in_progress_ranks_changes_against_the_same_days_of_the_previous_month(early_december, client_of):
+    org = early_december
+    with time_machine.travel(datetime(2026, 12, 2, 12, tzinfo=UTC), tick=False):
+        assert comparison_window(window_for("month", date(2026, 12, 2))) == Window(
+            "custom", date(2026, 11, 1), date(2026, 11, 2)
+        )
+        api = APIClient()
+        api.force_authenticate(org["infra_engineer"].user)
+        rows = api.get("/api/v1/leaderboard/people/", {"period": "month"}).json()["results"]
+        html = client_of(org["infra_engineer"]).get("/?period=month").content.decode()
+        movers = client_of(org["infra_engineer"]).get("/movers/?period=month").content.decode()
+        teams = client_of(org["infra_engineer"]).get("/teams/?period=month").content.decode()
+    # Against all of November Ivy would have climbed and Paul dropped; against 1–2 Nov nobody moved.
+    assert [(r["person"]["display_name"], r["rank"], r["previous_rank"]) for r in rows] == [
+        ("Ivy Infra", 1, 1),
+        ("Paul Product", 2, 2),
+    ]
+    assert "▲" not in html and "▼" not in html
+    assert "Rank changes compare with 01 Nov 2026 – 02 Nov 2026, the same days of the previous month" in html
+    assert "No one moved up." in movers and "No one moved down." in movers
+    assert "the same days of the previous month" in teams
+    # A finished month still compares with the whole previous month.
+    assert comparison_window(window_for("month", date(2026, 10, 5)), today=date(2026, 12, 2)) == window_for(
+        "month", date(2026, 9, 1)
+    )
+
+
+def test_pages_open_on_the_last_30_days_with_links_to_the_windows_before_and_after(early_december, client_of):
+    with time_machine.travel(datetime(2026, 12, 2, 12, tzinfo=UTC), tick=False):
+        client = client_of(early_december["infra_engineer"])
+        html = client.get("/?metric=output_tokens&provider=openai").content.decode().replace("&amp;", "&")
+        month = client.get("/?period=month&date=2026-11-10").content.decode().replace("&amp;", "&")
+        current = client.get("/?period=month").content.decode()
+    assert '<option value="30d" selected>' in html
+    assert '<a href="?period=30d&metric=output_tokens&date=2026-11-02&provider=openai" rel="prev">' in html
+    assert 'rel="next"' not in html  # nothing after today
+    assert (
+        '<a href="?period=month&metric=total_tokens&date=2026-10-31" rel="prev"><span aria-hidden="true">←</span> October 2026</a>'
+        in month
+    )
+    assert '<a href="?period=month&metric=total_tokens" rel="next">December 2026 <span' in month
+    assert 'rel="next"' not in current
 
 
 # --- Empty states and the filters ----------------------------------------------------------------------
