@@ -371,3 +371,81 @@ def rank_history_chart(
     else:
         summary = "Not ranked in any of these windows."
     return Chart(chart_id, f"Rank per {per}" if per else "Rank history", _as_json(fig), summary)
+
+
+def trend_with_ghost(
+    current: dict[date, float],
+    previous: dict[date, float] | None,
+    *,
+    chart_id: str,
+    title: str,
+    unit: str,
+    today: date | None = None,
+) -> Chart:
+    """A day's (or, beyond a year, a week's) values as bars over the shown days — to today, and from the first
+    day with data for windows longer than a quarter — with the compared window as a dotted "ghost" line, its
+    n-th day drawn over the current window's n-th day. `unit` is "tokens" or "USD"."""
+    all_days = sorted(current)
+    last = min(all_days[-1], today or org_today())
+    first = all_days[0]
+    if len(all_days) > 92:
+        first = next((d for d in all_days if current[d] and d <= last), last)
+    days = [d for d in all_days if first <= d <= last]
+    offset = all_days.index(first) if days else 0
+    earlier = sorted(previous) if previous else []
+    ghost = [previous[earlier[offset + i]] if offset + i < len(earlier) else None for i in range(len(days))]
+    weekly = len(days) > WEEKS_BEYOND_DAYS
+    money = unit == "USD"
+
+    def bucketed(values: list) -> tuple[list[str], list]:
+        if not weekly:
+            return [d.isoformat() for d in days], values
+        sums: dict[date, float] = {}
+        for d, v in zip(days, values, strict=True):
+            if v is not None:
+                sums[_week_start(d)] = sums.get(_week_start(d), 0) + v
+        return [w.isoformat() for w in sums], list(sums.values())
+
+    x, y = bucketed([float(current[d]) if money else current[d] for d in days])
+    value_format = "$%{y:,.2f}" if money else "%{y:,.0f} tokens"
+    fig = go.Figure(
+        go.Bar(x=x, y=y, name=f"{title} (this window)", marker={"color": PALETTE[0]}, hovertemplate=value_format)
+    )
+    if previous:
+        gx, gy = bucketed([float(v) if money and v is not None else v for v in ghost])
+        fig.add_trace(
+            go.Scatter(
+                x=gx,
+                y=gy,
+                name="compared window",
+                mode="lines",
+                line={"color": "#7F7F7F", "dash": "dot", "width": 2},
+                connectgaps=False,
+                hovertemplate=value_format,
+            )
+        )
+    half = timedelta(days=3.5 if weekly else 0.5)
+    axis_days = [date.fromisoformat(v) for v in x] or [first]
+    fig.update_layout(
+        **_layout(
+            height=260,
+            yaxis={"title": {"text": unit}, "rangemode": "tozero", "tickprefix": "$" if money else ""},
+            xaxis={
+                "type": "date",
+                "range": [_at_midnight(axis_days[0]) - half, _at_midnight(axis_days[-1]) + half],
+                "hoverformat": "week of %d %b %Y" if weekly else "%a %d %b %Y",
+            },
+        )
+    )
+    total = sum(current[d] for d in days)
+    if total:
+        shown = f"${total:,.2f}" if money else f"{_short(total)} tokens"
+        summary = f"{shown} from {days[0]:%d %b %Y} to {days[-1]:%d %b %Y}"
+        compared = sum(v for v in ghost if v is not None)
+        if previous and compared:
+            summary += f", {(total - compared) / compared:+.0%} on the same days of the compared window"
+        busiest = max(days, key=lambda d: current[d])
+        summary += f"; busiest day {busiest:%d %b %Y}."
+    else:
+        summary = "No usage in this window."
+    return Chart(chart_id, f"{'Weekly' if weekly else 'Daily'} {title.lower()}", _as_json(fig), summary)

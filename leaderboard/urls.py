@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("", views.people_ranking_page, name="people-ranking"),
+    path("overview/", views.overview_page, name="overview"),
     path("teams/", views.teams_ranking_page, name="teams-ranking"),
     path("teams/<int:team_id>/", views.team_page, name="team"),
     path("teams/<int:team_id>/members.csv", views.team_members_csv, name="team-members-csv"),

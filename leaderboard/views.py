@@ -40,6 +40,7 @@ from usage.services.imports import data_as_of
 
 from . import charts
 from .insights import HISTORY_PERIOD, mix_shares, movers_from, rank_history, team_members, window_titles
+from .overview import activity_calendar, org_comparison, source_freshness
 from .selectors import current_teams, people_ranking, standings_freshness, teams_ranking, unassigned_usage
 from .series import usage_series
 from .windows import (
@@ -561,6 +562,83 @@ def movers_page(request: HttpRequest) -> HttpResponse:
     context = _base_context(request, query, viewer)
     context.update(movers=movers_from(standings), ranked_count=standings.ranked_count)
     return _render(request, "leaderboard/movers.html", "leaderboard/_movers.html", context)
+
+
+# --- Overview ------------------------------------------------------------------------------------------
+
+
+def overview_page(request: HttpRequest) -> HttpResponse:
+    """The story of the window for everyone (org usage against the compared window, active people, top models
+    and providers, movers, freshness per source) and, for a viewer who is a person, their month so far."""
+    viewer = viewer_for(request.user)
+    query = replace(ranking_query(request), search="", team_id=None)
+    org = org_comparison(query)
+    show_cost = can_rank_by_cost(viewer, None)
+    palette = charts.model_palette()
+    models = mix_shares(query, field_name="model")
+    providers = mix_shares(query, field_name="provider")
+    standings = people_ranking(query, viewer)
+    previous_days = org.previous.days if org.previous else None
+    context = _base_context(request, query, viewer)
+    context.update(
+        org=org,
+        show_cost=show_cost,
+        palette=palette,
+        tokens_chart=charts.trend_with_ghost(
+            {d: v.tokens for d, v in org.current.days.items()},
+            {d: v.tokens for d, v in previous_days.items()} if previous_days else None,
+            chart_id="chart-org-tokens",
+            title="Tokens",
+            unit="tokens",
+        ),
+        cost_chart=charts.trend_with_ghost(
+            {d: v.cost_usd for d, v in org.current.days.items()},
+            {d: v.cost_usd for d, v in previous_days.items()} if previous_days else None,
+            chart_id="chart-org-cost",
+            title="Cost",
+            unit="USD",
+        )
+        if show_cost
+        else None,
+        top_models=models[:8],
+        top_providers=providers,
+        movers=movers_from(standings, limit=5),
+        ranked_count=standings.ranked_count,
+        sources=source_freshness(),
+    )
+    if viewer.person is not None:
+        context.update(my_month(viewer, palette))
+    return _render(request, "leaderboard/overview.html", "leaderboard/overview.html", context)
+
+
+def my_month(viewer, palette: dict[str, str]) -> dict:
+    """The viewer's last 30 days (a month of data on any day of the month): their daily trend, rank history by
+    month, model mix, and a year of active days."""
+    person = viewer.person
+    month = RankingQuery(window=window_for("30d", org_today()))
+    series = usage_series(month.window, person_id=person.pk)
+    models = mix_shares(month, person_id=person.pk, field_name="model")
+    calendar = activity_calendar(person.pk)
+    active_days = sum(1 for day in calendar if day.tokens > 0)
+    return {
+        "my_month_label": month.window.label,
+        "my_standing": people_ranking(month, viewer).row_for(person.pk),
+        "my_trend_chart": charts.daily_usage_chart(
+            series, chart_id="chart-my-trend", stacked_by_label="model", palette=palette
+        ),
+        "my_rank_chart": charts.rank_history_chart(
+            rank_history(month, person.pk),
+            chart_id="chart-my-rank",
+            metric_label=METRIC_LABELS[month.metric],
+            per=HISTORY_PERIOD[month.window.period],
+        ),
+        "my_models_chart": charts.mix_chart(models, chart_id="chart-my-models", label="model", palette=palette)
+        if models
+        else None,
+        "my_calendar": calendar,
+        "my_active_days": active_days,
+        "my_calendar_label": f"Active days over the last 12 months: {active_days}",
+    }
 
 
 # --- Favicon ---------------------------------------------------------------------------------------------
