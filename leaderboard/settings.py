@@ -91,7 +91,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "people-ranking"
+LOGIN_REDIRECT_URL = "overview"  # the first screen tells the story of the last 30 days
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

@@ -489,6 +489,8 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
         group_by = "provider" if request.GET.get("group") == "provider" else "model"
         palette = charts.model_palette()
         members, team_total = team_members(query, team.pk, viewer)
+        sort = members_sort(request)
+        members = sorted_members(members, sort, query.metric)
         series = usage_series(
             query.window, team_id=team.pk, group_by=group_by, provider=query.provider, model=query.model
         )
@@ -497,6 +499,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
         context.update(
             group_by=group_by,
             members=members,
+            members_sort=sort,
             team_total=team_total,
             palette=palette,
             trend_chart=charts.daily_usage_chart(
@@ -512,6 +515,27 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             provider_mix=providers,
         )
     return _render(request, "leaderboard/team.html", "leaderboard/team.html", context)
+
+
+MEMBER_SORTS = {
+    "name": lambda m, metric: m.display_name.lower(),
+    "team": lambda m, metric: (m.team_name.lower(), m.rank),
+    "tokens": lambda m, metric: (m.totals.metric(metric), -m.rank),
+    "share": lambda m, metric: (m.share, -m.rank),
+    "cost": lambda m, metric: (m.totals.cost_usd, -m.rank),
+}
+
+
+def members_sort(request: HttpRequest) -> str:
+    """The members table's ?sort= (a MEMBER_SORTS key, "-" first for descending); by the metric, largest
+    first, unless a valid one is given."""
+    sort = request.GET.get("sort", "")
+    return sort if sort.lstrip("-") in MEMBER_SORTS else "-tokens"
+
+
+def sorted_members(members: list, sort: str, metric: str) -> list:
+    key = MEMBER_SORTS[sort.lstrip("-")]
+    return sorted(members, key=lambda m: key(m, metric), reverse=sort.startswith("-"))
 
 
 def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:

@@ -235,3 +235,25 @@ def change_note(change):
         "+" if change > 0 else "−",
         f"{abs(change):.0%}",
     )
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, label: str, key: str, current: str, css: str = "", descending_first: bool = True):
+    """A column header that sorts the table server-side: a link setting ?sort=key (or -key) in the URL, the
+    rest of the query kept; the sorted column says so (aria-sort and an arrow). Numbers sort largest first on
+    the first click, text A–Z."""
+    from django.template.defaulttags import querystring
+
+    active = current.lstrip("-") == key
+    descending = current.startswith("-") if active else False
+    first = f"-{key}" if descending_first else key
+    following = (key if descending else f"-{key}") if active else first
+    aria = ("descending" if descending else "ascending") if active else None
+    return format_html(
+        '<th scope="col"{}{}><a href="{}" class="sort">{}{}</a></th>',
+        format_html(' class="{}"', css) if css else "",
+        format_html(' aria-sort="{}"', aria) if aria else "",
+        querystring(context, sort=following, page=None),
+        label,
+        format_html('<span aria-hidden="true"> {}</span>', "▼" if descending else "▲") if active else "",
+    )

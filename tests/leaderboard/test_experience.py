@@ -249,6 +249,43 @@ def test_the_model_list_narrows_to_the_chosen_provider(org, client_of):
     assert '<option value="claude-opus-4-1" data-providers="anthropic">' in html
 
 
+# --- Tables --------------------------------------------------------------------------------------------
+
+
+def member_names(html: str) -> list[str]:
+    body = html.split('<table class="ranking members">', 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r'<th scope="row"><a href="/people/\d+/[^"]*">([^<]+)</a>', body)
+
+
+def test_the_members_table_sorts_by_any_column_in_the_url(org, client_of):
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, cost_usd="9.00")
+    usage_for(org["platform_manager"], day=org_today(), tokens=5000, cost_usd="1.00")
+    client = client_of(org["admin"])
+    url = f"/teams/{org['platform'].pk}/"
+    default = client.get(url).content.decode()
+    assert member_names(default) == ["Pat Manager", "Ivy Infra"]  # by tokens, largest first
+    assert (
+        '<th scope="col" class="num" aria-sort="descending"><a href="?sort=tokens" class="sort">Total tokens' in default
+    )
+    assert member_names(client.get(url, {"sort": "name"}).content.decode()) == ["Ivy Infra", "Pat Manager"]
+    assert member_names(client.get(url, {"sort": "-name"}).content.decode()) == ["Pat Manager", "Ivy Infra"]
+    by_cost = client.get(url, {"sort": "-cost", "period": "7d"}).content.decode()
+    assert member_names(by_cost) == ["Ivy Infra", "Pat Manager"]
+    assert 'aria-sort="descending"><a href="?sort=cost&amp;period=7d" class="sort">Cost' in by_cost
+    assert '<input type="hidden" name="sort" value="-cost">' in by_cost  # changing the filters keeps the order
+    assert member_names(client.get(url, {"sort": "bogus"}).content.decode()) == ["Pat Manager", "Ivy Infra"]
+
+
+def test_ranking_columns_link_to_ranking_by_them(org, client_of):
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, cost_usd="9.00")
+    admin = client_of(org["admin"]).get("/?metric=output_tokens&provider=openai").content.decode()
+    assert 'href="?metric=total_tokens&amp;provider=openai" title="Rank by total tokens"' in admin
+    assert 'href="?metric=cost_usd&amp;provider=openai" title="Rank by cost"' in admin
+    assert '<th scope="col" class="metric" aria-sort="descending">Output tokens' in admin
+    engineer = client_of(org["infra_engineer"]).get("/?metric=output_tokens").content.decode()
+    assert "Rank by cost" not in engineer  # engineers may not rank by cost
+
+
 # --- Favicon, PORT, the cache table ---------------------------------------------------------------------
 
 

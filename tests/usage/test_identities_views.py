@@ -211,7 +211,7 @@ def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_serv
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "pw")
         page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
+        page.wait_for_url(f"{live_server.url}/overview/")
         page.goto(f"{live_server.url}{reverse('identities-list')}")
         page.fill(f"#people-{gap.pk} >> xpath=.. >> input[name=person]", "ivy")
         page.click(f"#people-{gap.pk} button:has-text('Ivy Infra')")
