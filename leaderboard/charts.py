@@ -56,16 +56,16 @@ PROVIDER_LABELS = dict(Provider.choices)
 
 # One colour per model family; the models of a family are shades of it (family_shades). Families not listed
 # get a stable hash into PALETTE.
-FAMILY_COLOURS = {
-    "claude-opus": "#A14A2F",
-    "claude-sonnet": "#D97757",
-    "claude-haiku": "#E6A23C",
+FAMILY_COLOURS = {  # Okabe–Ito and neighbours: families of one provider get clearly different hues
+    "claude-sonnet": "#D55E00",
+    "claude-opus": "#8C6BB1",
+    "claude-haiku": "#E69F00",
     "gpt-5": "#0072B2",
     "gpt-4.1": "#009E73",
     "gpt-4o": "#56B4E9",
     "o-series": "#1B9E9E",
-    "gemini": "#4285F4",
-    "composer": "#6E56CF",
+    "gemini": "#CC79A7",
+    "composer": "#B8A000",
 }
 # Until models carry a catalogued family, it is read from the name: the first pattern found names it.
 _FAMILY_PATTERNS = (

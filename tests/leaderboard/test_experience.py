@@ -179,7 +179,7 @@ def test_a_month_in_progress_ranks_changes_against_the_same_days_of_the_previous
         ("Ivy Infra", 1, 1),
         ("Paul Product", 2, 2),
     ]
-    assert "▲" not in html and "▼" not in html
+    assert "delta up" not in html and "delta down" not in html
     assert "Rank changes compare with 01 Nov 2026 – 02 Nov 2026, the same days of the previous month" in html
     assert "No one moved up." in movers and "No one moved down." in movers
     assert "the same days of the previous month" in teams
