@@ -3,6 +3,7 @@ and the import_usage command's --requeue and exit status."""
 
 import csv
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -96,8 +97,8 @@ def test_the_result_page_shows_format_period_counts_and_every_rejected_row(admin
     page = admin_client.get(reverse("import-detail", args=[batch.pk])).content.decode()
     assert "openai_usage" in page and "(detected)" in page
     assert "2026-09-01 to 2026-09-01" in page
-    counts = page.split('class="counts"', 1)[1].split("</table>", 1)[0]
-    cells = [c.split("<", 1)[0] for c in counts.split('<td class="num">')[1:]]
+    counts = page.split('class="counts stack"', 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r'<td data-label="[^"]+" class="num">([^<]*)</td>', counts)
     # read, imported, skipped, rejected, daily records, people affected (user ids map to no one yet)
     assert cells == ["3", "2", "0", "1", "1", "0"]
     rejected = page.split('class="rejected"', 1)[1]
