@@ -106,7 +106,9 @@ def every_page_data(org):
     long_name = person_in_team(org["infra"], display_name="Maximiliana Featherstonehaugh-Worthington-Smythe")
     usage_for(long_name, day=ANCHOR, tokens=9_000_000, provider="anthropic", model="claude-sonnet-4-5")
     usage_for(long_name, day=ANCHOR - timedelta(days=8), tokens=10_000, provider="openai", model="gpt-4.1")
-    ImportBatchFactory(status="succeeded", original_name="openai-usage-2026-09.json", rows_read=120, rows_imported=120)
+    succeeded = ImportBatchFactory(
+        status="succeeded", original_name="openai-usage-2026-09.json", rows_read=120_000, rows_imported=119_870
+    )
     batch = ImportBatchFactory(
         status="failed",
         original_name="anthropic-usage-with-a-long-file-name-2026-09.csv",
@@ -127,6 +129,7 @@ def every_page_data(org):
         "person": org["infra_engineer"].pk,
         "team": org["platform"].pk,
         "import_batch": batch.pk,
+        "imports": f"{succeeded.pk}&ids={batch.pk}",
         "connection": connection.pk,
         "date": ANCHOR.isoformat(),
     }

@@ -1,8 +1,9 @@
 """Every page of the app, for the checks that must hold on all of them (tests/e2e/test_every_page.py): no
 sideways scrolling at phone width and no serious or critical axe-core violations.
 
-A new page is one more line in PAGES. Paths may name the `every_page_data` fixture's objects: {person},
-{team}, {import_batch}, {connection}; {date} is the day the fixture's usage is anchored on.
+A new page is one more line in PAGES. Paths may name the `every_page_data` fixture's objects (tests/e2e/
+conftest.py): {person}, {team}, {import_batch} (a failed import), {imports} (a succeeded and a failed one, as
+ids), {connection}; {date} is the day the fixture's usage is anchored on.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ PAGES: list[tuple[str, str, str | None]] = [
     ("profile", "/profile/", "infra_engineer"),
     ("imports", "/imports/", "admin"),
     ("import-upload", "/imports/upload/", "admin"),
-    ("import-progress", "/imports/progress/?ids={import_batch}", "admin"),
+    ("import-progress", "/imports/progress/?ids={imports}", "admin"),
     ("import-detail", "/imports/{import_batch}/", "admin"),
     ("column-mappings", "/imports/mappings/", "admin"),
     ("identities", "/identities/", "admin"),
