@@ -487,9 +487,11 @@ class PeopleRanking(Sequence):
         if self._previous_ranks is not None:
             previous = self._previous_ranks
             ranked = self._computed
-            if ranked is None:  # kept, but compared with a window that is not
-                ranked = [_Ranked(pid, rank, None) for pid, rank in self._ranks_in(self.query.window).items()]
-                ranked.sort(key=lambda r: (r.rank, r.person_id))
+            if ranked is None:  # kept, but compared with a window that is not: this window's ranks are stored
+                rows = PersonStandingRow.objects.filter(window_id=self._stored.pk).order_by(f"place_{self.metric}")
+                ranked = [
+                    _Ranked(pid, rank, None) for pid, rank in rows.values_list("person_id", f"rank_{self.metric}")
+                ]
             changes = {r.person_id: previous[r.person_id] - r.rank for r in ranked if r.person_id in previous}
             by_rank = {r.person_id: r.rank for r in ranked}
             climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))

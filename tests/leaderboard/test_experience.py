@@ -189,6 +189,21 @@ def test_a_month_in_progress_ranks_changes_against_the_same_days_of_the_previous
     )
 
 
+def test_movers_of_a_month_in_progress_are_measured_against_the_same_days(org, client_of):
+    with time_machine.travel(datetime(2026, 12, 2, 12, tzinfo=UTC), tick=False):
+        for day in (date(2026, 11, 1), date(2026, 11, 2)):
+            usage_for(org["product_engineer"], day=day, tokens=100)
+            usage_for(org["infra_engineer"], day=day, tokens=50)
+        for day in (date(2026, 12, 1), date(2026, 12, 2)):
+            usage_for(org["infra_engineer"], day=day, tokens=100)
+            usage_for(org["product_engineer"], day=day, tokens=50)
+        usage_for(org["infra_engineer"], day=date(2026, 11, 20), tokens=10_000)  # Ivy led November as a whole
+        html = client_of(org["infra_engineer"]).get("/movers/?period=month").content.decode()
+    climbers, drops = html.split("Biggest climbers", 1)[1].split("Biggest drops", 1)
+    assert "Ivy Infra" in climbers and "Paul Product" not in climbers
+    assert "Paul Product" in drops.split("Newcomers", 1)[0]
+
+
 def test_pages_open_on_the_last_30_days_with_links_to_the_windows_before_and_after(early_december, client_of):
     with time_machine.travel(datetime(2026, 12, 2, 12, tzinfo=UTC), tick=False):
         client = client_of(early_december["infra_engineer"])
