@@ -72,6 +72,8 @@ def test_the_overview_totals_agree_with_the_people_ranking_and_the_api(september
     assert ghost["line"]["dash"] == "dot"
     # The top model and provider, by tokens.
     assert stat(html, "Top model") == "gpt-5" and stat(html, "Top provider") == "OpenAI"
+    # Shares read the same in the headline and the tables: one decimal.
+    assert "88.9% of tokens" in html and '<td class="num">88.9%</td>' in html
 
 
 def test_cost_is_on_the_overview_for_admins_only(september):
