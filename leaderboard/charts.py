@@ -260,12 +260,13 @@ def daily_usage_chart(
                 )
             )
         half = timedelta(days=3.5 if weekly else 0.5)  # the range ends at the outer bars' edges
+        edges = (buckets[0], buckets[-1]) if buckets else (series.window.start, series.window.end)  # all future
         layout = _layout(
             barmode="stack",
             yaxis={"title": {"text": "tokens"}, "rangemode": "tozero"},
             xaxis={
                 "type": "date",
-                "range": [_at_midnight(buckets[0]) - half, _at_midnight(buckets[-1]) + half],
+                "range": [_at_midnight(edges[0]) - half, _at_midnight(edges[1]) + half],
                 "hoverformat": "week of %d %b %Y" if weekly else "%a %d %b %Y",
             },
         )

@@ -91,6 +91,16 @@ def test_month_and_week_charts_stop_at_today(org):
         assert "31 Dec" not in chart.summary and "06 Dec" not in chart.summary
 
 
+def test_a_window_entirely_in_the_future_draws_an_empty_chart(org, client_of):
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000)
+    future = (org_today() + timedelta(days=70)).isoformat()
+    client = client_of(org["admin"])
+    for path in (f"/people/{org['infra_engineer'].pk}/", f"/teams/{org['infra'].pk}/", "/overview/"):
+        response = client.get(path, {"period": "month", "date": future})
+        assert response.status_code == 200, path
+        assert "No usage in this window." in response.content.decode(), path
+
+
 def test_a_one_day_window_draws_a_bar_per_model_not_a_time_axis(org):
     day = date(2026, 9, 2)
     usage_for(org["infra_engineer"], day=day, tokens=1000, model="gpt-5")
