@@ -1,5 +1,7 @@
 # Two commands for a newcomer: `make run` (the whole app on the embedded default) and `make test`.
 PYTHON ?= python3
+PORT ?= 8000
+export PORT
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,16 +18,15 @@ install: $(STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py setup_periodic_tasks
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
 run: migrate
 	$(BIN)/python manage.py seed_demo --if-empty
 	@echo ""
-	@echo "  Tokenboard: http://127.0.0.1:8000   logins: admin / manager / engineer, password: tokenboard"
+	@echo "  Tokenboard: http://127.0.0.1:$(PORT)   logins: admin / manager / engineer, password: tokenboard"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest

@@ -33,7 +33,7 @@ from .selectors import (
     stored_windows,
 )
 from .templatetags.tokenboard import compact
-from .windows import RankingQuery, Window, window_for
+from .windows import RankingQuery, Window, org_today, window_for
 
 # --- Movers ----------------------------------------------------------------------------------------------
 
@@ -330,6 +330,33 @@ class MemberRow:
     rank: int = 0
 
 
+def _member_sparklines(query: RankingQuery, filters: dict, people_ids: set[int]) -> dict[int, list[int]]:
+    """Tokens per person for the team page's sparklines, over the window up to today (from the team's first
+    day with usage for windows longer than a quarter): a point a day, or a week beyond a year."""
+    rows = list(
+        rollups_in_window(query.window, **filters)
+        .filter(person__isnull=False)
+        .values("person", "day")
+        .annotate(tokens=Sum("total_tokens"))
+    )
+    last = min(query.window.end, org_today())
+    first = query.window.start
+    if query.window.days > 92:
+        first = min((row["day"] for row in rows), default=last)
+    if first > last:
+        return {}
+    weekly = (last - first).days + 1 > 366
+    if weekly:
+        first -= timedelta(days=first.weekday())
+    size = 7 if weekly else 1
+    points = (last - first).days // size + 1
+    daily = {pid: [0] * points for pid in people_ids}
+    for row in rows:
+        if first <= row["day"] <= last:
+            daily.setdefault(row["person"], [0] * points)[(row["day"] - first).days // size] += row["tokens"]
+    return daily
+
+
 def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[list[MemberRow], Totals]:
     """Current members of the team's subtree plus anyone with usage counted for it in the window, with
     their totals (days they were in the subtree only), share of the team's tokens and daily tokens for a
@@ -346,17 +373,7 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
         Membership.objects.filter(team_id__in=subtree, end__isnull=True).values_list("person_id", "team__name")
     )
     people_ids = set(totals) | set(current)
-    day_index = {query.window.start + timedelta(days=i): i for i in range(query.window.days)}
-    daily: dict[int, list[int]] = {pid: [0] * query.window.days for pid in people_ids}
-    if query.window.days <= 400:  # sparklines over longer windows would be unreadable anyway
-        rows = (
-            rollups_in_window(query.window, **filters)
-            .filter(person__isnull=False)
-            .values("person", "day")
-            .annotate(tokens=Sum("total_tokens"))
-        )
-        for row in rows:
-            daily.setdefault(row["person"], [0] * query.window.days)[day_index[row["day"]]] += row["tokens"]
+    daily = _member_sparklines(query, filters, people_ids)
     team_total = Totals()
     for t in totals.values():
         team_total.add(t)
@@ -374,7 +391,7 @@ def team_members(query: RankingQuery, team_id: int, viewer: Viewer) -> tuple[lis
                 team_name=current.get(person.pk, "(moved out)"),
                 totals=mine,
                 share=(mine.total_tokens / team_total.total_tokens) if team_total.total_tokens else 0.0,
-                daily=daily[person.pk],
+                daily=daily.get(person.pk, []),
             )
         )
     members.sort(key=lambda m: (metric_sort_key(query.metric, m.totals.metric(query.metric)), m.display_name))

@@ -81,7 +81,7 @@ from usage.services.standings import (
     team_ancestors,
 )
 
-from .windows import RankingQuery, Window
+from .windows import RankingQuery, Window, comparison_window
 
 
 @dataclass
@@ -440,7 +440,8 @@ class PeopleRanking(Sequence):
         self._stored = None
         if not query.by_model and query.team_id is None:
             self._stored = stored_window(query.window, provider, self.metric)
-        previous_window = query.window.previous()
+        previous_window = comparison_window(query.window)
+        self.comparison = previous_window
         self._previous_stored = None
         self.has_previous_window = previous_window is not None
         if previous_window is not None and self._stored is not None:
@@ -450,6 +451,9 @@ class PeopleRanking(Sequence):
         self._previous_ranks: dict[int, int] | None = None
         if self._stored is None:
             self._compute()
+        elif previous_window is not None and self._previous_stored is None:
+            # A kept window compared with one that is not (the same days of the previous month): rank that one.
+            self._previous_ranks = self._ranks_in(previous_window)
         self._search_ids = self._matching_people() if query.search else None
         self._count: int | None = None
         self._leader_value = None
@@ -463,22 +467,20 @@ class PeopleRanking(Sequence):
         )
         self._computed = [_Ranked(row[0], row[1], _LazyTotals(row[2:])) for row in rows if row[1] is not None]
         self._below = [_Ranked(row[0], 0, _LazyTotals(row[2:])) for row in rows if row[1] is None]
-        self._previous_ranks = {}
-        previous_window = query.window.previous()
-        if previous_window is not None:
-            self._previous_ranks = {
-                row[0]: row[1]
-                for row in ranked_rows(
-                    previous_window,
-                    query.provider,
-                    query.model,
-                    query.team_id,
-                    self.metric,
-                    figures=False,
-                    model_family=query.model_family,
-                )
-                if row[1] is not None
-            }
+        self._previous_ranks = self._ranks_in(self.comparison) if self.comparison is not None else {}
+
+    def _ranks_in(self, window: Window) -> dict[int, int]:
+        query = self.query
+        rows = ranked_rows(
+            window,
+            query.provider,
+            query.model,
+            query.team_id,
+            self.metric,
+            figures=False,
+            model_family=query.model_family,
+        )
+        return {row[0]: row[1] for row in rows if row[1] is not None}
 
     def _matching_people(self) -> set[int]:
         """People whose name, as this viewer sees it, contains the search text."""
@@ -609,13 +611,19 @@ class PeopleRanking(Sequence):
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
         """(climbers, fallers, newcomers): most places gained or lost (then by current rank) and the best
         ranked people with no rank in the previous window."""
-        if self._stored is None:
-            previous = self._previous_ranks or {}
-            changes = {r.person_id: previous[r.person_id] - r.rank for r in self._computed if r.person_id in previous}
-            by_rank = {r.person_id: r.rank for r in self._computed}
+        if self._previous_ranks is not None:
+            previous = self._previous_ranks
+            ranked = self._computed
+            if ranked is None:  # kept, but compared with a window that is not: this window's ranks are stored
+                rows = PersonStandingRow.objects.filter(window_id=self._stored.pk).order_by(f"place_{self.metric}")
+                ranked = [
+                    _Ranked(pid, rank, None) for pid, rank in rows.values_list("person_id", f"rank_{self.metric}")
+                ]
+            changes = {r.person_id: previous[r.person_id] - r.rank for r in ranked if r.person_id in previous}
+            by_rank = {r.person_id: r.rank for r in ranked}
             climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))
             fallers = sorted((p for p, c in changes.items() if c < 0), key=lambda p: (changes[p], by_rank[p]))
-            newcomers = [r.person_id for r in self._computed if r.person_id not in previous]
+            newcomers = [r.person_id for r in ranked if r.person_id not in previous]
             picked = [climbers[:limit], fallers[:limit], newcomers[:limit]]
         else:
             picked = self._stored_movers(limit)
@@ -853,7 +861,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
 
     ranks = _ranks_by_level(ranked_on(figures), query.metric, depth, names)
     previous_ranks: dict[int, int] = {}
-    previous_window = query.window.previous()
+    previous_window = comparison_window(query.window)
     if previous_window is not None:
         previous = _team_figures(previous_window, query, ancestors)
         previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)

@@ -98,7 +98,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "people-ranking"
+LOGIN_REDIRECT_URL = "overview"  # the first screen tells the story of the last 30 days
 LOGOUT_REDIRECT_URL = "login"
 # django-axes first (it refuses locked-out attempts), then SSO, then local passwords (usage.login).
 AUTHENTICATION_BACKENDS = [

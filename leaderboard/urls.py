@@ -8,6 +8,7 @@ from . import views, views_budgets
 
 urlpatterns = [
     path("", views.people_ranking_page, name="people-ranking"),
+    path("overview/", views.overview_page, name="overview"),
     path("teams/", views.teams_ranking_page, name="teams-ranking"),
     path("teams/<int:team_id>/", views.team_page, name="team"),
     path("teams/<int:team_id>/members.csv", views.team_members_csv, name="team-members-csv"),
@@ -23,6 +24,8 @@ urlpatterns = [
     path("oidc/authenticate/", sso.sso_login, name="sso-login"),
     path("oidc/callback/", sso.sso_callback, name="sso-callback"),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico before (and without) reading the page's <link rel="icon">.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("api/", include("leaderboard.api.urls")),
     path("", include("usage.urls")),
 ]

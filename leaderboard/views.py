@@ -5,14 +5,17 @@ the rest of the state kept, and a message says what was ignored."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from itertools import chain
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -38,12 +41,24 @@ from usage.access import (
 from usage.auth import api_token_create, api_token_revoke, token_lifetime_choices
 from usage.csv_export import csv_response
 from usage.figures import COST_METRICS, EFFICIENCY_METRICS, METRIC_DEFINITIONS, TOTALS_COLUMNS
-from usage.models import ApiToken, HoldStatus, Identity, NotificationPreference, Provider, Team, UsageHold, UsageRecord
+from usage.models import (
+    ApiToken,
+    DailyRollup,
+    HoldStatus,
+    Identity,
+    NotificationPreference,
+    Provider,
+    Team,
+    UsageHold,
+    UsageRecord,
+)
 from usage.services.catalog import model_options
+from usage.services.imports import data_as_of
 from usage.services.standings import standings_status
 
 from . import charts
 from .insights import (
+    HISTORY_PERIOD,
     mix_shares,
     movers_from,
     outcome_summaries,
@@ -52,6 +67,7 @@ from .insights import (
     team_shared_usage,
     window_titles,
 )
+from .overview import activity_calendar, org_comparison, source_freshness
 from .provenance import person_provenance
 from .selectors import (
     TEAM_FILTER_HIDDEN,
@@ -68,11 +84,15 @@ from .views_budgets import allowance_ranking_context, allowance_ranking_csv, per
 from .windows import (
     ALLOWANCE_METRIC,
     ALLOWANCE_METRIC_LABEL,
+    EARLIEST_DATE,
     METRIC_LABELS,
     PERIOD_LABELS,
     QueryError,
     RankingQuery,
+    comparison_window,
+    org_today,
     ranking_query_from,
+    window_for,
 )
 
 PAGE_SIZE = 50
@@ -92,11 +112,18 @@ def _cleaned_params(request: HttpRequest) -> QueryDict:
     return params
 
 
+# Pages open on the last 30 days: on any day of the month it holds a month of data, and its rank changes
+# compare with the 30 days before (a calendar month on its first day would rank a single day).
+PAGE_DEFAULT_PERIOD = "30d"
 _FROM_REQUEST = object()
 
 
 def ranking_query(
-    request: HttpRequest, *, default_period: str = "month", team_id=_FROM_REQUEST, allowance_metric: bool = False
+    request: HttpRequest,
+    *,
+    default_period: str = PAGE_DEFAULT_PERIOD,
+    team_id=_FROM_REQUEST,
+    allowance_metric: bool = False,
 ) -> RankingQuery:
     """The validated query; each bad parameter is dropped with a warning message, keeping the rest. A page that
     ranks with a team filter of its own (its team, or none) passes it as `team_id`: ranking by cost is checked
@@ -165,17 +192,23 @@ _OPTIONS_CACHE: dict = {}
 
 
 def filter_options(as_of) -> dict:
-    """Providers, models and model families that have usage, for the filter selects. They scan whole tables,
+    """Providers, models and model families that have usage, for the filter selects; each model with the
+    providers it was used through, so the model list narrows to the chosen provider. They scan whole tables,
     and change only when an import finishes or the refresh recounts the catalog's names, so each process keeps
     them per `as_of` (data_as_of()) and standings refresh."""
     key = (as_of, standings_status().refreshed_at)
     cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == key and as_of is not None else None
     if cached is None:
-        providers = sorted(UsageRecord.objects.values_list("provider", flat=True).distinct())
-        models, families = model_options()  # canonical names, as the rollups count them
+        # Canonical model names, as the rollups count them.
+        pairs = set(DailyRollup.objects.values_list("provider", "model").distinct())
+        models: dict[str, set[str]] = {}
+        for provider, model in pairs:
+            if model:
+                models.setdefault(model, set()).add(provider)
+        _names, families = model_options()
         cached = {
-            "provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in providers],
-            "model_options": models,
+            "provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in sorted({p for p, _m in pairs})],
+            "model_options": [(m, " ".join(sorted(models[m]))) for m in sorted(models)],
             "model_family_options": families,
         }
         _OPTIONS_CACHE.update(as_of=key, value=cached)
@@ -196,6 +229,8 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         if settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
         else "the top half by total tokens",
         "has_previous_window": query.window.previous() is not None,
+        "comparison": comparison_window(query.window),
+        "adjacent": adjacent_windows(query),
         "viewer": viewer,
         "freshness": standings_freshness(),
         # Row links are built from these prefixes: one reverse() per page instead of two per row.
@@ -204,6 +239,68 @@ def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
         # The window and filters for links to person and team pages (no name search, no team filter).
         "state_qs": _as_querystring(replace(query, search="", team_id=None)),
         "row_qs": mark_safe(escape(_as_querystring(replace(query, search="", team_id=None)))),  # escaped once
+        "empty": empty_state(query),
+    }
+
+
+def adjacent_windows(query: RankingQuery) -> dict:
+    """Links to the window before and after this one, of the same kind, keeping the metric and filters: the
+    previous period, or the same number of days shifted back. None where there is none (all time; anything
+    after today)."""
+    window, today = query.window, org_today()
+    if window.period == "all":
+        return {"previous": None, "next": None}
+    if window.period == "custom":
+        size = timedelta(days=window.days)
+        before = replace(window, start=window.start - size, end=window.end - size)
+        after = replace(window, start=window.start + size, end=window.end + size)
+    else:
+        before = window.previous()
+        after = window_for(window.period, window.end + timedelta(days=window.days if window.period in ROLLING else 1))
+        if window.period in ROLLING and after.end > today:
+            after = window_for(window.period, today)  # a rolling window ends today at the latest
+
+    def link(target) -> str:
+        if target.period == "custom":
+            return _as_querystring(replace(query, window=target))
+        anchor = target.end if target.end < today else None  # today's window needs no date
+        return _as_querystring(replace(query, window=target, anchor=anchor))
+
+    return {
+        "previous": (before.label, link(before)) if before.start >= EARLIEST_DATE else None,
+        "next": (after.label, link(after)) if after.start <= today and after != window else None,
+    }
+
+
+ROLLING = ("7d", "30d", "90d")
+WIDER_PERIODS = ("30d", "90d", "all")
+
+
+def empty_state(query: RankingQuery) -> dict:
+    """What an empty window suggests: wider windows than this one (never the one shown) and dropping each
+    filter, every link keeping the rest of the state; and why, when the chosen model was never used through
+    the chosen provider."""
+    anchor = query.anchor or org_today()
+    wider = []
+    for period in WIDER_PERIODS:
+        window = window_for(period, anchor)
+        if period != query.window.period and window.days > query.window.days:
+            wider.append((PERIOD_LABELS[period], _as_querystring(replace(query, window=window))))
+    without = []
+    if query.provider:
+        without.append(("all providers", _as_querystring(replace(query, provider=""))))
+    if query.model:
+        without.append(("all models", _as_querystring(replace(query, model=""))))
+    mismatch = ""
+    if query.provider and query.model:
+        providers = dict(filter_options(data_as_of())["model_options"]).get(query.model, "").split()
+        if query.provider not in providers:
+            mismatch = f"{query.model} has no usage through {PROVIDER_LABELS.get(query.provider, query.provider)}."
+    return {
+        "wider": [] if mismatch else wider,  # no window helps a model the provider never served
+        "without": without,
+        "mismatch": mismatch,
+        "without_search": _as_querystring(replace(query, search="")),
     }
 
 
@@ -417,7 +514,12 @@ def person_page(request: HttpRequest, person_id: int) -> HttpResponse:
         titles=titles,
         team=team,
         group_by=group_by,
-        rank_chart=charts.rank_history_chart(history, chart_id="chart-rank", metric_label=METRIC_LABELS[query.metric]),
+        rank_chart=charts.rank_history_chart(
+            history,
+            chart_id="chart-rank",
+            metric_label=METRIC_LABELS[query.metric],
+            per=HISTORY_PERIOD.get(query.window.period, ""),
+        ),
         is_self=viewer.person is not None and viewer.person.pk == person.pk,
         # Held and confirmed days of the window: left out of the figures above (usage.services.anomalies).
         holds=list(
@@ -501,6 +603,8 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
         palette = charts.model_palette()
         members, team_total = team_members(query, team.pk, viewer)
         shared = team_shared_usage(query, team.pk)
+        sort = members_sort(request)
+        members = sorted_members(members, sort, query.metric)
         series = usage_series(
             query.window,
             team_id=team.pk,
@@ -515,6 +619,7 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
         context.update(
             group_by=group_by,
             members=members,
+            members_sort=sort,
             team_total=team_total,
             shared=shared,
             palette=palette,
@@ -533,6 +638,27 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
             **team_budget_summary(team.pk),
         )
     return _render(request, "leaderboard/team.html", "leaderboard/team.html", context)
+
+
+MEMBER_SORTS = {
+    "name": lambda m, metric: m.display_name.lower(),
+    "team": lambda m, metric: (m.team_name.lower(), m.rank),
+    "tokens": lambda m, metric: (m.totals.metric(metric), -m.rank),
+    "share": lambda m, metric: (m.share, -m.rank),
+    "cost": lambda m, metric: (m.totals.cost_usd, -m.rank),
+}
+
+
+def members_sort(request: HttpRequest) -> str:
+    """The members table's ?sort= (a MEMBER_SORTS key, "-" first for descending); by the metric, largest
+    first, unless a valid one is given."""
+    sort = request.GET.get("sort", "")
+    return sort if sort.lstrip("-") in MEMBER_SORTS else "-tokens"
+
+
+def sorted_members(members: list, sort: str, metric: str) -> list:
+    key = MEMBER_SORTS[sort.lstrip("-")]
+    return sorted(members, key=lambda m: key(m, metric), reverse=sort.startswith("-"))
 
 
 def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
@@ -578,12 +704,98 @@ def team_members_csv(request: HttpRequest, team_id: int) -> HttpResponse:
 
 def movers_page(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request.user)
-    query = ranking_query(request, default_period="week")
+    query = ranking_query(request, default_period="7d")
     query = replace(query, search="")
     standings = people_ranking(query, viewer)
     context = _base_context(request, query, viewer)
     context.update(movers=movers_from(standings), ranked_count=standings.ranked_count)
     return _render(request, "leaderboard/movers.html", "leaderboard/_movers.html", context)
+
+
+# --- Overview ------------------------------------------------------------------------------------------
+
+
+def overview_page(request: HttpRequest) -> HttpResponse:
+    """The story of the window for everyone (org usage against the compared window, active people, top models
+    and providers, movers, freshness per source) and, for a viewer who is a person, their month so far."""
+    viewer = viewer_for(request.user)
+    query = replace(ranking_query(request), search="", team_id=None)
+    org = org_comparison(query)
+    show_cost = can_rank_by_cost(viewer, None)
+    palette = charts.model_palette()
+    models = mix_shares(query, field_name="model")
+    providers = mix_shares(query, field_name="provider")
+    standings = people_ranking(query, viewer)
+    previous_days = org.previous.days if org.previous else None
+    context = _base_context(request, query, viewer)
+    context.update(
+        org=org,
+        show_cost=show_cost,
+        palette=palette,
+        tokens_chart=charts.trend_with_ghost(
+            {d: v.tokens for d, v in org.current.days.items()},
+            {d: v.tokens for d, v in previous_days.items()} if previous_days else None,
+            chart_id="chart-org-tokens",
+            title="Tokens",
+            unit="tokens",
+        ),
+        cost_chart=charts.trend_with_ghost(
+            {d: v.cost_usd for d, v in org.current.days.items()},
+            {d: v.cost_usd for d, v in previous_days.items()} if previous_days else None,
+            chart_id="chart-org-cost",
+            title="Cost",
+            unit="USD",
+        )
+        if show_cost
+        else None,
+        top_models=models[:8],
+        top_providers=providers,
+        movers=movers_from(standings, limit=5),
+        ranked_count=standings.ranked_count,
+        sources=source_freshness(),
+    )
+    if viewer.person is not None:
+        context.update(my_month(viewer, palette))
+    return _render(request, "leaderboard/overview.html", "leaderboard/overview.html", context)
+
+
+def my_month(viewer, palette: dict[str, str]) -> dict:
+    """The viewer's last 30 days (a month of data on any day of the month): their daily trend, rank history by
+    month, model mix, and a year of active days."""
+    person = viewer.person
+    month = RankingQuery(window=window_for("30d", org_today()))
+    series = usage_series(month.window, person_id=person.pk)
+    models = mix_shares(month, person_id=person.pk, field_name="model")
+    calendar = activity_calendar(person.pk)
+    active_days = sum(1 for day in calendar if day.tokens > 0)
+    return {
+        "my_month_label": month.window.label,
+        "my_standing": people_ranking(month, viewer).row_for(person.pk),
+        "my_trend_chart": charts.daily_usage_chart(
+            series, chart_id="chart-my-trend", stacked_by_label="model", palette=palette
+        ),
+        "my_rank_chart": charts.rank_history_chart(
+            rank_history(month, person.pk),
+            chart_id="chart-my-rank",
+            metric_label=METRIC_LABELS[month.metric],
+            per=HISTORY_PERIOD[month.window.period],
+        ),
+        "my_models_chart": charts.mix_chart(models, chart_id="chart-my-models", label="model", palette=palette)
+        if models
+        else None,
+        "my_calendar": calendar,
+        "my_active_days": active_days,
+        "my_calendar_label": f"Active days over the last 12 months: {active_days}",
+    }
+
+
+# --- Favicon ---------------------------------------------------------------------------------------------
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico before (or without) reading the page's <link rel="icon">."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 # --- Profile ---------------------------------------------------------------------------------------------

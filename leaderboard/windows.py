@@ -17,6 +17,7 @@ from usage.periods import (  # noqa: F401  (re-exported: the read side names win
     PERIODS,
     QueryError,
     Window,
+    comparison_window,
     org_today,
     window_for,
 )

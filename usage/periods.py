@@ -112,6 +112,23 @@ def window_for(period: str, anchor: date, start: date | None = None, end: date |
     raise QueryError("period", f"unknown period {period!r}; allowed: {', '.join(PERIODS)}")
 
 
+def comparison_window(window: Window, today: date | None = None) -> Window | None:
+    """What a window's rank change compares against. A week, month, quarter or year still in progress is
+    compared with the same number of days at the start of the previous one (1–3 Dec with 1–3 Nov), not the whole
+    previous period: one day of December against all of November would swing every rank. Any other window is
+    compared with Window.previous()."""
+    previous = window.previous()
+    today = today or org_today()
+    if (
+        previous is None
+        or window.period not in ("week", "month", "quarter", "year")
+        or not window.start <= today < window.end
+    ):
+        return previous
+    elapsed = (today - window.start).days
+    return Window("custom", previous.start, min(previous.start + timedelta(days=elapsed), previous.end))
+
+
 CALENDAR_PERIODS = ("day", "week", "month", "quarter", "year")
 ROLLING_PERIODS = ("7d", "30d", "90d")
 

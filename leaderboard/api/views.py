@@ -80,7 +80,7 @@ from usage.access import (
     viewer_for,
 )
 from usage.figures import METRIC_DEFINITIONS, TOTALS_COLUMNS
-from usage.models import Identity, IdentityAttribution, ImportBatch, Team, UsageRecord
+from usage.models import Identity, IdentityAttribution, ImportBatch, Person, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
 from usage.periods import org_today
 from usage.services.identities import (
@@ -304,6 +304,10 @@ def person_standing_dict(standing) -> dict:
 
 class PeopleRankingView(GenericAPIView):
     pagination_class = RankingPagination
+    # A ranking is a list built by the selectors, not a queryset, and takes no DRF filters; the browsable API
+    # still asks for a queryset to build its filter form.
+    queryset = Person.objects.none()
+    filter_backends = []
     serializer_class = PersonStandingSerializer
 
     @extend_schema(
@@ -383,6 +387,8 @@ def team_standing_dict(standing) -> dict:
 
 class TeamsRankingView(GenericAPIView):
     pagination_class = RankingPagination
+    queryset = Team.objects.none()  # as PeopleRankingView
+    filter_backends = []
     serializer_class = TeamStandingSerializer
 
     @extend_schema(

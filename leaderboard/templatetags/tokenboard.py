@@ -170,3 +170,96 @@ def colour(name: str, palette=None) -> str:
     from leaderboard.charts import colour_for
 
     return colour_for(str(name), palette or None)
+
+
+@register.filter
+def group_label(name: str) -> str:
+    """A model's name, or a provider's display name (`github_copilot` → GitHub Copilot), as the charts say it."""
+    from leaderboard.charts import group_label as label
+
+    return label(str(name))
+
+
+CALENDAR_CELL = 12  # px per day square, gap included
+
+
+@register.simple_tag
+def activity_calendar(days, label: str = ""):
+    """A year of days as an SVG grid (weeks across, Monday–Sunday down), each square shaded by its level
+    (CSS classes, so the dark theme applies) with the day and its tokens in a tooltip."""
+    if not days:
+        return ""
+    columns = days[-1].column + 1
+    width, height = columns * CALENDAR_CELL + 28, 7 * CALENDAR_CELL + 16
+    months, seen = [], set()
+    for day in days:
+        if day.day.day <= 7 and day.row == 0 and (day.day.year, day.day.month) not in seen:
+            seen.add((day.day.year, day.day.month))
+            months.append(
+                format_html(
+                    '<text x="{}" y="9" class="cal-label">{}</text>',
+                    28 + day.column * CALENDAR_CELL,
+                    day.day.strftime("%b"),
+                )
+            )
+    weekdays = [
+        format_html('<text x="0" y="{}" class="cal-label">{}</text>', 16 + row * CALENDAR_CELL + 9, name)
+        for row, name in ((0, "Mon"), (2, "Wed"), (4, "Fri"))
+    ]
+    cells = [
+        format_html(
+            '<rect x="{}" y="{}" width="10" height="10" rx="2" class="cal-{}"><title>{}: {} tokens</title></rect>',
+            28 + d.column * CALENDAR_CELL,
+            16 + d.row * CALENDAR_CELL,
+            d.level,
+            d.day.strftime("%a %d %b %Y"),
+            f"{d.tokens:,}",
+        )
+        for d in days
+    ]
+    return format_html(
+        '<svg class="calendar" viewBox="0 0 {} {}" role="img" aria-label="{}">{}</svg>',
+        width,
+        height,
+        label,
+        mark_safe("".join([*months, *weekdays, *cells])),  # each piece escaped by format_html above
+    )
+
+
+@register.simple_tag
+def change_note(change):
+    """ "▲ 12% on the compared window" (or ▼, or "new" when the compared window had none)."""
+    if change is None:
+        return mark_safe('<span class="delta new">new</span> none in the compared window')
+    if round(change * 100) == 0:
+        return mark_safe('<span class="muted">about the same as the compared window</span>')
+    arrow, css = ("▲", "up") if change > 0 else ("▼", "down")
+    return format_html(
+        '<span class="delta {}"><span aria-hidden="true">{} </span>{}{}</span> on the compared window',
+        css,
+        arrow,
+        "+" if change > 0 else "−",
+        f"{abs(change):.0%}",
+    )
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, label: str, key: str, current: str, css: str = "", descending_first: bool = True):
+    """A column header that sorts the table server-side: a link setting ?sort=key (or -key) in the URL, the
+    rest of the query kept; the sorted column says so (aria-sort and an arrow). Numbers sort largest first on
+    the first click, text A–Z."""
+    from django.template.defaulttags import querystring
+
+    active = current.lstrip("-") == key
+    descending = current.startswith("-") if active else False
+    first = f"-{key}" if descending_first else key
+    following = (key if descending else f"-{key}") if active else first
+    aria = ("descending" if descending else "ascending") if active else None
+    return format_html(
+        '<th scope="col"{}{}><a href="{}" class="sort">{}{}</a></th>',
+        format_html(' class="{}"', css) if css else "",
+        format_html(' aria-sort="{}"', aria) if aria else "",
+        querystring(context, sort=following, page=None),
+        label,
+        format_html('<span aria-hidden="true"> {}</span>', "▼" if descending else "▲") if active else "",
+    )

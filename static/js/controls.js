@@ -2,7 +2,8 @@
 // - the custom date range shows only for the "Custom range" window, and picking a date selects it;
 // - htmx requests leave out empty and irrelevant fields, so the pushed URL holds just the real state;
 // - no request goes out for a custom range until both dates are set;
-// - after an htmx swap, a polite live region announces the new window and count.
+// - after an htmx swap, a polite live region announces the new window and count;
+// - the model list narrows to the models used through the chosen provider (options carry data-providers).
 (function () {
   "use strict";
 
@@ -13,11 +14,24 @@
     range.hidden = period.value !== "custom";
   }
 
+  // Runs on the provider select itself, so before the form's change handler (htmx) sends the request.
+  function narrowModels(form) {
+    var provider = form.querySelector("[name=provider]"), model = form.querySelector("[name=model]");
+    if (!provider || !model) return;
+    Array.prototype.forEach.call(model.options, function (option) {
+      var providers = (option.dataset.providers || "").split(" ");
+      option.hidden = Boolean(option.value && provider.value && providers.indexOf(provider.value) < 0);
+    });
+    if (model.selectedOptions[0] && model.selectedOptions[0].hidden) model.value = "";
+  }
+
   function setup(root) {
     (root || document).querySelectorAll("form.controls").forEach(function (form) {
       if (form.dataset.ready) return;
       form.dataset.ready = "1";
       sync(form);
+      var provider = form.querySelector("[name=provider]");
+      if (provider) provider.addEventListener("change", function () { narrowModels(form); });
       form.addEventListener("change", function (event) {
         var period = form.querySelector("[name=period]");
         if (event.target.type === "date" && period && event.target.value) period.value = "custom";

@@ -5,14 +5,15 @@ it (SynchronousOnlyOperation); the tests only touch the database between browser
 """
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CHROMIUM
-from tests.factories import usage_for
+from tests.factories import ImportBatchFactory, person_in_team, usage_for
+from usage.models import ProviderConnection
 from usage.services.standings import standings_refresh
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -77,6 +78,58 @@ def login(live_server):
         page.fill("#id_username", username)
         page.fill("#id_password", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
+        page.wait_for_url(f"{live_server.url}/overview/")
 
     return log_in
+
+
+ANCHOR = date(2026, 9, 15)
+
+
+@pytest.fixture
+def every_page_data(org):
+    """A few weeks of usage over two providers, an import that failed on a row, a failing connection."""
+    models = (("openai", "gpt-4.1"), ("anthropic", "claude-sonnet-4-5"), ("cursor", "composer-1"))
+    people = ("infra_engineer", "product_engineer", "platform_manager", "product_manager")
+    for offset in range(0, 75, 2):
+        for index, person in enumerate(people):
+            provider, model = models[(offset + index) % len(models)]
+            usage_for(
+                org[person],
+                day=ANCHOR - timedelta(days=offset),
+                tokens=200_000 * (index + 1) + offset * 1000,
+                provider=provider,
+                model=model,
+                cost_usd=Decimal("1.25"),
+            )
+    # A long name in the movers and rankings: long names must wrap, not push the page sideways.
+    long_name = person_in_team(org["infra"], display_name="Maximiliana Featherstonehaugh-Worthington-Smythe")
+    usage_for(long_name, day=ANCHOR, tokens=9_000_000, provider="anthropic", model="claude-sonnet-4-5")
+    usage_for(long_name, day=ANCHOR - timedelta(days=8), tokens=10_000, provider="openai", model="gpt-4.1")
+    succeeded = ImportBatchFactory(
+        status="succeeded", original_name="openai-usage-2026-09.json", rows_read=120_000, rows_imported=119_870
+    )
+    batch = ImportBatchFactory(
+        status="failed",
+        original_name="anthropic-usage-with-a-long-file-name-2026-09.csv",
+        error_summary="anthropic-usage.csv: 1 bad row(s), file rejected whole (first: line 7: input_tokens is "
+        "not a whole number ('lots')). Fix the file, or re-import choosing 'import the good rows'.",
+        errors=[{"line": 7, "reason": "input_tokens is not a whole number ('lots')"}],
+        rows_rejected=1,
+    )
+    connection = ProviderConnection.objects.create(
+        provider="openai",
+        name="OpenAI organisation with a long connection name",
+        encrypted_api_key=b"x",
+        failing=True,
+        last_error="401 Unauthorized: the admin key was revoked; create a new admin key and paste it here",
+    )
+    standings_refresh()
+    return {
+        "person": org["infra_engineer"].pk,
+        "team": org["platform"].pk,
+        "import_batch": batch.pk,
+        "imports": f"{succeeded.pk}&ids={batch.pk}",
+        "connection": connection.pk,
+        "date": ANCHOR.isoformat(),
+    }

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.http import QueryDict
 
-from leaderboard.charts import PALETTE, colour_for, model_palette
+from leaderboard.charts import FAMILY_COLOURS, colour_for, model_palette
 from leaderboard.insights import history_windows, longest_runs, rank_history, window_titles
 from leaderboard.templatetags.tokenboard import compact, percent, usd
 from leaderboard.windows import ranking_query_from, window_for
@@ -87,5 +87,5 @@ def test_models_get_distinct_stable_colours_and_providers_fixed_ones(org):
     standings_refresh()  # the palette names the rollups' (canonical) models
     palette = model_palette()
     assert len(set(palette.values())) == 3  # no two models share a colour
-    assert palette["Claude Sonnet 4.5"] == PALETTE[0]  # name order: the same on every page
+    assert palette["Claude Sonnet 4.5"] == FAMILY_COLOURS["claude-sonnet"]  # by family: the same on every page
     assert colour_for("openai", palette) == colour_for("openai") != colour_for("anthropic")

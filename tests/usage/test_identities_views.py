@@ -211,7 +211,7 @@ def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_serv
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "pw")
         page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
+        page.wait_for_url(f"{live_server.url}/overview/")
         page.goto(f"{live_server.url}{reverse('identities-list')}")
         page.fill(f"#people-{gap.pk} >> xpath=.. >> input[name=person]", "ivy")
         page.click(f"#people-{gap.pk} button:has-text('Ivy Infra')")
@@ -220,3 +220,12 @@ def test_in_a_browser_the_search_box_offers_people_and_a_click_assigns(live_serv
         browser.close()
     gap.refresh_from_db()
     assert gap.person == org["infra_engineer"]
+
+
+def test_the_identities_pager_says_previous_and_next_not_newer_and_older(admin_client, monkeypatch):
+    monkeypatch.setattr("usage.views.PAGE_SIZE", 2)
+    for index in range(5):
+        unassigned_usage(f"key-{index}", tokens=1000 * (index + 1))
+    html = admin_client.get(reverse("identities-list"), {"page": 2}).content.decode()
+    assert "← Previous" in html and "Next →" in html
+    assert "Newer" not in html and "Older" not in html

@@ -3,6 +3,7 @@ and the import_usage command's --requeue and exit status."""
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,8 @@ def test_the_result_page_shows_format_period_counts_and_every_rejected_row(admin
     page = admin_client.get(reverse("import-detail", args=[batch.pk])).content.decode()
     assert "openai_usage" in page and "(detected)" in page
     assert "2026-09-01 to 2026-09-01" in page
-    counts = page.split('class="counts"', 1)[1].split("</table>", 1)[0]
-    cells = [c.split("<", 1)[0] for c in counts.split('<td class="num">')[1:]]
+    counts = page.split('class="counts stack"', 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r'<td data-label="[^"]+" class="num">([^<]*)</td>', counts)
     # read, imported, skipped, rejected, daily records, people affected (user ids map to no one yet)
     assert cells == ["3", "2", "0", "1", "1", "0"]
     rejected = page.split('class="rejected"', 1)[1]
@@ -218,3 +219,24 @@ def test_import_usage_exits_non_zero_when_any_file_is_rejected_but_imports_the_o
 def test_import_usage_needs_files_or_requeue(db):
     with pytest.raises(CommandError, match="give one or more export files, or --requeue"):
         call_command("import_usage")
+
+
+def test_the_progress_page_shows_a_failure_whole_with_its_advice(admin_client):
+    summary = (
+        "usage.csv: 1,204 bad row(s), file rejected whole (first: line 7: "
+        + "x" * 300
+        + "). Fix the file, or re-import choosing 'import the good rows'."
+    )
+    batch = ImportBatchFactory(status="failed", error_summary=summary)
+    html = admin_client.get(reverse("imports-progress"), {"ids": batch.pk}).content.decode()
+    assert "re-import choosing &#x27;import the good rows&#x27;." in html
+
+
+def test_a_file_that_could_not_be_read_is_not_headed_as_zero_rejected_rows(admin_client, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"object": "page", "data": [')
+    batch = stored_import(broken)
+    assert batch.status == "failed" and batch.rows_rejected == 0 and len(batch.errors) == 1
+    html = admin_client.get(reverse("import-detail", args=[batch.pk])).content.decode()
+    assert "Rejected rows (0)" not in html
+    assert "Why the file was not read" in html

@@ -283,7 +283,7 @@ def browser_page(live_server, org, playwright):
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", "pw")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{live_server.url}/overview/")
     yield page
     browser.close()
 

@@ -1,6 +1,6 @@
-"""Anthropic Admin API (provider-formats.md §2): usage_report/messages grouped by api key, workspace and
-model in hourly buckets, cost_report (daily), Claude Code analytics (one UTC day per request), and the
-users and api_keys lists.
+"""Anthropic Admin API (docs/formats.md, "Provider admin APIs"): usage_report/messages grouped by api key,
+workspace and model in hourly buckets, cost_report (daily), Claude Code analytics (one UTC day per request),
+and the users and api_keys lists.
 
 Auth: `x-api-key: <sk-ant-admin… key>` and `anthropic-version: 2023-06-01`. Reports: `{data, has_more,
 next_page}`, the cursor goes back as `page`. Lists: `{data, has_more, last_id}`, continued with `after_id`.

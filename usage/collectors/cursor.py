@@ -1,4 +1,4 @@
-"""Cursor Admin API (provider-formats.md §3): usage events by user email, and daily usage.
+"""Cursor Admin API (docs/formats.md, "Provider admin APIs"): usage events by user email, and daily usage.
 
 Auth: HTTP Basic with the admin key as the user name and an empty password. `POST /teams/filtered-usage-events`
 pages with `page`/`pageSize` while `pagination.hasNextPage`; one request covers at most 30 days [observed],

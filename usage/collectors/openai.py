@@ -1,5 +1,5 @@
-"""OpenAI Admin API (provider-formats.md §1): usage grouped by user, api key, project and model in hourly
-buckets, the Costs API (daily), the users list and each project's api keys, so ids map to emails.
+"""OpenAI Admin API (docs/formats.md, "Provider admin APIs"): usage grouped by user, api key, project and model
+in hourly buckets, the Costs API (daily), the users list and each project's api keys, so ids map to emails.
 
 Auth: `Authorization: Bearer <Admin API key>`. Usage/costs pages: `{data, has_more, next_page}`, the cursor
 goes back as `page`. Lists: `{data, has_more, last_id}`, the cursor goes back as `after`.

@@ -1,4 +1,4 @@
-"""Small fake provider admin APIs on 127.0.0.1, following provider-formats.md §1–3.
+"""Small fake provider admin APIs on 127.0.0.1, following docs/formats.md ("Provider admin APIs").
 
 Each fake checks the documented auth header and request parameters (a violation answers 400 and is listed in
 `violations`, which tests assert empty), paginates like the provider (`has_more`/`next_page`, list
