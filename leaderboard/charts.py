@@ -267,9 +267,11 @@ def daily_usage_chart(
                 go.Bar(
                     x=[b.isoformat() for b in buckets],
                     y=list(per_bucket.values()),
-                    name=group_label(group),
+                    name=plotly_text(group_label(group)),
                     marker={"color": colour_for(group, palette)},
-                    hovertemplate="%{y:,.0f} tokens<extra>" + group_label(group).replace("%", "%%") + "</extra>",
+                    hovertemplate="%{y:,.0f} tokens<extra>"
+                    + plotly_text(group_label(group)).replace("%", "%%")
+                    + "</extra>",
                 )
             )
         half = timedelta(days=3.5 if weekly else 0.5)  # the range ends at the outer bars' edges

@@ -54,6 +54,7 @@ from usage.models import (
     Person,
     SourcePrecedence,
     TeamBudget,
+    UsageHold,
 )
 from usage.services.connections import connection_create
 
@@ -287,6 +288,13 @@ MATRIX: dict[str, list[Case]] = {
         Case((302, 403, 200, 403, 200), kwargs={"team_id": "platform"}),
         Case((302, 403, 403, 200, 200), kwargs={"team_id": "product"}),
     ],
+    # --- pages of issues 12 and 14 ----------------------------------------------------------------------------
+    "overview": [Case(PAGE), Case(PAGE, query="period=all")],
+    "favicon": [Case((301, 301, 301, 301, 301))],  # no login: browsers ask for it before any page
+    "review": [Case(ADMIN_PAGE)],
+    "review-decide": [Case((302, 403, 403, 403, 302), kwargs={"pk": "hold"}, method="post", data="decide_form")],
+    # Only the person whose day is held adds a note (the engineer, Ivy, here).
+    "review-note": [Case((302, 302, 403, 403, 403), kwargs={"pk": "hold"}, method="post", data="note_form")],
     "api-schema": [Case(API)],
     "api-docs": [Case(API)],
 }
@@ -364,6 +372,7 @@ def world(org):
     catalog_model = CatalogModel.objects.create(name="Role Matrix 1", family="Role Matrix", vendor="Test")
     alias = ModelAlias.objects.create(spelling="role-matrix-1-beta", model=catalog_model)
     allowance = Allowance.objects.create(person=people["ivy"], tokens=10_000_000, start=today.replace(day=1))
+    hold = UsageHold.objects.create(person=people["ivy"], day=today - timedelta(days=40), rules=["baseline"])
     budget = TeamBudget.objects.create(team=org["platform"], tokens=50_000_000, thresholds=[50, 80, 100], start=today)
     ids = {name: person.pk for name, person in people.items()}
     ids.update({team: org[team].pk for team in TEAMS})
@@ -379,6 +388,7 @@ def world(org):
             "alias": alias.pk,
             "allowance": allowance.pk,
             "budget": budget.pk,
+            "hold": hold.pk,
         }
     )
     users = {
@@ -405,6 +415,8 @@ def request_body(name: str, ids: dict):
         "assign_json": json.dumps({"person": ids["pat"], "confirm": True}),
         "attribution_form": {"attribution": "service"},
         "catalog_model_form": {"name": "Role Matrix 2", "family": "Role Matrix", "vendor": "Test"},
+        "decide_form": {"status": "cleared", "note": "a genuine heavy day"},
+        "note_form": {"note": "a long migration that day"},
         "alias_form": {"spelling": "role-matrix-2-beta", "model": ids["catalog_model"]},
     }
     return bodies[name]

@@ -48,7 +48,7 @@ def audit_page(request):
     form = AuditFilterForm(request.GET or None)
     entries = audit_entries(form.audit_filter() if form.is_bound else AuditFilter())
     if request.GET.get("format") == "csv":
-        return csv_response("tokenboard-audit.csv", CSV_HEADER, (entry_csv_row(e) for e in entries.iterator()))
+        return csv_response(request, "tokenboard-audit.csv", CSV_HEADER, (entry_csv_row(e) for e in entries.iterator()))
     params = request.GET.copy()
     params.pop("page", None)
     params.pop("format", None)

@@ -36,6 +36,14 @@ PAGES: list[tuple[str, str, str | None]] = [
     ("connections", "/connections/", "admin"),
     ("connection-new", "/connections/new/", "admin"),
     ("connection-edit", "/connections/{connection}/edit/", "admin"),
+    ("sources", "/sources/", "admin"),
+    ("reconciliation", "/reconciliation/?date={date}", "admin"),
+    ("models", "/models/", "admin"),
+    ("audit", "/audit/", "admin"),
+    ("budgets", "/budgets/", "admin"),
+    ("notifications", "/notifications/", "admin"),
+    ("team-budget", "/teams/{team}/budget/", "admin"),
+    ("review", "/review/", "admin"),
 ]
 
 # Run in the page: the widest element's overflow, so a failure names what sticks out.

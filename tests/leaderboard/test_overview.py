@@ -71,7 +71,7 @@ def test_the_overview_totals_agree_with_the_people_ranking_and_the_api(september
     assert sum(bars["y"]) == 4_500_000 and sum(v for v in ghost["y"] if v) == 2_000_000
     assert ghost["line"]["dash"] == "dot"
     # The top model and provider, by tokens.
-    assert stat(html, "Top model") == "gpt-5" and stat(html, "Top provider") == "OpenAI"
+    assert stat(html, "Top model") == "GPT-5" and stat(html, "Top provider") == "OpenAI"  # the catalog's name
     # Shares read the same in the headline and the tables: one decimal.
     assert "88.9% of tokens" in html and '<td class="num">88.9%</td>' in html
 
