@@ -209,6 +209,12 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     return winners
 
 
+def held_days(window: Window, person_ids) -> set[tuple[int, date]]:
+    """The (person, day)s held or confirmed in the window: in no figure (usage.services.anomalies)."""
+    holds = UsageHold.objects.filter(day__range=(window.start, window.end), person_id__in=person_ids)
+    return set(holds.exclude(status=HoldStatus.CLEARED).values_list("person_id", "day"))
+
+
 def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[tuple[str, int, str]]:
     """Outcome titles, among the people with counted usage in the window (so held days, which count for no
     one, cannot earn one either: their outcomes are left out too)."""
@@ -217,11 +223,7 @@ def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[t
     rows = OutcomeRecord.objects.filter(
         day__range=(query.window.start, query.window.end), identity__person_id__in=ranked
     )
-    held = set(
-        UsageHold.objects.filter(day__range=(query.window.start, query.window.end), person_id__in=ranked)
-        .exclude(status=HoldStatus.CLEARED)
-        .values_list("person_id", "day")
-    )
+    held = held_days(query.window, ranked)
     if query.team_id is not None:
         in_team = rollups_in_window(query.window, team_id=query.team_id).values_list("person_id", "day")
         allowed = set(in_team)
@@ -437,7 +439,9 @@ def outcome_summaries(window: Window, *, person_id: int | None = None, team_id: 
             records = records.filter(identity__person_id=person_id)
         else:
             records = records.filter(identity__person_id__in={pid for pid, _day in used})
-        rows = [r for r in records.values("identity__person_id", "day", *OUTCOME_FIGURES)]
+        rows = list(records.values("identity__person_id", "day", *OUTCOME_FIGURES))
+        held = held_days(window, {r["identity__person_id"] for r in rows})
+        rows = [r for r in rows if (r["identity__person_id"], r["day"]) not in held]  # as their usage
         if team_id is not None:  # only the days the person's usage counted for the team
             rows = [r for r in rows if (r["identity__person_id"], r["day"]) in used]
         if not rows:
