@@ -218,6 +218,12 @@ def _title_winners(query: RankingQuery) -> list[tuple[str, int, str]]:
     return winners
 
 
+def held_days(window: Window, person_ids) -> set[tuple[int, date]]:
+    """The (person, day)s held or confirmed in the window: in no figure (usage.services.anomalies)."""
+    holds = UsageHold.objects.filter(day__range=(window.start, window.end), person_id__in=person_ids)
+    return set(holds.exclude(status=HoldStatus.CLEARED).values_list("person_id", "day"))
+
+
 def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[tuple[str, int, str]]:
     """Outcome titles, among the people with counted usage in the window (so held days, which count for no
     one, cannot earn one either: their outcomes are left out too)."""
@@ -226,11 +232,7 @@ def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[t
     rows = OutcomeRecord.objects.filter(
         day__range=(query.window.start, query.window.end), identity__person_id__in=ranked
     )
-    held = set(
-        UsageHold.objects.filter(day__range=(query.window.start, query.window.end), person_id__in=ranked)
-        .exclude(status=HoldStatus.CLEARED)
-        .values_list("person_id", "day")
-    )
+    held = held_days(query.window, ranked)
     if query.team_id is not None:
         in_team = rollups_in_window(query.window, team_id=query.team_id).values_list("person_id", "day")
         allowed = set(in_team)
@@ -445,7 +447,7 @@ class OutcomeSummary:
     usage_days: int  # (person, day)s with this provider's usage in the window
     covered_days: int  # of those, the ones the source reported
     tokens: int  # this provider's tokens in the window
-    cost_usd: Decimal
+    cost_usd: Decimal | None  # None: the source did not give the cost of every day
 
     @property
     def provider_label(self) -> str:
@@ -461,7 +463,7 @@ class OutcomeSummary:
 
     @property
     def cost_per_pull_request(self) -> Decimal | None:
-        if not (self.covered and self.pull_requests):
+        if not (self.covered and self.pull_requests) or self.cost_usd is None:
             return None
         return (self.cost_usd / self.pull_requests).quantize(Decimal("0.01"))
 
@@ -487,12 +489,23 @@ def outcome_summaries(window: Window, *, person_id: int | None = None, team_id: 
             records = records.filter(identity__person_id=person_id)
         else:
             records = records.filter(identity__person_id__in={pid for pid, _day in used})
-        rows = [r for r in records.values("identity__person_id", "day", *OUTCOME_FIGURES)]
+        rows = list(records.values("identity__person_id", "day", *OUTCOME_FIGURES, "tokens", "cost_usd"))
+        held = held_days(window, {r["identity__person_id"] for r in rows})
+        rows = [r for r in rows if (r["identity__person_id"], r["day"]) not in held]  # as their usage
         if team_id is not None:  # only the days the person's usage counted for the team
             rows = [r for r in rows if (r["identity__person_id"], r["day"]) in used]
         if not rows:
             continue
         reported = {(r["identity__person_id"], r["day"]) for r in rows}
+        if all(r["tokens"] is not None for r in rows):
+            # The source counts the usage behind its outcomes itself (Claude Code analytics): the ratios use
+            # exactly those tokens and that cost, whatever else the person used the provider for.
+            costs = [r["cost_usd"] for r in rows]
+            sums = {
+                "tokens": sum(r["tokens"] for r in rows),
+                "cost": None if None in costs else sum(costs, Decimal(0)),  # unknown on any day: unknown
+            }
+            used = reported
         summaries.append(
             OutcomeSummary(
                 source=source,
@@ -502,7 +515,7 @@ def outcome_summaries(window: Window, *, person_id: int | None = None, team_id: 
                 usage_days=len(used),
                 covered_days=len(used & reported),
                 tokens=sums["tokens"] or 0,
-                cost_usd=Decimal(str(sums["cost"] or 0)).quantize(Decimal("0.000001")),
+                cost_usd=None if sums["cost"] is None else Decimal(str(sums["cost"])).quantize(Decimal("0.000001")),
             )
         )
     return summaries

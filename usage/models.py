@@ -920,6 +920,9 @@ class OutcomeRecord(models.Model):
     pull_requests = models.BigIntegerField(null=True, blank=True)
     lines_added = models.BigIntegerField(null=True, blank=True)
     lines_accepted = models.BigIntegerField(null=True, blank=True)
+    # The source's own usage behind these outcomes (Claude Code analytics); empty where it has none (Cursor).
+    tokens = models.BigIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     import_batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="outcome_records")
     updated_at = models.DateTimeField(auto_now=True)
 

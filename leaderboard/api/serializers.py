@@ -142,7 +142,9 @@ class OutcomeSerializer(serializers.Serializer):
     lines_accepted = serializers.IntegerField(allow_null=True)
     usage_days = serializers.IntegerField(help_text="Days with this provider's usage in the window.")
     covered_days = serializers.IntegerField(help_text="Of those, the days the source reported.")
-    tokens = serializers.IntegerField(help_text="This provider's tokens in the window (the ratio's numerator).")
+    tokens = serializers.IntegerField(
+        help_text="The ratio's numerator: the source's own usage (Claude Code), else the provider's tokens (Cursor)."
+    )
     tokens_per_accepted_line = serializers.FloatField(
         allow_null=True, help_text="tokens ÷ lines_accepted; null unless the source covers every usage day."
     )

@@ -121,3 +121,13 @@ def test_cost_per_million_tokens_is_left_out_of_the_api_where_cost_is(four, org,
     rows = client.get("/api/v1/leaderboard/people/", {"date": "2026-09-15", "period": "month"}).json()["results"]
     assert rows and all("cost_per_mtok" not in row and "cost_usd" not in row for row in rows)
     assert all("cache_hit_rate" in row for row in rows)
+
+
+def test_teams_rank_on_the_ratio_of_their_totals_with_the_definition_shown(four, org, client):
+    client.force_login(org["admin"])
+    params = {"date": "2026-09-15", "period": "month", "metric": "output_share"}
+    body = client.get("/teams/", params).content.decode()
+    assert "Output tokens ÷ total tokens" in body
+    teams = client.get("/api/v1/leaderboard/teams/", params).json()["results"]
+    product = next(t for t in teams if t["team"]["name"] == "Product")
+    assert product["output_share"] == round(110_010 / 2_021_010, 6)

@@ -74,15 +74,27 @@ def test_claude_code_outcomes_are_stored_and_give_ratios_with_their_denominators
     assert OutcomeRecord.objects.filter(identity__person=coder).count() == 2
 
 
-def test_no_ratio_where_the_source_does_not_cover_the_usage(coder):
+def test_claude_code_ratios_use_its_own_tokens_not_the_persons_other_anthropic_usage(coder):
     run_import("claude_code.json", json.dumps({"data": [claude_code_record("cody@acme.example", "2026-09-01")]}))
-    # Anthropic usage on a day Claude Code analytics did not report (an API key, say).
-    UsageRecordFactory(
-        identity=IdentityFactory(person=coder, provider="anthropic"),
-        provider="anthropic",
-        day=date(2026, 9, 5),
-        input_tokens=1_000_000,
-    )
+    # Anthropic API usage through a key the same day and another day: not Claude Code's.
+    key = IdentityFactory(person=coder, provider="anthropic", kind="api_key")
+    for day in (date(2026, 9, 1), date(2026, 9, 5)):
+        UsageRecordFactory(identity=key, provider="anthropic", day=day, input_tokens=1_000_000)
+    standings_refresh()
+    (summary,) = outcome_summaries(MONTH, person_id=coder.pk)
+    assert summary.covered and (summary.tokens, summary.lines_accepted) == (100_000, 120)
+    assert round(summary.tokens_per_accepted_line) == 833 and str(summary.cost_per_pull_request) == "2.50"
+
+
+def test_no_ratio_where_the_source_does_not_cover_the_usage(coder):
+    # Cursor daily usage has no tokens of its own: Cursor's usage must be reported on every day it was used.
+    daily = {
+        "data": [{"date": 1788220800000, "email": "cody@acme.example", "totalLinesAdded": 30, "acceptedLinesAdded": 20}]
+    }
+    run_import("cursor_daily.json", json.dumps(daily))
+    cursor = IdentityFactory(person=coder, provider="cursor", kind="email", value="cody-cursor")
+    for day in (date(2026, 9, 1), date(2026, 9, 5)):
+        UsageRecordFactory(identity=cursor, provider="cursor", day=day, input_tokens=10_000)
     standings_refresh()
     (summary,) = outcome_summaries(MONTH, person_id=coder.pk)
     assert not summary.covered and (summary.covered_days, summary.usage_days) == (1, 2)

@@ -65,6 +65,10 @@ class OutcomeRow:
     pull_requests: int | None = None
     lines_added: int | None = None
     lines_accepted: int | None = None
+    # The usage the source itself counts for these outcomes (Claude Code analytics: its model breakdown), so a
+    # ratio uses exactly the tokens that produced them. None where the source has no usage of its own.
+    tokens: int | None = None
+    cost_usd: Decimal | None = None
 
 
 @dataclass(slots=True)

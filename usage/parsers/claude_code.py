@@ -15,6 +15,7 @@ per UTC day, with a `model_breakdown`.
 """
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import IO
 
 from .base import (
@@ -108,8 +109,22 @@ class ClaudeCodeAnalytics(Format):
         if not breakdown and not did_something:
             yield Skipped(line, f"{value} on {day}: no model usage")
             return
+        rows = list(self._usage_rows(breakdown, line, day, kind, value, email, ctx))
         if outcome is not None:
+            # The record's own usage, so its outcomes' ratios use exactly the tokens that produced them;
+            # unknown when a model entry was bad.
+            usage = [row for row in rows if isinstance(row, UsageRow)]
+            if len(usage) == len(rows):
+                outcome.tokens = sum(
+                    r.input_tokens + r.cache_write_tokens + r.cache_read_tokens + r.output_tokens for r in usage
+                )
+                costs = [r.cost_usd for r in usage]
+                outcome.cost_usd = sum(costs, Decimal(0)) if all(c is not None for c in costs) else None
             yield outcome
+        yield from rows
+
+    @staticmethod
+    def _usage_rows(breakdown: list, line: int, day, kind: str, value: str, email: str, ctx: ParseContext):
         for item in breakdown:
             try:
                 if not isinstance(item, dict):

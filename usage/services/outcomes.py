@@ -10,6 +10,7 @@ from usage.models import Identity, ImportBatch, OutcomeRecord, UsageHour
 from usage.parsers.base import OutcomeRow, UsageRow
 
 OUTCOME_FIGURES = ("commits", "pull_requests", "lines_added", "lines_accepted")
+SOURCE_USAGE = ("tokens", "cost_usd")  # the source's own usage behind the outcomes, where it has one
 BATCH = 2000
 
 
@@ -60,7 +61,7 @@ def outcomes_upsert(outcomes: dict, identities: dict[tuple, Identity], batch: Im
             source=source,
             identity=identities[identity_key],
             import_batch=batch,
-            **{name: getattr(row, name) for name in OUTCOME_FIGURES},
+            **{name: getattr(row, name) for name in (*OUTCOME_FIGURES, *SOURCE_USAGE)},
         )
         for (day, provider, source, identity_key), row in outcomes.items()
     ]
@@ -69,6 +70,6 @@ def outcomes_upsert(outcomes: dict, identities: dict[tuple, Identity], batch: Im
             rows[start : start + BATCH],
             update_conflicts=True,
             unique_fields=["day", "provider", "source", "identity"],
-            update_fields=[*OUTCOME_FIGURES, "import_batch", "updated_at"],
+            update_fields=[*OUTCOME_FIGURES, *SOURCE_USAGE, "import_batch", "updated_at"],
         )
     return len(rows)

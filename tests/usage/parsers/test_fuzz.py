@@ -1,5 +1,5 @@
 """Any bytes in → rows or clear errors out: every registered parser, fed through the real payload opener with
-arbitrary bytes and with mutated valid exports, yields only the four item types or raises ParseError."""
+arbitrary bytes and with mutated valid exports, yields only the five item types or raises ParseError."""
 
 import os
 import tempfile
@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from usage.parsers.base import DirectoryEntry, ParseContext, ParseError, RowError, Skipped, UsageRow
+from usage.parsers.base import DirectoryEntry, OutcomeRow, ParseContext, ParseError, RowError, Skipped, UsageRow
 from usage.parsers.payload import open_text
 from usage.parsers.registry import FORMATS
 
 from .helpers import FIXTURES, context
 
-ITEM_TYPES = (UsageRow, DirectoryEntry, Skipped, RowError)
+ITEM_TYPES = (UsageRow, OutcomeRow, DirectoryEntry, Skipped, RowError)
 SEEDS = sorted(p.name for p in FIXTURES.iterdir())
 MAPPING = {"day": "When", "identity": "Who", "model": "Model", "input_tokens": "In", "cost_usd": "Dollars"}
 FUZZ = settings(
@@ -52,6 +52,10 @@ def run_parser(format_name: str, data: bytes) -> None:
                         )
                         assert all(isinstance(n, int) and n >= 0 for n in counts), item
                         assert item.cost_usd is None or isinstance(item.cost_usd, Decimal)
+                        assert item.hour is None or 0 <= item.hour <= 23
+                    if isinstance(item, OutcomeRow):
+                        figures = (item.commits, item.pull_requests, item.lines_added, item.lines_accepted)
+                        assert all(n is None or (isinstance(n, int) and n >= 0) for n in figures), item
         except ParseError as error:
             assert error.reason
 
