@@ -379,7 +379,7 @@ def people_ranking_page(request: HttpRequest) -> HttpResponse:
     query = ranking_query(request, allowance_metric=True)
     if query.metric == ALLOWANCE_METRIC:
         if request.GET.get("format") == "csv":
-            return allowance_ranking_csv(query, viewer)
+            return allowance_ranking_csv(request, query, viewer)
         context = _base_context(request, query, viewer)
         context.update(
             allowance_ranking_context(query, viewer, _page_number(request)),

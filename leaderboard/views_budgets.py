@@ -65,7 +65,7 @@ def allowance_ranking_context(query, viewer, page_number: int) -> dict:
     return {"standings": list(page.object_list), "page": page, "ranked_count": len(ranked), "apart": apart}
 
 
-def allowance_ranking_csv(query, viewer) -> HttpResponse:
+def allowance_ranking_csv(request, query, viewer) -> HttpResponse:
     ranked, apart = _allowance_rows(query, viewer)
     rows = []
     for s in (*ranked, *apart):
@@ -93,9 +93,11 @@ def allowance_ranking_csv(query, viewer) -> HttpResponse:
             ]
         )
     return csv_response(
+        request,
         f"tokenboard-people-allowance-used-{query.window.start:%Y%m%d}-{query.window.end:%Y%m%d}.csv",
         ALLOWANCE_CSV_HEADER,
         rows,
+        filters=query.as_params(),
     )
 
 

@@ -18,12 +18,16 @@ from usage.services.review import hold_decide, hold_note_add
 PAGE_SIZE = 25
 
 
-def hourly_bars(hourly: list[int] | None) -> list[tuple[int, int, int]]:
-    """(hour, requests, bar height in %) for the day's hourly shape; [] where the source has no hours."""
+def hourly_bars(hourly: list[int] | None) -> list[tuple[int, int, int, int]]:
+    """(hour, requests, bar height in %, its top in %) for the day's hourly shape; [] where the source has no
+    hours."""
     if not hourly:
         return []
     peak = max(hourly) or 1
-    return [(hour, count, round(100 * count / peak)) for hour, count in enumerate(hourly)]
+    heights = [round(100 * count / peak) for count in hourly]
+    return [
+        (hour, count, height, 100 - height) for hour, (count, height) in enumerate(zip(hourly, heights, strict=True))
+    ]
 
 
 @require_GET

@@ -32,15 +32,15 @@ def test_an_engineer_changes_window_and_metric_then_opens_a_person_page(
     page.wait_for_url(re.compile(r"period=7d"))
     expect(page.locator(".window-label")).to_contain_text("09 Sep 2026 – 15 Sep 2026")
     expect(names.first).to_have_text("Paul Product")
-    page.select_option("#id_metric", "output_tokens")
-    page.wait_for_url(re.compile(r"period=7d.*metric=output_tokens|metric=output_tokens.*period=7d"))
-    expect(table.locator("thead")).to_contain_text("Output tokens")
+    page.select_option("#id_metric", "input_tokens")  # (nobody has output tokens here: nobody is ranked by them)
+    page.wait_for_url(re.compile(r"period=7d.*metric=input_tokens|metric=input_tokens.*period=7d"))
+    expect(table.locator("thead")).to_contain_text("Input tokens")
     assert page.evaluate("window.__same_document") is True
     assert "start=" not in page.url and "q=" not in page.url  # empty and unused fields stay out of the URL
 
     # The back button returns to the previous state.
     page.go_back()
-    page.wait_for_url(lambda url: "period=7d" in url and "metric=output_tokens" not in url)
+    page.wait_for_url(lambda url: "period=7d" in url and "metric=input_tokens" not in url)
     expect(page.locator("#id_metric")).to_have_value("total_tokens")
 
     page.locator("tr.me th a").first.click()

@@ -34,7 +34,7 @@ def test_an_admin_clears_a_held_loop_and_the_board_counts_it(page, live_server, 
     card = page.locator("article.hold")
     expect(card).to_contain_text("Paul Product")
     expect(card).to_contain_text("Near-constant request cadence around the clock")
-    expect(card.locator(".hourly span")).to_have_count(24)
+    expect(card.locator(".hourly rect")).to_have_count(24)
     screenshot(page, "review-held-loop")
     card.locator("input[name=note]").fill("a real overnight migration")
     card.get_by_role("button", name="Clear: it counts").click()

@@ -109,7 +109,7 @@ class ClaudeCodeAnalytics(Format):
         if not breakdown and not did_something:
             yield Skipped(line, f"{value} on {day}: no model usage")
             return
-        rows = list(self._usage_rows(breakdown, line, day, kind, value, email, ctx))
+        rows = list(self._usage_rows(breakdown, line, day, kind, value, email, usage_kind, ctx))
         if outcome is not None:
             # The record's own usage, so its outcomes' ratios use exactly the tokens that produced them;
             # unknown when a model entry was bad.
@@ -124,7 +124,9 @@ class ClaudeCodeAnalytics(Format):
         yield from rows
 
     @staticmethod
-    def _usage_rows(breakdown: list, line: int, day, kind: str, value: str, email: str, ctx: ParseContext):
+    def _usage_rows(
+        breakdown: list, line: int, day, kind: str, value: str, email: str, usage_kind: str, ctx: ParseContext
+    ):
         for item in breakdown:
             try:
                 if not isinstance(item, dict):
