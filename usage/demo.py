@@ -226,43 +226,51 @@ def openai_usage_pages(rng: random.Random, people: list[DemoPerson], today: date
     return "\n".join(lines) + "\n"
 
 
+def _anthropic_day_results(rng: random.Random, people: list[DemoPerson], day: date) -> list[dict]:
+    """The day's usage report rows (grouped by api key and model) of everyone who uses the API."""
+    results = []
+    for person in people:
+        if not person.uses_anthropic:
+            continue
+        tokens = _daily_tokens(rng, person, day)
+        if not tokens:
+            continue
+        model = ANTHROPIC_MODELS[0] if rng.random() < 0.6 else rng.choice(ANTHROPIC_MODELS)
+        cache_read = int(tokens * rng.uniform(0.5, 0.8))
+        cache_write = int(tokens * rng.uniform(0.05, 0.15))
+        output = int(tokens * rng.uniform(0.03, 0.08))
+        results.append(
+            {
+                "uncached_input_tokens": max(0, tokens - cache_read - cache_write - output),
+                "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": cache_write},
+                "cache_read_input_tokens": cache_read,
+                "output_tokens": output,
+                "server_tool_use": {"web_search_requests": 0},
+                "api_key_id": person.anthropic_key_id,
+                "workspace_id": "wrkspc_demo",
+                "model": model,
+                "service_tier": None,
+                "context_window": None,
+            }
+        )
+    return results
+
+
 def anthropic_usage_pages(rng: random.Random, people: list[DemoPerson], today: date) -> str:
-    """Anthropic usage_report/messages pages (1d buckets, grouped by api key and model), as a JSON array."""
+    """Anthropic usage_report/messages pages (1d buckets, grouped by api key and model), as a JSON array. The
+    day of the looping key is not in it: that day's report is the hourly one of looping_key_pages."""
     pages = []
     for offset in range(DAYS, -1, -1):
+        if offset == LOOP_DAYS_AGO:
+            continue
         day = today - timedelta(days=offset)
-        results = []
-        for person in people:
-            if not person.uses_anthropic:
-                continue
-            tokens = _daily_tokens(rng, person, day)
-            if not tokens:
-                continue
-            model = ANTHROPIC_MODELS[0] if rng.random() < 0.6 else rng.choice(ANTHROPIC_MODELS)
-            cache_read = int(tokens * rng.uniform(0.5, 0.8))
-            cache_write = int(tokens * rng.uniform(0.05, 0.15))
-            output = int(tokens * rng.uniform(0.03, 0.08))
-            results.append(
-                {
-                    "uncached_input_tokens": max(0, tokens - cache_read - cache_write - output),
-                    "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": cache_write},
-                    "cache_read_input_tokens": cache_read,
-                    "output_tokens": output,
-                    "server_tool_use": {"web_search_requests": 0},
-                    "api_key_id": person.anthropic_key_id,
-                    "workspace_id": "wrkspc_demo",
-                    "model": model,
-                    "service_tier": None,
-                    "context_window": None,
-                }
-            )
         pages.append(
             {
                 "data": [
                     {
                         "starting_at": f"{day.isoformat()}T00:00:00Z",
                         "ending_at": f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z",
-                        "results": results,
+                        "results": _anthropic_day_results(rng, people, day),
                     }
                 ],
                 "has_more": offset > 0,
@@ -430,32 +438,34 @@ LOOP_DAYS_AGO = 3
 LOOP_MODEL = "claude-3-5-haiku-20241022"  # no one's everyday model, so the loop's rows stand apart
 
 
-def looping_key_pages(people: list[DemoPerson], today: date) -> str:
-    """One agent left looping on an Anthropic API key: hourly buckets around the clock, a flat cadence, huge
-    input and almost no output. The anomaly rules hold the day, so it shows on /review/."""
+def looping_key_pages(rng: random.Random, people: list[DemoPerson], today: date) -> str:
+    """The org's hourly usage report of the day an agent was left looping on one Anthropic API key: hourly
+    buckets around the clock, a flat cadence, huge input and almost no output. The anomaly rules hold the day,
+    so it shows on /review/. A newer export of a day replaces the day whole, so this report carries everyone's
+    usage of the day too (in its 10:00 bucket), as a real org export would."""
     person = next(p for p in people if p.uses_anthropic)
     day = today - timedelta(days=LOOP_DAYS_AGO)
+    everyone = _anthropic_day_results(rng, people, day)
     buckets = []
     for hour in range(24):
         start = datetime.combine(day, time(hour), tzinfo=UTC)
+        loop = {
+            "uncached_input_tokens": 2_000_000,
+            "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+            "cache_read_input_tokens": 0,
+            "output_tokens": 150,
+            "server_tool_use": {"web_search_requests": 0},
+            "api_key_id": person.anthropic_key_id,
+            "workspace_id": "wrkspc_demo",
+            "model": LOOP_MODEL,
+            "service_tier": None,
+            "context_window": None,
+        }
         buckets.append(
             {
                 "starting_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "ending_at": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "results": [
-                    {
-                        "uncached_input_tokens": 2_000_000,
-                        "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
-                        "cache_read_input_tokens": 0,
-                        "output_tokens": 150,
-                        "server_tool_use": {"web_search_requests": 0},
-                        "api_key_id": person.anthropic_key_id,
-                        "workspace_id": "wrkspc_demo",
-                        "model": LOOP_MODEL,
-                        "service_tier": None,
-                        "context_window": None,
-                    }
-                ],
+                "results": [loop, *(everyone if hour == 10 else [])],
             }
         )
     return json.dumps({"data": buckets, "has_more": False, "next_page": None})
@@ -476,7 +486,7 @@ def demo_exports(folder: Path, today: date | None = None) -> tuple[Path, list[Pa
         "cursor_usage_events.csv": cursor_events_csv(rng, people, today),
         "claude_code_analytics.json": claude_code_pages(rng, people, today),
         "copilot_premium_requests.csv": copilot_premium_csv(rng, people, today),
-        "anthropic_usage_report_looping_key.json": looping_key_pages(people, today),
+        "anthropic_usage_report_looping_key.json": looping_key_pages(rng, people, today),
     }
     paths = []
     for name, content in files.items():

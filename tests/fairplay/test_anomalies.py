@@ -10,7 +10,7 @@ from leaderboard.windows import ranking_query_from
 from tests.factories import IdentityFactory, UsageRecordFactory, person_in_team
 from usage.access import viewer_for
 from usage.checks import anomaly_rules_check
-from usage.models import HoldStatus, StandingsDirtyDay, StandingWindow, UsageHold, UsageHour
+from usage.models import HoldStatus, StandingsDirtyDay, StandingWindow, UsageHold, UsageHour, UsageRecord
 from usage.services.review import hold_decide
 from usage.services.standings import standings_refresh
 
@@ -201,6 +201,13 @@ def test_the_demo_has_one_looping_key_held_on_the_review_page(org, client):
     client.force_login(org["admin"])
     body = client.get("/review/").content.decode()
     assert hold.person.display_name in body and "apikey_01demo" in body
+    # The loop's report is the org's report of that day: it replaces the day whole, so it carries everyone's
+    # Anthropic usage of the day, and nobody else's usage is lost.
+    loop_day = UsageRecord.objects.filter(provider="anthropic", day=hold.day).exclude(usage_kind="claude_code")
+    assert loop_day.values("identity__person").distinct().count() > 1
+    assert not loop_day.exclude(import_batch__original_name="anthropic_usage_report_looping_key.json").filter(
+        import_batch__detected_format="anthropic_usage"
+    ).exists()
 
 
 def test_a_held_day_earns_no_title(board, org):
