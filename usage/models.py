@@ -256,6 +256,9 @@ class ImportBatch(models.Model):
     scopes_superseded = models.IntegerField(
         default=0, help_text="Provider × account × day scopes not written because a newer export covers them."
     )
+    # What this export replaced: records of its scopes that earlier exports had and it no longer has.
+    records_replaced = models.BigIntegerField(default=0)
+    replaced_imports = models.JSONField(default=list, blank=True, help_text="The imports those records came from.")
 
     class Meta:
         ordering = ["-created_at"]

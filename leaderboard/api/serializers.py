@@ -329,6 +329,8 @@ class ImportSerializer(serializers.ModelSerializer):
             "dispatched_at",
             "exported_at",
             "scopes_superseded",
+            "records_replaced",
+            "replaced_imports",
         ]
         read_only_fields = fields
 

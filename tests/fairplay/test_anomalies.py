@@ -205,9 +205,11 @@ def test_the_demo_has_one_looping_key_held_on_the_review_page(org, client):
     # Anthropic usage of the day, and nobody else's usage is lost.
     loop_day = UsageRecord.objects.filter(provider="anthropic", day=hold.day).exclude(usage_kind="claude_code")
     assert loop_day.values("identity__person").distinct().count() > 1
-    assert not loop_day.exclude(import_batch__original_name="anthropic_usage_report_looping_key.json").filter(
-        import_batch__detected_format="anthropic_usage"
-    ).exists()
+    assert (
+        not loop_day.exclude(import_batch__original_name="anthropic_usage_report_looping_key.json")
+        .filter(import_batch__detected_format="anthropic_usage")
+        .exists()
+    )
 
 
 def test_a_held_day_earns_no_title(board, org):

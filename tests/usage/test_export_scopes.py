@@ -89,6 +89,17 @@ def test_the_import_page_says_which_days_a_newer_export_kept(client, org):
     assert api["scopes_superseded"] == 2 and api["records_written"] == 0
 
 
+def test_the_import_page_says_what_a_newer_export_replaced(client, org):
+    first = imported(A)
+    second = imported(B)
+    assert (second.records_replaced, second.replaced_imports) == (2, [first.pk])  # carol's row, alice's old model
+    client.force_login(org["admin"])
+    page = client.get(reverse("import-detail", args=[second.pk])).content.decode()
+    assert "This export replaced 2 records of" in page and f">import #{first.pk}</a>" in page
+    api = client.get(f"/api/v1/imports/{second.pk}/").json()  # the page and the API agree
+    assert (api["records_replaced"], api["replaced_imports"]) == (2, [first.pk])
+
+
 def test_days_the_newer_export_does_not_cover_are_kept():
     imported(A)
     imported(cursor_csv(("2026-09-02", "dave@acme.example", "gpt-5", 10)))

@@ -611,7 +611,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
                 )
 
         records_written = usage_records_upsert(record_rows())
-        _scopes_replace(locked, {scope_of(key) for key in outcome.records})
+        records_replaced, replaced_imports = _scopes_replace(locked, {scope_of(key) for key in outcome.records})
         usage_hours_upsert(outcome.hours, identities)
         records_written += outcomes_upsert(outcome.outcomes, identities, locked)
         # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
@@ -632,6 +632,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         locked.period_end = max(days) if days else None
         locked.people_affected = len(touched_people)
         locked.scopes_superseded = len(superseded)
+        locked.records_replaced, locked.replaced_imports = records_replaced, replaced_imports
         locked.finished_at = timezone.now()
         locked.save()
 
@@ -676,12 +677,16 @@ def _scopes_with_newer_exports(batch: ImportBatch, scopes: set[Scope]) -> set[Sc
     return {(row["provider"], row["account"], row["day"], row.get("identity")) for row in stated}
 
 
-def _scopes_replace(batch: ImportBatch, scopes: set[Scope]) -> None:
+def _scopes_replace(batch: ImportBatch, scopes: set[Scope]) -> tuple[int, list[int]]:
     """This export now states its scopes whole: records of them that it no longer has (a row removed, a model
     renamed) are deleted. The import just upserted every record it has, so those are the ones from other
-    imports."""
-    if scopes:
-        UsageRecord.objects.filter(_scope_filter(batch, scopes)).exclude(import_batch=batch).delete()
+    imports. Returns how many were deleted and from which imports, for the import's page."""
+    if not scopes:
+        return 0, []
+    replaced = UsageRecord.objects.filter(_scope_filter(batch, scopes)).exclude(import_batch=batch)
+    imports = sorted(set(replaced.values_list("import_batch_id", flat=True)))
+    deleted, _by_model = replaced.delete()
+    return deleted, imports
 
 
 def _cost_of(prices: PriceBook, day, provider: str, model: str, acc: Accumulated) -> tuple[Decimal, str]:
