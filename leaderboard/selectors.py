@@ -25,6 +25,7 @@ from functools import cached_property
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from usage.access import (
@@ -52,7 +53,9 @@ from usage.figures import (
 from usage.models import (
     DailyRollup,
     HoldStatus,
+    Identity,
     IdentityAttribution,
+    ImportBatch,
     Membership,
     Person,
     Provider,
@@ -77,6 +80,7 @@ from usage.services.standings import (
     kept_windows,
     pieces_of,
     quoted_table,
+    reported_by_preferred_source_sql,
     standings_status,
     team_ancestors,
 )
@@ -208,9 +212,9 @@ def rollups_in_window(
 def usage_records_in_window(
     window: Window, *, provider: str = "", model: str = "", model_family: str = "", team_id: int | None = None
 ) -> QuerySet:
-    """The raw usage records the rollups of the window sum (cost reports and held days excluded), for the
-    /usage/ list; a model or family matches every spelling the catalog maps to it; with a team, only days the
-    person was in its subtree."""
+    """The raw usage records the rollups of the window sum (cost reports, held days and records a preferred
+    source also reports excluded), for the /usage/ list; a model or family matches every spelling the catalog
+    maps to it; with a team, only days the person was in its subtree."""
     records = UsageRecord.objects.filter(day__gte=window.start, day__lte=window.end).exclude(
         usage_kind=COST_REPORT_KIND
     )
@@ -219,6 +223,14 @@ def usage_records_in_window(
         status=HoldStatus.CLEARED
     )
     records = records.exclude(Exists(held))
+    # One count per use (usage.services.precedence): what a preferred source also reports is in no ranking.
+    outranked = RawSQL(
+        f"SELECT u.id FROM {quoted_table(UsageRecord)} u JOIN {quoted_table(Identity)} i ON i.id = u.identity_id "
+        f"JOIN {quoted_table(ImportBatch)} b ON b.id = u.import_batch_id "
+        f"WHERE u.day BETWEEN %s AND %s AND {reported_by_preferred_source_sql()}",
+        [window.start, window.end],
+    )
+    records = records.exclude(pk__in=outranked)
     if provider:
         records = records.filter(provider=provider)
     if model or model_family:

@@ -80,7 +80,13 @@ def audit_record(event: str, *, target=None, summary: str = "", data: dict | Non
 def audit_export(request, *, filename: str, rows: int) -> AuditEntry:
     """An export: who, which page (URL name and path) and which filters (the query string's parameters)."""
     match = getattr(request, "resolver_match", None)
-    filters = {key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()}
+    # As typed, less NUL characters (no text column, PostgreSQL's JSON included, can store them).
+    filters = {
+        key.replace("\x00", ""): [v.replace("\x00", "") for v in values]
+        if len(values) > 1
+        else values[0].replace("\x00", "")
+        for key, values in request.GET.lists()
+    }
     return audit_record(
         "export",
         summary=filename,
