@@ -5,7 +5,8 @@ Usage comes from the read models, like every other figure: a period's use and th
 the burn-down chart's days are daily rollups. The current period is the calendar month or quarter (the
 allowance's) containing `today`.
 
-Forecast: the daily burn rate is the mean over the last 7 days up to today (fewer early in the period); the
+Forecast: the daily burn rate is the mean over the last 7 days up to today, across the period's start (so the
+first days of a month are forecast from the person's recent habit, not from one or two days); the
 projected end-of-period total is what is used plus that rate for each day left. The band spans the projections
 at the lower and the higher of that recent rate and the period-to-date rate. The run-out date is the day the
 projection reaches the allowance, if that happens within the period (or the day it was reached).
@@ -151,14 +152,14 @@ def _rate(totals: Totals, days: int) -> tuple[float, float]:
 
 
 def _trend_window(period: Window, today: date) -> Window:
-    start = max(period.start, today - timedelta(days=TREND_DAYS - 1))
-    return Window("custom", start, today)
+    """The last TREND_DAYS days up to today, whatever the period: the recent habit."""
+    return Window("custom", today - timedelta(days=TREND_DAYS - 1), today)
 
 
 def burn_of(limit, period: Window, today: date, used: Totals, recent: Totals) -> Burn:
     """The burn of one allowance or budget from its period's totals up to today and its recent days' totals."""
     elapsed = (min(today, period.end) - period.start).days + 1
-    recent_days = (today - max(period.start, today - timedelta(days=TREND_DAYS - 1))).days + 1
+    recent_days = TREND_DAYS
     rate_tokens, rate_usd = _rate(recent, recent_days)
     to_date_tokens, to_date_usd = _rate(used, elapsed)
     return Burn(

@@ -43,8 +43,9 @@ def _sent():
 def test_thresholds_fire_once_each_forecast_first_and_a_rerun_sends_nothing(org):
     ivy = org["infra_engineer"]
     allowance_save(person=ivy, tokens=1_000_000, start=SEPT)
-    # Days 1–5 at 60,000 a day: 30 % used, but 1.8 M projected by the 30th.
-    _usage(ivy, SEPT, date(2026, 9, 5), 60_000)
+    # 60,000 a day since 30 Aug: 30 % of September's used by the 5th, and the last 7 days' rate (across the
+    # month's start) projects 1.8 M by the 30th.
+    _usage(ivy, date(2026, 8, 30), date(2026, 9, 5), 60_000)
     queued = _evaluate(date(2026, 9, 5))
     assert [(n.trigger, n.recipient) for n in queued] == [
         ("forecast", ivy.email),
