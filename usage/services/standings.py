@@ -168,6 +168,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 _rollups_rewrite(days)
             windows = _windows_to_compute(days, today, roll=all_days or state.rolled_on != today)
             _standings_compute(windows, team_ancestors())
+            if all_days:
+                _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
             _drop_stale_rolling_windows(today)
             _clear_marks(dirty)
             state.refreshed_at = timezone.now()
@@ -211,8 +213,8 @@ def _truncate_read_models() -> None:
 
 @contextmanager
 def _indexes_dropped(model):
-    """On PostgreSQL, drop the table's plain indexes for a bulk load and build them again after it (in the
-    same transaction, so a failure restores them)."""
+    """On PostgreSQL, drop the table's plain indexes for a bulk load, build them again after it (in the same
+    transaction, so a failure restores them) and gather the table's statistics for the planner."""
     if connection.vendor != "postgresql":
         yield
         return
@@ -229,6 +231,18 @@ def _indexes_dropped(model):
     with connection.cursor() as cursor:
         for _name, definition in indexes:
             cursor.execute(definition)
+    _analyze(model)
+
+
+def _analyze(*models) -> None:
+    """Fresh planner statistics after a bulk load (PostgreSQL): statistics gathered while a table was empty
+    made a 30-day titles query sort millions of rows on disk at 85,000 people (docs/PERFORMANCE.md), and
+    autovacuum may be off or late."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(f"ANALYZE {quoted_table(model)}")
 
 
 def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
