@@ -87,8 +87,6 @@ TITLE_RULES = (
     TitleRule("shipper", "Shipper", "Most pull requests reported by Claude Code analytics in the window.", "outcome"),
     TitleRule("lines", "Line landed", "Most lines accepted (Claude Code and Cursor) in the window.", "outcome"),
 )
-# settings.TOKENBOARD_VOLUME_TITLES off leaves these out, so the titles reward efficiency and outcomes.
-VOLUME_TITLES = ("volume",)
 
 
 @dataclass
@@ -227,7 +225,7 @@ def held_days(window: Window, person_ids) -> set[tuple[int, date]]:
 def _outcome_winners(query: RankingQuery, ranked: set[int], by_volume) -> list[tuple[str, int, str]]:
     """Outcome titles, among the people with counted usage in the window (so held days, which count for no
     one, cannot earn one either: their outcomes are left out too)."""
-    if query.provider or query.model:  # outcomes are not per provider or model
+    if query.provider or query.model or query.model_family:  # outcomes are not per provider or model
         return []
     rows = OutcomeRecord.objects.filter(
         day__range=(query.window.start, query.window.end), identity__person_id__in=ranked

@@ -43,10 +43,12 @@ class OrgUsage:
         return sum((day.cost_usd for day in self.days.values()), Decimal(0))
 
 
-def org_usage(window: Window, *, provider: str = "", model: str = "") -> OrgUsage:
+def org_usage(window: Window, *, provider: str = "", model: str = "", model_family: str = "") -> OrgUsage:
     """Ranked usage per day of the window (every day present, zeros included): one grouped query, and one
     count of distinct people."""
-    records = rollups_in_window(window, provider=provider, model=model).filter(person__isnull=False)
+    records = rollups_in_window(window, provider=provider, model=model, model_family=model_family).filter(
+        person__isnull=False
+    )
     days = {window.start + timedelta(days=i): OrgDay() for i in range(window.days)}
     for row in records.values("day").annotate(tokens=Sum("total_tokens"), cost=Sum("cost_usd")):
         days[row["day"]] = OrgDay(row["tokens"] or 0, row["cost"] or Decimal(0))
@@ -81,7 +83,7 @@ class Comparison:
 
 def org_comparison(query: RankingQuery) -> Comparison:
     """The window's org usage and that of the window its rank changes compare with (comparison_window)."""
-    filters = {"provider": query.provider, "model": query.model}
+    filters = {"provider": query.provider, "model": query.model, "model_family": query.model_family}
     previous_window = comparison_window(query.window)
     return Comparison(
         current=org_usage(query.window, **filters),

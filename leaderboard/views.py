@@ -52,6 +52,7 @@ from usage.models import (
     UsageHold,
     UsageRecord,
 )
+from usage.periods import ROLLING_PERIODS
 from usage.services.catalog import model_options
 from usage.services.imports import data_as_of
 from usage.services.standings import standings_status
@@ -147,11 +148,12 @@ def ranking_query(
     if query.team_id is not None and not Team.objects.filter(pk=query.team_id).exists():
         messages.warning(request, f"Ignored a bad filter — team: no team with id {query.team_id}")
         query = replace(query, team_id=None)
-    if team_id is not _FROM_REQUEST:
-        query = replace(query, team_id=team_id)
+    # The team filter the viewer asked for is checked; a page's own team (its subtree) is not a filter.
     if team_filter_hidden(query, viewer_for(request.user)):
         messages.warning(request, f"Ignored a filter — team: {TEAM_FILTER_HIDDEN}")
         query = replace(query, team_id=None)
+    if team_id is not _FROM_REQUEST:
+        query = replace(query, team_id=team_id)
     if query.metric in COST_METRICS and not can_rank_by_cost(viewer_for(request.user), query.team_id):
         messages.warning(request, f"Ranked by total tokens instead — {cost_ranking_refused()}")
         query = replace(query, metric="total_tokens")
@@ -256,8 +258,10 @@ def adjacent_windows(query: RankingQuery) -> dict:
         after = replace(window, start=window.start + size, end=window.end + size)
     else:
         before = window.previous()
-        after = window_for(window.period, window.end + timedelta(days=window.days if window.period in ROLLING else 1))
-        if window.period in ROLLING and after.end > today:
+        after = window_for(
+            window.period, window.end + timedelta(days=window.days if window.period in ROLLING_PERIODS else 1)
+        )
+        if window.period in ROLLING_PERIODS and after.end > today:
             after = window_for(window.period, today)  # a rolling window ends today at the latest
 
     def link(target) -> str:
@@ -272,7 +276,6 @@ def adjacent_windows(query: RankingQuery) -> dict:
     }
 
 
-ROLLING = ("7d", "30d", "90d")
 WIDER_PERIODS = ("30d", "90d", "all")
 
 
@@ -643,7 +646,8 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
 MEMBER_SORTS = {
     "name": lambda m, metric: m.display_name.lower(),
     "team": lambda m, metric: (m.team_name.lower(), m.rank),
-    "tokens": lambda m, metric: (m.totals.metric(metric), -m.rank),
+    # The rank team_members gave: the metric's own order (lower first where lower is better), unknowns last.
+    "tokens": lambda m, metric: -m.rank,
     "share": lambda m, metric: (m.share, -m.rank),
     "cost": lambda m, metric: (m.totals.cost_usd, -m.rank),
 }

@@ -53,17 +53,15 @@ def csv_response(
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
+    watermark_cells = []
     if settings.TOKENBOARD_SHARE_SAFE:
         line, column = watermark(request, filters or {})
         writer.writerow([csv_safe(line)])
-        writer.writerow([*header, "watermark"])
-        for row in rows:
-            writer.writerow([*(csv_safe(cell) for cell in row), csv_safe(column)])
-        return response
+        header, watermark_cells = [*header, "watermark"], [csv_safe(column)]
     writer.writerow(header)
     count = 0
     for row in rows:
-        writer.writerow([csv_safe(cell) for cell in row])
+        writer.writerow([*(csv_safe(cell) for cell in row), *watermark_cells])
         count += 1
     # Every export goes through here: usage.audit.AuditMiddleware records who took it, from which page and filters.
     response.tokenboard_export = {"filename": filename, "rows": count}

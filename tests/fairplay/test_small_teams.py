@@ -27,6 +27,7 @@ def test_team_page_shows_no_figures_or_charts(engineer, org):
     body = engineer.get(f"/teams/{org['infra'].pk}/", WINDOW).content.decode()
     assert "fewer active members" in body
     assert f"{TOKENS:,}" not in body and "chart-trend" not in body
+    assert "Ignored a filter" not in body  # the page's own team is no filter the engineer set
 
 
 def test_team_filter_on_boards_movers_and_csv_is_dropped(engineer, org):

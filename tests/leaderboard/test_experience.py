@@ -125,7 +125,7 @@ def test_more_than_a_year_is_drawn_in_weeks_and_all_time_pages_stay_small(org, c
     team_html = client.get(f"/teams/{org['engineering'].pk}/?period=all").content.decode()
     assert len(person_html.encode()) < 300_000 and len(team_html.encode()) < 300_000
     bars = figure_of(person_html, "chart-daily")["data"][0]
-    assert all(date.fromisoformat(x).weekday() == 0 for x in bars["x"])  # one bar a week, each on its Monday
+    assert bars["x"] and all(date.fromisoformat(x).weekday() == 0 for x in bars["x"])  # a bar a week, on Mondays
     assert "Weekly tokens by model" in person_html
 
 
@@ -300,6 +300,16 @@ def test_the_members_table_sorts_by_any_column_in_the_url(org, client_of):
     assert 'aria-sort="descending"><a href="?sort=cost&amp;period=7d" class="sort">Cost' in by_cost
     assert '<input type="hidden" name="sort" value="-cost">' in by_cost  # changing the filters keeps the order
     assert member_names(client.get(url, {"sort": "bogus"}).content.decode()) == ["Pat Manager", "Ivy Infra"]
+
+
+def test_members_sort_by_a_metric_some_of_them_have_no_figure_for(org, client_of):
+    """Requests no source reported are unknown (None): they sort last instead of breaking the sort."""
+    usage_for(org["infra_engineer"], day=org_today(), tokens=1000, requests=7)
+    usage_for(org["platform_manager"], day=org_today(), tokens=5000)  # requests unknown
+    client = client_of(org["admin"])
+    page = client.get(f"/teams/{org['platform'].pk}/", {"metric": "requests"})
+    assert page.status_code == 200
+    assert member_names(page.content.decode()) == ["Ivy Infra", "Pat Manager"]
 
 
 def test_ranking_columns_link_to_ranking_by_them(org, client_of):

@@ -134,6 +134,16 @@ def test_exports_record_who_which_page_and_which_filters(org):
     assert entries("export")[-1].additional_data["page"] == "team-members-csv"
 
 
+def test_watermarked_exports_in_share_safe_mode_are_recorded_too(org, settings):
+    settings.TOKENBOARD_SHARE_SAFE = True  # on in production: the watermark must not bypass the audit trail
+    client = logged_in(org["product_manager"].user)
+    response = client.get("/?format=csv&period=week&date=2026-09-15")
+    assert response.status_code == 200 and "watermark" in response.content.decode()
+    (export,) = entries("export")
+    assert export.actor == org["product_manager"].user
+    assert export.additional_data["page"] == "people-ranking"
+
+
 def test_api_token_creation_and_revocation_are_recorded(org):
     client = logged_in(org["infra_engineer"].user)
     client.post("/profile/", {"action": "create_token", "name": "laptop"})
