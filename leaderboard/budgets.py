@@ -151,7 +151,7 @@ def _rate(totals: Totals, days: int) -> tuple[float, float]:
     return (totals.total_tokens / days, float(totals.cost_usd) / days) if days else (0.0, 0.0)
 
 
-def _trend_window(period: Window, today: date) -> Window:
+def _trend_window(today: date) -> Window:
     """The last TREND_DAYS days up to today, whatever the period: the recent habit."""
     return Window("custom", today - timedelta(days=TREND_DAYS - 1), today)
 
@@ -198,13 +198,14 @@ def _daily(rows, period: Window, today: date) -> list[tuple[date, int, Decimal]]
 
 
 def person_burns(today: date, person_ids=None) -> dict[int, tuple[Allowance, Burn]]:
-    """Every person with an allowance on `today` (or these people), with their burn: four aggregate reads."""
+    """Every person with an allowance on `today` (or these people), with their burn: one aggregate read of the
+    recent days and one per period (month, quarter)."""
     allowances = allowances_on(today, person_ids)
     burns = {}
+    recent = person_totals(_trend_window(today)) if allowances else {}  # the same for every period
     for period_name in {a.period for a in allowances.values()}:
         period = window_for(period_name, today)
         used = person_totals(period)
-        recent = person_totals(_trend_window(period, today))
         for person_id, allowance in allowances.items():
             if allowance.period == period_name:
                 burns[person_id] = (
@@ -234,7 +235,7 @@ def team_burn(budget: TeamBudget, today: date, *, with_daily: bool = False) -> B
             total.add(figures)
         return total
 
-    burn = burn_of(budget, period, today, subtree_total(period), subtree_total(_trend_window(period, today)))
+    burn = burn_of(budget, period, today, subtree_total(period), subtree_total(_trend_window(today)))
     if with_daily:
         rows = DailyRollup.objects.filter(team_id__in=team_subtree_ids([budget.team_id]), person__isnull=False)
         burn.daily = _daily(rows, period, today)

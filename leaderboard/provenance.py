@@ -8,25 +8,24 @@ counted tokens here equal the person's figures on the board.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Q, Sum
-from django.db.models.functions import Lower
+from django.db.models import Sum
 
+from usage.figures import COST_REPORT_KIND
 from usage.models import (
     CostSource,
     IdentityAttribution,
     ImportSource,
-    ModelAlias,
     Provider,
-    SourcePrecedence,
     UsageRecord,
 )
 from usage.periods import Window
-from usage.services.precedence import source_label
-from usage.services.standings import COST_REPORT_KIND
+from usage.services.catalog import model_spelled_as
+from usage.services.precedence import precedence_rules, preferred_source, source_label
 
 
 @dataclass
@@ -76,8 +75,7 @@ def person_provenance(person_id: int, window: Window, *, provider: str = "", mod
     if provider:
         records = records.filter(provider=provider)
     if model:  # the catalog's model: every spelling the sources use for it
-        spellings = ModelAlias.objects.filter(model__name=model).values_list("spelling", flat=True)
-        records = records.annotate(spelling=Lower("model")).filter(Q(model=model) | Q(spelling__in=spellings))
+        records = records.filter(model_spelled_as(model=model))
     rows = records.values(
         "day",
         "provider",
@@ -89,9 +87,11 @@ def person_provenance(person_id: int, window: Window, *, provider: str = "", mod
         "import_batch__connection__name",
     ).annotate(tokens=Sum("total_tokens"), cost=Sum("cost_usd"))
     rows = list(rows)
-    reported = {(r["day"], r["provider"], r["import_batch__detected_format"]) for r in rows}
+    reported: dict[tuple, set[str]] = defaultdict(set)  # (day, provider) → the sources reporting it
+    for r in rows:
+        reported[r["day"], r["provider"]].add(r["import_batch__detected_format"])
     billed_days = {(r["day"], r["provider"]) for r in rows if r["usage_kind"] == COST_REPORT_KIND}
-    rules = list(SourcePrecedence.objects.values_list("provider", "preferred", "over", "usage_kind"))
+    rules = precedence_rules()
     labels = dict(Provider.choices)
     days: dict[tuple, DayProvenance] = {}
     shares: dict[tuple, SourceShare] = {}
@@ -99,16 +99,8 @@ def person_provenance(person_id: int, window: Window, *, provider: str = "", mod
         key = (r["day"], r["provider"])
         entry = days.setdefault(key, DayProvenance(r["day"], r["provider"], labels.get(r["provider"], r["provider"])))
         source = r["import_batch__detected_format"]
-        preferred_by = next(
-            (
-                preferred
-                for rule_provider, preferred, over, kind in rules
-                if rule_provider == r["provider"]
-                and over == source
-                and kind in ("", r["usage_kind"])
-                and (r["day"], r["provider"], preferred) in reported
-            ),
-            None,
+        preferred_by = preferred_source(
+            rules, r["provider"], source, r["usage_kind"], reported=reported.get(key, set())
         )
         is_bill = r["usage_kind"] == COST_REPORT_KIND
         counted = preferred_by is None

@@ -44,6 +44,7 @@ from usage.figures import (
     EFFICIENCY_METRICS,
     METRICS,
     MONEY_FIGURES,
+    SHARE_METRICS,
     SUMMED_FIGURES,
     UNREPORTED_FIGURES,
     metric_order_sql,
@@ -127,7 +128,7 @@ def efficiency_figures(totals: Totals, *, cost: bool) -> dict:
         if metric in COST_METRICS and not cost:
             continue
         value = totals.metric(metric)
-        if value is not None and metric in ("cache_hit_rate", "output_share"):
+        if value is not None and metric in SHARE_METRICS:
             value = round(float(value), 6)
         elif value is not None and metric == "cost_per_mtok":
             value = Decimal(value).quantize(Decimal("0.000001"))

@@ -23,6 +23,7 @@ from usage.models import Allowance, BudgetPeriod, Membership, Notification, Noti
 from usage.periods import org_today
 from usage.services.budgets import (
     CSV_COLUMNS,
+    CSV_MAX_BYTES,
     AllowanceImportError,
     BudgetError,
     allowance_save,
@@ -36,7 +37,6 @@ from usage.services.notifications import notification_queue_on_commit
 from .budget_charts import burn_down_chart
 from .budgets import allowance_ranking, allowance_ranking_day, person_burn, person_burns, team_burn
 
-CSV_MAX_BYTES = 5 * 1024 * 1024
 ALLOWANCE_CSV_HEADER = [
     "rank",
     "name",
@@ -220,7 +220,11 @@ def budgets_page(request: HttpRequest) -> HttpResponse:
             if upload is None:
                 messages.error(request, "Choose a CSV file to import.")
             elif upload.size > CSV_MAX_BYTES:
-                messages.error(request, f"{upload.name}: larger than {CSV_MAX_BYTES // (1024 * 1024)} MB.")
+                messages.error(
+                    request,
+                    f"{upload.name}: larger than {CSV_MAX_BYTES // (1024 * 1024)} MB. Split it into smaller files, "
+                    "each with the header row, and import them one after another.",
+                )
             else:
                 try:
                     text = upload.read().decode("utf-8-sig")

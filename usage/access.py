@@ -273,10 +273,6 @@ def can_see_allowance(viewer: Viewer, person_id: int) -> bool:
     return can_see_person_detail(viewer, person_id)
 
 
-def can_see_team_budget(viewer: Viewer, team_id: int) -> bool:
-    return can_see_team_detail(viewer, team_id)
-
-
 def can_rank_by_allowance(viewer: Viewer, team_id: int | None) -> bool:
     """The order of allowance use reveals it like the order of cost does, so the same rule applies."""
     return can_rank_by_cost(viewer, team_id)
@@ -295,10 +291,7 @@ def visible_allowance_owner_ids(viewer: Viewer) -> tuple[set[int] | None, set[in
     """(person ids, team ids) whose allowances and budgets the viewer may read; None means all (admins)."""
     if viewer.is_admin:
         return None, None
-    people = set(viewer.managed_person_ids())
-    if viewer.person is not None:
-        people.add(viewer.person.pk)
-    return people, set(viewer.managed_team_ids)
+    return people_with_detail(viewer), set(viewer.managed_team_ids)  # allowances follow person detail
 
 
 def viewer_for_person(person: Person) -> Viewer:

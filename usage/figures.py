@@ -5,6 +5,9 @@ TOKEN_FIGURES = ("input_tokens", "cache_write_tokens", "cache_read_tokens", "out
 COUNT_FIGURES = (*TOKEN_FIGURES, "requests")  # integers
 MONEY_FIGURES = ("cost_usd", "billed_cost_usd")  # Decimal; billed_cost_usd is the part of cost_usd that was billed
 SUMMED_FIGURES = (*COUNT_FIGURES, *MONEY_FIGURES)
+# The usage kind of cost-report rows (OpenAI Costs API, Anthropic cost report): billed cost, no tokens
+# (usage.services.standings says whose bill they are).
+COST_REPORT_KIND = "cost"
 # Figures some sources do not report (Anthropic's usage report has no request counts): unknown is NULL/None,
 # never 0, and a sum is over the sources that report it (SQL SUM skips NULL; all unknown stays NULL).
 UNREPORTED_FIGURES = ("requests",)
@@ -55,6 +58,7 @@ METRIC_DEFINITIONS = {
 # Hundredths of an input token's price (Anthropic's list ratios): integer weights keep the figure an integer.
 PRICE_CLASS_WEIGHTS = {"input_tokens": 100, "cache_write_tokens": 125, "cache_read_tokens": 10, "output_tokens": 500}
 ASCENDING_METRICS = ("cost_per_mtok",)  # lower is better
+SHARE_METRICS = ("cache_hit_rate", "output_share")  # fractions 0–1, shown as percentages
 COST_METRICS = ("cost_usd", "cost_per_mtok")  # follow cost visibility (usage.access.can_rank_by_cost)
 
 

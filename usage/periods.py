@@ -10,7 +10,7 @@ pages' and API's parameters into windows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -181,3 +181,14 @@ def cover(start: date, end: date, *, largest: str = "year") -> Iterator[Window]:
         else:
             yield window_for("day", day)
             day += timedelta(days=1)
+
+
+def day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Consecutive days as (first, last) ranges, so a year of days is one range, not 365 parameters."""
+    ranges: list[list[date]] = []
+    for day in sorted(days):
+        if ranges and day - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(first, last) for first, last in ranges]

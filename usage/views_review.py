@@ -38,7 +38,7 @@ def review_page(request):
     if status not in HoldStatus.values and status != "all":
         messages.warning(request, f"Ignored a bad filter — status: unknown status {status!r}")
         status = HoldStatus.HELD
-    holds = UsageHold.objects.select_related("person", "decided_by").prefetch_related("decisions__decided_by")
+    holds = UsageHold.objects.select_related("person").prefetch_related("decisions__decided_by")
     if status != "all":
         holds = holds.filter(status=status)
     page = Paginator(holds.order_by("-day", "person__display_name"), PAGE_SIZE).get_page(request.GET.get("page"))

@@ -25,6 +25,7 @@ from usage.access import (
 from usage.models import Allowance, BudgetPeriod, Person, Team, TeamBudget
 from usage.periods import org_today
 from usage.services.budgets import (
+    CSV_MAX_BYTES,
     AllowanceImportError,
     BudgetError,
     allowance_save,
@@ -34,8 +35,6 @@ from usage.services.budgets import (
 )
 
 from .views import COMMON_ERRORS, DETAIL, ERROR_404, WriteThrottleMixin
-
-MAX_CSV_BYTES = 5 * 1024 * 1024
 
 
 class BurnSerializer(serializers.Serializer):
@@ -208,8 +207,15 @@ class AllowanceViewSet(
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": ["send the CSV as multipart field `file`"]})
-        if upload.size > MAX_CSV_BYTES:
-            raise ValidationError({"file": [f"{upload.name}: larger than {MAX_CSV_BYTES} bytes"]})
+        if upload.size > CSV_MAX_BYTES:
+            raise ValidationError(
+                {
+                    "file": [
+                        f"{upload.name}: larger than {CSV_MAX_BYTES} bytes. Split it into smaller files, each with the "
+                        "header row, and send them one after another."
+                    ]
+                }
+            )
         try:
             saved = allowances_csv_import(upload.read().decode("utf-8-sig"), upload.name, org_today())
         except UnicodeDecodeError:

@@ -8,7 +8,7 @@ and `cost_usd` are omitted where the caller's role may not see them (usage.acces
 from rest_framework import serializers
 from rest_framework.fields import SkipField
 
-from usage.figures import METRIC_DEFINITIONS, METRIC_LABELS, TOTALS_COLUMNS, UNREPORTED_FIGURES
+from usage.figures import METRIC_DEFINITIONS, METRIC_LABELS, SHARE_METRICS, TOTALS_COLUMNS, UNREPORTED_FIGURES
 from usage.models import IdentityAttribution, IdentityKind, ImportBatch, Person, Provider, Team
 
 COST = {"max_digits": 18, "decimal_places": 6, "coerce_to_string": True}
@@ -60,7 +60,7 @@ class TotalsSerializer(serializers.Serializer):
         fields["active_days"] = serializers.IntegerField(
             allow_null=self.nullable, help_text="Days with any usage in the window (summed over people for a team)."
         )
-        for name in ("cache_hit_rate", "output_share"):
+        for name in SHARE_METRICS:
             fields[name] = serializers.FloatField(allow_null=True, help_text=METRIC_DEFINITIONS[name])
         fields["cost_per_mtok"] = OmittableDecimalField(
             **COST, help_text=METRIC_DEFINITIONS["cost_per_mtok"] + " Cost rules apply."

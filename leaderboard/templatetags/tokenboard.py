@@ -10,6 +10,8 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from usage.figures import COST_METRICS, SHARE_METRICS
+
 register = template.Library()
 
 _UNITS = ((10**3, "K"), (10**6, "M"), (10**9, "B"), (10**12, "T"))
@@ -77,9 +79,9 @@ def percent(value, digits: int = 0) -> str:
 def metric_text(value, metric: str) -> str:
     if value is None:  # an efficiency ratio with nothing to divide by
         return "—"
-    if metric in ("cache_hit_rate", "output_share"):
+    if metric in SHARE_METRICS:
         return percent(value, 1)
-    if metric in ("cost_usd", "cost_per_mtok"):
+    if metric in COST_METRICS:
         return usd(value)
     if metric == "active_days":
         return f"{int(value)} day" + ("" if int(value) == 1 else "s")
@@ -90,9 +92,9 @@ def metric_text(value, metric: str) -> str:
 def metric_value(totals, metric: str):
     """A Totals' metric, readable, with the exact value in a tooltip."""
     value = totals.metric(metric)
-    if value is None or metric in ("cache_hit_rate", "output_share"):
+    if value is None or metric in SHARE_METRICS:
         return metric_text(value, metric)
-    exact = f"${full(value)}" if metric in ("cost_usd", "cost_per_mtok") else full(value)
+    exact = f"${full(value)}" if metric in COST_METRICS else full(value)
     return format_html('<span title="{}">{}</span>', exact, metric_text(value, metric))
 
 

@@ -120,6 +120,7 @@ def test_a_decision_recomputes_exactly_the_held_day_and_the_windows_containing_i
     after = StandingWindow.objects.in_bulk(before)
     changed = {(w.period, w.start, w.end) for pk, w in after.items() if w.computed_at != before[pk]}
     untouched = {(w.period, w.start, w.end) for pk, w in after.items() if w.computed_at == before[pk]}
+    assert ("month", date(2026, 9, 1), date(2026, 9, 30)) in changed  # the held day's windows were recomputed
     assert all(start <= LOOP_DAY <= end for _period, start, end in changed)
     assert ("month", date(2026, 8, 1), date(2026, 8, 31)) in untouched
     assert ("day", LOOP_DAY - timedelta(days=1), LOOP_DAY - timedelta(days=1)) in untouched

@@ -75,7 +75,7 @@ def test_first_sso_login_links_the_person_by_verified_email_and_groups_make_an_a
     assert sam.user == user
     assert user.is_staff
     assert client.get("/imports/").status_code == 200  # an admin now
-    assert "admin" in response.content.decode()
+    assert "sam@acme.example · admin" in response.content.decode()  # the header shows the role
     login = _events("login")[-1]
     assert login.actor == user and login.additional_data == {"method": "sso"}
     assert _admin_changes() == [[False, True]]

@@ -30,7 +30,9 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.db.models import F, Sum
 
+from usage.figures import COST_REPORT_KIND
 from usage.models import HoldDecision, HoldStatus, Identity, IdentityKind, UsageHold, UsageHour, UsageRecord
+from usage.periods import day_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,6 @@ RULE_LABELS = {
     "input_without_output": "Very high input with almost no output",
     "lone_key": "One API key burning while the person is otherwise idle",
 }
-COST_REPORT_KIND = "cost"  # account-level bills, not anyone's usage (usage.services.standings)
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 
 
@@ -119,16 +120,6 @@ class PersonDay:
         return identity_id, self.hourly_by_identity[identity_id]
 
 
-def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
-    ranges: list[list[date]] = []
-    for day in sorted(days):
-        if ranges and day - ranges[-1][1] == timedelta(days=1):
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return [(first, last) for first, last in ranges]
-
-
 def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
     """The (person, day)s on which enough rules could fire to hold them, found in two grouped queries so a
     rebuild does not read every person's every day: the baseline can fire on any day, the hourly rules only
@@ -140,7 +131,7 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
     hour_rules = len(enabled & {"cadence", "lone_key"})
     with_hours: set[tuple[int, date]] = set()
     quiet: set[tuple[int, date]] = set()
-    for first, last in _day_ranges(days):
+    for first, last in day_ranges(days):
         if hour_rules:
             with_hours |= set(
                 UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
@@ -175,7 +166,7 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
 def _person_days(days: set[date], candidates: set[tuple[int, date]] | None) -> dict[tuple[int, date], PersonDay]:
     found: dict[tuple[int, date], PersonDay] = {}
     people = None if candidates is None else {pid for pid, _day in candidates}
-    for first, last in _day_ranges(days):
+    for first, last in day_ranges(days):
         records = UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
         if people is not None:
             records = records.filter(identity__person_id__in=people)
@@ -201,10 +192,11 @@ def _person_days(days: set[date], candidates: set[tuple[int, date]] | None) -> d
             figures.output_tokens += row["output"]
             figures.requests += row["requests"] or 0  # known requests (None: not reported)
             figures.by_identity[row["identity_id"]] = figures.by_identity.get(row["identity_id"], 0) + row["total"]
-        hours = (
-            UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
-            .values("identity__person_id", "identity_id", "day", "hour")
-            .annotate(requests=Sum("requests"), tokens=Sum("total_tokens"))
+        hours = UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
+        if people is not None:
+            hours = hours.filter(identity__person_id__in=people)
+        hours = hours.values("identity__person_id", "identity_id", "day", "hour").annotate(
+            requests=Sum("requests"), tokens=Sum("total_tokens")
         )
         for row in hours:
             figures = found.get((row["identity__person_id"], row["day"]))
@@ -346,6 +338,8 @@ def anomalies_flag(days: Iterable[date]) -> list[UsageHold]:
                 },
             )
         )
+    if not holds:
+        return holds
     UsageHold.objects.bulk_create(holds)
     # The hold itself is the first decision: by the rules (no user), when they fired.
     created = UsageHold.objects.filter(status=HoldStatus.HELD, decisions__isnull=True)

@@ -23,6 +23,7 @@ from usage.crypto import api_key_decrypt, api_key_encrypt
 from usage.models import Allowance, BudgetPeriod, Membership, Person, Team, TeamBudget
 
 CSV_COLUMNS = ("email", "period", "tokens", "usd", "effective")
+CSV_MAX_BYTES = 5 * 1024 * 1024  # an allowance file, page or API
 DEFAULT_THRESHOLDS = (50, 80, 100)
 PERIODS = tuple(p.value for p in BudgetPeriod)
 MAX_TOKENS = 10**15  # far above any real allowance; keeps the figure inside a 64-bit column

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Max, Q, Sum
 from django.db.models.functions import Lower
 
 from usage.models import CatalogModel, DailyRollup, ModelAlias, UsageRecord
@@ -186,7 +186,7 @@ def unmapped_models() -> list[UnmappedModel]:
 
 def catalog_models():
     """Every catalog model with its spellings, by vendor, family and name."""
-    return CatalogModel.objects.prefetch_related("aliases").annotate(spellings=Count("aliases"))
+    return CatalogModel.objects.prefetch_related("aliases")
 
 
 def model_options() -> tuple[list[str], list[str]]:

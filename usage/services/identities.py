@@ -12,9 +12,10 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce, Lower
 
+from usage.figures import COST_REPORT_KIND
 from usage.models import DailyRollup, Identity, IdentityAttribution, IdentityKind, Person, Team
 from usage.periods import org_today
-from usage.services.standings import COST_REPORT_KIND, standings_mark_identities
+from usage.services.standings import standings_mark_identities
 
 IdentityKey = tuple[str, str, str]
 CHUNK = 500

@@ -582,7 +582,8 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
             day, provider, account, identity_key = key[:4]
             return provider, account, day, identities[identity_key].pk if outcome.personal else None
 
-        superseded = _scopes_with_newer_exports(locked, {scope_of(key) for key in outcome.records})
+        scopes = {scope_of(key) for key in outcome.records}
+        superseded = _scopes_with_newer_exports(locked, scopes)
         if superseded:
             outcome.records = {key: acc for key, acc in outcome.records.items() if scope_of(key) not in superseded}
 
@@ -611,14 +612,13 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
                 )
 
         records_written = usage_records_upsert(record_rows())
-        records_replaced, replaced_imports = _scopes_replace(locked, {scope_of(key) for key in outcome.records})
+        records_replaced, replaced_imports = _scopes_replace(locked, scopes - superseded)
         usage_hours_upsert(outcome.hours, identities)
         records_written += outcomes_upsert(outcome.outcomes, identities, locked)
         # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
         days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
         standings_mark_days(days)
         touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
-        locked.detected_format = outcome.format_name
         locked.status = ImportStatus.SUCCEEDED
         locked.rows_read = outcome.rows_read
         locked.rows_total = outcome.rows_read

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Q, Sum
 
+from usage.figures import COST_REPORT_KIND
 from usage.models import IdentityAttribution, ImportBatch, SourcePrecedence, UsageRecord
 from usage.parsers.registry import FORMATS
-from usage.services.standings import COST_REPORT_KIND, standings_mark_days
+from usage.services.standings import standings_mark_days
 
 
 class PrecedenceError(ValueError):
@@ -85,6 +86,27 @@ def precedence_save(rule: SourcePrecedence) -> SourcePrecedence:
 def precedence_delete(rule: SourcePrecedence) -> None:
     _mark_days_of(rule.provider, {rule.preferred, rule.over})
     rule.delete()
+
+
+# --- Which source counts (the Python side of usage.services.standings.reported_by_preferred_source_sql) --------
+
+
+def precedence_rules() -> list[tuple[str, str, str, str]]:
+    """Every rule as (provider, preferred, over, usage kind), read once for many rows."""
+    return list(SourcePrecedence.objects.values_list("provider", "preferred", "over", "usage_kind"))
+
+
+def preferred_source(rules, provider: str, source: str, usage_kind: str, *, reported: set[str]) -> str | None:
+    """The source that counts instead of a row of `source`, where `reported` are the sources that report the
+    same person's use of the provider that day; None when the row counts."""
+    return next(
+        (
+            preferred
+            for rule_provider, preferred, over, kind in rules
+            if rule_provider == provider and over == source and kind in ("", usage_kind) and preferred in reported
+        ),
+        None,
+    )
 
 
 # --- What an import shares with others -------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from decimal import Decimal
 from django.db.models import Case, DecimalField, Sum, Value, When
 from django.db.models.functions import Coalesce
 
+from usage.figures import COST_REPORT_KIND
 from usage.models import CostSource, DailyRollup, Provider, UsageRecord
-from usage.services.standings import COST_REPORT_KIND
 
 ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=18, decimal_places=6))
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -30,7 +30,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from usage import queue
-from usage.figures import COUNT_FIGURES, EFFICIENCY_METRICS, METRICS, SUMMED_FIGURES, metric_order_sql
+from usage.figures import (
+    COST_REPORT_KIND,
+    COUNT_FIGURES,
+    EFFICIENCY_METRICS,
+    METRICS,
+    SUMMED_FIGURES,
+    metric_order_sql,
+)
 from usage.models import (
     CatalogModel,
     DailyRollup,
@@ -58,6 +65,7 @@ from usage.periods import (
     calendar_windows_containing,
     cover,
     current_windows,
+    day_ranges,
     org_today,
 )
 from usage.services.anomalies import anomalies_flag
@@ -68,7 +76,6 @@ logger = logging.getLogger(__name__)
 # whose identity (a key, project or workspace) is owned by a person is that person's bill: billed beats estimated,
 # so it replaces the cost of the person's usage rows of that provider and day. The rest stays account-level, for
 # reconciliation (/reconciliation/), counted for nobody.
-COST_REPORT_KIND = "cost"
 ALL_PROVIDERS = ""
 # Which smaller stored windows a window is summed from (the largest piece usage.periods.cover may use).
 LARGEST_PIECE = {"week": "day", "month": "week", "quarter": "month", "year": "month"}
@@ -245,17 +252,6 @@ def _analyze(*models) -> None:
             cursor.execute(f"ANALYZE {quoted_table(model)}")
 
 
-def _day_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
-    """Consecutive days as (first, last) ranges, so a year of days is one range, not 365 parameters."""
-    ranges: list[list[date]] = []
-    for day in sorted(days):
-        if ranges and day - ranges[-1][1] == timedelta(days=1):
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return [(first, last) for first, last in ranges]
-
-
 def reported_by_preferred_source_sql() -> str:
     """SQL true for a usage row `u` (its identity `i`, its import `b`) that a preferred source also reports: the
     same person's use of the same provider on the same day, in an import of a source that a SourcePrecedence
@@ -304,7 +300,7 @@ def _rollups_rewrite(days: set[date]) -> None:
     model, family = "COALESCE(c.name, u.model)", "COALESCE(c.family, '')"
     billed_elsewhere = billed_by_cost_report_sql()
     with connection.cursor() as cursor:
-        for first, last in _day_ranges(days):
+        for first, last in day_ranges(days):
             cursor.execute(f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s", [first, last])
             cursor.execute(
                 f"""
@@ -331,7 +327,7 @@ def _rollups_rewrite(days: set[date]) -> None:
 def _providers(days: set[date]) -> list[str]:
     """All providers together, and each provider with usage on the days or standings already kept."""
     providers = set(StandingWindow.objects.exclude(provider=ALL_PROVIDERS).values_list("provider", flat=True))
-    for first, last in _day_ranges(days):
+    for first, last in day_ranges(days):
         providers |= set(
             DailyRollup.objects.filter(day__range=(first, last)).values_list("provider", flat=True).distinct()
         )
@@ -344,7 +340,7 @@ def _windows_to_compute(days: set[date], today: date, *, roll: bool) -> list[tup
     windows: set[Window] = set()
     for day in days:
         windows.update(calendar_windows_containing(day))
-    for first, last in _day_ranges(days):
+    for first, last in day_ranges(days):
         for period, start, end in (
             StandingWindow.objects.filter(start__lte=last, end__gte=first, provider=ALL_PROVIDERS)
             .values_list("period", "start", "end")
