@@ -22,7 +22,8 @@ pages timed in-process.
    the 30-day people API (engineer).
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
-   --rebuild runs rebuild_rollups on it first.
+   --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
+   then time rebuilds of it with --skip-fill --rebuild).
 
 Prints markdown tables, for docs/PERFORMANCE.md.
 """
@@ -613,7 +614,7 @@ def benchmark(args, today: date) -> None:
                 f"{figures['kb']:,.0f}",
             ]
         )
-        print(f"  timed {url}", file=sys.stderr, flush=True)
+        print(f"  timed {url}: " + " | ".join(rows[-1][1:]), file=sys.stderr, flush=True)
     print(f"{args.requests} timed requests each after {WARMUP} warm-up; engineer = the heaviest person ({heaviest})")
     print()
     table(["request", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "queries", "KB"], rows, "lrrrrrr")
@@ -647,9 +648,16 @@ def main() -> None:
     parser.add_argument(
         "--rebuild", action="store_true", help="with --skip-fill: run rebuild_rollups on the database before timing"
     )
+    parser.add_argument(
+        "--fill-only",
+        action="store_true",
+        help="create and fill the database, keep it, and stop (no rebuild, no timings)",
+    )
     args = parser.parse_args()
     if "bench" not in args.db:
         sys.exit(f"bench/rankings.py creates and drops its database, and {args.db!r} does not contain 'bench'.")
+    if args.fill_only and args.skip_fill:
+        sys.exit("--fill-only and --skip-fill contradict each other")
     if args.people < 1 or args.days < 1 or args.requests < 1:
         sys.exit("--people, --days and --requests must be at least 1")
     params = server_params(args.server)
@@ -692,6 +700,9 @@ def main() -> None:
                 f"{timings['constraints']:.1f} s, commit {timings['commit']:.1f} s; then ANALYZE {analyzed:.1f} s",
                 flush=True,
             )
+        if args.fill_only:
+            succeeded = args.keep = True
+            return
         if not args.skip_fill or args.rebuild:
             started = time.perf_counter()
             call_command("rebuild_rollups")

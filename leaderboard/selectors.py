@@ -430,7 +430,8 @@ def ranked_rows(
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH totals AS ({sql}), sized AS (SELECT totals.*, "
-            f"RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people FROM totals) "
+            f"RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people FROM totals "
+            f"WHERE person_id IS NOT NULL) "  # a team's shared usage is no person
             f"SELECT t.person_id, {rank}{columns} "
             f"FROM sized t JOIN {quoted_table(Person)} p ON p.id = t.person_id {where}"
             f"ORDER BY {eligible_first}{order}, p.display_name, p.id",

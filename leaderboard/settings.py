@@ -285,6 +285,9 @@ TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANC
 
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.
+# Sort and hash memory of the standings refresh's transaction (PostgreSQL work_mem; empty: the server's setting).
+# One refresh runs at a time; ranking 85,000 people per window sorts on disk with the default 4 MB.
+TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
 TOKENBOARD_EFFICIENCY_MIN_TOKENS = env.int("TOKENBOARD_EFFICIENCY_MIN_TOKENS", default=0)
 # Anomaly rules (usage.services.anomalies): a (person, day) is held for review when at least `min_rules` of the
 # enabled rules fire. Checked at start-up (usage.checks): settings that would fire on everyone or no one fail.

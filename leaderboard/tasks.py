@@ -1,4 +1,4 @@
-"""Tasks of the read side: budget alerts after a standings refresh, and the weekly digest (issue 13)."""
+"""Tasks of the read side: budget alerts and titles after a standings refresh, and the weekly digest."""
 
 import logging
 
@@ -15,6 +15,14 @@ def evaluate_budget_alerts() -> None:
     queued = budget_alerts_evaluate()
     if queued:
         logger.info("budget alerts: %d queued", len(queued))
+
+
+@shared_task(name="leaderboard.warm_titles", acks_late=True, ignore_result=True)
+def warm_titles() -> None:
+    """Queued after every standings refresh: cache the current windows' titles before pages ask for them."""
+    from .insights import titles_warm
+
+    titles_warm()
 
 
 @shared_task(name="leaderboard.send_weekly_digest", acks_late=True, ignore_result=True)

@@ -66,8 +66,9 @@ def refresh_standings(self) -> None:
     a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left."""
     if standings_refresh() is None:
         raise self.retry(countdown=5)
-    # Budget alerts read the fresh standings; in their own task, so a failing alert never fails a refresh.
+    # Budget alerts and titles read the fresh standings; in their own tasks, so neither can fail a refresh.
     queue.send_on_commit("leaderboard.evaluate_budget_alerts")
+    queue.send_on_commit("leaderboard.warm_titles")
 
 
 @shared_task(name="usage.deliver_notification", bind=True, acks_late=True, ignore_result=True, max_retries=5)

@@ -10,7 +10,7 @@ from django.http import QueryDict
 from leaderboard.charts import FAMILY_COLOURS, colour_for, model_palette
 from leaderboard.insights import history_windows, longest_runs, rank_history, window_titles
 from leaderboard.templatetags.tokenboard import compact, percent, usd
-from leaderboard.windows import ranking_query_from, window_for
+from leaderboard.windows import org_today, ranking_query_from, window_for
 from tests.factories import TeamFactory, person_in_team, usage_for
 from usage.access import viewer_for
 from usage.services.standings import standings_refresh
@@ -62,6 +62,31 @@ def test_a_long_streak_outside_the_most_active_people_still_wins_the_title():
     standings_refresh()  # what the refresh worker does after each commit
     titles = {t.rule.key: t for t in window_titles(query, viewer_for(AnonymousUser()))}
     assert titles["streak"].person_id == steady.pk and titles["streak"].value == "3 days"
+
+
+@pytest.mark.django_db
+def test_titles_are_warmed_after_a_refresh_so_no_page_computes_them(
+    org, sent_tasks, django_capture_on_commit_callbacks, monkeypatch
+):
+    from leaderboard import insights
+    from usage.tasks import refresh_standings
+
+    today = org_today()
+    usage_for(org["infra_engineer"], day=today, tokens=10)
+    usage_for(org["product_engineer"], day=today, tokens=20)
+    with django_capture_on_commit_callbacks(execute=True):
+        refresh_standings.apply()
+    getattr(sent_tasks, "leaderboard.warm_titles").assert_called_once_with()
+
+    assert insights.titles_warm() == 9  # every standard period but custom
+    computed = []
+    monkeypatch.setattr(insights, "_title_winners", lambda query: computed.append(query) or [])
+    for period in ("day", "week", "month", "quarter", "year", "all", "7d", "30d", "90d"):
+        winners = insights.title_winners(ranking_query_from(QueryDict(f"period={period}")))
+        assert ("volume", org["product_engineer"].pk, "20 tokens") in winners, period
+    assert computed == []  # all from the cache
+    insights.title_winners(ranking_query_from(QueryDict("period=month&provider=anthropic")))
+    assert len(computed) == 1  # a filtered board is not warmed
 
 
 @pytest.mark.django_db

@@ -238,3 +238,22 @@ def test_assigning_a_service_identity_to_a_person_makes_it_theirs_after_confirma
     )
     assert Identity.objects.get(pk=ci.pk).attribution == "personal"
     assert people_tokens(admin_api, window) == {"Ivy Infra": 1000, "Paul Product": 27600}
+
+
+@pytest.mark.django_db
+def test_a_teams_shared_usage_is_no_person_when_the_efficiency_minimum_counts_people(admin_api, org, day):
+    """By default the top half of people by volume rank on efficiency. Ivy (1,000) and Paul (3,000) are two
+    people, so Paul alone is the top half. A key shared by Platform (500) counts for the team and for no person:
+    counted as a third person it would make the top half two and let Ivy in. Kept windows and computed ranges
+    alike."""
+    usage_for(org["infra_engineer"], day=day, tokens=1000)
+    usage_for(org["product_engineer"], day=day, tokens=3000)
+    shared = IdentityFactory(
+        provider="openai", kind="api_key", value="platform-key", attribution="shared", shared_team=org["platform"]
+    )
+    UsageRecordFactory(identity=shared, day=day, input_tokens=500, provider="openai", model="gpt-5")
+    standings_refresh(all_days=True)
+
+    for params in ({"period": "day", "date": day.isoformat()}, {"start": day.isoformat(), "end": day.isoformat()}):
+        rows = admin_api.get(PEOPLE, {**params, "metric": "output_share"}).json()["results"]
+        assert [(row["person"]["display_name"], row["rank"]) for row in rows] == [("Paul Product", 1)], params

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -92,7 +92,20 @@ def _q(name: str) -> str:
 
 
 FIGURE_COLUMNS = ", ".join(SUMMED_FIGURES)
-SUM_FIGURES = ", ".join(f"SUM({name}) AS {name}" for name in SUMMED_FIGURES)
+
+
+def figure_sums(table: str = "", *, named: bool = True) -> str:
+    """SQL summing every figure of `table`'s rows. A count's SUM is NUMERIC in PostgreSQL, slow to add, compare
+    and sort at millions of rows: it is cast back to BIGINT (a window's counts stay far below 2^63)."""
+    prefix = f"{table}." if table else ""
+    sums = []
+    for name in SUMMED_FIGURES:
+        total = f"CAST(SUM({prefix}{name}) AS BIGINT)" if name in COUNT_FIGURES else f"SUM({prefix}{name})"
+        sums.append(f"{total} AS {name}" if named else total)
+    return ", ".join(sums)
+
+
+SUM_FIGURES = figure_sums()
 
 
 # --- Marking what changed ------------------------------------------------------------------------------------
@@ -147,6 +160,19 @@ class RefreshResult:
     days: int
     windows: int
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in the order they ran
+
+
+class _Phases(dict):
+    """Seconds spent per refresh step, summed over the step's statements."""
+
+    @contextmanager
+    def timed(self, name: str):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.monotonic() - started
 
 
 def standings_refresh(*, today: date | None = None, all_days: bool = False) -> RefreshResult | None:
@@ -154,12 +180,14 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
     whatever is dirty before it finishes, and the queued task retries). `all_days` recomputes everything."""
     started = time.monotonic()
     today = today or org_today()
+    phases = _Phases()
     StandingsState.objects.get_or_create(pk=1)
     try:
         with transaction.atomic():
             state = StandingsState.objects.select_for_update(skip_locked=True).filter(pk=1).first()
             if state is None:
                 return None
+            _sort_memory_raise()
             dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
             days = {day for _pk, day, _marked in dirty}
             if all_days:
@@ -167,16 +195,19 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
             if not days and state.rolled_on == today:
                 return RefreshResult(0, 0, time.monotonic() - started)
-            anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
-            if all_days:
-                with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
+            with phases.timed("anomaly check"):
+                anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
+            with phases.timed("daily rollups"):
+                if all_days:
+                    with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
+                        _rollups_rewrite(days)
+                else:
                     _rollups_rewrite(days)
-            else:
-                _rollups_rewrite(days)
             windows = _windows_to_compute(days, today, roll=all_days or state.rolled_on != today)
-            _standings_compute(windows, team_ancestors())
-            if all_days:
-                _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
+            _standings_compute(windows, team_ancestors(), phases)
+            with phases.timed("statistics"):
+                if all_days:
+                    _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
             _drop_stale_rolling_windows(today)
             _clear_marks(dirty)
             state.refreshed_at = timezone.now()
@@ -189,9 +220,23 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             last_error=f"{type(error).__name__}: {error}"[:2000], last_error_at=timezone.now()
         )
         raise
-    result = RefreshResult(len(days), len(windows), time.monotonic() - started)
-    logger.info("standings refreshed: %d days, %d windows in %.1f s", result.days, result.windows, result.seconds)
+    result = RefreshResult(len(days), len(windows), time.monotonic() - started, dict(phases))
+    logger.info(
+        "standings refreshed: %d days, %d windows in %.1f s (%s)",
+        result.days,
+        result.windows,
+        result.seconds,
+        ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items()),
+    )
     return result
+
+
+def _sort_memory_raise() -> None:
+    """Give this refresh's transaction settings.TOKENBOARD_REFRESH_WORK_MEM for its sorts and hashes
+    (PostgreSQL): with the server's default 4 MB, ranking a window of 85,000 people sorts on disk."""
+    if connection.vendor == "postgresql" and settings.TOKENBOARD_REFRESH_WORK_MEM:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TOKENBOARD_REFRESH_WORK_MEM])
 
 
 def _clear_marks(read: list[tuple[int, date, object]]) -> None:
@@ -279,9 +324,12 @@ def billed_by_cost_report_sql() -> str:
     )"""
 
 
+ROLLUP_CHUNK_DAYS = 31  # days per rollup statement: keeps its sorts and hash tables in memory at any org size
+
+
 def _rollups_rewrite(days: set[date]) -> None:
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
-    rollup, batch = quoted_table(DailyRollup), quoted_table(ImportBatch)
+    rollup, batch, precedence = quoted_table(DailyRollup), quoted_table(ImportBatch), quoted_table(SourcePrecedence)
     alias, catalog = quoted_table(ModelAlias), quoted_table(CatalogModel)
     # Held and confirmed days (usage.services.anomalies) stay out of the rollups, so out of every ranking,
     # team total and title, until an admin clears them (usage.services.review).
@@ -298,12 +346,35 @@ def _rollups_rewrite(days: set[date]) -> None:
     kept_identity = f"CASE WHEN i.person_id IS NULL OR NOT {personal} THEN u.identity_id END"
     # The catalog's canonical model where an alias maps the exported spelling, else the spelling as exported.
     model, family = "COALESCE(c.name, u.model)", "COALESCE(c.family, '')"
-    billed_elsewhere = billed_by_cost_report_sql()
+    # The rules of billed_by_cost_report_sql and reported_by_preferred_source_sql, as sets joined once rather
+    # than subqueries run per usage row (the rollups of a year at 85,000 people are 33M rows).
+    billed_elsewhere = "bd.person_id IS NOT NULL"
+    owned = "{0}.attribution = 'personal' AND {0}.person_id IS NOT NULL"
     with connection.cursor() as cursor:
-        for first, last in day_ranges(days):
+        for first, last in _chunks(day_ranges(days), ROLLUP_CHUNK_DAYS):
             cursor.execute(f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s", [first, last])
             cursor.execute(
                 f"""
+                WITH billed AS (  -- a person's cost report, by provider and day
+                    SELECT DISTINCT ci.person_id, c.provider, c.day
+                    FROM {usage} c JOIN {identity} ci ON ci.id = c.identity_id
+                    WHERE c.day BETWEEN %(first)s AND %(last)s AND c.usage_kind = %(cost)s AND {owned.format("ci")}
+                ),
+                replaceable AS (  -- a person's usage from a source some rule puts second
+                    SELECT DISTINCT ri.person_id, r.provider, r.day
+                    FROM {usage} r JOIN {identity} ri ON ri.id = r.identity_id
+                    WHERE r.day BETWEEN %(first)s AND %(last)s AND {owned.format("ri")}
+                      AND r.import_batch_id IN (SELECT rb.id FROM {batch} rb JOIN {precedence} rp ON rp.over = rb.detected_format)
+                ),
+                outranked AS (  -- … that a source the rule puts first also reports: the rule's source counts
+                    SELECT DISTINCT x.person_id, x.provider, x.day, p.over, p.usage_kind
+                    FROM replaceable x
+                    JOIN {identity} wi ON wi.person_id = x.person_id AND wi.attribution = 'personal'
+                    JOIN {usage} w ON w.identity_id = wi.id AND w.day = x.day AND w.provider = x.provider
+                         AND w.usage_kind <> %(cost)s
+                    JOIN {batch} wb ON wb.id = w.import_batch_id
+                    JOIN {precedence} p ON p.preferred = wb.detected_format AND p.provider = x.provider
+                )
                 INSERT INTO {rollup} (day, provider, model, model_family, person_id, team_id, identity_id,
                                       {FIGURE_COLUMNS})
                 SELECT u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}, {sums},
@@ -316,12 +387,30 @@ def _rollups_rewrite(days: set[date]) -> None:
                 LEFT JOIN {catalog} c ON c.id = a.model_id
                 LEFT JOIN {membership} m ON {personal} AND m.person_id = i.person_id AND m.start <= u.day
                      AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
-                WHERE u.day BETWEEN %s AND %s AND (u.usage_kind <> %s OR ({personal} AND i.person_id IS NOT NULL))
-                  AND {not_held} AND NOT ({reported_by_preferred_source_sql()})
+                LEFT JOIN billed bd ON u.usage_kind <> %(cost)s AND {personal} AND bd.person_id = i.person_id
+                     AND bd.provider = u.provider AND bd.day = u.day
+                WHERE u.day BETWEEN %(first)s AND %(last)s
+                  AND (u.usage_kind <> %(cost)s OR ({owned.format("i")}))
+                  AND {not_held}
+                  AND NOT EXISTS (
+                      SELECT 1 FROM outranked o
+                      WHERE o.person_id = i.person_id AND o.provider = u.provider AND o.day = u.day
+                        AND o.over = b.detected_format AND (o.usage_kind = '' OR o.usage_kind = u.usage_kind)
+                        AND {personal}
+                  )
                 GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
                 """,
-                [first, last, COST_REPORT_KIND],
+                {"first": first, "last": last, "cost": COST_REPORT_KIND},
             )
+
+
+def _chunks(ranges: Iterable[tuple[date, date]], most_days: int) -> Iterator[tuple[date, date]]:
+    """The day ranges, each cut into pieces of at most `most_days` days."""
+    for first, last in ranges:
+        while first <= last:
+            end = min(last, first + timedelta(days=most_days - 1))
+            yield first, end
+            first = end + timedelta(days=1)
 
 
 def _providers(days: set[date]) -> list[str]:
@@ -390,7 +479,7 @@ LEVEL_BATCH = 40  # windows per statement: keeps each statement's sorts (ranks p
 DAY_METRICS = ("total_tokens",)
 
 
-def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]]) -> None:
+def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases) -> None:
     ids = _windows_upsert(windows)
     closure = _closure_sql(ancestors)
     levels: dict[int, list[tuple[Window, str]]] = {}
@@ -400,16 +489,20 @@ def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, l
         for start in range(0, len(level), LEVEL_BATCH):
             batch = level[start : start + LEVEL_BATCH]
             batch_ids = [ids[(w.period, w.start, w.end, provider)] for w, provider in batch]
-            _delete_rows(batch_ids)
-            days = [(ids[(w.period, w.start, w.end, p)], w.start, p) for w, p in batch if w.period == "day"]
-            _team_members_from_rollup(days)
-            _team_members_from_pieces(
-                [(ids[(w.period, w.start, w.end, p)], w, p) for w, p in batch if w.period != "day"]
-            )
+            with phases.timed("old standings deleted"):
+                _delete_rows(batch_ids)
+            with phases.timed("team members"):
+                days = [(ids[(w.period, w.start, w.end, p)], w.start, p) for w, p in batch if w.period == "day"]
+                _team_members_from_rollup(days)
+                _team_members_from_pieces(
+                    [(ids[(w.period, w.start, w.end, p)], w, p) for w, p in batch if w.period != "day"]
+                )
             ranked = DAY_METRICS if batch[0][0].period == "day" else METRICS
-            _people_rank(batch_ids, ranked)
-            # A team's top person on a ratio would be whoever has the fewest tokens at 100 %: not kept.
-            _teams_total(batch_ids, closure, tuple(m for m in ranked if m not in EFFICIENCY_METRICS))
+            with phases.timed("person ranks"):
+                _people_rank(batch_ids, ranked)
+            with phases.timed("team totals"):
+                # A team's top person on a ratio would be whoever has the fewest tokens at 100 %: not kept.
+                _teams_total(batch_ids, closure, tuple(m for m in ranked if m not in EFFICIENCY_METRICS))
 
 
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
@@ -446,7 +539,7 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
         return
     windows = ", ".join(f"({int(pk)}, %s, %s)" for pk, _day, _provider in days)
     params = [value for _pk, day, provider in days for value in (day, provider)]
-    sums = ", ".join(f"SUM(r.{n})" for n in SUMMED_FIGURES)
+    sums = figure_sums("r", named=False)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -504,7 +597,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         ctes.append(f"rollup_days(window_id, day, provider) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(days))})")
         params += [value for day in days for value in day]
         parts.append(
-            f"""SELECT d.window_id, r.team_id, r.person_id, {", ".join(f"SUM(r.{n}) AS {n}" for n in SUMMED_FIGURES)},
+            f"""SELECT d.window_id, r.team_id, r.person_id, {figure_sums("r")},
                    1 AS active_days
             FROM {rollup} r JOIN rollup_days d ON r.day = d.day AND r.provider = d.provider
             WHERE {COUNTED_ROLLUP}
@@ -559,7 +652,9 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
                        COUNT(*) OVER (PARTITION BY window_id) AS people
                 FROM (
                     SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
-                    FROM {quoted_table(TeamMemberStanding)} WHERE window_id IN ({ids}) GROUP BY window_id, person_id
+                    FROM {quoted_table(TeamMemberStanding)}
+                    WHERE window_id IN ({ids}) AND person_id IS NOT NULL  -- not a team's shared usage
+                    GROUP BY window_id, person_id
                 ) summed
             ) t
             JOIN {quoted_table(Person)} p ON p.id = t.person_id
@@ -605,30 +700,44 @@ def _closure_sql(ancestors: dict[int, list[int]]) -> str:
 
 def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
     """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
-    active members, and the largest contributor on each of `metrics` (ties: the lowest person id). Shared
-    usage (person empty) is neither a member nor a contributor, and adds no active days."""
-    firsts = ", ".join(
-        f"ROW_NUMBER() OVER (PARTITION BY window_id, team_id, person_id IS NULL "
-        f"ORDER BY CASE WHEN {m} IS NULL THEN 1 ELSE 0 END, {m} DESC, person_id) AS first_{m}"
-        for m in metrics
+    active members, and the largest contributor on each of `metrics` (ties: the lowest person id; nobody with
+    any of it: the lowest person id). Shared usage (person empty) is neither a member nor a contributor, and
+    adds no active days. The contributors are found with two aggregations (each team's largest figure, then who
+    has it) rather than a sort per metric."""
+    best = ", ".join(f"MAX({m}) AS best_{m}" for m in metrics)
+    tops = ", ".join(
+        f"MIN(CASE WHEN b.best_{m} IS NULL OR c.{m} = b.best_{m} THEN c.person_id END) AS top_{m}" for m in metrics
     )
-    tops = ", ".join(f"MAX(CASE WHEN first_{m} = 1 THEN person_id END)" for m in metrics)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH {closure},
             per_person AS (
                 SELECT t.window_id, c.ancestor_id AS team_id, t.person_id,
-                       {", ".join(f"SUM(t.{n}) AS {n}" for n in SUMMED_FIGURES)}, SUM(t.active_days) AS active_days
+                       {figure_sums("t")}, SUM(t.active_days) AS active_days
                 FROM {quoted_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
                 WHERE t.window_id IN ({_ids_sql(window_ids)})
                 GROUP BY t.window_id, c.ancestor_id, t.person_id
             ),
-            ranked AS (SELECT per_person.*, {firsts} FROM per_person)
+            best AS (
+                SELECT window_id, team_id, {best} FROM per_person WHERE person_id IS NOT NULL GROUP BY window_id, team_id
+            ),
+            contributors AS (
+                SELECT c.window_id, c.team_id, {tops}
+                FROM per_person c JOIN best b ON b.window_id = c.window_id AND b.team_id = c.team_id
+                WHERE c.person_id IS NOT NULL
+                GROUP BY c.window_id, c.team_id
+            ),
+            totals AS (
+                SELECT window_id, team_id, {SUM_FIGURES},
+                       SUM(CASE WHEN person_id IS NOT NULL THEN active_days ELSE 0 END) AS active_days,
+                       COUNT(person_id) AS active_members
+                FROM per_person GROUP BY window_id, team_id
+            )
             INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
                                                 {", ".join(f"top_{m}" for m in metrics)})
-            SELECT window_id, team_id, {SUM_FIGURES}, SUM(CASE WHEN person_id IS NOT NULL THEN active_days ELSE 0 END),
-                   COUNT(person_id), {tops}
-            FROM ranked GROUP BY window_id, team_id
+            SELECT t.window_id, t.team_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
+                   t.active_members, {", ".join(f"c.top_{m}" for m in metrics)}
+            FROM totals t LEFT JOIN contributors c ON c.window_id = t.window_id AND c.team_id = t.team_id
             """
         )

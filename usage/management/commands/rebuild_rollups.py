@@ -13,3 +13,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"rebuilt rollups and standings: {result.days} days, {result.windows} windows in {result.seconds:.1f} s"
         )
+        for phase, seconds in result.phases.items():
+            self.stdout.write(f"  {phase}: {seconds:.1f} s")
