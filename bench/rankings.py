@@ -13,7 +13,8 @@ pages timed in-process.
    with a lognormal volume of their own and a trend over the window, and uses 1-3 of their favourite models a
    day. A fixed seed makes every fill the same for the same --people, --days and day. The usage table's
    secondary indexes and constraints are dropped for the COPY and rebuilt after it; then ANALYZE.
-2. Runs `manage.py rebuild_rollups` (call_command) and times it.
+2. Runs `manage.py rebuild_rollups` (call_command) and times it, then warms the current windows' titles as the
+   worker does after every refresh (leaderboard.insights.titles_warm), and times that.
 3. Times the naive ranking SQL on the usage table (30 and 365 days), then, with Django's test Client in-process
    (middleware, session, view, queries, serializer or template; no network hop), 2 warm-up and --requests
    timed requests of each leaderboard API query and page (engineer linked to the heaviest person; the person
@@ -707,6 +708,11 @@ def main() -> None:
             started = time.perf_counter()
             call_command("rebuild_rollups")
             print(f"rebuild_rollups took {time.perf_counter() - started:.1f} s", flush=True)
+        from leaderboard.insights import titles_warm
+
+        started = time.perf_counter()
+        warmed = titles_warm(today)  # what the worker does after a refresh (leaderboard.warm_titles)
+        print(f"titles of {warmed} current windows warmed in {time.perf_counter() - started:.1f} s", flush=True)
         counts = row_counts()
         print("rows: " + ", ".join(f"{table.removeprefix('usage_')} {count:,}" for table, count in counts.items()))
         benchmark(args, today)
