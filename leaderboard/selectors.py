@@ -78,12 +78,14 @@ from usage.services.standings import (
     COST_REPORT_KIND,
     DAY_METRICS,
     efficiency_eligible_sql,
+    figure_sums,
     kept_windows,
     pieces_of,
     quoted_table,
     reported_by_preferred_source_sql,
     standings_status,
     team_ancestors,
+    team_closure_sql,
 )
 
 from .windows import RankingQuery, Window, comparison_window
@@ -795,8 +797,11 @@ def _per_member(totals: Totals, active: int) -> Totals:
     )
 
 
-def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list[int]]) -> dict[int, _TeamFigures]:
-    """Each team subtree's figures in the window: stored team standings, or summed per (team, person)."""
+def _team_figures(
+    window: Window, query: RankingQuery, ancestors: dict[int, list[int]], *, tops: bool = True
+) -> dict[int, _TeamFigures]:
+    """Each team subtree's figures in the window: stored team standings, or summed per (team, person); without
+    `tops` (what a comparison window needs: ranks only), summed per subtree in the database."""
     if not query.by_model:
         stored = stored_window(window, query.provider, query.metric)
         if stored is not None:
@@ -808,6 +813,8 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
                 )
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk)
             }
+    if not tops:
+        return _subtree_figures(window, query, ancestors)
     per_person: dict[int, dict[int, Totals]] = {}
     for team_id, person_id, *figures in _totals_rows(
         window, query.provider, query.model, None, group_by=("team_id", "person_id"), model_family=query.model_family
@@ -831,6 +838,22 @@ def _team_figures(window: Window, query: RankingQuery, ancestors: dict[int, list
         }
         figures[team_id] = _TeamFigures(total, len(members), tops)
     return figures
+
+
+def _subtree_figures(window: Window, query: RankingQuery, ancestors: dict[int, list[int]]) -> dict[int, _TeamFigures]:
+    """Each team subtree's totals and active members, summed in the database from the (team, person) totals:
+    the same sums as _team_figures, without reading every person's row into Python."""
+    sql, params = _totals_sql(
+        window, query.provider, query.model, None, group_by=("team_id", "person_id"), model_family=query.model_family
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH {team_closure_sql(ancestors)}, per_person AS ({sql}) "
+            f"SELECT c.ancestor_id, {figure_sums('t', named=False)}, SUM(t.active_days), COUNT(DISTINCT t.person_id) "
+            f"FROM per_person t JOIN closure c ON c.team_id = t.team_id GROUP BY c.ancestor_id",
+            params,
+        )
+        return {row[0]: _TeamFigures(_sql_totals(row[1:-1]), row[-1], {}) for row in cursor.fetchall()}
 
 
 def _ranks_by_level(
@@ -877,7 +900,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     previous_ranks: dict[int, int] = {}
     previous_window = comparison_window(query.window)
     if previous_window is not None:
-        previous = _team_figures(previous_window, query, ancestors)
+        previous = _team_figures(previous_window, query, ancestors, tops=False)
         previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)
 
     top_ids = {f.top_people.get(query.metric) for f in figures.values()} - {None}

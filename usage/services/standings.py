@@ -481,7 +481,7 @@ DAY_METRICS = ("total_tokens",)
 
 def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases) -> None:
     ids = _windows_upsert(windows)
-    closure = _closure_sql(ancestors)
+    closure = team_closure_sql(ancestors)
     levels: dict[int, list[tuple[Window, str]]] = {}
     for window, provider in windows:
         levels.setdefault(COMPUTE_ORDER.get(window.period, len(COMPUTE_ORDER)), []).append((window, provider))
@@ -692,7 +692,8 @@ def team_ancestors() -> dict[int, list[int]]:
     return ancestors
 
 
-def _closure_sql(ancestors: dict[int, list[int]]) -> str:
+def team_closure_sql(ancestors: dict[int, list[int]]) -> str:
+    """A CTE `closure(team_id, ancestor_id)`: each team with itself and every team above it."""
     pairs = [(team, ancestor) for team, chain in ancestors.items() for ancestor in chain]
     values = ", ".join(f"({int(team)}, {int(ancestor)})" for team, ancestor in pairs) or "(0, 0)"
     return f"closure(team_id, ancestor_id) AS (VALUES {values})"
