@@ -167,9 +167,9 @@ def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str
 
 
 def _keeps(window: Window, metric: str | None) -> bool:
-    """Whether a window of this kind is kept, ordered on `metric` when given (day windows keep the default
-    metric's order only)."""
-    return window.period != "custom" and not (metric and window.period == "day" and metric not in DAY_METRICS)
+    """Whether a window of this kind may be kept, ordered on `metric` when given (day windows keep the default
+    metric's order only; a custom window is kept when it is what a period in progress compares against)."""
+    return not (metric and window.period == "day" and metric not in DAY_METRICS)
 
 
 def stored_window(window: Window, provider: str = "", metric: str | None = None) -> StandingWindow | None:

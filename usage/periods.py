@@ -139,10 +139,12 @@ def calendar_windows_containing(day: date) -> list[Window]:
 
 
 def current_windows(today: date) -> list[Window]:
-    """The windows a board shows for today, with the previous windows their rank changes compare against."""
+    """The windows a board shows for today, with the windows their rank changes compare against: the previous
+    window, and for a week, month, quarter or year in progress the same days of the previous one (a custom
+    window, comparison_window)."""
     windows = [window_for(period, today) for period in (*CALENDAR_PERIODS, *ROLLING_PERIODS, "all")]
-    previous = [w.previous() for w in windows]
-    return windows + [w for w in previous if w is not None]
+    compared = [w.previous() for w in windows] + [comparison_window(w, today) for w in windows]
+    return list(dict.fromkeys(w for w in windows + compared if w is not None))
 
 
 def _next_month(day: date) -> date:

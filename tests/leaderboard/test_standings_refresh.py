@@ -9,15 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.db import DatabaseError, connection
 from django.test import Client
 
-from tests.factories import IdentityFactory, UsageRecordFactory, usage_for
+from tests.factories import IdentityFactory, UsageRecordFactory, UserFactory, usage_for
 from tests.leaderboard.standings_truth import standings_differences
 from usage.models import (
     DailyRollup,
@@ -373,3 +374,27 @@ def test_a_refresh_on_the_next_day_moves_the_rolling_windows(history):
     assert standings_differences(today=tomorrow) == []
     assert StandingWindow.objects.filter(period="7d", end=tomorrow).exists()
     assert not StandingWindow.objects.filter(period="7d", end=TODAY).exists()
+
+
+def test_the_same_days_of_the_previous_period_are_kept_and_move_with_the_day(history, django_assert_max_num_queries):
+    """A period in progress ranks against the same days of the previous one (usage.periods.comparison_window):
+    those windows are kept too, so the board's rank changes are lookups, and they move at midnight."""
+    from django.http import QueryDict
+
+    from leaderboard.selectors import people_ranking
+    from leaderboard.windows import ranking_query_from
+    from usage.access import viewer_for
+
+    month_so_far = StandingWindow.objects.filter(period="custom", start=date(2026, 8, 1), provider="")
+    assert list(month_so_far.values_list("end", flat=True)) == [date(2026, 8, 15)]  # 1–15 Sep against 1–15 Aug
+    admin = viewer_for(UserFactory(is_staff=True, is_superuser=True))
+    with time_machine.travel(datetime(2026, 9, 15, 12, tzinfo=UTC), tick=False):
+        ranking = people_ranking(ranking_query_from(QueryDict("period=month")), admin)
+        assert ranking._previous_stored.pk == month_so_far.get().pk and ranking._previous_ranks is None
+        # Ivy had 500 on 3 Aug, Paul 500 on 31 Aug (not in 1–15 Aug): only Ivy has a previous rank.
+        previous = {row.display_name: row.previous_rank for row in ranking[0:10]}
+    assert previous["Ivy Infra"] == 1 and previous["Paul Product"] is None
+
+    standings_refresh(today=TODAY + timedelta(days=1))
+    assert list(month_so_far.values_list("end", flat=True)) == [date(2026, 8, 16)]
+    assert standings_differences(today=TODAY + timedelta(days=1)) == []

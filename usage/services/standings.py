@@ -449,12 +449,17 @@ def _windows_to_compute(days: set[date], today: date, *, roll: bool) -> list[tup
     ]
 
 
+# Windows that move every day: kept for today only (with the windows they compare against).
+MOVING_PERIODS = (*ROLLING_PERIODS, "all", "custom")
+
+
 def _drop_stale_rolling_windows(today: date) -> None:
-    """Rolling windows move every day; keep only today's and their previous ones."""
-    keep = {(w.period, w.start, w.end) for w in current_windows(today) if w.period in (*ROLLING_PERIODS, "all")}
+    """Rolling windows and the comparison windows of the periods in progress move every day; keep only
+    today's."""
+    keep = {(w.period, w.start, w.end) for w in current_windows(today) if w.period in MOVING_PERIODS}
     stale = [
         pk
-        for pk, period, start, end in StandingWindow.objects.filter(period__in=(*ROLLING_PERIODS, "all")).values_list(
+        for pk, period, start, end in StandingWindow.objects.filter(period__in=MOVING_PERIODS).values_list(
             "pk", "period", "start", "end"
         )
         if (period, start, end) not in keep
