@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from usage.access import Viewer, person_display_name, team_subtree_ids
@@ -101,28 +102,25 @@ def _prompt_tokens(totals: Totals) -> int:
     return totals.input_tokens + totals.cache_read_tokens + totals.cache_write_tokens
 
 
-def longest_runs(days_by_person: dict[int, list[date]]) -> dict[int, int]:
-    """Longest run of consecutive days per person; each list must be sorted ascending and distinct."""
-    runs = {}
-    for person_id, days in days_by_person.items():
-        best = run = 0
-        previous = None
-        for day in days:
-            run = run + 1 if previous is not None and day - previous == timedelta(days=1) else 1
-            best = max(best, run)
-            previous = day
-        runs[person_id] = best
-    return runs
-
-
 def _longest_streaks(records) -> dict[int, int]:
-    """Longest run of active days per person in the (already filtered) rollup rows: one query of distinct
-    (person, day) pairs, at most people × days in the window."""
-    days_by_person: dict[int, list[date]] = defaultdict(list)
-    pairs = records.values_list("person", "day").distinct().order_by("person", "day")
-    for person_id, day in pairs:
-        days_by_person[person_id].append(day)
-    return longest_runs(days_by_person)
+    """Longest run of consecutive active days per person in the (already filtered) rollup rows, found in the
+    database: within a run, each day's number minus its row number is one constant (gaps and islands). Reading
+    the (person, day) pairs into Python instead took 3.5 GB for a year at 85,000 people."""
+    pairs, params = records.values("person_id", "day").distinct().query.sql_with_params()
+    day_number = "julianday(day)" if connection.vendor == "sqlite" else "(day - DATE '2000-01-01')"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT person_id, MAX(run) FROM (
+                SELECT person_id, COUNT(*) AS run FROM (
+                    SELECT person_id, {day_number} - ROW_NUMBER() OVER (PARTITION BY person_id ORDER BY day) AS island
+                    FROM ({pairs}) AS pairs
+                ) AS numbered GROUP BY person_id, island
+            ) AS runs GROUP BY person_id
+            """,
+            params,
+        )
+        return dict(cursor.fetchall())
 
 
 def window_titles(query: RankingQuery, viewer: Viewer) -> list[Title]:

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import QueryDict
 
 from leaderboard.charts import FAMILY_COLOURS, colour_for, model_palette
-from leaderboard.insights import history_windows, longest_runs, rank_history, window_titles
+from leaderboard.insights import history_windows, rank_history, window_titles
 from leaderboard.templatetags.tokenboard import compact, percent, usd
 from leaderboard.windows import org_today, ranking_query_from, window_for
 from tests.factories import TeamFactory, person_in_team, usage_for
@@ -41,9 +41,19 @@ def test_money_reads_as_dollars_and_cents():
     assert percent(0.004) == "<1%" and percent(0.62) == "62%"
 
 
-def test_longest_runs_count_consecutive_days_only():
+@pytest.mark.django_db
+def test_longest_streaks_count_consecutive_days_only(org):
+    from leaderboard.insights import _longest_streaks
+    from leaderboard.selectors import rollups_in_window
+
     d = date(2026, 9, 1)
-    assert longest_runs({1: [d, d + timedelta(1), d + timedelta(3)], 2: [d]}) == {1: 2, 2: 1}
+    for offset in (0, 1, 3, 4, 5, 8):  # runs of 2, 3 and 1 (two models on one day count once)
+        usage_for(org["infra_engineer"], day=d + timedelta(offset), tokens=10)
+    usage_for(org["infra_engineer"], day=d + timedelta(4), tokens=10, model="o3")
+    usage_for(org["product_engineer"], day=d, tokens=10)
+    standings_refresh()
+    records = rollups_in_window(window_for("month", d)).filter(person__isnull=False)
+    assert _longest_streaks(records) == {org["infra_engineer"].pk: 3, org["product_engineer"].pk: 1}
 
 
 @pytest.mark.django_db
