@@ -133,27 +133,32 @@ def group_label(name: str) -> str:
     return PROVIDER_LABELS.get(name, name)
 
 
-_PALETTE_CACHE: dict = {}
-
-
 def model_palette() -> dict[str, str]:
     """Every model with usage coloured by its catalog family (family_shades): the same colour on every page and
-    chart. The model list changes only when an import finishes, so each process keeps it per data_as_of()."""
+    chart. Finding the models scans the daily rollups, and they change only when the standings are refreshed,
+    so the palette is kept in the shared cache per data_as_of() and refresh, and the worker computes it after
+    each refresh (leaderboard.warm_titles)."""
+    from django.core.cache import cache
+
     from usage.models import DailyRollup
     from usage.services.imports import data_as_of
     from usage.services.standings import standings_status
 
     # The rollups' names (canonical where the catalog maps a spelling), current as of the last refresh.
     as_of = (data_as_of(), standings_status().refreshed_at)
-    if as_of[0] is not None and _PALETTE_CACHE.get("as_of") == as_of:
-        return _PALETTE_CACHE["value"]
-    families = {
-        model or "(unknown)": family
-        for model, family in DailyRollup.objects.values_list("model", "model_family").distinct()
-    }
-    palette = family_shades(families, family_of=lambda name: model_family(families.get(name) or name))
-    _PALETTE_CACHE.update(as_of=as_of, value=palette)
+    key = f"palette:{as_of[0] and as_of[0].timestamp()}:{as_of[1] and as_of[1].timestamp()}"
+    palette = cache.get(key)
+    if palette is None:
+        families = {
+            model or "(unknown)": family
+            for model, family in DailyRollup.objects.values_list("model", "model_family").distinct()
+        }
+        palette = family_shades(families, family_of=lambda name: model_family(families.get(name) or name))
+        cache.set(key, palette, timeout=READ_CACHE_SECONDS)
     return palette
+
+
+READ_CACHE_SECONDS = 2 * 24 * 3600  # a new import or refresh changes the key well before
 
 
 @dataclass(frozen=True)

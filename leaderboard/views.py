@@ -12,6 +12,7 @@ from itertools import chain
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -190,16 +191,14 @@ def team_options() -> list[tuple[int, str]]:
     return ordered
 
 
-_OPTIONS_CACHE: dict = {}
-
-
 def filter_options(as_of) -> dict:
     """Providers, models and model families that have usage, for the filter selects; each model with the
-    providers it was used through, so the model list narrows to the chosen provider. They scan whole tables,
-    and change only when an import finishes or the refresh recounts the catalog's names, so each process keeps
-    them per `as_of` (data_as_of()) and standings refresh."""
-    key = (as_of, standings_status().refreshed_at)
-    cached = _OPTIONS_CACHE.get("value") if _OPTIONS_CACHE.get("as_of") == key and as_of is not None else None
+    providers it was used through, so the model list narrows to the chosen provider. They scan the daily
+    rollups and change only when the standings are refreshed, so they are kept in the shared cache per `as_of`
+    (data_as_of()) and refresh, and the worker computes them after each refresh (leaderboard.warm_titles)."""
+    refreshed_at = standings_status().refreshed_at
+    key = f"filter-options:{as_of and as_of.timestamp()}:{refreshed_at and refreshed_at.timestamp()}"
+    cached = cache.get(key)
     if cached is None:
         # Canonical model names, as the rollups count them.
         pairs = set(DailyRollup.objects.values_list("provider", "model").distinct())
@@ -213,7 +212,7 @@ def filter_options(as_of) -> dict:
             "model_options": [(m, " ".join(sorted(models[m]))) for m in sorted(models)],
             "model_family_options": families,
         }
-        _OPTIONS_CACHE.update(as_of=key, value=cached)
+        cache.set(key, cached, timeout=charts.READ_CACHE_SECONDS)
     return {**cached, "team_options": team_options()}
 
 

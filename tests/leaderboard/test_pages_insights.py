@@ -100,6 +100,21 @@ def test_titles_are_warmed_after_a_refresh_so_no_page_computes_them(
 
 
 @pytest.mark.django_db
+def test_the_palette_and_filter_lists_are_warmed_after_a_refresh_for_every_web_process(org, monkeypatch):
+    from leaderboard import charts, views
+    from leaderboard.tasks import warm_titles
+    from usage.models import DailyRollup
+    from usage.services.imports import data_as_of
+
+    usage_for(org["infra_engineer"], day=org_today(), tokens=10, model="gpt-5")
+    standings_refresh()
+    warm_titles()
+    monkeypatch.setattr(DailyRollup, "objects", None)  # from now on, nothing may scan the rollups
+    assert list(charts.model_palette()) == ["GPT-5"]  # the catalog's name
+    assert [model for model, _providers in views.filter_options(data_as_of())["model_options"]] == ["GPT-5"]
+
+
+@pytest.mark.django_db
 def test_rank_history_ranks_the_person_in_each_earlier_window(org):
     usage_for(org["infra_engineer"], day=date(2026, 7, 3), tokens=10)
     usage_for(org["product_engineer"], day=date(2026, 7, 3), tokens=20)
