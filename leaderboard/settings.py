@@ -283,11 +283,12 @@ TOKENBOARD_BASE_URL = env.str(
 # Percentages of a person's allowance at which they and their managers are alerted (team budgets set their own).
 TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANCE_THRESHOLDS", default=[50, 80, 100])]
 
+# Sort and hash memory of the standings refresh's transaction (PostgreSQL work_mem; empty: the server's setting).
+# One refresh runs at a time; with the default 4 MB its per-window sorts and hashes spill to temporary files.
+TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
+
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.
-# Sort and hash memory of the standings refresh's transaction (PostgreSQL work_mem; empty: the server's setting).
-# One refresh runs at a time; ranking 85,000 people per window sorts on disk with the default 4 MB.
-TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
 TOKENBOARD_EFFICIENCY_MIN_TOKENS = env.int("TOKENBOARD_EFFICIENCY_MIN_TOKENS", default=0)
 # Anomaly rules (usage.services.anomalies): a (person, day) is held for review when at least `min_rules` of the
 # enabled rules fire. Checked at start-up (usage.checks): settings that would fire on everyone or no one fail.

@@ -233,7 +233,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
 
 def _sort_memory_raise() -> None:
     """Give this refresh's transaction settings.TOKENBOARD_REFRESH_WORK_MEM for its sorts and hashes
-    (PostgreSQL): with the server's default 4 MB, ranking a window of 85,000 people sorts on disk."""
+    (PostgreSQL): with the server's default 4 MB, the per-window sorts and hashes spill to temporary files."""
     if connection.vendor == "postgresql" and settings.TOKENBOARD_REFRESH_WORK_MEM:
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TOKENBOARD_REFRESH_WORK_MEM])
@@ -312,18 +312,6 @@ def reported_by_preferred_source_sql() -> str:
     )"""
 
 
-def billed_by_cost_report_sql() -> str:
-    """SQL true for a usage row `u` (identity `i`) whose cost a person's cost report replaces: a cost-report row
-    of the same provider and day whose identity the same person owns."""
-    return f"""
-    u.usage_kind <> '{COST_REPORT_KIND}' AND i.attribution = 'personal' AND i.person_id IS NOT NULL AND EXISTS (
-        SELECT 1 FROM {quoted_table(UsageRecord)} c
-        JOIN {quoted_table(Identity)} ci ON ci.id = c.identity_id AND ci.person_id = i.person_id
-             AND ci.attribution = 'personal'
-        WHERE c.day = u.day AND c.provider = u.provider AND c.usage_kind = '{COST_REPORT_KIND}'
-    )"""
-
-
 ROLLUP_CHUNK_DAYS = 31  # days per rollup statement: keeps its sorts and hash tables in memory at any org size
 
 
@@ -346,8 +334,10 @@ def _rollups_rewrite(days: set[date]) -> None:
     kept_identity = f"CASE WHEN i.person_id IS NULL OR NOT {personal} THEN u.identity_id END"
     # The catalog's canonical model where an alias maps the exported spelling, else the spelling as exported.
     model, family = "COALESCE(c.name, u.model)", "COALESCE(c.family, '')"
-    # The rules of billed_by_cost_report_sql and reported_by_preferred_source_sql, as sets joined once rather
-    # than subqueries run per usage row (the rollups of a year at 85,000 people are 33M rows).
+    # Billed beats estimated: a usage row whose person has a cost report of the same provider and day (a key,
+    # project or workspace they own) counts no cost; the report counts it. That rule and the one of
+    # reported_by_preferred_source_sql are applied as sets joined once rather than as subqueries per usage row
+    # (the rollups of a year at 85,000 people are 33M rows).
     billed_elsewhere = "bd.person_id IS NOT NULL"
     owned = "{0}.attribution = 'personal' AND {0}.person_id IS NOT NULL"
     with connection.cursor() as cursor:
