@@ -135,30 +135,11 @@ def group_label(name: str) -> str:
 
 def model_palette() -> dict[str, str]:
     """Every model with usage coloured by its catalog family (family_shades): the same colour on every page and
-    chart. Finding the models scans the daily rollups, and they change only when the standings are refreshed,
-    so the palette is kept in the shared cache per data_as_of() and refresh, and the worker computes it after
-    each refresh (leaderboard.warm_titles)."""
-    from django.core.cache import cache
+    chart."""
+    from .selectors import rollup_models
 
-    from usage.models import DailyRollup
-    from usage.services.imports import data_as_of
-    from usage.services.standings import standings_status
-
-    # The rollups' names (canonical where the catalog maps a spelling), current as of the last refresh.
-    as_of = (data_as_of(), standings_status().refreshed_at)
-    key = f"palette:{as_of[0] and as_of[0].timestamp()}:{as_of[1] and as_of[1].timestamp()}"
-    palette = cache.get(key)
-    if palette is None:
-        families = {
-            model or "(unknown)": family
-            for model, family in DailyRollup.objects.values_list("model", "model_family").distinct()
-        }
-        palette = family_shades(families, family_of=lambda name: model_family(families.get(name) or name))
-        cache.set(key, palette, timeout=READ_CACHE_SECONDS)
-    return palette
-
-
-READ_CACHE_SECONDS = 2 * 24 * 3600  # a new import or refresh changes the key well before
+    families = {model or "(unknown)": family for _provider, model, family in rollup_models()}
+    return family_shades(families, family_of=lambda name: model_family(families.get(name) or name))
 
 
 @dataclass(frozen=True)

@@ -1001,6 +1001,23 @@ def provider_coverage(refreshed_at: datetime | None) -> list[ProviderCoverage]:
     return found
 
 
+def rollup_models() -> list[tuple[str, str, str]]:
+    """Every (provider, model, model family) with usage, as the daily rollups count them (canonical names where
+    the catalog maps a spelling): what the model palette and the filter lists are built from. It scans the
+    rollups, which change only in a refresh, so it is kept in the shared cache per refresh and the worker
+    computes it after each one (leaderboard.warm_titles): at 85,000 people a scan takes seconds."""
+    refreshed_at = standings_status().refreshed_at
+    key = f"rollup-models:{refreshed_at and refreshed_at.timestamp()}"
+    models = cache.get(key)
+    if models is None:
+        models = sorted(DailyRollup.objects.values_list("provider", "model", "model_family").distinct())
+        cache.set(key, models, timeout=ROLLUP_MODELS_CACHE_SECONDS)
+    return models
+
+
+ROLLUP_MODELS_CACHE_SECONDS = 2 * 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
+
+
 def unassigned_usage(window: Window) -> tuple[int, int]:
     """(identities, total tokens) of usage in the window that no person is assigned to yet (shared and service
     identities are accounted for: not in it)."""

@@ -19,17 +19,13 @@ def evaluate_budget_alerts() -> None:
 
 @shared_task(name="leaderboard.warm_titles", acks_late=True, ignore_result=True)
 def warm_titles() -> None:
-    """Queued after every standings refresh: cache the current windows' titles, the model palette and the
-    filter lists before pages ask for them (each reads millions of rows at 85,000 people)."""
-    from usage.services.imports import data_as_of
-
-    from . import charts
+    """Queued after every standings refresh: cache the current windows' titles and the models the palette and
+    filter lists are built from, before pages ask for them (each reads millions of rows at 85,000 people)."""
     from .insights import titles_warm
-    from .views import filter_options
+    from .selectors import rollup_models
 
     titles_warm()
-    charts.model_palette()
-    filter_options(data_as_of())
+    rollup_models()
 
 
 @shared_task(name="leaderboard.send_weekly_digest", acks_late=True, ignore_result=True)

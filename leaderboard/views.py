@@ -12,7 +12,6 @@ from itertools import chain
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -44,7 +43,6 @@ from usage.csv_export import csv_response
 from usage.figures import COST_METRICS, EFFICIENCY_METRICS, METRIC_DEFINITIONS, TOTALS_COLUMNS
 from usage.models import (
     ApiToken,
-    DailyRollup,
     HoldStatus,
     Identity,
     NotificationPreference,
@@ -54,9 +52,6 @@ from usage.models import (
     UsageRecord,
 )
 from usage.periods import ROLLING_PERIODS
-from usage.services.catalog import model_options
-from usage.services.imports import data_as_of
-from usage.services.standings import standings_status
 
 from . import charts
 from .insights import (
@@ -76,6 +71,7 @@ from .selectors import (
     current_teams,
     efficiency_figures,
     people_ranking,
+    rollup_models,
     standings_freshness,
     team_filter_hidden,
     teams_ranking,
@@ -191,29 +187,20 @@ def team_options() -> list[tuple[int, str]]:
     return ordered
 
 
-def filter_options(as_of) -> dict:
+def filter_options() -> dict:
     """Providers, models and model families that have usage, for the filter selects; each model with the
-    providers it was used through, so the model list narrows to the chosen provider. They scan the daily
-    rollups and change only when the standings are refreshed, so they are kept in the shared cache per `as_of`
-    (data_as_of()) and refresh, and the worker computes them after each refresh (leaderboard.warm_titles)."""
-    refreshed_at = standings_status().refreshed_at
-    key = f"filter-options:{as_of and as_of.timestamp()}:{refreshed_at and refreshed_at.timestamp()}"
-    cached = cache.get(key)
-    if cached is None:
-        # Canonical model names, as the rollups count them.
-        pairs = set(DailyRollup.objects.values_list("provider", "model").distinct())
-        models: dict[str, set[str]] = {}
-        for provider, model in pairs:
-            if model:
-                models.setdefault(model, set()).add(provider)
-        _names, families = model_options()
-        cached = {
-            "provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in sorted({p for p, _m in pairs})],
-            "model_options": [(m, " ".join(sorted(models[m]))) for m in sorted(models)],
-            "model_family_options": families,
-        }
-        cache.set(key, cached, timeout=charts.READ_CACHE_SECONDS)
-    return {**cached, "team_options": team_options()}
+    providers it was used through, so the model list narrows to the chosen provider."""
+    used = rollup_models()
+    models: dict[str, set[str]] = {}
+    for provider, model, _family in used:
+        if model:
+            models.setdefault(model, set()).add(provider)
+    options = {
+        "provider_options": [(p, PROVIDER_LABELS.get(p, p)) for p in sorted({p for p, _m, _f in used})],
+        "model_options": [(m, " ".join(sorted(models[m]))) for m in sorted(models)],
+        "model_family_options": sorted({family for _p, _m, family in used if family}),
+    }
+    return {**options, "team_options": team_options()}
 
 
 def _base_context(request: HttpRequest, query: RankingQuery, viewer) -> dict:
@@ -295,7 +282,7 @@ def empty_state(query: RankingQuery) -> dict:
         without.append(("all models", _as_querystring(replace(query, model=""))))
     mismatch = ""
     if query.provider and query.model:
-        providers = dict(filter_options(data_as_of())["model_options"]).get(query.model, "").split()
+        providers = dict(filter_options()["model_options"]).get(query.model, "").split()
         if query.provider not in providers:
             mismatch = f"{query.model} has no usage through {PROVIDER_LABELS.get(query.provider, query.provider)}."
     return {
@@ -311,7 +298,7 @@ def _render(request: HttpRequest, full: str, partial: str, context: dict) -> Htt
     htmx = getattr(request, "htmx", None)
     template = partial if htmx and not htmx.history_restore_request else full
     if template == full:
-        context.update(filter_options(context["freshness"].data_as_of))  # read once per page
+        context.update(filter_options())
     response = render(request, template, context)
     patch_vary_headers(response, ("HX-Request",))
     return response

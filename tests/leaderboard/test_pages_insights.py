@@ -104,14 +104,13 @@ def test_the_palette_and_filter_lists_are_warmed_after_a_refresh_for_every_web_p
     from leaderboard import charts, views
     from leaderboard.tasks import warm_titles
     from usage.models import DailyRollup
-    from usage.services.imports import data_as_of
 
     usage_for(org["infra_engineer"], day=org_today(), tokens=10, model="gpt-5")
     standings_refresh()
     warm_titles()
     monkeypatch.setattr(DailyRollup, "objects", None)  # from now on, nothing may scan the rollups
     assert list(charts.model_palette()) == ["GPT-5"]  # the catalog's name
-    assert [model for model, _providers in views.filter_options(data_as_of())["model_options"]] == ["GPT-5"]
+    assert [model for model, _providers in views.filter_options()["model_options"]] == ["GPT-5"]
 
 
 @pytest.mark.django_db

@@ -187,10 +187,3 @@ def unmapped_models() -> list[UnmappedModel]:
 def catalog_models():
     """Every catalog model with its spellings, by vendor, family and name."""
     return CatalogModel.objects.prefetch_related("aliases")
-
-
-def model_options() -> tuple[list[str], list[str]]:
-    """(models, families) with usage, for filter selects: canonical names and names not yet mapped."""
-    models = sorted(m for m in DailyRollup.objects.values_list("model", flat=True).distinct() if m)
-    families = sorted(f for f in DailyRollup.objects.values_list("model_family", flat=True).distinct() if f)
-    return models, families

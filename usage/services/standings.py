@@ -208,7 +208,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             with phases.timed("statistics"):
                 if all_days:
                     _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
-            _drop_stale_rolling_windows(today)
+            _drop_stale_moving_windows(today)
             _clear_marks(dirty)
             state.refreshed_at = timezone.now()
             state.rolled_on = today
@@ -443,7 +443,7 @@ def _windows_to_compute(days: set[date], today: date, *, roll: bool) -> list[tup
 MOVING_PERIODS = (*ROLLING_PERIODS, "all", "custom")
 
 
-def _drop_stale_rolling_windows(today: date) -> None:
+def _drop_stale_moving_windows(today: date) -> None:
     """Rolling windows and the comparison windows of the periods in progress move every day; keep only
     today's."""
     keep = {(w.period, w.start, w.end) for w in current_windows(today) if w.period in MOVING_PERIODS}
