@@ -320,7 +320,6 @@ def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[t
             query.model,
             query.team_id,
             query.metric,
-            figures=False,
             model_family=query.model_family,
         )
         return next((rank for pid, rank in ranked if pid == person_id), None)

@@ -16,7 +16,7 @@ separately for admins.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,7 +24,7 @@ from functools import cached_property
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
@@ -42,11 +42,11 @@ from usage.figures import (
     COST_METRICS,
     COUNT_FIGURES,
     EFFICIENCY_METRICS,
-    METRICS,
     MONEY_FIGURES,
     SHARE_METRICS,
     SUMMED_FIGURES,
     UNREPORTED_FIGURES,
+    metric_figures,
     metric_order_sql,
     metric_sort_key,
     metric_value,
@@ -61,6 +61,7 @@ from usage.models import (
     Person,
     Provider,
     StandingsDirtyDay,
+    StandingsState,
     StandingWindow,
     Team,
     TeamMemberStanding,
@@ -72,13 +73,14 @@ from usage.models import (
     TeamStanding as TeamStandingRow,
 )
 from usage.services.catalog import model_spelled_as
-from usage.services.imports import data_as_of
+from usage.services.imports import data_as_of, latest_data
 from usage.services.standings import (
     ALL_PROVIDERS,
     COST_REPORT_KIND,
     DAY_METRICS,
     efficiency_eligible_sql,
     figure_sums,
+    ids_sql,
     kept_windows,
     pieces_of,
     quoted_table,
@@ -255,11 +257,17 @@ def usage_records_in_window(
 
 
 def person_totals(
-    window: Window, *, provider: str = "", model: str = "", model_family: str = "", team_id: int | None = None
+    window: Window,
+    *,
+    provider: str = "",
+    model: str = "",
+    model_family: str = "",
+    team_id: int | None = None,
+    people: Collection[int] | None = None,
 ) -> dict[int, Totals]:
-    """Each person's totals in the window, filtered (the days in a team's subtree only, with a team). A team's
-    shared identities count for no person: they are not in it."""
-    rows = _totals_rows(window, provider, model, team_id, model_family=model_family)
+    """Each person's totals in the window (only `people`'s, when given), filtered (the days in a team's subtree
+    only, with a team). A team's shared identities count for no person: they are not in it."""
+    rows = _totals_rows(window, provider, model, team_id, model_family=model_family, people=people)
     return {person_id: _sql_totals(figures) for person_id, *figures in rows if person_id is not None}
 
 
@@ -305,20 +313,6 @@ def _tier(rank: int, count: int) -> str:
     return ""
 
 
-class _LazyTotals:
-    """A row's figures, made into Totals when first read (a computed ranking holds every person's row)."""
-
-    __slots__ = ("row", "value")
-
-    def __init__(self, row: tuple):
-        self.row, self.value = row, None
-
-    def get(self) -> Totals:
-        if self.value is None:
-            self.value = _sql_totals(self.row)
-        return self.value
-
-
 def _sql_totals(row) -> Totals:
     """Totals from the figures of a raw SQL row (SUMMED_FIGURES, then active_days), whatever types the
     database summed them into: PostgreSQL sums bigints as numeric, SQLite sums decimals as floats."""
@@ -334,15 +328,12 @@ def _sql_totals(row) -> Totals:
 
 @dataclass
 class _Ranked:
-    """One ranked person before the viewer's rules are applied."""
+    """One ranked person before the viewer's rules are applied; a computed ranking reads the figures of the
+    people it shows only (PeopleRanking._with_totals)."""
 
     person_id: int
     rank: int
-    figures: Totals | _LazyTotals
-
-    @property
-    def totals(self) -> Totals:
-        return self.figures.get() if isinstance(self.figures, _LazyTotals) else self.figures
+    totals: Totals | None
 
     @classmethod
     def kept(cls, row: PersonStandingRow, metric: str) -> _Ranked:
@@ -351,6 +342,12 @@ class _Ranked:
 
 # Rollup rows that count toward rankings: a person's, or a team's shared identities (team set, person empty).
 COUNTED_ROWS = "(person_id IS NOT NULL OR team_id IS NOT NULL)"
+ROW_FIGURES = (*SUMMED_FIGURES, "active_days")  # the figures of a totals row, in order (_sql_totals)
+
+
+def _summed(figures: tuple[str, ...]) -> str:
+    """SUM of each figure, named after it; counts cast back to BIGINT (usage.services.standings.figure_sums)."""
+    return ", ".join(f"SUM({n}) AS {n}" if n in MONEY_FIGURES else f"CAST(SUM({n}) AS BIGINT) AS {n}" for n in figures)
 
 
 def _totals_sql(
@@ -361,85 +358,106 @@ def _totals_sql(
     group_by: tuple[str, ...] = ("person_id",),
     *,
     model_family: str = "",
+    figures: Collection[str] = ROW_FIGURES,
+    people: Collection[int] | None = None,
 ) -> tuple[str, list]:
-    """SQL of the totals (group_by…, figures…, active_days) per person — or per (team, person) — in a window:
-    its kept standings, else the kept windows that cover it plus one provider's days from the rollups (one
-    provider's days are not kept); with a model or family filter, the rollups of the window. With a team, only
-    the days each person was in its subtree. Rows of a team's shared identities have no person (people
-    rankings join Person and drop them; team totals keep them). The one way the read side sums a window."""
+    """SQL of the totals (group_by…, then `figures` in ROW_FIGURES order) per person — or per (team, person) —
+    in a window: its kept standings, else the kept windows that cover it plus one provider's days from the
+    rollups (one provider's days are not kept); with a model or family filter, the rollups of the window. With
+    a team, only the days each person was in its subtree; with `people`, only theirs (a page's figures are read
+    after the ranking, which sums only the figures its metric needs). Rows of a team's shared identities have
+    no person (people rankings join Person and drop them; team totals keep them). The one way the read side
+    sums a window."""
+    figures = tuple(n for n in ROW_FIGURES if n in figures)
+    summed = tuple(n for n in figures if n != "active_days")
     group = ", ".join(group_by)
-    team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
-    team_filter = f" AND team_id IN ({', '.join(str(int(t)) for t in team_ids) or '0'})" if team_ids else ""
-    rollup, members = quoted_table(DailyRollup), quoted_table(TeamMemberStanding)
-    sums = ", ".join(f"SUM({n}) AS {n}" for n in SUMMED_FIGURES)
+    conditions = ""
+    if team_id is not None:
+        conditions += f" AND team_id IN ({ids_sql(team_subtree_ids([team_id])) or '0'})"
+    if people is not None:
+        conditions += f" AND person_id IN ({ids_sql(people) or '0'})"
+    rollup = quoted_table(DailyRollup)
     if model or model_family:
-        conditions = [("model", model), ("model_family", model_family), ("provider", provider)]
-        wanted = "".join(f" AND {column} = %s" for column, value in conditions if value)
+        wanted = [("model", model), ("model_family", model_family), ("provider", provider)]
+        columns = [_summed(summed)] if summed else []
+        if "active_days" in figures:
+            columns.append("COUNT(DISTINCT day) AS active_days")
         return (
-            f"SELECT {group}, {sums}, COUNT(DISTINCT day) AS active_days FROM {rollup} "
-            f"WHERE day BETWEEN %s AND %s{wanted} "
-            f"AND {COUNTED_ROWS}{team_filter} GROUP BY {group}",
-            [window.start, window.end, *(value for _column, value in conditions if value)],
+            f"SELECT {group}, {', '.join(columns)} FROM {rollup} "
+            f"WHERE day BETWEEN %s AND %s{''.join(f' AND {column} = %s' for column, value in wanted if value)} "
+            f"AND {COUNTED_ROWS}{conditions} GROUP BY {group}",
+            [window.start, window.end, *(value for _column, value in wanted if value)],
         )
     stored = stored_window(window, provider)
     if stored is not None:
         ids, days = [stored.pk], []
     else:
         ids, days = pieces_of(window, provider or ALL_PROVIDERS, kept_windows(window.start, window.end))
-    figures = ", ".join(SUMMED_FIGURES)
-    parts = [
-        f"SELECT {group}, {figures}, active_days FROM {members} "
-        f"WHERE window_id IN ({', '.join(str(int(pk)) for pk in ids) or '0'}){team_filter}"
-    ]
+    # A person's row of each window when people are ranked over the whole org; their row per team otherwise.
+    kept = quoted_table(PersonStandingRow if group_by == ("person_id",) and team_id is None else TeamMemberStanding)
+    parts = [f"SELECT {group}, {', '.join(figures)} FROM {kept} WHERE window_id IN ({ids_sql(ids) or '0'}){conditions}"]
     params: list = []
     if days:
+        day_figures = [_summed(summed)] if summed else []
+        if "active_days" in figures:
+            day_figures.append("1 AS active_days")
         parts.append(
-            f"SELECT {group}, {sums}, 1 AS active_days FROM {rollup} "
-            f"WHERE day IN ({', '.join(['%s'] * len(days))}) AND provider = %s AND {COUNTED_ROWS}{team_filter} "
+            f"SELECT {group}, {', '.join(day_figures)} FROM {rollup} "
+            f"WHERE day IN ({', '.join(['%s'] * len(days))}) AND provider = %s AND {COUNTED_ROWS}{conditions} "
             f"GROUP BY day, {group}"
         )
         params += [*days, provider]
     return (
-        f"SELECT {group}, {sums}, SUM(active_days) AS active_days FROM ({' UNION ALL '.join(parts)}) AS counted "
-        f"GROUP BY {group}",
+        f"SELECT {group}, {_summed(figures)} FROM ({' UNION ALL '.join(parts)}) AS counted GROUP BY {group}",
         params,
     )
 
 
 def _totals_rows(
-    window, provider, model, team_id, group_by: tuple[str, ...] = ("person_id",), *, model_family: str = ""
+    window,
+    provider,
+    model,
+    team_id,
+    group_by: tuple[str, ...] = ("person_id",),
+    *,
+    model_family: str = "",
+    people: Collection[int] | None = None,
 ) -> list[tuple]:
-    sql, params = _totals_sql(window, provider, model, team_id, group_by, model_family=model_family)
+    sql, params = _totals_sql(window, provider, model, team_id, group_by, model_family=model_family, people=people)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def ranked_rows(
-    window, provider, model, team_id, metric: str, *, figures: bool = True, model_family: str = ""
-) -> list[tuple]:
-    """(person_id, rank[, figures…, active_days]) in board order: the metric, then name, then id. People with
-    none of the metric (zero, or a figure their sources do not report) are not ranked; on an efficiency metric
-    the people under the minimum volume come last with no rank (listed apart)."""
-    sql, params = _totals_sql(window, provider, model, team_id, model_family=model_family)
-    columns = f", {', '.join(f't.{n}' for n in (*SUMMED_FIGURES, 'active_days'))}" if figures else ""
+def ranked_rows(window, provider, model, team_id, metric: str, *, model_family: str = "") -> list[tuple[int, int]]:
+    """(person_id, rank) in board order: the metric, then name, then id. People with none of the metric (zero,
+    or a figure their sources do not report) are not ranked; on an efficiency metric the people under the
+    minimum volume come last with rank None (listed apart). Only the figures the metric is computed from are
+    summed: at 85,000 people a window's full figures cost several times its ranking (docs/PERFORMANCE.md)."""
+    sql, params = _totals_sql(
+        window, provider, model, team_id, model_family=model_family, figures={*metric_figures(metric), "total_tokens"}
+    )
     order = metric_order_sql(metric, "t")
-    rank, eligible_first, where = f"RANK() OVER (ORDER BY {order})", "", f"WHERE t.{metric} > 0 "
     if metric in EFFICIENCY_METRICS:
         eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
         rank = f"CASE WHEN {eligible} THEN RANK() OVER (PARTITION BY {eligible} ORDER BY {order}) END"
-        eligible_first, where = f"CASE WHEN {eligible} THEN 0 ELSE 1 END, ", ""
+        ordered, where = f"CASE WHEN {eligible} THEN 0 ELSE 1 END, {order}", ""
+        sized = "RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people"
+    else:
+        rank, ordered, where, sized = f"RANK() OVER (ORDER BY {order})", order, f"WHERE t.{metric} > 0 ", "1"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH totals AS ({sql}), sized AS (SELECT totals.*, "
-            f"RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people FROM totals "
+            f"WITH totals AS ({sql}), sized AS (SELECT totals.*, {sized} FROM totals "
             f"WHERE person_id IS NOT NULL) "  # a team's shared usage is no person
-            f"SELECT t.person_id, {rank}{columns} "
+            f"SELECT t.person_id, {rank} "
             f"FROM sized t JOIN {quoted_table(Person)} p ON p.id = t.person_id {where}"
-            f"ORDER BY {eligible_first}{order}, p.display_name, p.id",
+            f"ORDER BY {ordered}, p.display_name, p.id",
             params,
         )
         return cursor.fetchall()
+
+
+FIGURES_BY_PERSON_MOST = 2000  # a computed ranking reads at most this many people's figures by id
 
 
 class PeopleRanking(Sequence):
@@ -476,27 +494,40 @@ class PeopleRanking(Sequence):
 
     # -- the computed path: any window or filter without stored standings --
     def _compute(self) -> None:
-        """Sum and rank in the database; only the page's people get their figures turned into Totals."""
+        """Rank in the database; the figures are read for the people shown (_with_totals)."""
         query = self.query
         rows = ranked_rows(
             query.window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
         )
-        self._computed = [_Ranked(row[0], row[1], _LazyTotals(row[2:])) for row in rows if row[1] is not None]
-        self._below = [_Ranked(row[0], 0, _LazyTotals(row[2:])) for row in rows if row[1] is None]
+        self._computed = [_Ranked(person_id, rank, None) for person_id, rank in rows if rank is not None]
+        self._below = [_Ranked(person_id, 0, None) for person_id, rank in rows if rank is None]
         self._previous_ranks = self._ranks_in(self.comparison) if self.comparison is not None else {}
 
     def _ranks_in(self, window: Window) -> dict[int, int]:
         query = self.query
         rows = ranked_rows(
-            window,
-            query.provider,
-            query.model,
-            query.team_id,
-            self.metric,
-            figures=False,
-            model_family=query.model_family,
+            window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
         )
-        return {row[0]: row[1] for row in rows if row[1] is not None}
+        return {person_id: rank for person_id, rank in rows if rank is not None}
+
+    def _with_totals(self, ranked: list[_Ranked]) -> list[_Ranked]:
+        """The computed rows given their figures, read in one query (for everyone at once past a few pages:
+        a list of that many ids costs more than summing the window)."""
+        missing = [r.person_id for r in ranked if r.totals is None]
+        if missing:
+            query = self.query
+            totals = person_totals(
+                query.window,
+                provider=query.provider,
+                model=query.model,
+                model_family=query.model_family,
+                team_id=query.team_id,
+                people=missing if len(missing) <= FIGURES_BY_PERSON_MOST else None,
+            )
+            for r in ranked:
+                if r.totals is None:
+                    r.totals = totals.get(r.person_id, Totals())
+        return ranked
 
     def _matching_people(self) -> set[int]:
         """People whose name, as this viewer sees it, contains the search text."""
@@ -566,6 +597,8 @@ class PeopleRanking(Sequence):
         return items[0]
 
     def __iter__(self) -> Iterator[PersonStanding]:
+        if self._computed is not None:
+            self._with_totals(self._computed)
         chunk = 2000
         for start in range(0, self.count(), chunk):
             yield from self[start : start + chunk]
@@ -595,7 +628,8 @@ class PeopleRanking(Sequence):
     def leader_value(self):
         if self._leader_value is None:
             if self._stored is None:
-                self._leader_value = self._computed[0].totals.metric(self.metric) if self._computed else 0
+                leader = self._with_totals(self._computed[:1])
+                self._leader_value = leader[0].totals.metric(self.metric) if leader else 0
             else:
                 leader = PersonStandingRow.objects.filter(
                     window_id=self._stored.pk, **{f"place_{self.metric}": 1}
@@ -696,6 +730,7 @@ class PeopleRanking(Sequence):
         return self.row_for(person.pk)
 
     def _standings(self, ranked: list[_Ranked]) -> list[PersonStanding]:
+        ranked = self._with_totals(ranked)
         ids = [r.person_id for r in ranked]
         people = {
             p["id"]: p
@@ -783,7 +818,7 @@ class TeamStanding:
 class _TeamFigures:
     totals: Totals
     active_members: int
-    top_people: dict[str, int]
+    top_person: int | None = None  # the largest contributor on the query's metric
 
 
 def _per_member(totals: Totals, active: int) -> Totals:
@@ -802,16 +837,16 @@ def _team_figures(
 ) -> dict[int, _TeamFigures]:
     """Each team subtree's figures in the window: stored team standings, or summed per (team, person); without
     `tops` (what a comparison window needs: ranks only), summed per subtree in the database."""
+    # As kept (usage.services.standings): no top person on an efficiency ratio.
+    top = f"top_{query.metric}" if tops and query.metric not in EFFICIENCY_METRICS else None
     if not query.by_model:
         stored = stored_window(window, query.provider, query.metric)
         if stored is not None:
+            columns = ("team_id", "active_members", *ROW_FIGURES, *([top] if top else []))
+            figures_end = 2 + len(ROW_FIGURES)
             return {
-                row.team_id: _TeamFigures(
-                    Totals.of(row),
-                    row.active_members,
-                    {m: getattr(row, f"top_{m}") for m in METRICS if m not in EFFICIENCY_METRICS},
-                )
-                for row in TeamStandingRow.objects.filter(window_id=stored.pk)
+                row[0]: _TeamFigures(_sql_totals(row[2:figures_end]), row[1], row[figures_end] if top else None)
+                for row in TeamStandingRow.objects.filter(window_id=stored.pk).values_list(*columns)
             }
     if not tops:
         return _subtree_figures(window, query, ancestors)
@@ -827,16 +862,17 @@ def _team_figures(
         for person_totals_ in people.values():
             total.add(person_totals_)
         members = {pid: totals for pid, totals in people.items() if pid is not None}  # None: shared identities
-        # As kept (usage.services.standings): no top person on an efficiency ratio.
-        tops = {
-            metric: max(
+        top_person = None
+        if top and members:
+            top_person = max(
                 members,
-                key=lambda pid, m=metric: (members[pid].metric(m) is not None, members[pid].metric(m) or 0, -pid),
+                key=lambda pid: (
+                    members[pid].metric(query.metric) is not None,
+                    members[pid].metric(query.metric) or 0,
+                    -pid,
+                ),
             )
-            for metric in METRICS
-            if metric not in EFFICIENCY_METRICS and members
-        }
-        figures[team_id] = _TeamFigures(total, len(members), tops)
+        figures[team_id] = _TeamFigures(total, len(members), top_person)
     return figures
 
 
@@ -853,7 +889,7 @@ def _subtree_figures(window: Window, query: RankingQuery, ancestors: dict[int, l
             f"FROM per_person t JOIN closure c ON c.team_id = t.team_id GROUP BY c.ancestor_id",
             params,
         )
-        return {row[0]: _TeamFigures(_sql_totals(row[1:-1]), row[-1], {}) for row in cursor.fetchall()}
+        return {row[0]: _TeamFigures(_sql_totals(row[1:-1]), row[-1]) for row in cursor.fetchall()}
 
 
 def _ranks_by_level(
@@ -877,7 +913,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     names = {team_id: t["name"] for team_id, t in teams.items()}
     figures = _team_figures(query.window, query, ancestors)
     for team_id in teams.keys() - figures.keys():
-        figures[team_id] = _TeamFigures(Totals(), 0, {})
+        figures[team_id] = _TeamFigures(Totals(), 0)
     current_members: dict[int, int] = dict.fromkeys(teams, 0)
     direct_members = Membership.objects.filter(end__isnull=True).values("team_id").annotate(people=Count("id"))
     for row in direct_members.values_list("team_id", "people"):
@@ -903,7 +939,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
         previous = _team_figures(previous_window, query, ancestors, tops=False)
         previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)
 
-    top_ids = {f.top_people.get(query.metric) for f in figures.values()} - {None}
+    top_ids = {f.top_person for f in figures.values()} - {None}
     people = {
         p["id"]: p for p in Person.objects.filter(pk__in=top_ids).values("id", "display_name", "pseudonym", "show_name")
     }
@@ -913,7 +949,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
             continue
         team_figures = figures[team_id]
         visible = can_see_team_figures(viewer, team_id, team_figures.active_members)
-        top_id = team_figures.top_people.get(query.metric) if visible else None
+        top_id = team_figures.top_person if visible else None
         top_name = ""
         if top_id is not None and top_id in people:
             p = people[top_id]
@@ -968,13 +1004,22 @@ class Freshness:
 
 
 def standings_freshness() -> Freshness:
-    state = standings_status()
+    """Read in one query once the standings exist: every ranking page and API answer shows it."""
+    latest = {name: Subquery(query) for name, query in latest_data().items()}
+    state = (
+        StandingsState.objects.filter(pk=1)
+        .annotate(**latest, behind=Exists(StandingsDirtyDay.objects.all()))
+        .values("refreshed_at", "last_error", "behind", *latest)
+        .first()
+    )
+    if state is None:  # never refreshed
+        return Freshness(data_as_of(), None, StandingsDirtyDay.objects.exists(), "", [])
     return Freshness(
-        data_as_of=data_as_of(),
-        standings_as_of=state.refreshed_at,
-        behind=StandingsDirtyDay.objects.exists(),
-        failure=state.last_error,
-        providers=provider_coverage(state.refreshed_at),
+        data_as_of=data_as_of({name: state[name] for name in latest}),
+        standings_as_of=state["refreshed_at"],
+        behind=state["behind"],
+        failure=state["last_error"],
+        providers=provider_coverage(state["refreshed_at"]),
     )
 
 

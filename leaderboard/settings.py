@@ -87,6 +87,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if env.str("DATABASE_REPLICA_URL", default=""):
     DATABASES["replica"] = {**env.db("DATABASE_REPLICA_URL"), "TEST": {"MIRROR": "default"}}
 DATABASE_ROUTERS = ["leaderboard.routers.ReadModelRouter"]
+for database in DATABASES.values():
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # PostgreSQL's JIT compiles any query it estimates as large: for a ranking, 100 ms and more of compiling
+        # for a query that runs in less; the refresh runs as fast without it (docs/PERFORMANCE.md).
+        options = database.setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:

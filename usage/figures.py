@@ -77,6 +77,16 @@ def metric_value(metric: str, figures):
     return get(metric)
 
 
+def metric_figures(metric: str) -> tuple[str, ...]:
+    """The figures (SUMMED_FIGURES, or active_days) a metric is computed from."""
+    return {
+        "cache_hit_rate": ("input_tokens", "cache_write_tokens", "cache_read_tokens"),
+        "output_share": ("output_tokens", "total_tokens"),
+        "cost_per_mtok": ("cost_usd", "total_tokens"),
+        "billed_equivalent_tokens": tuple(PRICE_CLASS_WEIGHTS),
+    }.get(metric, (metric,))
+
+
 def metric_sql(metric: str, alias: str) -> str:
     """The same metric as a SQL expression over a row of sums (`alias`.figure); NULL when undefined."""
     t = f"{alias}."

@@ -462,7 +462,8 @@ class DailyRollup(UsageFigures):
 
     class Meta:
         indexes = [
-            models.Index(fields=["day"], name="rollup_day"),  # refresh: replace a day
+            # Refresh: replace a day. Model filters: the model is checked in the index, not row by row.
+            models.Index(fields=["day", "model"], name="rollup_day_model"),
             models.Index(fields=["person", "day"], name="rollup_person_day"),  # a person's series and mixes
             models.Index(fields=["team", "day"], name="rollup_team_day"),  # a team's series and members
         ]

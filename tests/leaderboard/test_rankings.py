@@ -1,8 +1,10 @@
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
-from leaderboard.selectors import competition_ranks, people_ranking, teams_ranking
+from leaderboard import selectors
+from leaderboard.selectors import competition_ranks, people_ranking, person_totals, teams_ranking
 from leaderboard.windows import QueryError, ranking_query_from, window_for
 from tests.factories import UsageRecordFactory, usage_for
 from usage.access import viewer_for
@@ -110,7 +112,6 @@ def test_team_totals_follow_the_membership_on_each_day(org, settings):
 
 @pytest.mark.django_db
 def test_a_persons_cost_report_replaces_their_estimate_and_an_unowned_one_counts_for_nobody(org):
-    from decimal import Decimal
 
     ivy = org["infra_engineer"]
     usage_for(ivy, day=date(2026, 9, 3), tokens=1000, cost_usd=Decimal("1.50"), cost_source="estimated")
@@ -159,6 +160,52 @@ def test_windows_that_are_not_kept_are_summed_exactly_from_the_kept_ones(org, pa
             expected[person_id] = expected.get(person_id, 0) + record.total_tokens
     ranking = people_ranking(query_, viewer_for(org["admin"]))
     assert {s.person_id: s.totals.total_tokens for s in ranking} == expected
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "2026-08-30", "end": "2026-09-16"},
+        {"start": "2026-08-30", "end": "2026-09-16", "team": "platform"},
+        {"period": "30d", "date": "2026-09-20", "model": "gpt-5"},
+        {"start": "2026-08-30", "end": "2026-09-16", "metric": "output_share"},
+    ],
+)
+def test_a_computed_ranking_reads_the_figures_of_the_people_it_shows(org, params, monkeypatch):
+    # A ranking that is not kept sums only its metric to rank; the figures are read for the people shown, by id
+    # for a page and for everyone at once past FIGURES_BY_PERSON_MOST: both give every figure of the window.
+    people = [org["infra_engineer"], org["product_engineer"], org["platform_manager"]]
+    # Ivy moves to Product mid-window: with the Platform filter, only her days in Platform count.
+    Membership.objects.filter(person=people[0]).update(end=date(2026, 9, 9))
+    Membership.objects.create(person=people[0], team=org["product"], start=date(2026, 9, 10))
+    for n, person in enumerate(people, start=1):
+        for day in (date(2026, 8, 30), date(2026, 9, 3), date(2026, 9, 16)):
+            usage_for(
+                person,
+                day=day,
+                tokens=100 * n + day.day,
+                output_tokens=10 * n,
+                requests=n,
+                cost_usd=Decimal(n) / 7,
+                model="gpt-5" if n != 2 or day.day == 3 else "o3",
+            )
+    standings_refresh()
+    if params.get("team"):
+        params = {**params, "team": str(org["platform"].pk)}
+    query_ = ranking_query_from(params)
+    admin = viewer_for(org["admin"])
+    expected = person_totals(query_.window, model=query_.model, team_id=query_.team_id)
+    by_id = people_ranking(query_, admin)
+    shown = [by_id[i] for i in range(len(by_id))] + (by_id.below_minimum() or [])
+    monkeypatch.setattr(selectors, "FIGURES_BY_PERSON_MOST", 0)
+    at_once = people_ranking(query_, admin)
+    assert [(s.person_id, s.rank, s.totals) for s in at_once[0 : len(at_once)]] == [
+        (s.person_id, s.rank, s.totals) for s in shown if s.rank
+    ]
+    assert len(expected) >= 2
+    assert {s.person_id: s.totals for s in shown} == expected
+    assert by_id.leader_value() == at_once.leader_value() == shown[0].totals.metric(query_.metric)
 
 
 @pytest.mark.django_db

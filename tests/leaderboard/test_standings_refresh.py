@@ -398,3 +398,12 @@ def test_the_same_days_of_the_previous_period_are_kept_and_move_with_the_day(his
     standings_refresh(today=TODAY + timedelta(days=1))
     assert list(month_so_far.values_list("end", flat=True)) == [date(2026, 8, 16)]
     assert standings_differences(today=TODAY + timedelta(days=1)) == []
+
+
+@pytest.mark.needs_services
+@pytest.mark.django_db
+def test_postgresql_jit_compiles_no_query_of_the_app():
+    # JIT compiling cost more than the ranking queries themselves at 85,000 people (docs/PERFORMANCE.md).
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.files import File
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Max, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -778,14 +778,25 @@ def _fail(batch: ImportBatch, summary: str, errors: list[dict], *, claim_id: str
     )
 
 
-def data_as_of():
-    """When the newest data arrived: the last successful import, or the last successful provider pull (a pull
-    that found nothing new creates no import but still proves the data is current)."""
-    latest_import = ImportBatch.objects.filter(status=ImportStatus.SUCCEEDED).aggregate(latest=Max("finished_at"))[
-        "latest"
-    ]
-    latest_pull = ProviderConnection.objects.aggregate(latest=Max("last_success_at"))["latest"]
-    return max(filter(None, (latest_import, latest_pull)), default=None)
+def latest_data() -> dict[str, QuerySet]:
+    """The last successful import and the last successful provider pull (a pull that found nothing new creates no
+    import but still proves the data is current), each a one-value query (a Subquery of another query, or read
+    alone): the newer of the two is when the newest data arrived (data_as_of)."""
+    return {
+        "latest_import": ImportBatch.objects.filter(status=ImportStatus.SUCCEEDED, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)[:1],
+        "latest_pull": ProviderConnection.objects.filter(last_success_at__isnull=False)
+        .order_by("-last_success_at")
+        .values_list("last_success_at", flat=True)[:1],
+    }
+
+
+def data_as_of(latest: dict | None = None):
+    """When the newest data arrived, from latest_data()'s values (`latest`, when already read with another query)."""
+    if latest is None:
+        latest = {name: next(iter(query), None) for name, query in latest_data().items()}
+    return max(filter(None, latest.values()), default=None)
 
 
 def import_summary(batch: ImportBatch) -> str:

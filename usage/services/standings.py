@@ -519,7 +519,7 @@ def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
     return ids
 
 
-def _ids_sql(ids: Iterable[int]) -> str:
+def ids_sql(ids: Iterable[int]) -> str:
     return ", ".join(str(int(pk)) for pk in ids)
 
 
@@ -586,7 +586,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         parts.append(
             f"""SELECT p.window_id, t.team_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days
             FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
-            WHERE t.window_id IN ({_ids_sql(b for _a, b in pairs)})"""
+            WHERE t.window_id IN ({ids_sql(b for _a, b in pairs)})"""
         )
     if days:
         ctes.append(f"rollup_days(window_id, day, provider) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(days))})")
@@ -635,7 +635,7 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             ranks.append(ranked(m, "RANK()"))
             places.append(ranked(m, "ROW_NUMBER()", ", p.display_name, p.id"))
     columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
-    ids = _ids_sql(window_ids)
+    ids = ids_sql(window_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -712,7 +712,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
                 SELECT t.window_id, c.ancestor_id AS team_id, t.person_id,
                        {figure_sums("t")}, SUM(t.active_days) AS active_days
                 FROM {quoted_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
-                WHERE t.window_id IN ({_ids_sql(window_ids)})
+                WHERE t.window_id IN ({ids_sql(window_ids)})
                 GROUP BY t.window_id, c.ancestor_id, t.person_id
             ),
             best AS (
