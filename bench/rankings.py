@@ -20,7 +20,8 @@ pages timed in-process.
    timed requests of each leaderboard API query and page (engineer linked to the heaviest person; the person
    page as an admin): p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
    the SQL queries of one request. Last, requests per second of a 10 s loop of the login page (anonymous) and of
-   the 30-day people API (engineer).
+   the 30-day people API (engineer). Then the refresh that follows an import of today's usage: today marked
+   changed, standings_refresh timed by step.
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
@@ -633,6 +634,17 @@ def benchmark(args, today: date) -> None:
     )
 
 
+def refresh_after_todays_usage(today: date) -> None:
+    """Time what the worker does once an import of today's usage commits: today's rollups and every kept window
+    containing today, recomputed (from the same rows, so the standings stay as they were)."""
+    from usage.services.standings import standings_mark_days, standings_refresh
+
+    standings_mark_days([today])
+    result = standings_refresh()
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
+    print(f"refresh after today's usage changed: {result.windows} windows in {result.seconds:.1f} s ({phases})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=85_000, help="people (default 85,000)")
@@ -716,6 +728,7 @@ def main() -> None:
         counts = row_counts()
         print("rows: " + ", ".join(f"{table.removeprefix('usage_')} {count:,}" for table, count in counts.items()))
         benchmark(args, today)
+        refresh_after_todays_usage(today)
         print(f"load average at end: {load()}")
         succeeded = True
     finally:
