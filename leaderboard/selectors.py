@@ -16,6 +16,8 @@ separately for admins.
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -429,11 +431,45 @@ def _totals_rows(
         return cursor.fetchall()
 
 
+RANKED_CACHE_SECONDS = 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
+
+
 def ranked_rows(window, provider, model, team_id, metric: str, *, model_family: str = "") -> list[tuple[int, int]]:
     """(person_id, rank) in board order: the metric, then name, then id. People with none of the metric (zero,
     or a figure their sources do not report) are not ranked; on an efficiency metric the people under the
-    minimum volume come last with rank None (listed apart). Only the figures the metric is computed from are
-    summed: at 85,000 people a window's full figures cost several times its ranking (docs/PERFORMANCE.md)."""
+    minimum volume come last with rank None (listed apart).
+
+    Kept in the shared cache until the next refresh (the standings change only in one): ranking a window that is
+    not kept reads up to a million rows at 85,000 people, and paging through it, or its comparison window, asks
+    again."""
+    refreshes = StandingsState.objects.filter(pk=1).values_list("refreshes", flat=True).first()
+    if not refreshes:
+        return _ranked_rows(window, provider, model, team_id, metric, model_family=model_family)
+    team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
+    asked = (refreshes, window.start, window.end, provider, model, model_family, team_ids, metric)
+    key = f"ranked:{hashlib.sha256(repr(asked).encode()).hexdigest()}"
+    packed = cache.get(key)
+    if packed is not None:
+        return _unpacked(packed)
+    rows = _ranked_rows(window, provider, model, team_id, metric, model_family=model_family)
+    cache.set(key, _packed(rows), RANKED_CACHE_SECONDS)
+    return rows
+
+
+def _packed(rows: list[tuple[int, int | None]]) -> bytes:
+    """(person id, rank or None) pairs as 8-byte integers, 0 for no rank: 1.4 MB for 85,000 people."""
+    return array("q", [value for person_id, rank in rows for value in (person_id, rank or 0)]).tobytes()
+
+
+def _unpacked(packed: bytes) -> list[tuple[int, int | None]]:
+    values = array("q")
+    values.frombytes(packed)
+    return [(person_id, rank or None) for person_id, rank in zip(values[0::2], values[1::2], strict=True)]
+
+
+def _ranked_rows(window, provider, model, team_id, metric: str, *, model_family: str = "") -> list[tuple[int, int]]:
+    """ranked_rows, from the read models. Only the figures the metric is computed from are summed: at 85,000
+    people a window's full figures cost several times its ranking (docs/PERFORMANCE.md)."""
     sql, params = _totals_sql(
         window, provider, model, team_id, model_family=model_family, figures={*metric_figures(metric), "total_tokens"}
     )

@@ -566,6 +566,9 @@ class StandingsState(models.Model):
     rolled_on = models.DateField(null=True, blank=True, help_text="The day the rolling windows end on.")
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    refreshes = models.PositiveBigIntegerField(
+        default=0, help_text="Refreshes completed: a cached answer of the standings keys on it."
+    )
 
     def __str__(self) -> str:
         return f"standings as of {self.refreshed_at}"

@@ -221,3 +221,27 @@ def test_a_day_ranked_on_another_metric_is_ordered_when_asked(org):
     assert [(s.person_id, s.rank, s.previous_rank) for s in by_requests] == [(ivy.pk, 1, None), (paul.pk, 2, 1)]
     by_tokens = people_ranking(query(period="day", date="2026-09-02"), admin)
     assert [s.person_id for s in by_tokens] == [paul.pk, ivy.pk]
+
+
+@pytest.mark.django_db
+def test_a_computed_ranking_is_summed_once_per_refresh(org, monkeypatch):
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    usage_for(ivy, day=date(2026, 9, 3), tokens=50)
+    usage_for(paul, day=date(2026, 9, 4), tokens=40)
+    standings_refresh()
+    summed = []
+    ranked_rows = selectors._ranked_rows
+    monkeypatch.setattr(selectors, "_ranked_rows", lambda *a, **k: summed.append(a) or ranked_rows(*a, **k))
+    admin = viewer_for(org["admin"])
+    custom = {"start": "2026-09-02", "end": "2026-09-05"}
+
+    def board():
+        return [(s.person_id, s.rank, s.totals.total_tokens) for s in people_ranking(query(**custom), admin)]
+
+    assert board() == [(ivy.pk, 1, 50), (paul.pk, 2, 40)]
+    assert board() == [(ivy.pk, 1, 50), (paul.pk, 2, 40)]
+    assert len(summed) == 2  # the window and its comparison window, once each
+    usage_for(paul, day=date(2026, 9, 5), tokens=30)
+    standings_refresh()  # new standings: the cached order is not theirs
+    assert board() == [(paul.pk, 1, 70), (ivy.pk, 2, 50)]
+    assert len(summed) == 4

@@ -211,6 +211,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             _drop_stale_moving_windows(today)
             _clear_marks(dirty)
             state.refreshed_at = timezone.now()
+            state.refreshes += 1
             state.rolled_on = today
             state.last_error = ""
             state.last_error_at = None
