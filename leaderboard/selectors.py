@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
+from typing import TypeVar
 
 from django.core.cache import cache
 from django.db import connection
@@ -87,7 +88,6 @@ from usage.services.standings import (
     pieces_of,
     quoted_table,
     reported_by_preferred_source_sql,
-    standings_status,
     team_ancestors,
     team_closure_sql,
 )
@@ -431,29 +431,37 @@ def _totals_rows(
         return cursor.fetchall()
 
 
-RANKED_CACHE_SECONDS = 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
-
-
 def ranked_rows(window, provider, model, team_id, metric: str, *, model_family: str = "") -> list[tuple[int, int]]:
     """(person_id, rank) in board order: the metric, then name, then id. People with none of the metric (zero,
     or a figure their sources do not report) are not ranked; on an efficiency metric the people under the
-    minimum volume come last with rank None (listed apart).
-
-    Kept in the shared cache until the next refresh (the standings change only in one): ranking a window that is
+    minimum volume come last with rank None (listed apart). Summed once per refresh: ranking a window that is
     not kept reads up to a million rows at 85,000 people, and paging through it, or its comparison window, asks
     again."""
+    team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
+    packed = per_refresh(
+        "ranked",
+        (window.start, window.end, provider, model, model_family, team_ids, metric),
+        lambda: _packed(_ranked_rows(window, provider, model, team_id, metric, model_family=model_family)),
+    )
+    return _unpacked(packed)
+
+
+T = TypeVar("T")
+PER_REFRESH_CACHE_SECONDS = 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
+
+
+def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
+    """compute(), kept in the shared cache until the next refresh: the standings change only in one
+    (StandingsState.refreshes counts them). Before the first refresh there is nothing to keep."""
     refreshes = StandingsState.objects.filter(pk=1).values_list("refreshes", flat=True).first()
     if not refreshes:
-        return _ranked_rows(window, provider, model, team_id, metric, model_family=model_family)
-    team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
-    asked = (refreshes, window.start, window.end, provider, model, model_family, team_ids, metric)
-    key = f"ranked:{hashlib.sha256(repr(asked).encode()).hexdigest()}"
-    packed = cache.get(key)
-    if packed is not None:
-        return _unpacked(packed)
-    rows = _ranked_rows(window, provider, model, team_id, metric, model_family=model_family)
-    cache.set(key, _packed(rows), RANKED_CACHE_SECONDS)
-    return rows
+        return compute()
+    key = f"{name}:{hashlib.sha256(repr((refreshes, *asked)).encode()).hexdigest()}"
+    found = cache.get(key)
+    if found is None:
+        found = compute()
+        cache.set(key, found, PER_REFRESH_CACHE_SECONDS)
+    return found
 
 
 def _packed(rows: list[tuple[int, int | None]]) -> bytes:
@@ -718,6 +726,11 @@ class PeopleRanking(Sequence):
     def _stored_movers(self, limit: int) -> list[list[int]]:
         if self._previous_stored is None:
             return [[], [], self._ranked_ids_page(limit)]
+        asked = (self._stored.pk, self._previous_stored.pk, self.metric, limit)
+        return per_refresh("movers", asked, lambda: self._stored_movers_read(limit))
+
+    def _stored_movers_read(self, limit: int) -> list[list[int]]:
+        """Two self-joins of the windows' standings: 100 ms and more each at 85,000 people."""
         table = quoted_table(PersonStandingRow)
         rank = f"rank_{self.metric}"
         moved = f"""
@@ -1084,19 +1097,14 @@ def provider_coverage(refreshed_at: datetime | None) -> list[ProviderCoverage]:
 
 def rollup_models() -> list[tuple[str, str, str]]:
     """Every (provider, model, model family) with usage, as the daily rollups count them (canonical names where
-    the catalog maps a spelling): what the model palette and the filter lists are built from. It scans the
-    rollups, which change only in a refresh, so it is kept in the shared cache per refresh and the worker
-    computes it after each one (leaderboard.warm_titles): at 85,000 people a scan takes seconds."""
-    refreshed_at = standings_status().refreshed_at
-    key = f"rollup-models:{refreshed_at and refreshed_at.timestamp()}"
-    models = cache.get(key)
-    if models is None:
-        models = sorted(DailyRollup.objects.values_list("provider", "model", "model_family").distinct())
-        cache.set(key, models, timeout=ROLLUP_MODELS_CACHE_SECONDS)
-    return models
-
-
-ROLLUP_MODELS_CACHE_SECONDS = 2 * 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
+    the catalog maps a spelling): what the model palette and the filter lists are built from. A scan of the
+    rollups (seconds at 85,000 people), kept per refresh; the worker reads it after each one
+    (leaderboard.warm_titles)."""
+    return per_refresh(
+        "rollup-models",
+        (),
+        lambda: sorted(DailyRollup.objects.values_list("provider", "model", "model_family").distinct()),
+    )
 
 
 def unassigned_usage(window: Window) -> tuple[int, int]:

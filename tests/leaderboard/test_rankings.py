@@ -245,3 +245,31 @@ def test_a_computed_ranking_is_summed_once_per_refresh(org, monkeypatch):
     standings_refresh()  # new standings: the cached order is not theirs
     assert board() == [(paul.pk, 1, 70), (ivy.pk, 2, 50)]
     assert len(summed) == 4
+
+
+@pytest.mark.django_db
+def test_movers_are_read_once_per_refresh(org, monkeypatch):
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    usage_for(ivy, day=date(2026, 8, 3), tokens=10)
+    usage_for(paul, day=date(2026, 8, 4), tokens=20)
+    usage_for(ivy, day=date(2026, 9, 3), tokens=50)
+    usage_for(paul, day=date(2026, 9, 4), tokens=40)
+    standings_refresh()
+    read = []
+    movers_read = selectors.PeopleRanking._stored_movers_read
+    monkeypatch.setattr(
+        selectors.PeopleRanking,
+        "_stored_movers_read",
+        lambda self, limit: read.append(limit) or movers_read(self, limit),
+    )
+    admin = viewer_for(org["admin"])
+
+    def movers():
+        return [[s.person_id for s in kind] for kind in people_ranking(query(period="month"), admin).movers(5)]
+
+    assert movers() == movers() == [[ivy.pk], [paul.pk], []]
+    assert read == [5]
+    usage_for(paul, day=date(2026, 9, 5), tokens=30)
+    standings_refresh()
+    assert movers() == [[], [], []]
+    assert read == [5, 5]
