@@ -12,21 +12,24 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
-from usage.access import Viewer, person_display_name, team_subtree_ids
+from usage.access import Viewer, person_display_name, team_subtree_ids, viewer_for
 from usage.figures import metric_sort_key
 from usage.models import HoldStatus, Membership, OutcomeRecord, Person, Provider, UsageHold
 from usage.models import PersonStanding as PersonStandingRow
 from usage.services.outcomes import OUTCOME_FIGURES
 
 from .selectors import (
+    MOVERS_KEPT,
     PeopleRanking,
     PersonStanding,
     Totals,
     _sums,
+    people_ranking,
     person_totals,
     ranked_rows,
     rollups_in_window,
@@ -47,7 +50,7 @@ class Movers:
     has_previous_window: bool
 
 
-def movers_from(ranking: PeopleRanking, *, limit: int = 15) -> Movers:
+def movers_from(ranking: PeopleRanking, *, limit: int = MOVERS_KEPT) -> Movers:
     """Biggest climbers and fallers (by places moved, then by current rank) and newcomers (no rank in the
     previous window of the same size), from a ranking."""
     if not ranking.has_previous_window:
@@ -159,16 +162,19 @@ TITLES_CACHE_SECONDS = 2 * 24 * 3600  # a kept window is recomputed at least onc
 
 
 def titles_warm(today: date | None = None) -> int:
-    """Compute and cache the titles of today's window of every standard period (all providers, no filter), so
-    no page request pays for them: at 85,000 people one window's titles read millions of rollup rows. Queued
-    after every standings refresh (leaderboard.tasks.warm_titles); returns the windows warmed."""
+    """Compute and cache the titles and the movers of today's window of every standard period (all providers,
+    no filter), so no page request pays for them: at 85,000 people one window's titles read millions of rollup
+    rows, its movers two self-joins of its standings. Queued after every standings refresh
+    (leaderboard.tasks.warm_titles); returns the windows warmed."""
     anchor = today or org_today()
+    nobody = viewer_for(AnonymousUser())  # the movers' order is the same for every viewer
     warmed = 0
     for period in PERIODS:
         if period == "custom":
             continue
         query = RankingQuery(window=window_for(period, anchor), metric="total_tokens", anchor=anchor)
         title_winners(query)
+        movers_from(people_ranking(query, nobody))
         warmed += 1
     return warmed
 

@@ -501,7 +501,8 @@ def _ranked_rows(window, provider, model, team_id, metric: str, *, model_family:
         return cursor.fetchall()
 
 
-FIGURES_BY_PERSON_MOST = 2000  # a computed ranking reads at most this many people's figures by id
+FIGURES_BY_PERSON_MOST = 2000
+MOVERS_KEPT = 15  # the movers page's lists (leaderboard.insights.movers_from)  # a computed ranking reads at most this many people's figures by id
 
 
 class PeopleRanking(Sequence):
@@ -726,8 +727,18 @@ class PeopleRanking(Sequence):
     def _stored_movers(self, limit: int) -> list[list[int]]:
         if self._previous_stored is None:
             return [[], [], self._ranked_ids_page(limit)]
-        asked = (self._stored.pk, self._previous_stored.pk, self.metric, limit)
-        return per_refresh("movers", asked, lambda: self._stored_movers_read(limit))
+        # Kept until either window is recomputed, at the longest list a page shows; shorter lists are its start.
+        current, previous = self._stored, self._previous_stored
+        kept = max(limit, MOVERS_KEPT)
+        key = (
+            f"movers:{current.pk}:{current.computed_at.timestamp()}:{previous.pk}:{previous.computed_at.timestamp()}"
+            f":{self.metric}:{kept}"
+        )
+        picked = cache.get(key)
+        if picked is None:
+            picked = self._stored_movers_read(kept)
+            cache.set(key, picked, timeout=PER_REFRESH_CACHE_SECONDS)
+        return [ids[:limit] for ids in picked]
 
     def _stored_movers_read(self, limit: int) -> list[list[int]]:
         """Two self-joins of the windows' standings: 100 ms and more each at 85,000 people."""

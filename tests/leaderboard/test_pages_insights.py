@@ -9,6 +9,7 @@ from django.http import QueryDict
 
 from leaderboard.charts import FAMILY_COLOURS, colour_for, model_palette
 from leaderboard.insights import history_windows, rank_history, window_titles
+from leaderboard.selectors import PeopleRanking, people_ranking
 from leaderboard.templatetags.tokenboard import compact, percent, usd
 from leaderboard.windows import org_today, ranking_query_from, window_for
 from tests.factories import TeamFactory, person_in_team, usage_for
@@ -97,6 +98,16 @@ def test_titles_are_warmed_after_a_refresh_so_no_page_computes_them(
     assert computed == []  # all from the cache
     insights.title_winners(ranking_query_from(QueryDict("period=month&provider=anthropic")))
     assert len(computed) == 1  # a filtered board is not warmed
+
+    read = []
+    monkeypatch.setattr(PeopleRanking, "_stored_movers_read", lambda self, limit: read.append(limit) or [[], [], []])
+    for period in ("day", "week", "month", "quarter", "year", "all", "7d", "30d", "90d"):
+        ranking = people_ranking(ranking_query_from(QueryDict(f"period={period}")), viewer_for(org["admin"]))
+        movers = insights.movers_from(ranking, limit=5)  # the overview's; the movers page shows 15
+        if movers.has_previous_window:  # all time has none
+            newcomers = [s.person_id for s in movers.newcomers]
+            assert newcomers == [org["product_engineer"].pk, org["infra_engineer"].pk], period
+    assert read == []  # all from the cache
 
 
 @pytest.mark.django_db
