@@ -571,6 +571,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK_KEY])
+                _merge_settings(cursor)
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != ImportStatus.RUNNING or locked.claim_id != claim_id:
             logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
@@ -646,6 +647,15 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         locked.records_replaced, locked.replaced_imports = records_replaced, replaced_imports
         locked.finished_at = timezone.now()
         locked.save()
+
+
+def _merge_settings(cursor) -> None:
+    """This store's transaction (PostgreSQL): sort memory for merging up to a million staged hours and records
+    in key order (with the server's default 4 MB the sorts spill to disk), and no JIT compilation: the staging
+    tables have no statistics, so the planner guesses their size, and compiling took longer than it saved."""
+    if settings.TOKENBOARD_IMPORT_WORK_MEM:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TOKENBOARD_IMPORT_WORK_MEM])
+    cursor.execute("SELECT set_config('jit', 'off', true)")
 
 
 # (provider, account, day, identity id): the identity only for a personal export (one person's own file, e.g.

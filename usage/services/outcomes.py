@@ -4,7 +4,6 @@ requests, lines). Both are written in the import's transaction, keyed so a re-im
 
 from __future__ import annotations
 
-import csv
 import tempfile
 from typing import IO
 
@@ -28,19 +27,19 @@ class HourSpool:
     BUFFER = 50_000
 
     def __init__(self) -> None:
+        # (identity key, day, hour, model) → [requests, prompt tokens, output tokens, total tokens]
+        self.buffer: dict[tuple, list[int]] = {}
         self.identity_numbers: dict[tuple, int] = {}  # identity key → its number in the spool file
-        self.buffer: dict[tuple, list[int]] = {}  # (identity number, day, hour, model) → [requests, in, out, total]
         self.file: IO[str] | None = None
         self.lines = 0
+        self._day_text: dict = {}  # day → "YYYY-MM-DD"
+        self._model_text: dict[str, str] = {}  # model → its CSV cell
 
     def add(self, identity_key: tuple, row: UsageRow) -> None:
         """Count a row with an hour: its known requests (None: not reported), prompt tokens (input of all three
         kinds), output and total tokens."""
-        number = self.identity_numbers.get(identity_key)
-        if number is None:
-            number = self.identity_numbers[identity_key] = len(self.identity_numbers)
         prompt = row.input_tokens + row.cache_write_tokens + row.cache_read_tokens
-        key = (number, row.day, row.hour, row.model)
+        key = (identity_key, row.day, row.hour, row.model)
         figures = self.buffer.get(key)
         if figures is None:
             self.buffer[key] = [row.requests or 0, prompt, row.output_tokens, prompt + row.output_tokens]
@@ -53,13 +52,26 @@ class HourSpool:
             figures[3] += prompt + row.output_tokens
 
     def flush(self) -> None:
+        """Write the buffer out as CSV lines (identity number, day, hour, model, the four figures) and empty it."""
         if not self.buffer:
             return
         if self.file is None:
             self.file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
-            self.writer = csv.writer(self.file, lineterminator="\n")
-        self.writer.writerows((*key, *figures) for key, figures in self.buffer.items())
-        self.lines += len(self.buffer)
+        numbers, days, models = self.identity_numbers, self._day_text, self._model_text
+        lines = []
+        for (identity_key, day, hour, model), (requests, prompt, output, total) in self.buffer.items():
+            number = numbers.get(identity_key)
+            if number is None:
+                number = numbers[identity_key] = len(numbers)
+            day_text = days.get(day)
+            if day_text is None:
+                day_text = days[day] = day.isoformat()
+            model_text = models.get(model)
+            if model_text is None:
+                model_text = models[model] = csv_cell(model)
+            lines.append(f"{number},{day_text},{hour},{model_text},{requests},{prompt},{output},{total}\n")
+        self.file.write("".join(lines))
+        self.lines += len(lines)
         self.buffer.clear()
 
     def close(self) -> None:
@@ -69,6 +81,13 @@ class HourSpool:
 
     def __bool__(self) -> bool:
         return bool(self.buffer) or self.lines > 0
+
+
+def csv_cell(text: str) -> str:
+    """Text as one CSV cell: quoted (quotes doubled) when it holds a delimiter, quote or line break."""
+    if any(character in text for character in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 HOUR_FIGURES = ("requests", "input_tokens", "output_tokens", "total_tokens")
