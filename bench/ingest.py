@@ -11,8 +11,9 @@ For each format (OpenAI usage-bucket JSON lines, Cursor team usage-events CSV) a
 4. loads the flat twin into a bare, index-free table with PostgreSQL COPY (psycopg cursor.copy), the
    database's own ingest limit, to compare with.
 
-Printed per run: parse-and-upsert rows/s (rows read / import_batch_process time), seconds from the start of
-the upload until the ranking reflects it, the child's peak RSS (VmHWM) and the COPY rows/s. With --reimport the
+Printed per size (the median of --repeat runs, with the range and the load average): parse-and-upsert rows/s
+(rows read / import_batch_process time), seconds from the start of the upload until the ranking reflects it,
+the child's peak RSS (VmHWM) and the COPY rows/s. With --reimport the
 child imports the file a second time (every record an update) and checks that no ranking total moved.
 The database named in DATABASE_URL is created and migrated if missing; its usage data is wiped on each run,
 so never point it at a database you care about.
@@ -367,6 +368,7 @@ def child(path: str, facts: dict) -> None:
     batch = import_batch_process(batch.pk)
     processed = time.perf_counter()
     cpu_process = cpu_seconds() - cpu_before
+    rss_import = peak_rss_mb()  # the import's own peak, before the refresh and the ranking read
     if batch.status != "succeeded":
         sys.exit(f"import failed: {batch.error_summary}")
     # What the refresh worker does once the import commits; the ranking after it must show the file exactly.
@@ -389,6 +391,7 @@ def child(path: str, facts: dict) -> None:
         "ranking_s": ranked - processed,
         "until_ranked_s": ranked - started,
         "rss_start_mb": rss_start,
+        "rss_import_mb": rss_import,
     }
     if facts.get("reimport"):
         # The same file again: every record is now a conflict (an update), and no total may change.
@@ -423,11 +426,23 @@ def measure(fmt: str, rows: int, reimport: bool = False) -> dict:
     return figures
 
 
+def median_of(runs: list[dict], key: str) -> dict:
+    """The run with the median value of `key` (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
+
+
+def load_average() -> str:
+    """The 1-minute load average when the line is printed (the machine is shared)."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default=DEFAULT_SIZES, help=f"sizes, comma-separated (default {DEFAULT_SIZES})")
     parser.add_argument("--formats", default=",".join(FORMATS), help="openai,cursor (default both)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per size; the fastest is shown (default 1)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per size; the median is shown, with the range (default 1)"
+    )
     parser.add_argument(
         "--reimport", action="store_true", help="import each file a second time (all updates) and check no total moves"
     )
@@ -445,19 +460,25 @@ def main() -> None:
     database_prepare()
     print(
         f"{'format':8} {'rows':>9} {'file MB':>8} {'records':>8} {'rows/s':>9} {'rows/cpu-s':>10} {'COPY rows/s':>11} "
-        f"{'ratio':>6} {'process s':>9} {'refresh s':>9} {'ranked s':>8} {'peak RSS MB':>11}"
-        + ("  re-import s" if args.reimport else "")
+        f"{'ratio':>6} {'process s':>9} {'refresh s':>9} {'ranked s':>8} {'import RSS':>10} {'peak RSS MB':>11}  "
+        f"{'rows/s range':>15} load" + ("  re-import s" if args.reimport else "")
     )
     for fmt in formats:
         for rows in sizes:
             runs = [measure(fmt, rows, args.reimport) for _ in range(max(1, args.repeat))]
-            f = min(runs, key=lambda run: run["process_s"])
-            copy_rows_s = max(run["copy_rows_s"] for run in runs)
+            # The median run by wall time (the machine is shared: one run says little); rows/cpu-s, COPY rows/s
+            # and the refresh are each their own median; peak RSS the largest of the runs.
+            f = median_of(runs, "process_s")
+            copy_rows_s = median_of(runs, "copy_rows_s")["copy_rows_s"]
             rate = f["rows_read"] / f["process_s"]
+            cpu_rate = f["rows_read"] / median_of(runs, "process_cpu_s")["process_cpu_s"]
+            rates = sorted(run["rows_read"] / run["process_s"] for run in runs)
             print(
                 f"{fmt:8} {f['rows_read']:>9,} {f['mb']:>8,.0f} {f['records']:>8,} {rate:>9,.0f} "
-                f"{f['rows_read'] / f['process_cpu_s']:>10,.0f} {copy_rows_s:>11,.0f} {rate / copy_rows_s:>6.2f} "
-                f"{f['process_s']:>9.2f} {f['refresh_s']:>9.2f} {f['until_ranked_s']:>8.2f} {max(r['rss_peak_mb'] for r in runs):>11,.0f}"
+                f"{cpu_rate:>10,.0f} {copy_rows_s:>11,.0f} {rate / copy_rows_s:>6.2f} "
+                f"{f['process_s']:>9.2f} {median_of(runs, 'refresh_s')['refresh_s']:>9.2f} {f['until_ranked_s']:>8.2f} "
+                f"{max(r['rss_import_mb'] for r in runs):>10,.0f} {max(r['rss_peak_mb'] for r in runs):>11,.0f}  "
+                f"{rates[0]:>7,.0f}–{rates[-1]:<7,.0f} {load_average()}"
                 + (f"  {f['reimport_s']:>11.2f}" if args.reimport else ""),
                 flush=True,
             )
@@ -469,6 +490,7 @@ def main() -> None:
     )
     print("refresh s   = standings_refresh after the import committed (what the refresh worker does): rollups of")
     print("              the touched days and every kept window containing them")
+    print("rows/s range = slowest–fastest of the runs; load = 1-minute load average after them")
     print("ranked s    = from import_batch_create (storing the upload) until people_ranking for the window shows")
     print("              the file's tokens (the refresh included)")
     if args.reimport:
@@ -476,8 +498,9 @@ def main() -> None:
             "re-import s = storing and processing the same file again (every record an update); totals checked unchanged"
         )
     print(
-        "peak RSS    = VmHWM of the child process that ran the import (Django loaded: about "
-        f"{f['rss_start_mb']:.0f} MB before the import)."
+        "import RSS  = VmHWM of the child process right after import_batch_process (Django loaded: about "
+        f"{f['rss_start_mb']:.0f} MB before the import); peak RSS = the same at the end, after the refresh and the "
+        "ranking read"
     )
 
 

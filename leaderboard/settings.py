@@ -292,6 +292,8 @@ TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANC
 # Sort and hash memory of the standings refresh's transaction (PostgreSQL work_mem; empty: the server's setting).
 # One refresh runs at a time; with the default 4 MB its per-window sorts and hashes spill to temporary files.
 TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
+# The same for an import's store (merging its staged hours and records in key order); stores run one at a time.
+TOKENBOARD_IMPORT_WORK_MEM = env.str("TOKENBOARD_IMPORT_WORK_MEM", default="128MB")
 
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.

@@ -287,7 +287,9 @@ class UsageRecord(models.Model):
     day = models.DateField()
     provider = models.CharField(max_length=20, choices=Provider.choices)
     account = models.CharField(max_length=255, blank=True)
-    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="usage_records")
+    # No index of its own: usage_identity_day (identity, day) serves every lookup by identity, and each index is
+    # written for every record an import stores (docs/PERFORMANCE.md, Ingest).
+    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="usage_records", db_index=False)
     model = models.CharField(max_length=200, blank=True)
     usage_kind = models.CharField(max_length=50, default="tokens")
     input_tokens = models.BigIntegerField(default=0)
@@ -844,7 +846,9 @@ class UsageHour(models.Model):
     logs): the day's hourly shape that the anomaly rules and the review page read. Written with the usage, in
     the import's transaction; a re-import replaces the hours it covers."""
 
-    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="usage_hours")
+    # No index of its own: usage_hour_unique (identity, day, hour, model) serves every lookup by identity, and an
+    # import writes about one hour per row of an hourly export (docs/PERFORMANCE.md, Ingest).
+    identity = models.ForeignKey(Identity, on_delete=models.PROTECT, related_name="usage_hours", db_index=False)
     day = models.DateField()
     hour = models.PositiveSmallIntegerField()  # 0–23, org-local
     model = models.CharField(max_length=200, blank=True)

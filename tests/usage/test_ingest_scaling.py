@@ -11,7 +11,8 @@ import pytest
 
 from usage.models import UsageRecord
 from usage.parsers.base import ParseError, is_null, load_json_documents, to_int
-from usage.services.imports import UPSERT_BATCH, import_batch_create, import_batch_process
+from usage.services.bulk import LOAD_BATCH
+from usage.services.imports import import_batch_create, import_batch_process
 
 
 def run_import(path: Path, **kwargs):
@@ -103,7 +104,7 @@ def test_a_restated_day_replaces_the_record_and_points_it_at_the_newer_import(tm
 
 @pytest.mark.django_db
 def test_more_records_than_one_upsert_batch_are_all_written_once(tmp_path):
-    users = UPSERT_BATCH + 301
+    users = LOAD_BATCH + 301  # more rows than one executemany batch (SQLite loads the staging table in batches)
     export = tmp_path / "many.jsonl"
     with export.open("w") as out:
         # Two lines (pages) for the same day: each user's two results add up into one record.

@@ -172,10 +172,10 @@ class _RowReader:
     def row(self, line: int, values: list[str], c: _Columns) -> UsageRow:
         day, hour = self.when(values[c.date].strip())
         email = self.email(values[c.user]) if c.user is not None else self.fallback
-        with_write = count(values[c.with_write], "Input (w/ Cache Write)") if c.with_write is not None else 0
-        without_write = count(values[c.without_write], "Input (w/o Cache Write)") if c.without_write is not None else 0
-        cache_read = count(values[c.cache_read], "Cache Read") if c.cache_read is not None else 0
-        output = count(values[c.output], "Output Tokens") if c.output is not None else 0
+        with_write = _count(values, c.with_write, "Input (w/ Cache Write)")
+        without_write = _count(values, c.without_write, "Input (w/o Cache Write)")
+        cache_read = _count(values, c.cache_read, "Cache Read")
+        output = _count(values, c.output, "Output Tokens")
         total_text = values[c.total] if c.total is not None else ""
         total = None if not total_text or is_null(total_text) else count(total_text, "Total Tokens")
         plain_input, cache_write = split_input(with_write, without_write, cache_read, output, total)
@@ -185,23 +185,39 @@ class _RowReader:
             if not requests_text or is_null(requests_text)
             else whole_tokens(to_decimal(requests_text, "Requests"), "Requests")
         )
+        # Positional, in UsageRow's field order: keyword arguments cost more than the rest of this method's
+        # work together, and it runs once per event (millions in a large export).
         return UsageRow(
-            line=line,
-            day=day,
-            provider="cursor",
-            identity_kind="email",
-            identity_value=email,
-            model=values[c.model].strip(),
-            usage_kind="tokens",
-            input_tokens=plain_input,
-            cache_write_tokens=cache_write,
-            cache_read_tokens=cache_read,
-            output_tokens=output,
-            requests=requests,
-            cost_usd=self.cost(values[c.cost].strip()) if c.cost is not None else None,
-            identity_email=email,
-            hour=hour,
+            line,
+            day,
+            "cursor",  # provider
+            "email",  # identity_kind
+            email,  # identity_value
+            values[c.model].strip(),
+            "",  # account
+            "tokens",  # usage_kind
+            plain_input,
+            cache_write,
+            cache_read,
+            output,
+            requests,
+            self.cost(values[c.cost].strip()) if c.cost is not None else None,
+            email,  # identity_email
+            "",  # identity_label
+            False,  # cost_estimated
+            hour,
         )
+
+
+def _count(values: list[str], index: int | None, what: str) -> int:
+    """The count in a column (0 when the file has no such column): plain ASCII digits directly, anything else
+    through tabular.count and its checks."""
+    if index is None:
+        return 0
+    text = values[index]
+    if text.isdigit() and len(text) < 16 and text.isascii():
+        return int(text)
+    return count(text, what)
 
 
 FORMAT = CursorCSV()

@@ -30,6 +30,14 @@ def usage_kind_of(result: dict) -> str:
     return _usage_kind_of_object(str(result.get("object", "")))
 
 
+# The object names of the current API, looked up per result without a call (usage_kind_of reads any other).
+_USAGE_KINDS = {
+    f"organization.usage.{kind}.result": kind
+    for kind in ("completions", "embeddings", "moderations", "images", "audio_speeches", "audio_transcriptions")
+}
+MAX_COUNT = 10**15  # to_int's limit: larger counts go through it and are refused there
+
+
 @lru_cache(maxsize=256)  # a file names a handful of object types; splitting each result's string was measurable
 def _usage_kind_of_object(name: str) -> str:
     # "organization.usage.completions.result" → "completions"
@@ -77,41 +85,70 @@ class OpenAIUsage(Format):
         except ValueError as error:
             yield RowError(line, str(error))
             return
+        kinds = _USAGE_KINDS
         for result in bucket["results"]:
             if not isinstance(result, dict):
                 yield RowError(line, "result is not an object")
                 continue
             try:
                 get = result.get
-                all_input = to_int(get("input_tokens"), "input_tokens")
-                cached = to_int(get("input_cached_tokens"), "input_cached_tokens")
-                cache_write = to_int(get("input_cache_write_tokens"), "input_cache_write_tokens")
+                # The counts' common case (a JSON int in range) inline; anything else through to_int and its checks.
+                all_input = get("input_tokens")
+                if type(all_input) is not int or not 0 <= all_input <= MAX_COUNT:
+                    all_input = to_int(all_input, "input_tokens")
+                cached = get("input_cached_tokens")
+                if type(cached) is not int or not 0 <= cached <= MAX_COUNT:
+                    cached = to_int(cached, "input_cached_tokens")
+                cache_write = get("input_cache_write_tokens")
+                if type(cache_write) is not int or not 0 <= cache_write <= MAX_COUNT:
+                    cache_write = to_int(cache_write, "input_cache_write_tokens")
                 if cached + cache_write > all_input:
                     raise ValueError(
                         f"input_cached_tokens + input_cache_write_tokens ({cached + cache_write}) exceed input_tokens ({all_input})"
                     )
-                kind, value = identity_of(result)
-                output = to_int(get("output_tokens"), "output_tokens")
-                requests = to_int(get("num_model_requests", get("num_requests")), "num_model_requests")
+                output = get("output_tokens")
+                if type(output) is not int or not 0 <= output <= MAX_COUNT:
+                    output = to_int(output, "output_tokens")
+                requests = get("num_model_requests")
+                if type(requests) is not int or not 0 <= requests <= MAX_COUNT:
+                    requests = to_int(get("num_model_requests", get("num_requests")), "num_model_requests")
+                user_id = get("user_id")
+                if user_id and type(user_id) is str:
+                    kind, value = "user_id", user_id
+                else:
+                    kind, value = identity_of(result)
+                model = get("model")
+                if type(model) is not str:
+                    model = str(model or "")
+                account = get("project_id")
+                if type(account) is not str:
+                    account = str(account or "")
+                kind_name = get("object", "")
+                usage_kind = kinds.get(kind_name) if type(kind_name) is str else None
+                if usage_kind is None:
+                    usage_kind = usage_kind_of(result)
                 # Positional, in UsageRow's field order: keyword arguments made this call ~4× slower, and it
                 # runs once per result (a million times in a large export).
-                row = UsageRow(
+                yield UsageRow(
                     line,
                     day,
                     "openai",
                     kind,
                     value,
-                    str(get("model") or ""),  # model
-                    str(get("project_id") or ""),  # account
-                    usage_kind_of(result),
+                    model,
+                    account,
+                    usage_kind,
                     all_input - cached - cache_write,  # input_tokens (plain)
                     cache_write,  # cache_write_tokens
                     cached,  # cache_read_tokens
                     output,
                     requests,
+                    None,  # cost_usd: estimated from the price table
+                    "",  # identity_email
+                    "",  # identity_label
+                    False,  # cost_estimated
+                    hour,
                 )
-                row.hour = hour
-                yield row
             except ValueError as error:
                 yield RowError(line, str(error))
 

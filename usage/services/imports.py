@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import islice
 from typing import IO
 from zoneinfo import ZoneInfo
 
@@ -53,8 +52,9 @@ from usage.parsers.base import (
 from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.audit import audit_record
+from usage.services.bulk import staged_upsert
 from usage.services.identities import IdentityKey, identities_resolve
-from usage.services.outcomes import hour_add, outcome_key, outcomes_upsert, usage_hours_upsert
+from usage.services.outcomes import HourSpool, outcome_key, outcomes_upsert, usage_hours_upsert
 from usage.services.pricing import PriceBook
 from usage.services.standings import standings_mark_days
 
@@ -62,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 1000
 PROGRESS_EVERY_ROWS = 50_000
-UPSERT_BATCH = 2000
 
 
 class ImportRejected(Exception):
@@ -290,7 +289,10 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
     try:
         with _Heartbeat(batch_id, claim_id):
             outcome = _parse(batch, claim_id)
-            _store(batch, outcome, claim_id)
+            try:
+                _store(batch, outcome, claim_id)
+            finally:
+                outcome.hours.close()
     except ParseError as error:
         where = f"line {error.line}: " if error.line else ""
         errors = [{"line": error.line, "reason": error.reason}]
@@ -389,7 +391,7 @@ class _Outcome:
     errors: list[dict] = field(default_factory=list)
     exported_at: datetime | None = None
     personal: bool = False
-    hours: dict = field(default_factory=dict)  # usage.services.outcomes.hour_add
+    hours: HourSpool = field(default_factory=HourSpool)
     outcomes: dict = field(default_factory=dict)  # outcome_key → OutcomeRow
 
 
@@ -438,75 +440,84 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
         "max_line": settings.TOKENBOARD_MAX_LINE_BYTES,
         "max_blank": settings.TOKENBOARD_MAX_BLANK_LINES,
     }
-    with open_text(path, **limits) as (stream, _encoding):
-        for item in _guarded(fmt.parse(stream, ctx)):
-            if isinstance(item, UsageRow):
-                rows_read += 1
-                rows_imported += 1
-                identity_key = (item.provider, item.identity_kind, item.identity_value)
-                key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
-                acc = records.get(key)
-                if acc is None:
-                    oversized = _oversized_field(item)  # checked once per key, not per row
-                    if oversized:
-                        rows_imported -= 1
-                        outcome.rows_rejected += 1
-                        if len(outcome.errors) < MAX_LISTED_ERRORS:
-                            outcome.errors.append({"line": item.line, "reason": oversized})
-                        continue
-                    acc = records[key] = Accumulated()
-                acc.input_tokens += item.input_tokens
-                acc.cache_write_tokens += item.cache_write_tokens
-                acc.cache_read_tokens += item.cache_read_tokens
-                acc.output_tokens += item.output_tokens
-                if item.requests is not None:
-                    acc.requests = (acc.requests or 0) + item.requests
-                if item.cost_usd is None:
-                    acc.has_unbilled_rows = True
-                else:
-                    acc.billed_cost += item.cost_usd
-                    acc.has_billed_cost = True
-                    acc.cost_estimated_by_vendor |= item.cost_estimated
-                if item.identity_email:
-                    outcome.identity_emails[identity_key] = item.identity_email
-                if item.identity_label:
-                    outcome.identity_labels[identity_key] = item.identity_label
-                if item.hour is not None:
-                    hour_add(outcome.hours, identity_key, item)
-            elif isinstance(item, OutcomeRow):
-                rows_read += 1
-                rows_imported += 1
-                identity_key = (item.provider, item.identity_kind, item.identity_value)
-                outcome.outcomes[outcome_key(identity_key, item)] = item
-                if item.identity_email:
-                    outcome.identity_emails[identity_key] = item.identity_email
-            elif isinstance(item, DirectoryEntry):
-                rows_read += 1
-                rows_imported += 1
-                outcome.directory[(item.provider, item.kind, item.value)] = (item.email, item.label, item.owner_user_id)
-            elif isinstance(item, Skipped):
-                rows_read += 1
-                outcome.rows_skipped += 1
-            elif isinstance(item, RowError):
-                rows_read += 1
-                outcome.rows_rejected += 1
-                if len(outcome.errors) < MAX_LISTED_ERRORS:
-                    outcome.errors.append({"line": item.line, "reason": item.reason})
-            if rows_read % PROGRESS_EVERY_ROWS == 0:
-                ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
-    outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
-    outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
-    rejected = outcome.rows_rejected
-    if rejected and not batch.import_good_rows:
-        first = outcome.errors[0]
-        raise _RowsRejected(
-            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
-            "Fix the file, or re-import choosing 'import the good rows'.",
-            outcome.errors,
-            {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
-        )
-    if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
-        raise ParseError(f"no usage rows found (read as {fmt.label})")
+    hours_add = outcome.hours.add
+    try:
+        with open_text(path, **limits) as (stream, _encoding):
+            for item in _guarded(fmt.parse(stream, ctx)):
+                if isinstance(item, UsageRow):
+                    rows_read += 1
+                    rows_imported += 1
+                    identity_key = (item.provider, item.identity_kind, item.identity_value)
+                    key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
+                    acc = records.get(key)
+                    if acc is None:
+                        oversized = _oversized_field(item)  # checked once per key, not per row
+                        if oversized:
+                            rows_imported -= 1
+                            outcome.rows_rejected += 1
+                            if len(outcome.errors) < MAX_LISTED_ERRORS:
+                                outcome.errors.append({"line": item.line, "reason": oversized})
+                            continue
+                        acc = records[key] = Accumulated()
+                    acc.input_tokens += item.input_tokens
+                    acc.cache_write_tokens += item.cache_write_tokens
+                    acc.cache_read_tokens += item.cache_read_tokens
+                    acc.output_tokens += item.output_tokens
+                    if item.requests is not None:
+                        acc.requests = (acc.requests or 0) + item.requests
+                    if item.cost_usd is None:
+                        acc.has_unbilled_rows = True
+                    else:
+                        acc.billed_cost += item.cost_usd
+                        acc.has_billed_cost = True
+                        acc.cost_estimated_by_vendor |= item.cost_estimated
+                    if item.identity_email:
+                        outcome.identity_emails[identity_key] = item.identity_email
+                    if item.identity_label:
+                        outcome.identity_labels[identity_key] = item.identity_label
+                    if item.hour is not None:
+                        hours_add(identity_key, item)
+                elif isinstance(item, OutcomeRow):
+                    rows_read += 1
+                    rows_imported += 1
+                    identity_key = (item.provider, item.identity_kind, item.identity_value)
+                    outcome.outcomes[outcome_key(identity_key, item)] = item
+                    if item.identity_email:
+                        outcome.identity_emails[identity_key] = item.identity_email
+                elif isinstance(item, DirectoryEntry):
+                    rows_read += 1
+                    rows_imported += 1
+                    outcome.directory[(item.provider, item.kind, item.value)] = (
+                        item.email,
+                        item.label,
+                        item.owner_user_id,
+                    )
+                elif isinstance(item, Skipped):
+                    rows_read += 1
+                    outcome.rows_skipped += 1
+                elif isinstance(item, RowError):
+                    rows_read += 1
+                    outcome.rows_rejected += 1
+                    if len(outcome.errors) < MAX_LISTED_ERRORS:
+                        outcome.errors.append({"line": item.line, "reason": item.reason})
+                if rows_read % PROGRESS_EVERY_ROWS == 0:
+                    ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
+        outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
+        outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
+        rejected = outcome.rows_rejected
+        if rejected and not batch.import_good_rows:
+            first = outcome.errors[0]
+            raise _RowsRejected(
+                f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
+                "Fix the file, or re-import choosing 'import the good rows'.",
+                outcome.errors,
+                {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
+            )
+        if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
+            raise ParseError(f"no usage rows found (read as {fmt.label})")
+    except BaseException:
+        outcome.hours.close()  # its spool file: nothing will store it
+        raise
     return outcome
 
 
@@ -560,6 +571,7 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK_KEY])
+                _merge_settings(cursor)
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if locked.status != ImportStatus.RUNNING or locked.claim_id != claim_id:
             logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
@@ -635,6 +647,15 @@ def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
         locked.records_replaced, locked.replaced_imports = records_replaced, replaced_imports
         locked.finished_at = timezone.now()
         locked.save()
+
+
+def _merge_settings(cursor) -> None:
+    """This store's transaction (PostgreSQL): sort memory for merging up to a million staged hours and records
+    in key order (with the server's default 4 MB the sorts spill to disk). The app's connections compile no
+    query (leaderboard/settings.py): here the staging tables have no statistics, so the planner guesses their
+    size, and compiling took longer than it saved."""
+    if settings.TOKENBOARD_IMPORT_WORK_MEM:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TOKENBOARD_IMPORT_WORK_MEM])
 
 
 # (provider, account, day, identity id): the identity only for a personal export (one person's own file, e.g.
@@ -725,46 +746,11 @@ def usage_records_upsert(rows: Iterable[tuple]) -> int:
     """Insert or update UsageRecords on the natural key from tuples in RECORD_FIELDS order (foreign keys as
     ids); returns how many. Call inside the import's transaction.
 
-    On PostgreSQL the rows are streamed with COPY into a temporary table, then merged with one
-    INSERT … ON CONFLICT DO UPDATE: bulk_create spent ~150 µs per record preparing values in Python, which
-    made the upsert, not the database, the slowest step of a large import (docs/PERFORMANCE.md).
-    Elsewhere (SQLite) it is bulk_create in batches, with the same conflict handling."""
-    fields = [UsageRecord._meta.get_field(name) for name in RECORD_FIELDS]
-    if connection.vendor != "postgresql":
-        written = 0
-        names = [model_field.attname for model_field in fields]
-        rows = iter(rows)
-        while chunk := list(islice(rows, UPSERT_BATCH)):
-            UsageRecord.objects.bulk_create(
-                [UsageRecord(**dict(zip(names, row, strict=True))) for row in chunk],
-                update_conflicts=True,
-                unique_fields=list(NATURAL_KEY),
-                update_fields=list(UPDATED_FIELDS),
-            )
-            written += len(chunk)
-        return written
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(model_field.column) for model_field in fields)
-    key = ", ".join(quote(UsageRecord._meta.get_field(name).column) for name in NATURAL_KEY)
-    updates = ", ".join(
-        f"{quote(column)} = EXCLUDED.{quote(column)}"
-        for column in (UsageRecord._meta.get_field(name).column for name in UPDATED_FIELDS)
-    )
-    table = quote(UsageRecord._meta.db_table)
-    written = 0
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS pg_temp.usage_upsert")
-        cursor.execute(f"CREATE TEMPORARY TABLE usage_upsert AS SELECT {columns} FROM {table} WITH NO DATA")
-        with cursor.cursor.copy(f"COPY usage_upsert ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                written += 1
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM usage_upsert "
-            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-        )
-        cursor.execute("DROP TABLE usage_upsert")
-    return written
+    The rows are streamed into a temporary table (COPY on PostgreSQL) and merged with one
+    INSERT … ON CONFLICT DO UPDATE (usage.services.bulk): bulk_create spent ~150 µs per record preparing values
+    in Python, which made the upsert, not the database, the slowest step of a large import
+    (docs/PERFORMANCE.md)."""
+    return staged_upsert(UsageRecord, RECORD_FIELDS, rows, unique=NATURAL_KEY, updated=UPDATED_FIELDS)
 
 
 def _fail(batch: ImportBatch, summary: str, errors: list[dict], *, claim_id: str, counts: dict | None = None) -> None:

@@ -1,0 +1,83 @@
+"""Where an import's time goes: one import of a bench/ingest.py export, timed by pipeline step.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tb_bench .venv/bin/python bench/ingest_phases.py openai 1000000
+
+Uses bench/ingest.py's exports (generated if missing) and its database reset (so the same scratch-database rule:
+the name must contain "bench"; its usage data is wiped). Runs import_batch_process once in this process and prints
+its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds: parse (read, parse and
+aggregate the file), identities, superseded (the newer-export check), records (the daily records' upsert),
+replace (records the export no longer has), hours (the hourly shape's merge), mark_days (the standings marks),
+store (the whole transaction, its COMMIT included). No ranking read: unlike bench/ingest.py it does not check the
+ranking's total, so it also serves sizes where the anomaly check holds days for review (10M Cursor events).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ingest  # noqa: E402  (bench/ingest.py, beside this file)
+
+TIMED_STEPS = {
+    "parse": "_parse",
+    "store": "_store",
+    "identities": "identities_resolve",
+    "superseded": "_scopes_with_newer_exports",
+    "records": "usage_records_upsert",
+    "replace": "_scopes_replace",
+    "hours": "usage_hours_upsert",
+    "mark_days": "standings_mark_days",
+}
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] not in ingest.FORMATS:
+        sys.exit(f"usage: bench/ingest_phases.py {{{','.join(ingest.FORMATS)}}} ROWS")
+    fmt, rows = sys.argv[1], int(sys.argv[2].replace("_", ""))
+    ingest.require_postgres()
+    ingest.OUT.mkdir(parents=True, exist_ok=True)
+    ingest.database_create_if_missing()
+    ingest.django_setup()
+    ingest.database_prepare()
+    path, _twin, _facts = ingest.export_for(fmt, rows)
+    ingest.database_reset(fmt)
+
+    from usage.models import ImportSource
+    from usage.services import imports
+
+    seconds: dict[str, list[float]] = {}
+
+    def timed(step: str, function):
+        def run(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = seconds.setdefault(step, [0.0, 0.0])
+                spent[0] += time.perf_counter() - wall
+                spent[1] += time.process_time() - cpu
+
+        return run
+
+    for step, name in TIMED_STEPS.items():
+        setattr(imports, name, timed(step, getattr(imports, name)))
+
+    with open(path, "rb") as handle:
+        batch = imports.import_batch_create(file=handle, name=path.name, source=ImportSource.COMMAND, queue=False)
+    wall, cpu = time.perf_counter(), time.process_time()
+    batch = imports.import_batch_process(batch.pk)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"{fmt} {batch.rows_read:,} rows, {batch.records_written:,} records: {batch.status} {batch.error_summary}\n"
+        f"wall {wall:.2f} s, cpu {cpu:.2f} s, {batch.rows_read / wall:,.0f} rows/s, "
+        f"{batch.rows_read / cpu:,.0f} rows/cpu-s, peak RSS {ingest.peak_rss_mb():.0f} MB"
+    )
+    for step, (step_wall, step_cpu) in seconds.items():
+        print(f"  {step:11} wall {step_wall:7.2f} s  cpu {step_cpu:7.2f} s")
+
+
+if __name__ == "__main__":
+    main()
