@@ -963,6 +963,14 @@ def _ranks_by_level(
     return ranks
 
 
+def current_member_counts() -> dict[int, int]:
+    """Each team's current members (not its subtree's), as of the last refresh like the standings beside them
+    (a membership change marks the standings for one): counting them reads every membership, 25 ms at 85,000."""
+    # order_by(): Membership orders by person, which would join every person only to count them.
+    current = Membership.objects.filter(end__isnull=True).order_by().values("team_id").annotate(people=Count("id"))
+    return per_refresh("team-members", (), lambda: dict(current.values_list("team_id", "people")))
+
+
 def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = False) -> list[TeamStanding]:
     """Every team ranked on its subtree totals (or per active member) against the teams of its level, listed
     level by level. Teams with too few active members show no figures to engineers
@@ -975,10 +983,9 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     for team_id in teams.keys() - figures.keys():
         figures[team_id] = _TeamFigures(Totals(), 0)
     current_members: dict[int, int] = dict.fromkeys(teams, 0)
-    direct_members = Membership.objects.filter(end__isnull=True).values("team_id").annotate(people=Count("id"))
-    for row in direct_members.values_list("team_id", "people"):
-        for ancestor in ancestors.get(row[0], []):
-            current_members[ancestor] += row[1]
+    for team_id, people in current_member_counts().items():
+        for ancestor in ancestors.get(team_id, []):
+            current_members[ancestor] += people
 
     listed = set(teams)
     if query.team_id is not None:
