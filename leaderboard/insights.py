@@ -31,7 +31,7 @@ from .selectors import (
     _sums,
     people_ranking,
     person_totals,
-    ranked_rows,
+    ranked_order,
     rollups_in_window,
     stored_window,
     stored_windows,
@@ -320,15 +320,10 @@ def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[t
     def rank_in(window: Window) -> int | None:
         if window in kept:
             return ranks.get(kept[window])
-        ranked = ranked_rows(
-            window,
-            query.provider,
-            query.model,
-            query.team_id,
-            query.metric,
-            model_family=query.model_family,
-        )
-        return next((rank for pid, rank in ranked if pid == person_id), None)
+        found = ranked_order(
+            window, query.provider, query.model, query.team_id, query.metric, model_family=query.model_family
+        ).find(person_id)
+        return found.rank if found and found.rank else None
 
     return [(window.start, _window_label(window), rank_in(window)) for window in windows]
 

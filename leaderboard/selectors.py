@@ -431,19 +431,53 @@ def _totals_rows(
         return cursor.fetchall()
 
 
-def ranked_rows(window, provider, model, team_id, metric: str, *, model_family: str = "") -> list[tuple[int, int]]:
-    """(person_id, rank) in board order: the metric, then name, then id. People with none of the metric (zero,
-    or a figure their sources do not report) are not ranked; on an efficiency metric the people under the
-    minimum volume come last with rank None (listed apart). Summed once per refresh: ranking a window that is
-    not kept reads up to a million rows at 85,000 people, and paging through it, or its comparison window, asks
-    again."""
+class RankedOrder(Sequence):
+    """A ranking's people in board order with their ranks (0: listed apart, not ranked), kept as two arrays of
+    integers; the rows asked for are made into _Ranked. At 85,000 people making every row costs more than the
+    rest of a request."""
+
+    def __init__(self, ids: array, ranks: array):
+        self.ids, self.ranks = ids, ranks
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [_Ranked(pid, rank, None) for pid, rank in zip(self.ids[index], self.ranks[index], strict=True)]
+        return _Ranked(self.ids[index], self.ranks[index], None)
+
+    def find(self, person_id: int) -> _Ranked | None:
+        try:
+            return self[self.ids.index(person_id)]
+        except ValueError:
+            return None
+
+    def split(self) -> tuple[RankedOrder, RankedOrder]:
+        """(the ranked, the people listed apart): the latter come last."""
+        ranked = len(self.ranks) - self.ranks.count(0)
+        return (
+            RankedOrder(self.ids[:ranked], self.ranks[:ranked]),
+            RankedOrder(self.ids[ranked:], self.ranks[ranked:]),
+        )
+
+    def ranks_by_person(self) -> dict[int, int]:
+        return {pid: rank for pid, rank in zip(self.ids, self.ranks, strict=True) if rank}
+
+
+def ranked_order(window, provider, model, team_id, metric: str, *, model_family: str = "") -> RankedOrder:
+    """Everyone with the metric in the window, in board order: the metric, then name, then id. People with none
+    of it (zero, or a figure their sources do not report) are not in it; on an efficiency metric the people
+    under the minimum volume come last with rank 0 (listed apart). Summed once per refresh: ranking a window
+    that is not kept reads up to a million rows at 85,000 people, and paging through it, or its comparison
+    window, asks again."""
     team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
-    packed = per_refresh(
+    ids, ranks = per_refresh(
         "ranked",
         (window.start, window.end, provider, model, model_family, team_ids, metric),
-        lambda: _packed(_ranked_rows(window, provider, model, team_id, metric, model_family=model_family)),
+        lambda: _ranked_arrays(window, provider, model, team_id, metric, model_family=model_family),
     )
-    return _unpacked(packed)
+    return RankedOrder(ids, ranks)
 
 
 T = TypeVar("T")
@@ -464,27 +498,17 @@ def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
     return found
 
 
-def _packed(rows: list[tuple[int, int | None]]) -> bytes:
-    """(person id, rank or None) pairs as 8-byte integers, 0 for no rank: 1.4 MB for 85,000 people."""
-    return array("q", [value for person_id, rank in rows for value in (person_id, rank or 0)]).tobytes()
-
-
-def _unpacked(packed: bytes) -> list[tuple[int, int | None]]:
-    values = array("q")
-    values.frombytes(packed)
-    return [(person_id, rank or None) for person_id, rank in zip(values[0::2], values[1::2], strict=True)]
-
-
-def _ranked_rows(window, provider, model, team_id, metric: str, *, model_family: str = "") -> list[tuple[int, int]]:
-    """ranked_rows, from the read models. Only the figures the metric is computed from are summed: at 85,000
-    people a window's full figures cost several times its ranking (docs/PERFORMANCE.md)."""
+def _ranked_arrays(window, provider, model, team_id, metric: str, *, model_family: str = "") -> tuple[array, array]:
+    """ranked_order's people and ranks (8-byte integers: 1.4 MB for 85,000 people), from the read models. Only
+    the figures the metric is computed from are summed: at 85,000 people a window's full figures cost several
+    times its ranking (docs/PERFORMANCE.md)."""
     sql, params = _totals_sql(
         window, provider, model, team_id, model_family=model_family, figures={*metric_figures(metric), "total_tokens"}
     )
     order = metric_order_sql(metric, "t")
     if metric in EFFICIENCY_METRICS:
         eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
-        rank = f"CASE WHEN {eligible} THEN RANK() OVER (PARTITION BY {eligible} ORDER BY {order}) END"
+        rank = f"CASE WHEN {eligible} THEN RANK() OVER (PARTITION BY {eligible} ORDER BY {order}) ELSE 0 END"
         ordered, where = f"CASE WHEN {eligible} THEN 0 ELSE 1 END, {order}", ""
         sized = "RANK() OVER (ORDER BY total_tokens DESC) AS volume_rank, COUNT(*) OVER () AS people"
     else:
@@ -498,11 +522,12 @@ def _ranked_rows(window, provider, model, team_id, metric: str, *, model_family:
             f"ORDER BY {ordered}, p.display_name, p.id",
             params,
         )
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    return array("q", [person_id for person_id, _rank in rows]), array("q", [rank for _person_id, rank in rows])
 
 
-FIGURES_BY_PERSON_MOST = 2000
-MOVERS_KEPT = 15  # the movers page's lists (leaderboard.insights.movers_from)  # a computed ranking reads at most this many people's figures by id
+FIGURES_BY_PERSON_MOST = 2000  # a computed ranking reads at most this many people's figures by id
+MOVERS_KEPT = 15  # the movers page's lists (leaderboard.insights.movers_from)
 
 
 class PeopleRanking(Sequence):
@@ -525,8 +550,8 @@ class PeopleRanking(Sequence):
         self.has_previous_window = previous_window is not None
         if previous_window is not None and self._stored is not None:
             self._previous_stored = stored_window(previous_window, provider, self.metric)
-        self._computed: list[_Ranked] | None = None
-        self._below: list[_Ranked] = []  # on an efficiency metric: under the minimum volume, not ranked
+        self._computed: RankedOrder | None = None
+        self._below = RankedOrder(array("q"), array("q"))  # on an efficiency metric: under its minimum volume
         self._previous_ranks: dict[int, int] | None = None
         if self._stored is None:
             self._compute()
@@ -541,19 +566,18 @@ class PeopleRanking(Sequence):
     def _compute(self) -> None:
         """Rank in the database; the figures are read for the people shown (_with_totals)."""
         query = self.query
-        rows = ranked_rows(
+        order = ranked_order(
             query.window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
         )
-        self._computed = [_Ranked(person_id, rank, None) for person_id, rank in rows if rank is not None]
-        self._below = [_Ranked(person_id, 0, None) for person_id, rank in rows if rank is None]
+        self._computed, self._below = order.split()
         self._previous_ranks = self._ranks_in(self.comparison) if self.comparison is not None else {}
 
     def _ranks_in(self, window: Window) -> dict[int, int]:
         query = self.query
-        rows = ranked_rows(
+        order = ranked_order(
             window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
         )
-        return {person_id: rank for person_id, rank in rows if rank is not None}
+        return order.ranks_by_person()
 
     def _with_totals(self, ranked: list[_Ranked]) -> list[_Ranked]:
         """The computed rows given their figures, read in one query (for everyone at once past a few pages:
@@ -596,10 +620,8 @@ class PeopleRanking(Sequence):
     def count(self) -> int:
         if self._count is None:
             if self._stored is None:
-                rows = self._computed
-                self._count = (
-                    len(rows) if self._search_ids is None else sum(1 for r in rows if r.person_id in self._search_ids)
-                )
+                ids = self._computed.ids
+                self._count = len(ids) if self._search_ids is None else sum(1 for pid in ids if pid in self._search_ids)
             else:
                 self._count = self.ranked_count if self._search_ids is None else self._rows().count()
         return self._count
@@ -618,7 +640,7 @@ class PeopleRanking(Sequence):
         if self.metric not in EFFICIENCY_METRICS:
             return []
         if self._stored is None:
-            below = self._below
+            below = self._below[:]
         else:
             rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": True})
             below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows.order_by("-total_tokens", "person_id")]
@@ -642,18 +664,15 @@ class PeopleRanking(Sequence):
         return items[0]
 
     def __iter__(self) -> Iterator[PersonStanding]:
-        if self._computed is not None:
-            self._with_totals(self._computed)
         chunk = 2000
         for start in range(0, self.count(), chunk):
             yield from self[start : start + chunk]
 
     def _ranked_slice(self, start: int, stop: int) -> list[_Ranked]:
         if self._stored is None:
-            rows = self._computed
-            if self._search_ids is not None:
-                rows = [r for r in rows if r.person_id in self._search_ids]
-            return rows[start:stop]
+            if self._search_ids is None:
+                return self._computed[start:stop]
+            return [r for r in self._computed if r.person_id in self._search_ids][start:stop]
         place = f"place_{self.metric}"
         rows = self._rows().order_by(place)
         if self._search_ids is None:  # the stored places are 1..people: a page is a range of them
@@ -685,7 +704,7 @@ class PeopleRanking(Sequence):
     def row_for(self, person_id: int) -> PersonStanding | None:
         """The person's standing (their real rank, whatever the search), or None if not ranked."""
         if self._stored is None:
-            found = [r for r in self._computed if r.person_id == person_id]
+            found = [r] if (r := self._computed.find(person_id)) else []
         else:
             found = [_Ranked.kept(r, self.metric) for r in self._rows().filter(person_id=person_id)]
         return self._standings(found)[0] if found else None
@@ -697,7 +716,7 @@ class PeopleRanking(Sequence):
         if found is not None or self.metric not in EFFICIENCY_METRICS:
             return found
         if self._stored is None:
-            below = [r for r in self._below if r.person_id == person_id]
+            below = [r] if (r := self._below.find(person_id)) else []
         else:
             rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
             below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows]
@@ -708,17 +727,16 @@ class PeopleRanking(Sequence):
         ranked people with no rank in the previous window."""
         if self._previous_ranks is not None:
             previous = self._previous_ranks
-            ranked = self._computed
-            if ranked is None:  # kept, but compared with a window that is not: this window's ranks are stored
+            if self._computed is not None:
+                ranked = list(zip(self._computed.ids, self._computed.ranks, strict=True))
+            else:  # kept, but compared with a window that is not: this window's ranks are stored
                 rows = PersonStandingRow.objects.filter(window_id=self._stored.pk).order_by(f"place_{self.metric}")
-                ranked = [
-                    _Ranked(pid, rank, None) for pid, rank in rows.values_list("person_id", f"rank_{self.metric}")
-                ]
-            changes = {r.person_id: previous[r.person_id] - r.rank for r in ranked if r.person_id in previous}
-            by_rank = {r.person_id: r.rank for r in ranked}
+                ranked = list(rows.values_list("person_id", f"rank_{self.metric}"))
+            changes = {pid: previous[pid] - rank for pid, rank in ranked if pid in previous}
+            by_rank = dict(ranked)
             climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))
             fallers = sorted((p for p, c in changes.items() if c < 0), key=lambda p: (changes[p], by_rank[p]))
-            newcomers = [r.person_id for r in ranked if r.person_id not in previous]
+            newcomers = [pid for pid, _rank in ranked if pid not in previous]
             picked = [climbers[:limit], fallers[:limit], newcomers[:limit]]
         else:
             picked = self._stored_movers(limit)
@@ -774,8 +792,7 @@ class PeopleRanking(Sequence):
     def _standings_of(self, person_ids: list[int]) -> list[PersonStanding]:
         """Standings of these ranked people, in the given order."""
         if self._stored is None:
-            by_id = {r.person_id: r for r in self._computed}
-            return self._standings([by_id[pid] for pid in person_ids])
+            return self._standings([self._computed.find(pid) for pid in person_ids])
         rows = {
             r.person_id: _Ranked.kept(r, self.metric)
             for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id__in=person_ids)

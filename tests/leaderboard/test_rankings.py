@@ -230,8 +230,8 @@ def test_a_computed_ranking_is_summed_once_per_refresh(org, monkeypatch):
     usage_for(paul, day=date(2026, 9, 4), tokens=40)
     standings_refresh()
     summed = []
-    ranked_rows = selectors._ranked_rows
-    monkeypatch.setattr(selectors, "_ranked_rows", lambda *a, **k: summed.append(a) or ranked_rows(*a, **k))
+    ranked_arrays = selectors._ranked_arrays
+    monkeypatch.setattr(selectors, "_ranked_arrays", lambda *a, **k: summed.append(a) or ranked_arrays(*a, **k))
     admin = viewer_for(org["admin"])
     custom = {"start": "2026-09-02", "end": "2026-09-05"}
 
