@@ -14,12 +14,12 @@ pages timed in-process.
    day. A fixed seed makes every fill the same for the same --people, --days and day. The usage table's
    secondary indexes and constraints are dropped for the COPY and rebuilt after it; then ANALYZE.
 2. Runs `manage.py rebuild_rollups` (call_command) and times it, then warms the current windows' titles as the
-   worker does after every refresh (leaderboard.insights.titles_warm), and times that.
+   worker does after every refresh (leaderboard.warm_titles: titles, movers, the models list), and times that.
 3. Times the naive ranking SQL on the usage table (30 and 365 days), then, with Django's test Client in-process
    (middleware, session, view, queries, serializer or template; no network hop), 2 warm-up and --requests
    timed requests of each leaderboard API query and page (engineer linked to the heaviest person; the person
-   page as an admin): the first request's wall ms (the cache emptied before the titles and movers are warmed,
-   as after a refresh), p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
+   page as an admin): the first request's wall ms (the cache emptied before that warm-up, as after a
+   refresh), p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
    the SQL queries of one request. Last, requests per second of a 10 s loop of the login page (anonymous) and of
    the 30-day people API (engineer). Then the refresh that follows an import of today's usage: today marked
    changed, standings_refresh timed by step.
@@ -729,15 +729,15 @@ def main() -> None:
         from django.conf import settings
         from django.core.cache import cache
 
-        from leaderboard.insights import titles_warm
+        from leaderboard.tasks import warm_titles
 
         if settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
             cache.clear()  # the bench database's own: each request's first time is after a refresh's
         else:
             print("the cache is not the bench database's: answers kept by an earlier run may serve first requests")
         started = time.perf_counter()
-        warmed = titles_warm(today)  # what the worker does after a refresh (leaderboard.warm_titles)
-        print(f"titles of {warmed} current windows warmed in {time.perf_counter() - started:.1f} s", flush=True)
+        warm_titles()  # what the worker does after a refresh: the current windows' titles and movers, the models
+        print(f"the worker's warm-up after a refresh took {time.perf_counter() - started:.1f} s", flush=True)
         counts = row_counts()
         print("rows: " + ", ".join(f"{table.removeprefix('usage_')} {count:,}" for table, count in counts.items()))
         benchmark(args, today)
