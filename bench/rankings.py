@@ -34,6 +34,7 @@ Prints markdown tables, for docs/PERFORMANCE.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import platform
@@ -735,6 +736,7 @@ def main() -> None:
             cache.clear()  # the bench database's own: each request's first time is after a refresh's
         else:
             print("the cache is not the bench database's: answers kept by an earlier run may serve first requests")
+        gc.freeze()  # as leaderboard/wsgi.py does once the app is loaded
         started = time.perf_counter()
         warm_titles()  # what the worker does after a refresh: the current windows' titles and movers, the models
         print(f"the worker's warm-up after a refresh took {time.perf_counter() - started:.1f} s", flush=True)
