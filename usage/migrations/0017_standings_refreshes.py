@@ -3,6 +3,13 @@
 from django.db import migrations, models
 
 
+def count_the_last_refresh(apps, schema_editor):
+    """Standings refreshed before the counter existed are its first refresh: what the cache keeps of them is
+    kept from the start, not only after the next refresh."""
+    StandingsState = apps.get_model("usage", "StandingsState")
+    StandingsState.objects.filter(refreshed_at__isnull=False).update(refreshes=1)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("usage", "0016_rollup_day_model_index"),
@@ -16,4 +23,5 @@ class Migration(migrations.Migration):
                 default=0, help_text="Refreshes completed: a cached answer of the standings keys on it."
             ),
         ),
+        migrations.RunPython(count_the_last_refresh, migrations.RunPython.noop),
     ]
