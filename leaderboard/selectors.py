@@ -486,11 +486,11 @@ PER_REFRESH_CACHE_SECONDS = 24 * 3600  # a refresh changes the key at least dail
 
 def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
     """compute(), kept in the shared cache until the next refresh: the standings change only in one
-    (StandingsState.refreshes counts them). Before the first refresh there is nothing to keep."""
-    refreshes = StandingsState.objects.filter(pk=1).values_list("refreshes", flat=True).first()
-    if not refreshes:
+    (StandingsState.generation names each). Before the first refresh there is nothing to keep."""
+    generation = StandingsState.objects.filter(pk=1).values_list("generation", flat=True).first()
+    if generation is None:
         return compute()
-    key = f"{name}:{hashlib.sha256(repr((refreshes, *asked)).encode()).hexdigest()}"
+    key = f"{name}:{generation.hex}:{hashlib.sha256(repr(asked).encode()).hexdigest()}"
     found = cache.get(key)
     if found is None:
         found = compute()

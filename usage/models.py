@@ -568,8 +568,11 @@ class StandingsState(models.Model):
     rolled_on = models.DateField(null=True, blank=True, help_text="The day the rolling windows end on.")
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
-    refreshes = models.PositiveBigIntegerField(
-        default=0, help_text="Refreshes completed: a cached answer of the standings keys on it."
+    generation = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="New at every refresh: a cached answer of the standings keys on it (unlike a count or a time, "
+        "no other standings ever had it: not a restored backup's, nor another database's sharing the cache).",
     )
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ INDEXES = {
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("usage", "0017_standings_refreshes"),
+        ("usage", "0017_standings_generation"),
     ]
 
     operations = [

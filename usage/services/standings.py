@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -211,7 +212,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             _drop_stale_moving_windows(today)
             _clear_marks(dirty)
             state.refreshed_at = timezone.now()
-            state.refreshes += 1
+            state.generation = uuid.uuid4()
             state.rolled_on = today
             state.last_error = ""
             state.last_error_at = None
