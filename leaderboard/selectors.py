@@ -672,7 +672,8 @@ class PeopleRanking(Sequence):
         if self._stored is None:
             if self._search_ids is None:
                 return self._computed[start:stop]
-            return [r for r in self._computed if r.person_id in self._search_ids][start:stop]
+            found = [i for i, pid in enumerate(self._computed.ids) if pid in self._search_ids][start:stop]
+            return [self._computed[i] for i in found]
         place = f"place_{self.metric}"
         rows = self._rows().order_by(place)
         if self._search_ids is None:  # the stored places are 1..people: a page is a range of them

@@ -273,3 +273,16 @@ def test_movers_are_read_once_per_refresh(org, monkeypatch):
     standings_refresh()
     assert movers() == [[], [], []]
     assert read == [15, 15]
+
+
+@pytest.mark.django_db
+def test_a_search_in_a_computed_ranking_keeps_each_persons_real_rank(org):
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    usage_for(ivy, day=date(2026, 9, 3), tokens=50)
+    usage_for(paul, day=date(2026, 9, 4), tokens=40)
+    standings_refresh()
+    admin = viewer_for(org["admin"])
+    custom = {"start": "2026-09-02", "end": "2026-09-05"}
+    found = people_ranking(query(**custom, q=paul.display_name.split()[0]), admin)
+    assert len(found) == 1
+    assert [(s.person_id, s.rank, s.totals.total_tokens) for s in found[0:1]] == [(paul.pk, 2, 40)]
