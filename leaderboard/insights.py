@@ -7,7 +7,7 @@ names go through usage.access.person_display_name, so opted-out people stay pseu
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -37,7 +37,7 @@ from .selectors import (
     stored_windows,
 )
 from .templatetags.tokenboard import compact
-from .windows import PERIODS, RankingQuery, Window, org_today, window_for
+from .windows import PERIODS, ROLLING_PERIODS, RankingQuery, Window, org_today, window_for
 
 # --- Movers ----------------------------------------------------------------------------------------------
 
@@ -163,9 +163,10 @@ TITLES_CACHE_SECONDS = 2 * 24 * 3600  # a kept window is recomputed at least onc
 
 def titles_warm(today: date | None = None) -> int:
     """Compute and cache the titles and the movers of today's window of every standard period (all providers,
-    no filter), so no page request pays for them: at 85,000 people one window's titles read millions of rollup
-    rows, its movers two self-joins of its standings. Queued after every standings refresh
-    (leaderboard.tasks.warm_titles); returns the windows warmed."""
+    no filter), and the ranks the previous rolling windows compare with, so no page request pays for them: at
+    85,000 people one window's titles read millions of rollup rows, its movers two self-joins of its standings,
+    a window that is not kept seconds of summing. Queued after every standings refresh
+    (leaderboard.tasks.warm_titles); returns the standard windows warmed."""
     anchor = today or org_today()
     nobody = viewer_for(AnonymousUser())  # the movers' order is the same for every viewer
     warmed = 0
@@ -175,6 +176,9 @@ def titles_warm(today: date | None = None) -> int:
         query = RankingQuery(window=window_for(period, anchor), metric="total_tokens", anchor=anchor)
         title_winners(query)
         movers_from(people_ranking(query, nobody))
+        if period in ROLLING_PERIODS:
+            # One step back (the page's "previous" link) is kept, but what it compares with is not: rank that.
+            people_ranking(replace(query, window=query.window.previous()), nobody)
         warmed += 1
     return warmed
 

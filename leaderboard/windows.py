@@ -15,6 +15,7 @@ from usage.periods import (  # noqa: F401  (re-exported: the read side names win
     LATEST_DATE,
     PERIOD_LABELS,
     PERIODS,
+    ROLLING_PERIODS,
     QueryError,
     Window,
     comparison_window,

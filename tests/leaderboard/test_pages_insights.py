@@ -1,5 +1,6 @@
 """Insights behind the pages: streaks, titles, rank history, number formatting and chart colours."""
 
+from array import array
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -7,6 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.http import QueryDict
 
+from leaderboard import selectors
 from leaderboard.charts import FAMILY_COLOURS, colour_for, model_palette
 from leaderboard.insights import history_windows, rank_history, window_titles
 from leaderboard.selectors import PeopleRanking, people_ranking
@@ -108,6 +110,14 @@ def test_titles_are_warmed_after_a_refresh_so_no_page_computes_them(
             newcomers = [s.person_id for s in movers.newcomers]
             assert newcomers == [org["product_engineer"].pk, org["infra_engineer"].pk], period
     assert read == []  # all from the cache
+
+    summed = []
+    monkeypatch.setattr(selectors, "_ranked_arrays", lambda *a, **k: summed.append(a) or (array("q"), array("q")))
+    for period in ("7d", "30d", "90d"):  # one step back: kept, compared with a window that is not
+        query = ranking_query_from(QueryDict(f"period={period}"))
+        back = ranking_query_from(QueryDict(f"period={period}&date={query.window.start - timedelta(days=1)}"))
+        people_ranking(back, viewer_for(org["admin"])).movers(5)
+    assert summed == []  # ranked by the warm-up
 
 
 @pytest.mark.django_db
