@@ -9,6 +9,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -17,492 +18,237 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="ColumnMapping",
+            name='ColumnMapping',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=100, unique=True)),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        default="other",
-                        max_length=20,
-                    ),
-                ),
-                ("columns", models.JSONField(default=dict)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100, unique=True)),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], default='other', max_length=20)),
+                ('columns', models.JSONField(default=dict)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name="CurrencyRate",
+            name='CurrencyRate',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("currency", models.CharField(max_length=3, unique=True)),
-                ("usd_per_unit", models.DecimalField(decimal_places=8, max_digits=18)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('currency', models.CharField(max_length=3, unique=True)),
+                ('usd_per_unit', models.DecimalField(decimal_places=8, max_digits=18)),
             ],
         ),
         migrations.CreateModel(
-            name="ProviderConnection",
+            name='ProviderConnection',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("name", models.CharField(max_length=100, unique=True)),
-                ("encrypted_api_key", models.BinaryField()),
-                ("base_url", models.URLField(blank=True, help_text="Empty = the provider's default.")),
-                (
-                    "schedule",
-                    models.CharField(
-                        default="0 * * * *", help_text="Cron expression (default hourly).", max_length=100
-                    ),
-                ),
-                ("restatement_days", models.PositiveSmallIntegerField(default=3)),
-                ("enabled", models.BooleanField(default=True)),
-                ("last_success_at", models.DateTimeField(blank=True, null=True)),
-                ("last_error", models.TextField(blank=True)),
-                ("last_error_at", models.DateTimeField(blank=True, null=True)),
-                ("last_rows_pulled", models.BigIntegerField(default=0)),
-                ("failing", models.BooleanField(default=False)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], max_length=20)),
+                ('name', models.CharField(max_length=100, unique=True)),
+                ('encrypted_api_key', models.BinaryField()),
+                ('base_url', models.URLField(blank=True, help_text="Empty = the provider's default.")),
+                ('schedule', models.CharField(default='0 * * * *', help_text='Cron expression (default hourly).', max_length=100)),
+                ('restatement_days', models.PositiveSmallIntegerField(default=3)),
+                ('enabled', models.BooleanField(default=True)),
+                ('last_success_at', models.DateTimeField(blank=True, null=True)),
+                ('last_error', models.TextField(blank=True)),
+                ('last_error_at', models.DateTimeField(blank=True, null=True)),
+                ('last_rows_pulled', models.BigIntegerField(default=0)),
+                ('failing', models.BooleanField(default=False)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name="ApiToken",
+            name='ApiToken',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(default="token", max_length=100)),
-                ("digest", models.CharField(max_length=64, unique=True)),
-                ("prefix", models.CharField(help_text="First characters, to tell tokens apart.", max_length=12)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("last_used_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="api_tokens",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(default='token', max_length=100)),
+                ('digest', models.CharField(max_length=64, unique=True)),
+                ('prefix', models.CharField(help_text='First characters, to tell tokens apart.', max_length=12)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
             ],
         ),
         migrations.CreateModel(
-            name="ModelPrice",
+            name='ModelPrice',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                (
-                    "model_pattern",
-                    models.CharField(
-                        help_text="fnmatch pattern on the model name, e.g. claude-sonnet-4*", max_length=200
-                    ),
-                ),
-                ("effective_from", models.DateField(default=datetime.date(2024, 1, 1))),
-                ("input_per_mtok", models.DecimalField(decimal_places=6, max_digits=12)),
-                ("cache_read_per_mtok", models.DecimalField(decimal_places=6, max_digits=12)),
-                ("cache_write_per_mtok", models.DecimalField(decimal_places=6, max_digits=12)),
-                ("output_per_mtok", models.DecimalField(decimal_places=6, max_digits=12)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], max_length=20)),
+                ('model_pattern', models.CharField(help_text='fnmatch pattern on the model name, e.g. claude-sonnet-4*', max_length=200)),
+                ('effective_from', models.DateField(default=datetime.date(2024, 1, 1))),
+                ('input_per_mtok', models.DecimalField(decimal_places=6, max_digits=12)),
+                ('cache_read_per_mtok', models.DecimalField(decimal_places=6, max_digits=12)),
+                ('cache_write_per_mtok', models.DecimalField(decimal_places=6, max_digits=12)),
+                ('output_per_mtok', models.DecimalField(decimal_places=6, max_digits=12)),
             ],
             options={
-                "ordering": ["provider", "model_pattern", "-effective_from"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("provider", "model_pattern", "effective_from"), name="price_unique_effective"
-                    )
-                ],
+                'ordering': ['provider', 'model_pattern', '-effective_from'],
+                'constraints': [models.UniqueConstraint(fields=('provider', 'model_pattern', 'effective_from'), name='price_unique_effective')],
             },
         ),
         migrations.CreateModel(
-            name="Person",
+            name='Person',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("email", models.EmailField(max_length=254)),
-                ("display_name", models.CharField(max_length=200)),
-                ("active", models.BooleanField(default=True)),
-                (
-                    "show_name",
-                    models.BooleanField(default=True, help_text="Off: other engineers see a stable pseudonym."),
-                ),
-                ("pseudonym", models.CharField(editable=False, max_length=60)),
-                (
-                    "user",
-                    models.OneToOneField(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="person",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('email', models.EmailField(max_length=254)),
+                ('display_name', models.CharField(max_length=200)),
+                ('active', models.BooleanField(default=True)),
+                ('show_name', models.BooleanField(default=True, help_text='Off: other engineers see a stable pseudonym.')),
+                ('pseudonym', models.CharField(editable=False, max_length=60)),
+                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='person', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["display_name"],
+                'ordering': ['display_name'],
             },
         ),
         migrations.CreateModel(
-            name="Identity",
+            name='Identity',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("api_key", "API key"),
-                            ("user_id", "User id"),
-                            ("email", "Email"),
-                            ("project", "Project"),
-                            ("workspace", "Workspace"),
-                            ("tag", "Tag"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("value", models.CharField(max_length=500)),
-                ("owner_email", models.EmailField(blank=True, max_length=254)),
-                (
-                    "label",
-                    models.CharField(
-                        blank=True, help_text="Provider's name for it, e.g. the key name.", max_length=200
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "person",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="identities",
-                        to="usage.person",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], max_length=20)),
+                ('kind', models.CharField(choices=[('api_key', 'API key'), ('user_id', 'User id'), ('email', 'Email'), ('project', 'Project'), ('workspace', 'Workspace'), ('tag', 'Tag')], max_length=20)),
+                ('value', models.CharField(max_length=500)),
+                ('owner_email', models.EmailField(blank=True, max_length=254)),
+                ('label', models.CharField(blank=True, help_text="Provider's name for it, e.g. the key name.", max_length=200)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('person', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='identities', to='usage.person')),
             ],
             options={
-                "verbose_name_plural": "identities",
+                'verbose_name_plural': 'identities',
             },
         ),
         migrations.CreateModel(
-            name="ImportBatch",
+            name='ImportBatch',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[
-                            ("upload", "Upload"),
-                            ("drop_folder", "Drop folder"),
-                            ("api", "API pull"),
-                            ("command", "Command"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("original_name", models.CharField(max_length=255)),
-                ("raw_file", models.FileField(max_length=500, upload_to=usage.models.raw_upload_path)),
-                ("size_bytes", models.BigIntegerField(default=0)),
-                ("sha256", models.CharField(db_index=True, max_length=64)),
-                (
-                    "requested_format",
-                    models.CharField(blank=True, help_text="Override of auto-detection.", max_length=50),
-                ),
-                ("detected_format", models.CharField(blank=True, max_length=50)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("queued", "Queued"),
-                            ("running", "Running"),
-                            ("succeeded", "Succeeded"),
-                            ("failed", "Failed"),
-                        ],
-                        default="queued",
-                        max_length=20,
-                    ),
-                ),
-                ("claim_id", models.CharField(blank=True, max_length=64)),
-                (
-                    "import_good_rows",
-                    models.BooleanField(default=False, help_text="Import the good rows of a file with bad ones."),
-                ),
-                (
-                    "rows_total",
-                    models.BigIntegerField(blank=True, help_text="Known once parsing starts, for progress.", null=True),
-                ),
-                ("rows_read", models.BigIntegerField(default=0)),
-                ("rows_imported", models.BigIntegerField(default=0)),
-                ("rows_skipped", models.BigIntegerField(default=0)),
-                ("rows_rejected", models.BigIntegerField(default=0)),
-                ("records_written", models.BigIntegerField(default=0)),
-                ("errors", models.JSONField(blank=True, default=list, help_text='[{"line": 12, "reason": "..."}]')),
-                ("error_summary", models.TextField(blank=True)),
-                ("period_start", models.DateField(blank=True, null=True)),
-                ("period_end", models.DateField(blank=True, null=True)),
-                ("people_affected", models.IntegerField(default=0)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("started_at", models.DateTimeField(blank=True, null=True)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "started_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "attribute_to",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="usage.person",
-                    ),
-                ),
-                (
-                    "connection",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="imports",
-                        to="usage.providerconnection",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('source', models.CharField(choices=[('upload', 'Upload'), ('drop_folder', 'Drop folder'), ('api', 'API pull'), ('command', 'Command')], max_length=20)),
+                ('original_name', models.CharField(max_length=255)),
+                ('raw_file', models.FileField(max_length=500, upload_to=usage.models.raw_upload_path)),
+                ('size_bytes', models.BigIntegerField(default=0)),
+                ('sha256', models.CharField(db_index=True, max_length=64)),
+                ('requested_format', models.CharField(blank=True, help_text='Override of auto-detection.', max_length=50)),
+                ('detected_format', models.CharField(blank=True, max_length=50)),
+                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=20)),
+                ('claim_id', models.CharField(blank=True, max_length=64)),
+                ('import_good_rows', models.BooleanField(default=False, help_text='Import the good rows of a file with bad ones.')),
+                ('rows_total', models.BigIntegerField(blank=True, help_text='Known once parsing starts, for progress.', null=True)),
+                ('rows_read', models.BigIntegerField(default=0)),
+                ('rows_imported', models.BigIntegerField(default=0)),
+                ('rows_skipped', models.BigIntegerField(default=0)),
+                ('rows_rejected', models.BigIntegerField(default=0)),
+                ('records_written', models.BigIntegerField(default=0)),
+                ('errors', models.JSONField(blank=True, default=list, help_text='[{"line": 12, "reason": "..."}]')),
+                ('error_summary', models.TextField(blank=True)),
+                ('period_start', models.DateField(blank=True, null=True)),
+                ('period_end', models.DateField(blank=True, null=True)),
+                ('people_affected', models.IntegerField(default=0)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('attribute_to', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='usage.person')),
+                ('connection', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='imports', to='usage.providerconnection')),
             ],
             options={
-                "verbose_name_plural": "import batches",
-                "ordering": ["-created_at"],
+                'verbose_name_plural': 'import batches',
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="Team",
+            name='Team',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200)),
-                ("slug", models.SlugField(max_length=200, unique=True)),
-                ("managers", models.ManyToManyField(blank=True, related_name="managed_teams", to="usage.person")),
-                (
-                    "parent",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="children",
-                        to="usage.team",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('slug', models.SlugField(max_length=200, unique=True)),
+                ('managers', models.ManyToManyField(blank=True, related_name='managed_teams', to='usage.person')),
+                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='usage.team')),
             ],
             options={
-                "ordering": ["name"],
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="Membership",
+            name='Membership',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("start", models.DateField()),
-                ("end", models.DateField(blank=True, help_text="Last day in the team; empty = current.", null=True)),
-                (
-                    "person",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to="usage.person"
-                    ),
-                ),
-                (
-                    "team",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="memberships", to="usage.team"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('start', models.DateField()),
+                ('end', models.DateField(blank=True, help_text='Last day in the team; empty = current.', null=True)),
+                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='usage.person')),
+                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='memberships', to='usage.team')),
             ],
             options={
-                "ordering": ["person", "start"],
+                'ordering': ['person', 'start'],
             },
         ),
         migrations.CreateModel(
-            name="UsageRecord",
+            name='UsageRecord',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("day", models.DateField()),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("account", models.CharField(blank=True, max_length=255)),
-                ("model", models.CharField(blank=True, max_length=200)),
-                ("usage_kind", models.CharField(default="tokens", max_length=50)),
-                ("input_tokens", models.BigIntegerField(default=0)),
-                ("cache_write_tokens", models.BigIntegerField(default=0)),
-                ("cache_read_tokens", models.BigIntegerField(default=0)),
-                ("output_tokens", models.BigIntegerField(default=0)),
-                ("total_tokens", models.BigIntegerField(default=0)),
-                ("requests", models.BigIntegerField(default=0)),
-                ("cost_usd", models.DecimalField(decimal_places=6, default=0, max_digits=18)),
-                (
-                    "cost_source",
-                    models.CharField(
-                        choices=[("billed", "Billed"), ("estimated", "Estimated"), ("none", "None")],
-                        default="none",
-                        max_length=10,
-                    ),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "identity",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="usage_records", to="usage.identity"
-                    ),
-                ),
-                (
-                    "import_batch",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="usage_records",
-                        to="usage.importbatch",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], max_length=20)),
+                ('account', models.CharField(blank=True, max_length=255)),
+                ('model', models.CharField(blank=True, max_length=200)),
+                ('usage_kind', models.CharField(default='tokens', max_length=50)),
+                ('input_tokens', models.BigIntegerField(default=0)),
+                ('cache_write_tokens', models.BigIntegerField(default=0)),
+                ('cache_read_tokens', models.BigIntegerField(default=0)),
+                ('output_tokens', models.BigIntegerField(default=0)),
+                ('total_tokens', models.BigIntegerField(default=0)),
+                ('requests', models.BigIntegerField(default=0)),
+                ('cost_usd', models.DecimalField(decimal_places=6, default=0, max_digits=18)),
+                ('cost_source', models.CharField(choices=[('billed', 'Billed'), ('estimated', 'Estimated'), ('none', 'None')], default='none', max_length=10)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_records', to='usage.identity')),
+                ('import_batch', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_records', to='usage.importbatch')),
             ],
         ),
         migrations.AddConstraint(
-            model_name="person",
-            constraint=models.UniqueConstraint(
-                django.db.models.functions.text.Lower("email"), name="person_unique_email_ci"
-            ),
+            model_name='person',
+            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='person_unique_email_ci'),
         ),
         migrations.AddIndex(
-            model_name="identity",
-            index=models.Index(fields=["person"], name="identity_person"),
+            model_name='identity',
+            index=models.Index(fields=['person'], name='identity_person'),
         ),
         migrations.AddConstraint(
-            model_name="identity",
-            constraint=models.UniqueConstraint(
-                fields=("provider", "kind", "value"), name="identity_unique_natural_key"
-            ),
+            model_name='identity',
+            constraint=models.UniqueConstraint(fields=('provider', 'kind', 'value'), name='identity_unique_natural_key'),
         ),
         migrations.AddIndex(
-            model_name="importbatch",
-            index=models.Index(fields=["status", "-finished_at"], name="import_status_finished"),
+            model_name='importbatch',
+            index=models.Index(fields=['status', '-finished_at'], name='import_status_finished'),
         ),
         migrations.AddConstraint(
-            model_name="team",
-            constraint=models.UniqueConstraint(fields=("parent", "name"), name="team_unique_name_per_parent"),
+            model_name='team',
+            constraint=models.UniqueConstraint(fields=('parent', 'name'), name='team_unique_name_per_parent'),
         ),
         migrations.AddConstraint(
-            model_name="team",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("parent__isnull", True)), fields=("name",), name="team_unique_root_name"
-            ),
+            model_name='team',
+            constraint=models.UniqueConstraint(condition=models.Q(('parent__isnull', True)), fields=('name',), name='team_unique_root_name'),
         ),
         migrations.AddIndex(
-            model_name="membership",
-            index=models.Index(fields=["person", "start", "end"], name="membership_person_dates"),
+            model_name='membership',
+            index=models.Index(fields=['person', 'start', 'end'], name='membership_person_dates'),
         ),
         migrations.AddConstraint(
-            model_name="membership",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("end__isnull", True), ("end__gte", models.F("start")), _connector="OR"),
-                name="membership_end_after_start",
-            ),
+            model_name='membership',
+            constraint=models.CheckConstraint(condition=models.Q(('end__isnull', True), ('end__gte', models.F('start')), _connector='OR'), name='membership_end_after_start'),
         ),
         migrations.AddConstraint(
-            model_name="membership",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("end__isnull", True)), fields=("person",), name="membership_one_current_per_person"
-            ),
+            model_name='membership',
+            constraint=models.UniqueConstraint(condition=models.Q(('end__isnull', True)), fields=('person',), name='membership_one_current_per_person'),
         ),
         migrations.AddIndex(
-            model_name="usagerecord",
-            index=models.Index(fields=["day", "identity"], name="usage_day_identity"),
+            model_name='usagerecord',
+            index=models.Index(fields=['day', 'identity'], name='usage_day_identity'),
         ),
         migrations.AddIndex(
-            model_name="usagerecord",
-            index=models.Index(fields=["identity", "day"], name="usage_identity_day"),
+            model_name='usagerecord',
+            index=models.Index(fields=['identity', 'day'], name='usage_identity_day'),
         ),
         migrations.AddConstraint(
-            model_name="usagerecord",
-            constraint=models.UniqueConstraint(
-                fields=("day", "provider", "account", "identity", "model", "usage_kind"),
-                name="usage_unique_natural_key",
-            ),
+            model_name='usagerecord',
+            constraint=models.UniqueConstraint(fields=('day', 'provider', 'account', 'identity', 'model', 'usage_kind'), name='usage_unique_natural_key'),
         ),
         migrations.AddConstraint(
-            model_name="usagerecord",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("cache_read_tokens__gte", 0),
-                    ("cache_write_tokens__gte", 0),
-                    ("input_tokens__gte", 0),
-                    ("output_tokens__gte", 0),
-                ),
-                name="usage_tokens_not_negative",
-            ),
+            model_name='usagerecord',
+            constraint=models.CheckConstraint(condition=models.Q(('cache_read_tokens__gte', 0), ('cache_write_tokens__gte', 0), ('input_tokens__gte', 0), ('output_tokens__gte', 0)), name='usage_tokens_not_negative'),
         ),
     ]

@@ -5,20 +5,10 @@ from django.utils import timezone
 
 # Where two exports describe the same usage, the most authoritative one counts (docs/formats.md, "Overlaps").
 DEFAULT_PRECEDENCE = [
-    (
-        "anthropic",
-        "anthropic_usage",
-        "claude_code",
-        "claude_code",
-        "Claude Code run on org API keys is also in the usage report, which is the provider's own metering",
-    ),
-    (
-        "anthropic",
-        "claude_code",
-        "ccusage",
-        "",
-        "ccusage reads a developer's local logs; the analytics are the org's record of the same sessions",
-    ),
+    ("anthropic", "anthropic_usage", "claude_code", "claude_code",
+     "Claude Code run on org API keys is also in the usage report, which is the provider's own metering"),
+    ("anthropic", "claude_code", "ccusage", "",
+     "ccusage reads a developer's local logs; the analytics are the org's record of the same sessions"),
     ("openai", "openai_usage", "litellm", "", "The provider's own usage export over the gateway's logs"),
     ("anthropic", "anthropic_usage", "litellm", "", "The provider's own usage export over the gateway's logs"),
     ("azure_openai", "azure_cost", "litellm", "", "The provider's own billing export over the gateway's logs"),
@@ -38,9 +28,7 @@ def seed_precedence(apps, schema_editor):
         )
     overridden = {over for _provider, _preferred, over, _kind, _reason in DEFAULT_PRECEDENCE}
     days = (
-        UsageRecord.objects.filter(import_batch__detected_format__in=overridden)
-        .values_list("day", flat=True)
-        .distinct()
+        UsageRecord.objects.filter(import_batch__detected_format__in=overridden).values_list("day", flat=True).distinct()
     )
     now = timezone.now()
     StandingsDirtyDay.objects.bulk_create(
@@ -49,56 +37,26 @@ def seed_precedence(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("usage", "0004_mark_existing_usage_for_standings"),
+        ('usage', '0004_mark_existing_usage_for_standings'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="SourcePrecedence",
+            name='SourcePrecedence',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("preferred", models.CharField(help_text="The source that counts.", max_length=60)),
-                (
-                    "over",
-                    models.CharField(
-                        help_text="The source it replaces where both report the same usage.", max_length=60
-                    ),
-                ),
-                (
-                    "usage_kind",
-                    models.CharField(
-                        blank=True,
-                        help_text="Only the replaced source's rows of this usage kind; empty = all.",
-                        max_length=50,
-                    ),
-                ),
-                ("reason", models.CharField(blank=True, max_length=300)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], max_length=20)),
+                ('preferred', models.CharField(help_text='The source that counts.', max_length=60)),
+                ('over', models.CharField(help_text='The source it replaces where both report the same usage.', max_length=60)),
+                ('usage_kind', models.CharField(blank=True, help_text="Only the replaced source's rows of this usage kind; empty = all.", max_length=50)),
+                ('reason', models.CharField(blank=True, max_length=300)),
             ],
             options={
-                "verbose_name_plural": "source precedence",
-                "ordering": ["provider", "preferred", "over"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("provider", "preferred", "over", "usage_kind"), name="source_precedence_unique"
-                    )
-                ],
+                'verbose_name_plural': 'source precedence',
+                'ordering': ['provider', 'preferred', 'over'],
+                'constraints': [models.UniqueConstraint(fields=('provider', 'preferred', 'over', 'usage_kind'), name='source_precedence_unique')],
             },
         ),
         migrations.RunPython(seed_precedence, migrations.RunPython.noop),

@@ -24,37 +24,36 @@ def unreported_requests_become_unknown(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("usage", "0005_source_precedence"),
+        ('usage', '0005_source_precedence'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="dailyrollup",
-            name="requests",
-            field=models.BigIntegerField(blank=True, help_text="Empty: no source of it reports requests.", null=True),
+            model_name='dailyrollup',
+            name='requests',
+            field=models.BigIntegerField(blank=True, help_text='Empty: no source of it reports requests.', null=True),
         ),
         migrations.AlterField(
-            model_name="personstanding",
-            name="requests",
-            field=models.BigIntegerField(blank=True, help_text="Empty: no source of it reports requests.", null=True),
+            model_name='personstanding',
+            name='requests',
+            field=models.BigIntegerField(blank=True, help_text='Empty: no source of it reports requests.', null=True),
         ),
         migrations.AlterField(
-            model_name="teammemberstanding",
-            name="requests",
-            field=models.BigIntegerField(blank=True, help_text="Empty: no source of it reports requests.", null=True),
+            model_name='teammemberstanding',
+            name='requests',
+            field=models.BigIntegerField(blank=True, help_text='Empty: no source of it reports requests.', null=True),
         ),
         migrations.AlterField(
-            model_name="teamstanding",
-            name="requests",
-            field=models.BigIntegerField(blank=True, help_text="Empty: no source of it reports requests.", null=True),
+            model_name='teamstanding',
+            name='requests',
+            field=models.BigIntegerField(blank=True, help_text='Empty: no source of it reports requests.', null=True),
         ),
         migrations.AlterField(
-            model_name="usagerecord",
-            name="requests",
-            field=models.BigIntegerField(
-                blank=True, help_text="Empty: the source does not report requests.", null=True
-            ),
+            model_name='usagerecord',
+            name='requests',
+            field=models.BigIntegerField(blank=True, help_text='Empty: the source does not report requests.', null=True),
         ),
         migrations.RunPython(unreported_requests_become_unknown, migrations.RunPython.noop),
     ]

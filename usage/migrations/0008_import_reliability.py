@@ -4,36 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("usage", "0007_audit_trail_and_token_expiry"),
+        ('usage', '0007_audit_trail_and_token_expiry'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="importbatch",
-            name="attempts",
-            field=models.PositiveIntegerField(default=0, help_text="Runs started, including ones cut off."),
+            model_name='importbatch',
+            name='attempts',
+            field=models.PositiveIntegerField(default=0, help_text='Runs started, including ones cut off.'),
         ),
         migrations.AddField(
-            model_name="importbatch",
-            name="dispatched_at",
+            model_name='importbatch',
+            name='dispatched_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="importbatch",
-            name="exported_at",
+            model_name='importbatch',
+            name='exported_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="importbatch",
-            name="heartbeat_at",
+            model_name='importbatch',
+            name='heartbeat_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="importbatch",
-            name="scopes_superseded",
-            field=models.IntegerField(
-                default=0, help_text="Provider × account × day scopes not written because a newer export covers them."
-            ),
+            model_name='importbatch',
+            name='scopes_superseded',
+            field=models.IntegerField(default=0, help_text='Provider × account × day scopes not written because a newer export covers them.'),
         ),
     ]

@@ -5,94 +5,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("usage", "0008_import_reliability"),
+        ('usage', '0008_import_reliability'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="CatalogModel",
+            name='CatalogModel',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200, unique=True)),
-                ("family", models.CharField(max_length=100)),
-                ("vendor", models.CharField(max_length=100)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('family', models.CharField(max_length=100)),
+                ('vendor', models.CharField(max_length=100)),
             ],
             options={
-                "ordering": ["vendor", "family", "name"],
+                'ordering': ['vendor', 'family', 'name'],
             },
         ),
         migrations.CreateModel(
-            name="ModelAlias",
+            name='ModelAlias',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("spelling", models.CharField(max_length=200, unique=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('spelling', models.CharField(max_length=200, unique=True)),
             ],
             options={
-                "verbose_name_plural": "model aliases",
-                "ordering": ["spelling"],
+                'verbose_name_plural': 'model aliases',
+                'ordering': ['spelling'],
             },
         ),
         migrations.AddField(
-            model_name="dailyrollup",
-            name="model_family",
+            model_name='dailyrollup',
+            name='model_family',
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name="identity",
-            name="attribution",
-            field=models.CharField(
-                choices=[("personal", "Personal"), ("shared", "Shared (a team's)"), ("service", "Service (CI, batch)")],
-                default="personal",
-                max_length=10,
-            ),
+            model_name='identity',
+            name='attribution',
+            field=models.CharField(choices=[('personal', 'Personal'), ('shared', "Shared (a team's)"), ('service', 'Service (CI, batch)')], default='personal', max_length=10),
         ),
         migrations.AddField(
-            model_name="identity",
-            name="owner_user_id",
+            model_name='identity',
+            name='owner_user_id',
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name="identity",
-            name="shared_team",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="shared_identities",
-                to="usage.team",
-            ),
+            model_name='identity',
+            name='shared_team',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='shared_identities', to='usage.team'),
         ),
         migrations.AlterField(
-            model_name="teammemberstanding",
-            name="person",
-            field=models.ForeignKey(
-                db_constraint=False,
-                help_text="Empty: the team's shared identities.",
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="usage.person",
-            ),
+            model_name='teammemberstanding',
+            name='person',
+            field=models.ForeignKey(db_constraint=False, help_text="Empty: the team's shared identities.", null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='usage.person'),
         ),
         migrations.AddIndex(
-            model_name="identity",
-            index=models.Index(fields=["provider", "owner_user_id"], name="identity_owner_user"),
+            model_name='identity',
+            index=models.Index(fields=['provider', 'owner_user_id'], name='identity_owner_user'),
         ),
         migrations.AddConstraint(
-            model_name="identity",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("attribution", "shared"), _negated=True), ("shared_team__isnull", False), _connector="OR"
-                ),
-                name="identity_shared_has_team",
-            ),
+            model_name='identity',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('attribution', 'shared'), _negated=True), ('shared_team__isnull', False), _connector='OR'), name='identity_shared_has_team'),
         ),
         migrations.AddField(
-            model_name="modelalias",
-            name="model",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT, related_name="aliases", to="usage.catalogmodel"
-            ),
+            model_name='modelalias',
+            name='model',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='aliases', to='usage.catalogmodel'),
         ),
     ]

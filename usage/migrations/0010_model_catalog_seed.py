@@ -28,13 +28,7 @@ CATALOG = [
         "Claude Sonnet 4",
         "Claude Sonnet",
         "Anthropic",
-        [
-            "claude-sonnet-4-0",
-            "claude-sonnet-4-20250514",
-            "claude-4-sonnet",
-            "claude-4-sonnet-thinking",
-            "claude4sonnet",
-        ],
+        ["claude-sonnet-4-0", "claude-sonnet-4-20250514", "claude-4-sonnet", "claude-4-sonnet-thinking", "claude4sonnet"],
     ),
     ("Claude Opus 4.1", "Claude Opus", "Anthropic", ["claude-opus-4-1", "claude-opus-4-1-20250805", "claude-4.1-opus"]),
     (
@@ -75,10 +69,7 @@ def seed(apps, schema_editor):
             ModelAlias.objects.get_or_create(spelling=spelling.lower(), defaults={"model": model})
     now = timezone.now()
     StandingsDirtyDay.objects.bulk_create(
-        [
-            StandingsDirtyDay(day=day, marked_at=now)
-            for day in UsageRecord.objects.values_list("day", flat=True).distinct()
-        ],
+        [StandingsDirtyDay(day=day, marked_at=now) for day in UsageRecord.objects.values_list("day", flat=True).distinct()],
         ignore_conflicts=True,
     )
 

@@ -6,222 +6,140 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("usage", "0011_budgets_alerts"),
+        ('usage', '0011_budgets_alerts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="personstanding",
-            name="place_billed_equivalent_tokens",
+            model_name='personstanding',
+            name='place_billed_equivalent_tokens',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="place_cache_hit_rate",
+            model_name='personstanding',
+            name='place_cache_hit_rate',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="place_cost_per_mtok",
+            model_name='personstanding',
+            name='place_cost_per_mtok',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="place_output_share",
+            model_name='personstanding',
+            name='place_output_share',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="rank_billed_equivalent_tokens",
+            model_name='personstanding',
+            name='rank_billed_equivalent_tokens',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="rank_cache_hit_rate",
+            model_name='personstanding',
+            name='rank_cache_hit_rate',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="rank_cost_per_mtok",
+            model_name='personstanding',
+            name='rank_cost_per_mtok',
             field=models.IntegerField(null=True),
         ),
         migrations.AddField(
-            model_name="personstanding",
-            name="rank_output_share",
+            model_name='personstanding',
+            name='rank_output_share',
             field=models.IntegerField(null=True),
         ),
         migrations.CreateModel(
-            name="UsageHold",
+            name='UsageHold',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("day", models.DateField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("held", "Held for review"),
-                            ("cleared", "Cleared: counts"),
-                            ("confirmed", "Confirmed: excluded"),
-                        ],
-                        default="held",
-                        max_length=10,
-                    ),
-                ),
-                ("rules", models.JSONField(default=list, help_text="The rules that fired.")),
-                ("evidence", models.JSONField(default=dict, help_text="The day's figures, baseline and hourly shape.")),
-                ("person_note", models.TextField(blank=True)),
-                ("person_note_at", models.DateTimeField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("decided_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "decided_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "person",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="usage_holds", to="usage.person"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('status', models.CharField(choices=[('held', 'Held for review'), ('cleared', 'Cleared: counts'), ('confirmed', 'Confirmed: excluded')], default='held', max_length=10)),
+                ('rules', models.JSONField(default=list, help_text='The rules that fired.')),
+                ('evidence', models.JSONField(default=dict, help_text="The day's figures, baseline and hourly shape.")),
+                ('person_note', models.TextField(blank=True)),
+                ('person_note_at', models.DateTimeField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('decided_at', models.DateTimeField(blank=True, null=True)),
+                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_holds', to='usage.person')),
             ],
             options={
-                "ordering": ["-day", "person"],
+                'ordering': ['-day', 'person'],
             },
         ),
         migrations.CreateModel(
-            name="HoldDecision",
+            name='HoldDecision',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("held", "Held for review"),
-                            ("cleared", "Cleared: counts"),
-                            ("confirmed", "Confirmed: excluded"),
-                        ],
-                        max_length=10,
-                    ),
-                ),
-                ("decided_at", models.DateTimeField()),
-                ("note", models.TextField(blank=True)),
-                (
-                    "decided_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "hold",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="decisions", to="usage.usagehold"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('status', models.CharField(choices=[('held', 'Held for review'), ('cleared', 'Cleared: counts'), ('confirmed', 'Confirmed: excluded')], max_length=10)),
+                ('decided_at', models.DateTimeField()),
+                ('note', models.TextField(blank=True)),
+                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('hold', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='decisions', to='usage.usagehold')),
             ],
             options={
-                "ordering": ["decided_at"],
+                'ordering': ['decided_at'],
             },
         ),
         migrations.CreateModel(
-            name="UsageHour",
+            name='UsageHour',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("day", models.DateField()),
-                ("hour", models.PositiveSmallIntegerField()),
-                ("model", models.CharField(blank=True, max_length=200)),
-                ("requests", models.BigIntegerField(default=0)),
-                ("input_tokens", models.BigIntegerField(default=0)),
-                ("output_tokens", models.BigIntegerField(default=0)),
-                ("total_tokens", models.BigIntegerField(default=0)),
-                (
-                    "identity",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="usage_hours", to="usage.identity"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('hour', models.PositiveSmallIntegerField()),
+                ('model', models.CharField(blank=True, max_length=200)),
+                ('requests', models.BigIntegerField(default=0)),
+                ('input_tokens', models.BigIntegerField(default=0)),
+                ('output_tokens', models.BigIntegerField(default=0)),
+                ('total_tokens', models.BigIntegerField(default=0)),
+                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_hours', to='usage.identity')),
             ],
         ),
         migrations.CreateModel(
-            name="OutcomeRecord",
+            name='OutcomeRecord',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("day", models.DateField()),
-                (
-                    "provider",
-                    models.CharField(
-                        choices=[
-                            ("openai", "OpenAI"),
-                            ("anthropic", "Anthropic"),
-                            ("cursor", "Cursor"),
-                            ("google", "Google Cloud"),
-                            ("aws_bedrock", "AWS Bedrock"),
-                            ("azure_openai", "Azure OpenAI"),
-                            ("github_copilot", "GitHub Copilot"),
-                            ("other", "Other"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("source", models.CharField(help_text="The format that reported it, e.g. claude_code.", max_length=30)),
-                ("commits", models.BigIntegerField(blank=True, null=True)),
-                ("pull_requests", models.BigIntegerField(blank=True, null=True)),
-                ("lines_added", models.BigIntegerField(blank=True, null=True)),
-                ("lines_accepted", models.BigIntegerField(blank=True, null=True)),
-                ("tokens", models.BigIntegerField(blank=True, null=True)),
-                ("cost_usd", models.DecimalField(blank=True, decimal_places=6, max_digits=18, null=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "identity",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="outcomes", to="usage.identity"
-                    ),
-                ),
-                (
-                    "import_batch",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="outcome_records",
-                        to="usage.importbatch",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('cursor', 'Cursor'), ('google', 'Google Cloud'), ('aws_bedrock', 'AWS Bedrock'), ('azure_openai', 'Azure OpenAI'), ('github_copilot', 'GitHub Copilot'), ('other', 'Other')], max_length=20)),
+                ('source', models.CharField(help_text='The format that reported it, e.g. claude_code.', max_length=30)),
+                ('commits', models.BigIntegerField(blank=True, null=True)),
+                ('pull_requests', models.BigIntegerField(blank=True, null=True)),
+                ('lines_added', models.BigIntegerField(blank=True, null=True)),
+                ('lines_accepted', models.BigIntegerField(blank=True, null=True)),
+                ('tokens', models.BigIntegerField(blank=True, null=True)),
+                ('cost_usd', models.DecimalField(blank=True, decimal_places=6, max_digits=18, null=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='outcomes', to='usage.identity')),
+                ('import_batch', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='outcome_records', to='usage.importbatch')),
             ],
             options={
-                "indexes": [models.Index(fields=["identity", "day"], name="outcome_identity_day")],
-                "constraints": [
-                    models.UniqueConstraint(fields=("day", "provider", "source", "identity"), name="outcome_unique_key")
-                ],
+                'indexes': [models.Index(fields=['identity', 'day'], name='outcome_identity_day')],
+                'constraints': [models.UniqueConstraint(fields=('day', 'provider', 'source', 'identity'), name='outcome_unique_key')],
             },
         ),
         migrations.AddIndex(
-            model_name="usagehold",
-            index=models.Index(fields=["status", "-day"], name="usage_hold_status_day"),
+            model_name='usagehold',
+            index=models.Index(fields=['status', '-day'], name='usage_hold_status_day'),
         ),
         migrations.AddConstraint(
-            model_name="usagehold",
-            constraint=models.UniqueConstraint(fields=("person", "day"), name="usage_hold_unique"),
+            model_name='usagehold',
+            constraint=models.UniqueConstraint(fields=('person', 'day'), name='usage_hold_unique'),
         ),
         migrations.AddIndex(
-            model_name="usagehour",
-            index=models.Index(fields=["day", "identity"], name="usage_hour_day_identity"),
+            model_name='usagehour',
+            index=models.Index(fields=['day', 'identity'], name='usage_hour_day_identity'),
         ),
         migrations.AddConstraint(
-            model_name="usagehour",
-            constraint=models.UniqueConstraint(fields=("identity", "day", "hour", "model"), name="usage_hour_unique"),
+            model_name='usagehour',
+            constraint=models.UniqueConstraint(fields=('identity', 'day', 'hour', 'model'), name='usage_hour_unique'),
         ),
         migrations.AddConstraint(
-            model_name="usagehour",
-            constraint=models.CheckConstraint(condition=models.Q(("hour__lte", 23)), name="usage_hour_in_day"),
+            model_name='usagehour',
+            constraint=models.CheckConstraint(condition=models.Q(('hour__lte', 23)), name='usage_hour_in_day'),
         ),
     ]

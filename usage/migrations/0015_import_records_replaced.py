@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("usage", "0014_cache_table"),
+        ('usage', '0014_cache_table'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="importbatch",
-            name="records_replaced",
+            model_name='importbatch',
+            name='records_replaced',
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name="importbatch",
-            name="replaced_imports",
-            field=models.JSONField(blank=True, default=list, help_text="The imports those records came from."),
+            model_name='importbatch',
+            name='replaced_imports',
+            field=models.JSONField(blank=True, default=list, help_text='The imports those records came from.'),
         ),
     ]
