@@ -104,7 +104,7 @@ def test_import_usage_requeue_takes_imports_stuck_running(settings, capsys, sent
 def test_a_run_whose_import_was_retried_meanwhile_neither_fails_nor_stores_it(monkeypatch):
     batch = stored()
 
-    def parse_then_lose_the_claim(batch, claim_id):
+    def parse_then_lose_the_claim(batch, claim_id, hours):
         import_batch_retry(batch)  # an admin retries the import while this run is still going
         raise ParseError("the old run's error")
 

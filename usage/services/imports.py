@@ -287,12 +287,9 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
         return None
     batch = ImportBatch.objects.get(pk=batch_id)
     try:
-        with _Heartbeat(batch_id, claim_id):
-            outcome = _parse(batch, claim_id)
-            try:
-                _store(batch, outcome, claim_id)
-            finally:
-                outcome.hours.close()
+        with _Heartbeat(batch_id, claim_id), HourSpool() as hours:  # the spool's file goes whatever happens
+            outcome = _parse(batch, claim_id, hours)
+            _store(batch, outcome, claim_id)
     except ParseError as error:
         where = f"line {error.line}: " if error.line else ""
         errors = [{"line": error.line, "reason": error.reason}]
@@ -391,7 +388,7 @@ class _Outcome:
     errors: list[dict] = field(default_factory=list)
     exported_at: datetime | None = None
     personal: bool = False
-    hours: HourSpool = field(default_factory=HourSpool)
+    hours: HourSpool | None = None
     outcomes: dict = field(default_factory=dict)  # outcome_key → OutcomeRow
 
 
@@ -408,7 +405,7 @@ def parse_context() -> ParseContext:
     )
 
 
-def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
+def _parse(batch: ImportBatch, claim_id: str, hours: HourSpool) -> _Outcome:
     path = batch.raw_file.path
     max_bytes = settings.TOKENBOARD_DECOMPRESSED_MAX_BYTES
     sample = Sample(batch.original_name, read_sample(path, max_decompressed=max_bytes))
@@ -430,7 +427,7 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
     if batch.requested_format.startswith("generic_csv:"):
         ctx.column_mapping = _column_mapping(batch.requested_format.split(":", 1)[1])
 
-    outcome = _Outcome(fmt.name)
+    outcome = _Outcome(fmt.name, hours=hours)
     records = outcome.records
     # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
     # row, and attribute updates on the outcome were a measurable share of a large import's time.
@@ -441,83 +438,79 @@ def _parse(batch: ImportBatch, claim_id: str) -> _Outcome:
         "max_blank": settings.TOKENBOARD_MAX_BLANK_LINES,
     }
     hours_add = outcome.hours.add
-    try:
-        with open_text(path, **limits) as (stream, _encoding):
-            for item in _guarded(fmt.parse(stream, ctx)):
-                if isinstance(item, UsageRow):
-                    rows_read += 1
-                    rows_imported += 1
-                    identity_key = (item.provider, item.identity_kind, item.identity_value)
-                    key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
-                    acc = records.get(key)
-                    if acc is None:
-                        oversized = _oversized_field(item)  # checked once per key, not per row
-                        if oversized:
-                            rows_imported -= 1
-                            outcome.rows_rejected += 1
-                            if len(outcome.errors) < MAX_LISTED_ERRORS:
-                                outcome.errors.append({"line": item.line, "reason": oversized})
-                            continue
-                        acc = records[key] = Accumulated()
-                    acc.input_tokens += item.input_tokens
-                    acc.cache_write_tokens += item.cache_write_tokens
-                    acc.cache_read_tokens += item.cache_read_tokens
-                    acc.output_tokens += item.output_tokens
-                    if item.requests is not None:
-                        acc.requests = (acc.requests or 0) + item.requests
-                    if item.cost_usd is None:
-                        acc.has_unbilled_rows = True
-                    else:
-                        acc.billed_cost += item.cost_usd
-                        acc.has_billed_cost = True
-                        acc.cost_estimated_by_vendor |= item.cost_estimated
-                    if item.identity_email:
-                        outcome.identity_emails[identity_key] = item.identity_email
-                    if item.identity_label:
-                        outcome.identity_labels[identity_key] = item.identity_label
-                    if item.hour is not None:
-                        hours_add(identity_key, item)
-                elif isinstance(item, OutcomeRow):
-                    rows_read += 1
-                    rows_imported += 1
-                    identity_key = (item.provider, item.identity_kind, item.identity_value)
-                    outcome.outcomes[outcome_key(identity_key, item)] = item
-                    if item.identity_email:
-                        outcome.identity_emails[identity_key] = item.identity_email
-                elif isinstance(item, DirectoryEntry):
-                    rows_read += 1
-                    rows_imported += 1
-                    outcome.directory[(item.provider, item.kind, item.value)] = (
-                        item.email,
-                        item.label,
-                        item.owner_user_id,
-                    )
-                elif isinstance(item, Skipped):
-                    rows_read += 1
-                    outcome.rows_skipped += 1
-                elif isinstance(item, RowError):
-                    rows_read += 1
-                    outcome.rows_rejected += 1
-                    if len(outcome.errors) < MAX_LISTED_ERRORS:
-                        outcome.errors.append({"line": item.line, "reason": item.reason})
-                if rows_read % PROGRESS_EVERY_ROWS == 0:
-                    ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
-        outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
-        outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
-        rejected = outcome.rows_rejected
-        if rejected and not batch.import_good_rows:
-            first = outcome.errors[0]
-            raise _RowsRejected(
-                f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
-                "Fix the file, or re-import choosing 'import the good rows'.",
-                outcome.errors,
-                {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
-            )
-        if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
-            raise ParseError(f"no usage rows found (read as {fmt.label})")
-    except BaseException:
-        outcome.hours.close()  # its spool file: nothing will store it
-        raise
+    with open_text(path, **limits) as (stream, _encoding):
+        for item in _guarded(fmt.parse(stream, ctx)):
+            if isinstance(item, UsageRow):
+                rows_read += 1
+                rows_imported += 1
+                identity_key = (item.provider, item.identity_kind, item.identity_value)
+                key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
+                acc = records.get(key)
+                if acc is None:
+                    oversized = _oversized_field(item)  # checked once per key, not per row
+                    if oversized:
+                        rows_imported -= 1
+                        outcome.rows_rejected += 1
+                        if len(outcome.errors) < MAX_LISTED_ERRORS:
+                            outcome.errors.append({"line": item.line, "reason": oversized})
+                        continue
+                    acc = records[key] = Accumulated()
+                acc.input_tokens += item.input_tokens
+                acc.cache_write_tokens += item.cache_write_tokens
+                acc.cache_read_tokens += item.cache_read_tokens
+                acc.output_tokens += item.output_tokens
+                if item.requests is not None:
+                    acc.requests = (acc.requests or 0) + item.requests
+                if item.cost_usd is None:
+                    acc.has_unbilled_rows = True
+                else:
+                    acc.billed_cost += item.cost_usd
+                    acc.has_billed_cost = True
+                    acc.cost_estimated_by_vendor |= item.cost_estimated
+                if item.identity_email:
+                    outcome.identity_emails[identity_key] = item.identity_email
+                if item.identity_label:
+                    outcome.identity_labels[identity_key] = item.identity_label
+                if item.hour is not None:
+                    hours_add(identity_key, item)
+            elif isinstance(item, OutcomeRow):
+                rows_read += 1
+                rows_imported += 1
+                identity_key = (item.provider, item.identity_kind, item.identity_value)
+                outcome.outcomes[outcome_key(identity_key, item)] = item
+                if item.identity_email:
+                    outcome.identity_emails[identity_key] = item.identity_email
+            elif isinstance(item, DirectoryEntry):
+                rows_read += 1
+                rows_imported += 1
+                outcome.directory[(item.provider, item.kind, item.value)] = (
+                    item.email,
+                    item.label,
+                    item.owner_user_id,
+                )
+            elif isinstance(item, Skipped):
+                rows_read += 1
+                outcome.rows_skipped += 1
+            elif isinstance(item, RowError):
+                rows_read += 1
+                outcome.rows_rejected += 1
+                if len(outcome.errors) < MAX_LISTED_ERRORS:
+                    outcome.errors.append({"line": item.line, "reason": item.reason})
+            if rows_read % PROGRESS_EVERY_ROWS == 0:
+                ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
+    outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
+    outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
+    rejected = outcome.rows_rejected
+    if rejected and not batch.import_good_rows:
+        first = outcome.errors[0]
+        raise _RowsRejected(
+            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
+            "Fix the file, or re-import choosing 'import the good rows'.",
+            outcome.errors,
+            {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
+        )
+    if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
+        raise ParseError(f"no usage rows found (read as {fmt.label})")
     return outcome
 
 

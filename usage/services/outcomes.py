@@ -79,6 +79,12 @@ class HourSpool:
             self.file.close()
             self.file = None
 
+    def __enter__(self) -> HourSpool:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
     def __bool__(self) -> bool:
         return bool(self.buffer) or self.lines > 0
 
