@@ -25,6 +25,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Sum
@@ -80,8 +81,7 @@ from usage.services.imports import data_as_of, latest_data
 from usage.services.standings import (
     ALL_PROVIDERS,
     COST_REPORT_KIND,
-    DAY_METRICS,
-    efficiency_eligible_sql,
+    KEPT_METRICS,
     figure_sums,
     ids_sql,
     kept_windows,
@@ -90,6 +90,7 @@ from usage.services.standings import (
     reported_by_preferred_source_sql,
     team_ancestors,
     team_closure_sql,
+    team_top_people,
 )
 
 from .windows import RankingQuery, Window, comparison_window
@@ -170,15 +171,14 @@ def _ranked_ids(totals: dict[int, Totals], metric: str, tie_names: dict[int, str
 # --- Where a window's figures are kept --------------------------------------------------------------------------
 
 
-def _keeps(window: Window, metric: str | None) -> bool:
-    """Whether a window of this kind may be kept, ordered on `metric` when given (day windows keep the default
-    metric's order only; a custom window is kept when it is what a period in progress compares against)."""
-    return not (metric and window.period == "day" and metric not in DAY_METRICS)
+def _keeps(metric: str | None) -> bool:
+    """Whether a kept window's order on `metric` is kept (KEPT_METRICS); without a metric, its figures."""
+    return not metric or metric in KEPT_METRICS
 
 
 def stored_window(window: Window, provider: str = "", metric: str | None = None) -> StandingWindow | None:
-    """The stored standings of exactly this window, if kept."""
-    if not _keeps(window, metric):
+    """The stored standings of exactly this window, if kept (with its order on `metric`, when given)."""
+    if not _keeps(metric):
         return None
     return StandingWindow.objects.filter(
         period=window.period, start=window.start, end=window.end, provider=provider or ALL_PROVIDERS
@@ -187,7 +187,9 @@ def stored_window(window: Window, provider: str = "", metric: str | None = None)
 
 def stored_windows(windows: list[Window], provider: str, metric: str) -> dict[Window, int]:
     """The ids of the kept ones among the windows, in one query."""
-    wanted = {(w.period, w.start, w.end): w for w in windows if _keeps(w, metric)}
+    if not _keeps(metric):
+        return {}
+    wanted = {(w.period, w.start, w.end): w for w in windows}
     if not wanted:
         return {}
     rows = StandingWindow.objects.filter(
@@ -498,6 +500,16 @@ def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
     return found
 
 
+def efficiency_eligible_sql(volume_rank: str, people: str, total_tokens: str) -> str:
+    """Whether a person is ranked on the efficiency metrics: at least settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
+    in the window, or when that is 0 the top half by total tokens (a rank by volume within the first
+    ceil(people / 2), so ties at the edge are all in)."""
+    minimum = int(settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS)
+    if minimum > 0:
+        return f"({total_tokens} >= {minimum})"
+    return f"({total_tokens} > 0 AND {volume_rank} <= ({people} + 1) / 2)"
+
+
 def _ranked_arrays(window, provider, model, team_id, metric: str, *, model_family: str = "") -> tuple[array, array]:
     """ranked_order's people and ranks (8-byte integers: 1.4 MB for 85,000 people), from the read models. Only
     the figures the metric is computed from are summed: at 85,000 people a window's full figures cost several
@@ -610,8 +622,7 @@ class PeopleRanking(Sequence):
         return set(Person.objects.filter(shown_name).values_list("pk", flat=True))
 
     def _rows(self) -> QuerySet:
-        """The window's ranked rows: people with none of the metric, or under an efficiency metric's minimum
-        volume, have no place."""
+        """The window's ranked rows: people with none of the metric have no place."""
         rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": False})
         if self._search_ids is not None:
             rows = rows.filter(person_id__in=self._search_ids)
@@ -639,11 +650,7 @@ class PeopleRanking(Sequence):
         (their `rank` is 0)."""
         if self.metric not in EFFICIENCY_METRICS:
             return []
-        if self._stored is None:
-            below = self._below[:]
-        else:
-            rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": True})
-            below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows.order_by("-total_tokens", "person_id")]
+        below = self._below[:]  # an efficiency metric's order is never kept: always computed
         if self._search_ids is not None:
             below = [r for r in below if r.person_id in self._search_ids]
         return self._standings(below)
@@ -716,11 +723,7 @@ class PeopleRanking(Sequence):
         found = self.row_for(person_id)
         if found is not None or self.metric not in EFFICIENCY_METRICS:
             return found
-        if self._stored is None:
-            below = [r] if (r := self._below.find(person_id)) else []
-        else:
-            rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id=person_id)
-            below = [_Ranked(r.person_id, 0, Totals.of(r)) for r in rows]
+        below = [r] if (r := self._below.find(person_id)) else []
         return self._standings(below)[0] if below else None
 
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
@@ -915,17 +918,25 @@ def _team_figures(
 ) -> dict[int, _TeamFigures]:
     """Each team subtree's figures in the window: stored team standings, or summed per (team, person); without
     `tops` (what a comparison window needs: ranks only), summed per subtree in the database."""
-    # As kept (usage.services.standings): no top person on an efficiency ratio.
-    top = f"top_{query.metric}" if tops and query.metric not in EFFICIENCY_METRICS else None
+    # No top person on an efficiency ratio (usage.services.standings.team_top_people).
+    top = tops and query.metric not in EFFICIENCY_METRICS
     if not query.by_model:
-        stored = stored_window(window, query.provider, query.metric)
+        stored = stored_window(window, query.provider)
         if stored is not None:
-            columns = ("team_id", "active_members", *ROW_FIGURES, *([top] if top else []))
+            kept_top = top and query.metric in KEPT_METRICS
+            columns = ("team_id", "active_members", *ROW_FIGURES, *([f"top_{query.metric}"] if kept_top else []))
             figures_end = 2 + len(ROW_FIGURES)
-            return {
-                row[0]: _TeamFigures(_sql_totals(row[2:figures_end]), row[1], row[figures_end] if top else None)
+            figures = {
+                row[0]: _TeamFigures(_sql_totals(row[2:figures_end]), row[1], row[figures_end] if kept_top else None)
                 for row in TeamStandingRow.objects.filter(window_id=stored.pk).values_list(*columns)
             }
+            if top and not kept_top:
+                top_people = per_refresh(
+                    "team-tops", (stored.pk, query.metric), lambda: team_top_people(stored.pk, query.metric, ancestors)
+                )
+                for team_id, team_figures in figures.items():
+                    team_figures.top_person = top_people.get(team_id)
+            return figures
     if not tops:
         return _subtree_figures(window, query, ancestors)
     per_person: dict[int, dict[int, Totals]] = {}

@@ -20,14 +20,15 @@ def evaluate_budget_alerts() -> None:
 @shared_task(name="leaderboard.warm_titles", acks_late=True, ignore_result=True)
 def warm_titles() -> None:
     """Queued after every standings refresh: cache the current windows' titles and movers, the models the palette
-    and filter lists are built from and the teams' member counts, before pages ask for them (the first three
-    read millions of rows at 85,000 people)."""
-    from .insights import titles_warm
+    and filter lists are built from, the teams' member counts and the boards on the metrics whose order is not
+    kept, before pages ask for them (the first three read millions of rows at 85,000 people)."""
+    from .insights import metric_orders_warm, titles_warm
     from .selectors import current_member_counts, rollup_models
 
     titles_warm()
     rollup_models()
     current_member_counts()
+    metric_orders_warm()
 
 
 @shared_task(name="leaderboard.send_weekly_digest", acks_late=True, ignore_result=True)

@@ -57,6 +57,10 @@ METRIC_DEFINITIONS = {
 }
 # Hundredths of an input token's price (Anthropic's list ratios): integer weights keep the figure an integer.
 PRICE_CLASS_WEIGHTS = {"input_tokens": 100, "cache_write_tokens": 125, "cache_read_tokens": 10, "output_tokens": 500}
+# The standings keep every window's order and its teams' top person on these metrics only; another metric is
+# ordered from the window's kept totals when first asked, once per refresh (leaderboard.selectors.ranked_order):
+# ranking all twelve was most of a refresh at 85,000 people (docs/PERFORMANCE.md), for boards few open.
+KEPT_METRICS = ("total_tokens",)
 ASCENDING_METRICS = ("cost_per_mtok",)  # lower is better
 SHARE_METRICS = ("cache_hit_rate", "output_share")  # fractions 0–1, shown as percentages
 COST_METRICS = ("cost_usd", "cost_per_mtok")  # follow cost visibility (usage.access.can_rank_by_cost)

@@ -514,9 +514,9 @@ class TeamMemberStanding(UsageFigures):
 
 
 class PersonStanding(UsageFigures):
-    """A person's totals in a window with their rank on every metric (ties share a rank) and their place in
-    the board's order (rank, then name, then id), so a page of the board is a range of `place_<metric>`.
-    Day windows keep the default metric's only (usage.services.standings.DAY_METRICS); the others are empty."""
+    """A person's totals in a window with their rank on each metric of usage.figures.KEPT_METRICS (ties share a
+    rank) and their place in the board's order (rank, then name, then id), so a page of the board is a range of
+    `place_<metric>`. Other metrics are ordered from these totals when asked (leaderboard.selectors)."""
 
     window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     person = _derived_fk(Person)
@@ -535,8 +535,8 @@ class PersonStanding(UsageFigures):
 
 class TeamStanding(UsageFigures):
     """A team subtree's totals in a window (usage of the days each person was in the subtree), its active
-    members (people with usage counted for it) and its largest contributor on each metric (`top_<metric>`, a
-    person id)."""
+    members (people with usage counted for it) and its largest contributor on each metric of
+    usage.figures.KEPT_METRICS (`top_<metric>`, a person id)."""
 
     window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     team = _derived_fk(Team)
@@ -580,14 +580,13 @@ class StandingsState(models.Model):
 
 
 def _add_rank_columns() -> None:
-    # Declared from usage.figures.METRICS, so adding a metric adds its columns.
-    from usage.figures import EFFICIENCY_METRICS, METRICS
+    # Declared from usage.figures.KEPT_METRICS, so keeping another metric's order adds its columns.
+    from usage.figures import KEPT_METRICS
 
-    for metric in METRICS:
+    for metric in KEPT_METRICS:
         PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(null=True))
         PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(null=True))
-        if metric not in EFFICIENCY_METRICS:  # no top person on a ratio (usage.services.standings)
-            TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
+        TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
 
 
 _add_rank_columns()

@@ -12,7 +12,8 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from usage.figures import COUNT_FIGURES, METRICS, SUMMED_FIGURES, UNREPORTED_FIGURES
+from leaderboard.selectors import ranked_order
+from usage.figures import COUNT_FIGURES, KEPT_METRICS, METRICS, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     Membership,
     Person,
@@ -24,8 +25,8 @@ from usage.models import (
     TeamStanding,
     UsageRecord,
 )
-from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, current_windows, window_for
-from usage.services.standings import DAY_METRICS
+from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, Window, current_windows, window_for
+from usage.services.standings import team_ancestors, team_top_people
 
 FIGURES = (*SUMMED_FIGURES, "active_days")
 COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
@@ -271,11 +272,38 @@ class Truth:
         return expected
 
 
-def ranked_metrics(window: StandingWindow) -> tuple[str, ...]:
-    """The metrics a window keeps ranks, places and top contributors for: day windows only the default
-    metric's (usage.services.standings.DAY_METRICS; a day on another metric is ordered when asked), the
-    others every metric; the rest are empty."""
-    return DAY_METRICS if window.period == "day" else METRICS
+def ranks_and_places(window: StandingWindow, stored: list[dict], metric: str) -> tuple[dict, dict]:
+    """Each person's rank and board place on `metric` (None where not ranked): kept in the person rows for
+    usage.figures.KEPT_METRICS, ordered from the window's kept totals when asked for the others."""
+    if metric in KEPT_METRICS:
+        return (
+            {row["person_id"]: row[f"rank_{metric}"] for row in stored},
+            {row["person_id"]: row[f"place_{metric}"] for row in stored},
+        )
+    ranks, places = dict.fromkeys(row["person_id"] for row in stored), dict.fromkeys(row["person_id"] for row in stored)
+    order = ranked_order(Window(window.period, window.start, window.end), window.provider, "", None, metric)
+    for place, (person_id, rank) in enumerate(zip(order.ids, order.ranks, strict=True), start=1):
+        if rank:  # 0: under an efficiency metric's minimum volume, listed apart after the ranked
+            ranks[person_id], places[person_id] = rank, place
+    return ranks, places
+
+
+def top_people(window: StandingWindow, stored: list[dict]) -> dict[int, dict]:
+    """Each team's largest contributor on every metric (none on a ratio): kept in the team rows for
+    KEPT_METRICS, asked for the others."""
+    ancestors = team_ancestors()
+    asked = {
+        metric: team_top_people(window.pk, metric, ancestors)
+        for metric in METRICS
+        if metric not in EFFICIENCY and metric not in KEPT_METRICS
+    }
+
+    def top(row: dict, metric: str) -> int | None:
+        if metric in EFFICIENCY:
+            return None
+        return row[f"top_{metric}"] if metric in KEPT_METRICS else asked[metric].get(row["team_id"])
+
+    return {row["team_id"]: {metric: top(row, metric) for metric in METRICS} for row in stored}
 
 
 def _differences(stored: dict, expected: dict) -> str:
@@ -321,24 +349,18 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             problems.append(f"{label}: people {_differences(stored_people, expected_people)}")
         if window.people != len(expected_people):
             problems.append(f"{label}: people count {window.people} != {len(expected_people)}")
-        ranked = ranked_metrics(window)
         for metric in METRICS:
-            ranks = {row["person_id"]: row[f"rank_{metric}"] for row in stored}
-            places = {row["person_id"]: row[f"place_{metric}"] for row in stored}
+            ranks, places = ranks_and_places(window, stored, metric)
             if metric in EFFICIENCY:
-                expected_ranks, expected_places = dict.fromkeys(expected_people), dict.fromkeys(expected_people)
-                if metric in ranked:
-                    expected_ranks, expected_places = efficiency_ranks_and_places(expected_people, metric, truth.names)
+                expected_ranks, expected_places = efficiency_ranks_and_places(expected_people, metric, truth.names)
                 if (ranks, places) != (expected_ranks, expected_places):
                     problems.append(f"{label}: {metric} {_differences(ranks, expected_ranks)} places {places}")
                 continue
             values = {pid: figures[metric] for pid, figures in expected_people.items()}
-            expected_ranks = competition_ranks(values) if metric in ranked else dict.fromkeys(values)
+            expected_ranks = competition_ranks(values)
             if ranks != expected_ranks:
                 problems.append(f"{label}: rank_{metric} {_differences(ranks, expected_ranks)} ({values})")
-            expected_places = (
-                board_places(expected_people, metric, truth.names) if metric in ranked else dict.fromkeys(values)
-            )
+            expected_places = board_places(expected_people, metric, truth.names)
             if places != expected_places:
                 problems.append(f"{label}: place_{metric} {_differences(places, expected_places)} ({values})")
 
@@ -351,17 +373,16 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             problems.append(f"{label}: team members {_differences(stored_members, expected_members)}")
 
         stored = team_rows.pop(window.pk, [])
+        tops = top_people(window, stored)
         stored_teams = {
             row["team_id"]: {
                 **{name: row[name] for name in FIGURES},
                 "active_members": row["active_members"],
-                "top_people": {metric: row.get(f"top_{metric}") for metric in METRICS},
+                "top_people": tops[row["team_id"]],
             }
             for row in stored
         }
         expected_teams = truth.teams(*span)
-        for figures in expected_teams.values():
-            figures["top_people"] = {m: pid if m in ranked else None for m, pid in figures["top_people"].items()}
         if len(stored_teams) != len(stored):
             problems.append(f"{label}: {len(stored)} team rows for {len(stored_teams)} teams")
         if stored_teams != expected_teams:

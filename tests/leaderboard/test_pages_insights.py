@@ -121,6 +121,37 @@ def test_titles_are_warmed_after_a_refresh_so_no_page_computes_them(
 
 
 @pytest.mark.django_db
+def test_the_boards_on_metrics_whose_order_is_not_kept_are_ranked_by_the_warm_up(org, monkeypatch):
+    from leaderboard.tasks import warm_titles
+    from usage.figures import KEPT_METRICS, METRICS
+
+    today = org_today()
+    # Most tokens and least cost against fewer tokens and more cost: the cost board is not the tokens board.
+    usage_for(org["infra_engineer"], day=today, tokens=500, cost_usd=Decimal("1.00"))
+    usage_for(org["product_engineer"], day=today, tokens=200, cost_usd=Decimal("9.00"))
+    standings_refresh()
+    warm_titles()
+
+    summed, tops = [], []
+    monkeypatch.setattr(selectors, "_ranked_arrays", lambda *a, **k: summed.append(a) or (array("q"), array("q")))
+    monkeypatch.setattr(selectors, "team_top_people", lambda *a: tops.append(a) or {})
+    admin = viewer_for(org["admin"])
+    for metric in METRICS:
+        for period in ("day", "week", "month", "quarter", "year", "all", "7d", "30d", "90d"):
+            query = ranking_query_from(QueryDict(f"period={period}&metric={metric}"))
+            people = people_ranking(query, admin)
+            if metric == "cost_usd":
+                assert [s.person_id for s in people[:2]] == [org["product_engineer"].pk, org["infra_engineer"].pk]
+            teams = {t.team_id: t for t in selectors.teams_ranking(query, admin)}
+            if metric == "cost_usd":
+                assert teams[org["engineering"].pk].top_person_id == org["product_engineer"].pk
+            elif metric in KEPT_METRICS:
+                assert teams[org["engineering"].pk].top_person_id == org["infra_engineer"].pk
+    assert summed == []  # every order from the cache
+    assert tops == []
+
+
+@pytest.mark.django_db
 def test_the_palette_and_filter_lists_are_warmed_after_a_refresh_for_every_web_process(org, monkeypatch):
     from leaderboard import charts, views
     from leaderboard.tasks import warm_titles

@@ -35,9 +35,9 @@ from usage.figures import (
     COST_REPORT_KIND,
     COUNT_FIGURES,
     EFFICIENCY_METRICS,
+    KEPT_METRICS,
     METRICS,
     SUMMED_FIGURES,
-    metric_order_sql,
 )
 from usage.models import (
     CatalogModel,
@@ -471,9 +471,6 @@ def _delete_rows(window_ids: list[int]) -> None:
 # not a dozen per window.
 
 LEVEL_BATCH = 40  # windows per statement: keeps each statement's sorts (ranks per window) in memory
-# Day windows are most of the standings (a year is 365 of them): they keep the order of the default metric
-# only; a day ranked on another metric is ordered when asked (leaderboard.selectors).
-DAY_METRICS = ("total_tokens",)
 
 
 def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases) -> None:
@@ -494,12 +491,10 @@ def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, l
                 _team_members_from_pieces(
                     [(ids[(w.period, w.start, w.end, p)], w, p) for w, p in batch if w.period != "day"]
                 )
-            ranked = DAY_METRICS if batch[0][0].period == "day" else METRICS
             with phases.timed("person ranks"):
-                _people_rank(batch_ids, ranked)
+                _people_rank(batch_ids, KEPT_METRICS)
             with phases.timed("team totals"):
-                # A team's top person on a ratio would be whoever has the fewest tokens at 100 %: not kept.
-                _teams_total(batch_ids, closure, tuple(m for m in ranked if m not in EFFICIENCY_METRICS))
+                _teams_total(batch_ids, closure, KEPT_METRICS)
 
 
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
@@ -617,25 +612,16 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 
 def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     """Person standings from the windows' team-member rows: totals, and rank and board place on each of
-    `metrics` (the others stay empty). People with none of a metric (zero, or a figure their sources do not
-    report: NULL) are not ranked on it; efficiency metrics rank only the people above the minimum volume
-    (`efficiency_eligible_sql`); the others keep an empty rank and place."""
+    `metrics` (KEPT_METRICS; sums, not ratios). People with none of a metric (zero, or a figure their sources do
+    not report: NULL) are not ranked on it: their rank and place stay empty."""
 
     def ranked(m: str, window_function: str, tie_break: str = "") -> str:
         has = f"t.{m} > 0"
         over = f"PARTITION BY t.window_id, CASE WHEN {has} THEN 1 ELSE 0 END ORDER BY t.{m} DESC{tie_break}"
         return f"CASE WHEN {has} THEN {window_function} OVER ({over}) END"
 
-    eligible = efficiency_eligible_sql("t.volume_rank", "t.people", "t.total_tokens")
-    ranks, places = [], []
-    for m in metrics:
-        if m in EFFICIENCY_METRICS:
-            among = f"PARTITION BY t.window_id, {eligible} ORDER BY {metric_order_sql(m, 't')}"
-            ranks.append(f"CASE WHEN {eligible} THEN RANK() OVER ({among}) END")
-            places.append(f"CASE WHEN {eligible} THEN ROW_NUMBER() OVER ({among}, p.display_name, p.id) END")
-        else:
-            ranks.append(ranked(m, "RANK()"))
-            places.append(ranked(m, "ROW_NUMBER()", ", p.display_name, p.id"))
+    ranks = [ranked(m, "RANK()") for m in metrics]
+    places = [ranked(m, "ROW_NUMBER()", ", p.display_name, p.id") for m in metrics]
     columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
     ids = ids_sql(window_ids)
     with connection.cursor() as cursor:
@@ -645,14 +631,10 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
                    {", ".join(ranks)}, {", ".join(places)}
             FROM (
-                SELECT summed.*, RANK() OVER (PARTITION BY window_id ORDER BY total_tokens DESC) AS volume_rank,
-                       COUNT(*) OVER (PARTITION BY window_id) AS people
-                FROM (
-                    SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
-                    FROM {quoted_table(TeamMemberStanding)}
-                    WHERE window_id IN ({ids}) AND person_id IS NOT NULL  -- not a team's shared usage
-                    GROUP BY window_id, person_id
-                ) summed
+                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
+                FROM {quoted_table(TeamMemberStanding)}
+                WHERE window_id IN ({ids}) AND person_id IS NOT NULL  -- not a team's shared usage
+                GROUP BY window_id, person_id
             ) t
             JOIN {quoted_table(Person)} p ON p.id = t.person_id
             """
@@ -664,16 +646,6 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             ) WHERE id IN ({ids})
             """
         )
-
-
-def efficiency_eligible_sql(volume_rank: str, people: str, total_tokens: str) -> str:
-    """Whether a person is ranked on the efficiency metrics: at least settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS
-    in the window, or when that is 0 the top half by total tokens (a rank by volume within the first
-    ceil(people / 2), so ties at the edge are all in)."""
-    minimum = int(settings.TOKENBOARD_EFFICIENCY_MIN_TOKENS)
-    if minimum > 0:
-        return f"({total_tokens} >= {minimum})"
-    return f"({total_tokens} > 0 AND {volume_rank} <= ({people} + 1) / 2)"
 
 
 def team_ancestors() -> dict[int, list[int]]:
@@ -696,16 +668,31 @@ def team_closure_sql(ancestors: dict[int, list[int]]) -> str:
     return f"closure(team_id, ancestor_id) AS (VALUES {values})"
 
 
-def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
-    """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
-    active members, and the largest contributor on each of `metrics` (ties: the lowest person id; nobody with
-    any of it: the lowest person id). Shared usage (person empty) is neither a member nor a contributor, and
-    adds no active days. The contributors are found with two aggregations (each team's largest figure, then who
-    has it) rather than a sort per metric."""
+def _top_people_sql(metrics: tuple[str, ...]) -> str:
+    """CTEs `best` and `contributors` over a CTE `per_person(window_id, team_id, person_id, <metric>…)` (person
+    empty: a team's shared usage): each team's largest contributor on each metric as `top_<metric>` (ties: the
+    lowest person id; nobody with any of it: the lowest person id). Two aggregations, each team's largest
+    figure then who has it, rather than a sort per metric."""
     best = ", ".join(f"MAX({m}) AS best_{m}" for m in metrics)
     tops = ", ".join(
         f"MIN(CASE WHEN b.best_{m} IS NULL OR c.{m} = b.best_{m} THEN c.person_id END) AS top_{m}" for m in metrics
     )
+    return f"""
+        best AS (
+            SELECT window_id, team_id, {best} FROM per_person WHERE person_id IS NOT NULL GROUP BY window_id, team_id
+        ),
+        contributors AS (
+            SELECT c.window_id, c.team_id, {tops}
+            FROM per_person c JOIN best b ON b.window_id = c.window_id AND b.team_id = c.team_id
+            WHERE c.person_id IS NOT NULL
+            GROUP BY c.window_id, c.team_id
+        )"""
+
+
+def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
+    """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
+    active members, and the largest contributor on each of `metrics` (_top_people_sql). Shared usage (person
+    empty) is neither a member nor a contributor, and adds no active days."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -717,15 +704,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
                 WHERE t.window_id IN ({ids_sql(window_ids)})
                 GROUP BY t.window_id, c.ancestor_id, t.person_id
             ),
-            best AS (
-                SELECT window_id, team_id, {best} FROM per_person WHERE person_id IS NOT NULL GROUP BY window_id, team_id
-            ),
-            contributors AS (
-                SELECT c.window_id, c.team_id, {tops}
-                FROM per_person c JOIN best b ON b.window_id = c.window_id AND b.team_id = c.team_id
-                WHERE c.person_id IS NOT NULL
-                GROUP BY c.window_id, c.team_id
-            ),
+            {_top_people_sql(metrics)},
             totals AS (
                 SELECT window_id, team_id, {SUM_FIGURES},
                        SUM(CASE WHEN person_id IS NOT NULL THEN active_days ELSE 0 END) AS active_days,
@@ -739,3 +718,27 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             FROM totals t LEFT JOIN contributors c ON c.window_id = t.window_id AND c.team_id = t.team_id
             """
         )
+
+
+def team_top_people(window_id: int, metric: str, ancestors: dict[int, list[int]]) -> dict[int, int]:
+    """Each team subtree's largest contributor on `metric` in a kept window, as _teams_total keeps them for
+    KEPT_METRICS: team id → person id. Not for an efficiency ratio (its top would be whoever has the fewest
+    tokens at 100 %)."""
+    if metric not in METRICS or metric in EFFICIENCY_METRICS:  # it is written into the SQL
+        raise ValueError(f"no team top person on {metric!r}")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH {team_closure_sql(ancestors)},
+            per_person AS (
+                SELECT t.window_id, c.ancestor_id AS team_id, t.person_id, SUM(t.{metric}) AS {metric}
+                FROM {quoted_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
+                WHERE t.window_id = %s
+                GROUP BY t.window_id, c.ancestor_id, t.person_id
+            ),
+            {_top_people_sql((metric,))}
+            SELECT team_id, top_{metric} FROM contributors
+            """,
+            [window_id],
+        )
+        return dict(cursor.fetchall())
