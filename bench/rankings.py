@@ -599,6 +599,9 @@ def benchmark(args, today: date) -> None:
         (f"API people 30d leaf team {leaf.pk}", f"{people_api}?period=30d&team={leaf.pk}", engineer),
         (f"API people 30d group {group.pk}", f"{people_api}?period=30d&team={group.pk}", engineer),
         ("API people 30d model gpt-5", f"{people_api}?period=30d&model=gpt-5", engineer),
+        # Kept windows keep the order on total tokens only: another metric is ranked once per refresh, warmed.
+        ("API people 30d output tokens", f"{people_api}?period=30d&metric=output_tokens", engineer),
+        ("API teams 30d output tokens", f"{teams_api}?period=30d&metric=output_tokens", engineer),
         ("page `/?period=30d`", "/?period=30d", engineer),
         ("page `/teams/?period=30d`", "/teams/?period=30d", engineer),
         ("page `/movers/?period=week`", "/movers/?period=week", engineer),

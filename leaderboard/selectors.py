@@ -46,6 +46,7 @@ from usage.figures import (
     COST_METRICS,
     COUNT_FIGURES,
     EFFICIENCY_METRICS,
+    KEPT_METRICS,
     MONEY_FIGURES,
     SHARE_METRICS,
     SUMMED_FIGURES,
@@ -81,7 +82,6 @@ from usage.services.imports import data_as_of, latest_data
 from usage.services.standings import (
     ALL_PROVIDERS,
     COST_REPORT_KIND,
-    KEPT_METRICS,
     figure_sums,
     ids_sql,
     kept_windows,
