@@ -76,6 +76,24 @@ class Viewer:
             )
         return self._managed_people
 
+    def cache_key(self) -> str:
+        """Every fact this module decides with, for answers kept per viewer (leaderboard.api.response_cache):
+        the user, their role flags, their person, their managed subtree and the settings that widen or narrow
+        what a role sees. Who is in the managed teams is directory data: those answers are keyed on the
+        directory's version too (usage.directory)."""
+        user = self.user
+        return repr(
+            (
+                getattr(user, "pk", None),
+                self.is_admin,
+                bool(getattr(user, "is_superuser", False)),
+                self.person.pk if self.person is not None else None,
+                sorted(self.managed_team_ids),
+                settings.TOKENBOARD_SHARE_SAFE,
+                settings.TOKENBOARD_MIN_TEAM_SIZE,
+            )
+        )
+
 
 def viewer_for(user) -> Viewer:
     """The viewer for a request's user, computed once per user object."""
