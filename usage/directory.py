@@ -32,6 +32,12 @@ def directory_version() -> str:
     return cache.get_or_set(VERSION_KEY, lambda: uuid.uuid4().hex, None)
 
 
+def directory_version_and(key: str) -> tuple[str, object]:
+    """The current version and the cache's entry under `key` (None if none), read in one round trip."""
+    found = cache.get_many([VERSION_KEY, key])
+    return found.get(VERSION_KEY) or directory_version(), found.get(key)
+
+
 def _bump() -> None:
     try:
         cache.set(VERSION_KEY, uuid.uuid4().hex, None)
