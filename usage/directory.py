@@ -29,13 +29,22 @@ UNSHOWN_FIELDS = frozenset({"last_login"})
 
 def directory_version() -> str:
     """The current version; a new one when the cache has none (first use, evicted, flushed)."""
-    return cache.get_or_set(VERSION_KEY, lambda: uuid.uuid4().hex, None)
+    return cache.get_or_set(VERSION_KEY, lambda: uuid.uuid4().hex, None) + _uncommitted()
 
 
 def directory_version_and(key: str) -> tuple[str, object]:
     """The current version and the cache's entry under `key` (None if none), read in one round trip."""
     found = cache.get_many([VERSION_KEY, key])
-    return found.get(VERSION_KEY) or directory_version(), found.get(key)
+    if VERSION_KEY not in found:
+        return directory_version(), found.get(key)
+    return found[VERSION_KEY] + _uncommitted(), found.get(key)
+
+
+def _uncommitted() -> str:
+    """This connection's changes not committed yet: its own reads see them at once (tests run inside one
+    transaction), other processes once the commit bumps the shared version."""
+    connection = transaction.get_connection()
+    return getattr(connection, "directory_uncommitted", "") if connection.in_atomic_block else ""
 
 
 def _bump() -> None:
@@ -46,12 +55,19 @@ def _bump() -> None:
         logger.warning("directory version: the cache is unavailable; the change was not announced", exc_info=True)
 
 
-def directory_changed() -> None:
-    """Bumped now, so this transaction's own reads see the change (tests run inside one), and again on commit,
-    so an answer another request computed meanwhile from the rows as they were is not served."""
+def _committed() -> None:
+    transaction.get_connection().directory_uncommitted = ""
     _bump()
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(_bump)
+
+
+def directory_changed() -> None:
+    """Bumped on commit, so no answer computed from the rows as they were is served after it. Inside the
+    transaction only this connection's token changes: writing the shared version there would hold its row of
+    the database cache locked until the commit, queueing every other transaction that changes the directory."""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        connection.directory_uncommitted = uuid.uuid4().hex
+    transaction.on_commit(_committed)  # at once outside a transaction
 
 
 def _saved(sender, update_fields=None, **kwargs) -> None:

@@ -4,10 +4,11 @@ from datetime import date
 
 import pytest
 from django.contrib.auth.models import update_last_login
+from django.core.cache import cache
 
 from tests.factories import MembershipFactory
 from usage.access import viewer_for
-from usage.directory import directory_version
+from usage.directory import VERSION_KEY, directory_version
 from usage.services.budgets import allowance_save
 
 
@@ -77,3 +78,15 @@ def test_the_viewers_key_names_every_fact_of_their_role(org, settings):
     key = engineer.cache_key()
     settings.TOKENBOARD_SHARE_SAFE = not settings.TOKENBOARD_SHARE_SAFE
     assert engineer.cache_key() != key
+
+
+@pytest.mark.django_db
+def test_other_processes_see_the_change_once_it_commits(org, django_capture_on_commit_callbacks):
+    directory_version()
+    shared = cache.get(VERSION_KEY)
+    with django_capture_on_commit_callbacks() as pending:
+        rename(org)
+    assert cache.get(VERSION_KEY) == shared  # no row of the database cache locked until the commit
+    for callback in pending:
+        callback()
+    assert cache.get(VERSION_KEY) != shared
