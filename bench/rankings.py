@@ -22,8 +22,8 @@ pages timed in-process.
    refresh), p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
    the SQL queries of one request. The API's answers are computed for these timings: the response cache
    (leaderboard.api.response_cache) is off. Last, requests per second of a 10 s loop of the login page
-   (anonymous) and of the 30-day people API (engineer), served from the response cache and computed. Then the refresh that follows an import of today's usage: today marked
-   changed, standings_refresh timed by step.
+   (anonymous) and of the 30-day people API (engineer), served from the response cache and computed. Then the
+   refresh that follows an import of today's usage: today marked changed, standings_refresh timed by step.
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
