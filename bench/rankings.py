@@ -20,9 +20,10 @@ pages timed in-process.
    timed requests of each leaderboard API query and page (engineer linked to the heaviest person; the person
    page as an admin): the first request's wall ms (the cache emptied before that warm-up, as after a
    refresh), p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
-   the SQL queries of one request. Last, requests per second of a 10 s loop of the login page (anonymous) and of
-   the 30-day people API (engineer). Then the refresh that follows an import of today's usage: today marked
-   changed, standings_refresh timed by step.
+   the SQL queries of one request. The API's answers are computed for these timings: the response cache
+   (leaderboard.api.response_cache) is off. Last, requests per second of a 10 s loop of the login page
+   (anonymous) and of the 30-day people API (engineer), served from the response cache and computed. Then the
+   refresh that follows an import of today's usage: today marked changed, standings_refresh timed by step.
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
@@ -463,13 +464,21 @@ def measure(client, url: str, requests: int) -> dict:
     }
 
 
-def rate(client, url: str, seconds: float = RATE_SECONDS) -> float:
+def rate(client, url: str, seconds: float = RATE_SECONDS) -> tuple[float, int]:
+    """Requests per second of a loop of one URL, and the SQL queries of one request (after the first)."""
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
     check(client.get(url), url)
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        check(client.get(url), url)
+    queries = len(captured)
     count, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < seconds:
         check(client.get(url), url)
         count += 1
-    return count / elapsed
+    return count / elapsed, queries
 
 
 def naive_ranking(days: int, today: date) -> tuple[float, int | None]:
@@ -495,6 +504,7 @@ def users_prepare(heaviest: int):
     """The engineer (linked to the heaviest person) and the admin the requests log in as."""
     from django.contrib.auth import get_user_model
 
+    from usage.directory import directory_changed
     from usage.models import Person
 
     User = get_user_model()
@@ -504,6 +514,7 @@ def users_prepare(heaviest: int):
     admin, _ = User.objects.update_or_create(username="bench-admin", defaults={"is_staff": True, "is_superuser": True})
     Person.objects.filter(user=engineer).exclude(pk=heaviest).update(user=None)
     Person.objects.filter(pk=heaviest).update(user=engineer)
+    directory_changed()  # queryset updates send no signal
     return engineer, admin
 
 
@@ -553,7 +564,7 @@ def table(header: list[str], rows: list[list[str]], align: str) -> None:
 
 
 def benchmark(args, today: date) -> None:
-    from django.test import Client
+    from django.test import Client, override_settings
 
     from usage.models import StandingsState, Team, UsageRecord
 
@@ -612,8 +623,10 @@ def benchmark(args, today: date) -> None:
         clients[user.pk] = Client()
         clients[user.pk].force_login(user)
     rows = []
+    computed = override_settings(TOKENBOARD_RANKING_CACHE_SECONDS=0)  # what a request costs, not a cache read
     for label, url, user in cases:
-        figures = measure(clients[user.pk], url, args.requests)
+        with computed:
+            figures = measure(clients[user.pk], url, args.requests)
         rows.append(
             [
                 label,
@@ -631,16 +644,30 @@ def benchmark(args, today: date) -> None:
     print()
     table(["request", "first ms", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "queries", "KB"], rows, "lrrrrrrr")
 
-    login_rate = rate(Client(), "/accounts/login/")
-    api_rate = rate(clients[engineer.pk], f"{people_api}?period=30d")
+    api = f"{people_api}?period=30d"
+    login_rate, login_queries = rate(Client(), "/accounts/login/")
+    cached_rate, cached_queries = rate(clients[engineer.pk], api)
+    with computed:
+        computed_rate, computed_queries = rate(clients[engineer.pk], api)
+    print(f"load average after the loops: {load()}")
     table(
-        ["single-threaded loop, 10 s", "requests/s"],
+        ["single-threaded loop, 10 s", "requests/s", "queries", "ratio to login"],
         [
-            ["`GET /accounts/login/` (anonymous)", f"{login_rate:,.1f}"],
-            ["`GET /api/v1/leaderboard/people/?period=30d` (engineer)", f"{api_rate:,.1f}"],
-            ["ratio API / login", f"{api_rate / login_rate:.2f}"],
+            ["`GET /accounts/login/` (anonymous)", f"{login_rate:,.1f}", str(login_queries), "1.00"],
+            [
+                "`GET /api/v1/leaderboard/people/?period=30d` (engineer), from the response cache",
+                f"{cached_rate:,.1f}",
+                str(cached_queries),
+                f"{cached_rate / login_rate:.2f}",
+            ],
+            [
+                "`GET /api/v1/leaderboard/people/?period=30d` (engineer), computed (response cache off)",
+                f"{computed_rate:,.1f}",
+                str(computed_queries),
+                f"{computed_rate / login_rate:.2f}",
+            ],
         ],
-        "lr",
+        "lrrr",
     )
 
 

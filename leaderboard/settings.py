@@ -294,6 +294,9 @@ TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANC
 TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
 # The same for an import's store (merging its staged hours and records in key order); stores run one at a time.
 TOKENBOARD_IMPORT_WORK_MEM = env.str("TOKENBOARD_IMPORT_WORK_MEM", default="128MB")
+# The ranking API's answers are served from the shared cache for at most this many seconds
+# (leaderboard.api.response_cache); a refresh or a directory change retires them sooner. 0 turns it off.
+TOKENBOARD_RANKING_CACHE_SECONDS = env.int("TOKENBOARD_RANKING_CACHE_SECONDS", default=300)
 
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.

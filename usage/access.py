@@ -19,6 +19,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
 from django.http import Http404
 from rest_framework.permissions import BasePermission
 
@@ -76,16 +77,37 @@ class Viewer:
             )
         return self._managed_people
 
+    def cache_key(self) -> str:
+        """Every fact this module decides with, for answers kept per viewer (leaderboard.api.response_cache):
+        the user, their role flags, their person, their managed subtree and the settings that widen or narrow
+        what a role sees. Who is in the managed teams is directory data: those answers are keyed on the
+        directory's version too (usage.directory)."""
+        user = self.user
+        return repr(
+            (
+                getattr(user, "pk", None),
+                self.is_admin,
+                bool(getattr(user, "is_superuser", False)),
+                self.person.pk if self.person is not None else None,
+                sorted(self.managed_team_ids),
+                settings.TOKENBOARD_SHARE_SAFE,
+                settings.TOKENBOARD_MIN_TEAM_SIZE,
+            )
+        )
+
 
 def viewer_for(user) -> Viewer:
     """The viewer for a request's user, computed once per user object."""
     cached = getattr(user, "_tokenboard_viewer", None)
     if cached is not None:
         return cached
-    person = Person.objects.filter(user=user).first() if getattr(user, "is_authenticated", False) else None
-    managed = frozenset()
-    if person is not None:
-        direct = list(person.managed_teams.values_list("id", flat=True))
+    person, managed = None, frozenset()
+    if getattr(user, "is_authenticated", False):
+        # The person and the teams they manage in one query (a row per team): every request asks, and a ranking
+        # served from the cache (leaderboard.api.response_cache) asks little else.
+        rows = list(Person.objects.filter(user=user).annotate(managed_team_id=F("managed_teams")).order_by())
+        person = rows[0] if rows else None
+        direct = [row.managed_team_id for row in rows if row.managed_team_id is not None]
         managed = frozenset(team_subtree_ids(direct)) if direct else frozenset()
     viewer = Viewer(user=user, person=person, is_admin=bool(getattr(user, "is_staff", False)), managed_team_ids=managed)
     user._tokenboard_viewer = viewer

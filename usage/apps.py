@@ -9,4 +9,7 @@ class UsageConfig(AppConfig):
         from usage import audit  # connects the sign-in receivers
 
         audit.register_models()
+        from usage.directory import directory_signals_connect
+
+        directory_signals_connect()
         from usage import checks  # noqa: F401  (registers the system checks)

@@ -94,6 +94,7 @@ from usage.services.imports import ImportRejected, import_batch_create
 from . import schema as _schema  # noqa: F401  (registers the Bearer token scheme with drf-spectacular)
 from .filters import IdentityFilter, ImportFilter, UsageRecordFilter
 from .pagination import RankingPagination
+from .response_cache import response_cached
 from .serializers import (
     IdentityAssignSerializer,
     IdentitySerializer,
@@ -321,6 +322,7 @@ class PeopleRankingView(GenericAPIView):
         responses={200: PersonStandingSerializer(many=True), **COMMON_ERRORS},
         tags=["leaderboard"],
     )
+    @response_cached
     def get(self, request):
         query = cost_checked(ranking_query(request, allowance_metric=True), viewer_for(request.user))
         if query.metric == ALLOWANCE_METRIC:
@@ -403,6 +405,7 @@ class TeamsRankingView(GenericAPIView):
         responses={200: TeamStandingSerializer(many=True), **COMMON_ERRORS},
         tags=["leaderboard"],
     )
+    @response_cached
     def get(self, request):
         query = cost_checked(ranking_query(request), viewer_for(request.user))
         per_capita = _bool_param(request, "per_capita")
