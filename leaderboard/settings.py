@@ -294,6 +294,9 @@ TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANC
 TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
 # The same for an import's store (merging its staged hours and records in key order); stores run one at a time.
 TOKENBOARD_IMPORT_WORK_MEM = env.str("TOKENBOARD_IMPORT_WORK_MEM", default="128MB")
+# PostgreSQL: an import's hours are merged by a thread while its file is still being parsed, in a transaction open
+# from the start of the parse (usage.services.imports._parse_and_store); false: parse, then store, as on SQLite.
+TOKENBOARD_IMPORT_PIPELINE = env.bool("TOKENBOARD_IMPORT_PIPELINE", default=True)
 
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.
