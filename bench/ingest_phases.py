@@ -24,6 +24,8 @@ import ingest  # noqa: E402  (bench/ingest.py, beside this file)
 TIMED_STEPS = {
     "parse": "_parse",
     "store": "_store",
+    "pipelined": "_parse_and_store",
+    "outcome": "_store_outcome",
     "identities": "identities_resolve",
     "superseded": "_scopes_with_newer_exports",
     "records": "usage_records_upsert",
@@ -64,6 +66,13 @@ def main() -> None:
 
     for step, name in TIMED_STEPS.items():
         setattr(imports, name, timed(step, getattr(imports, name)))
+    # A pipelined import: its hours' merges (in their thread; its CPU is the process's, so only wall counts), and
+    # how long the parse waited for them (a full queue, or the connection needed for new identities).
+    from usage.services import bulk, outcomes
+
+    outcomes.HoursMerge.__call__ = timed("hour merges", outcomes.HoursMerge.__call__)
+    bulk.BackgroundWrites.send = timed("parse waits", bulk.BackgroundWrites.send)
+    bulk.BackgroundWrites.wait = timed("end waits", bulk.BackgroundWrites.wait)
 
     with open(path, "rb") as handle:
         batch = imports.import_batch_create(file=handle, name=path.name, source=ImportSource.COMMAND, queue=False)
