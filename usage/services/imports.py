@@ -40,6 +40,7 @@ from usage.models import (
 )
 from usage.parsers.base import (
     DirectoryEntry,
+    Format,
     OutcomeRow,
     ParseContext,
     ParseError,
@@ -295,12 +296,7 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
             if _pipelined():
                 _parse_and_store(batch, reading, claim_id, hours, heartbeat)
             else:
-
-                def progress(rows_read: int) -> None:
-                    ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
-
-                outcome = _parse(batch, reading, hours, progress)
-                _store(batch, outcome, claim_id)
+                _parse_then_store(batch, reading, claim_id, hours)
     except ParseError as error:
         where = f"line {error.line}: " if error.line else ""
         errors = [{"line": error.line, "reason": error.reason}]
@@ -435,7 +431,7 @@ class _Reading:
     """How a stored export is read: decided (and its format shown on the import's page) before the parse."""
 
     path: str
-    format: object  # usage.parsers.base.Format
+    format: Format
     ctx: ParseContext
     limits: dict
 
@@ -605,6 +601,13 @@ def _pipelined() -> bool:
     return connection.vendor == "postgresql" and settings.TOKENBOARD_IMPORT_PIPELINE
 
 
+def _parse_then_store(batch: ImportBatch, reading: _Reading, claim_id: str, hours: HourSpool) -> None:
+    def progress(rows_read: int) -> None:
+        ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
+
+    _store(batch, _parse(batch, reading, hours, progress), claim_id)
+
+
 def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
     with transaction.atomic():
         _store_begin()
@@ -616,9 +619,10 @@ def _parse_and_store(
 ) -> None:
     """The import with both cores (PostgreSQL): its transaction opens before the parse, and each buffer of hours
     the parse writes out is merged into UsageHour by a thread on the same connection while the parse goes on
-    (usage.services.bulk.BackgroundWrites), instead of all of them after it. The rest is stored as _store does.
-    Stores still run one at a time (the store lock is taken first), and a failure anywhere rolls back everything,
-    hours included. The import's row is not locked until the end, so the heartbeat thread writes its progress."""
+    (usage.services.bulk.BackgroundWrites), instead of all of them after it. The rest is stored after the parse,
+    as in _store. Stores still run one at a time (the store lock is taken first), and a failure anywhere rolls
+    back everything, hours included. The import's row is not locked until the end, so the heartbeat thread
+    writes its progress."""
     with transaction.atomic():
         _store_begin()
         merge = HoursMerge()
