@@ -49,7 +49,7 @@ class HourSpool:
         self._merged: dict[tuple, int] | None = None
 
     def merge_as_written(self, writes: BackgroundWrites, identity_ids: Callable[[set], dict[tuple, int]]) -> None:
-        """From now on each written-out buffer is sent to `writes` (whose work is merge_hours_written), not to
+        """From now on each written-out buffer is sent to `writes` (whose work is a HoursMerge), not to
         the file. `identity_ids` gets or creates the identities of a set of keys, on the import's connection."""
         self._writes, self._identity_ids, self._merged = writes, identity_ids, {}
 
