@@ -297,6 +297,9 @@ TOKENBOARD_IMPORT_WORK_MEM = env.str("TOKENBOARD_IMPORT_WORK_MEM", default="128M
 # The ranking API's answers are served from the shared cache for at most this many seconds
 # (leaderboard.api.response_cache); a refresh or a directory change retires them sooner. 0 turns it off.
 TOKENBOARD_RANKING_CACHE_SECONDS = env.int("TOKENBOARD_RANKING_CACHE_SECONDS", default=300)
+# PostgreSQL: an import's hours are merged by a thread while its file is still being parsed, in a transaction open
+# from the start of the parse (usage.services.imports._parse_and_store); false: parse, then store, as on SQLite.
+TOKENBOARD_IMPORT_PIPELINE = env.bool("TOKENBOARD_IMPORT_PIPELINE", default=True)
 
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.

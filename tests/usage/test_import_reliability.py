@@ -104,11 +104,11 @@ def test_import_usage_requeue_takes_imports_stuck_running(settings, capsys, sent
 def test_a_run_whose_import_was_retried_meanwhile_neither_fails_nor_stores_it(monkeypatch):
     batch = stored()
 
-    def parse_then_lose_the_claim(batch, claim_id, hours):
+    def read_then_lose_the_claim(batch):
         import_batch_retry(batch)  # an admin retries the import while this run is still going
         raise ParseError("the old run's error")
 
-    monkeypatch.setattr("usage.services.imports._parse", parse_then_lose_the_claim)
+    monkeypatch.setattr("usage.services.imports._reading", read_then_lose_the_claim)
     import_batch_process(batch.pk, claim_id="old-run")
     batch.refresh_from_db()
     assert (batch.status, batch.error_summary) == ("queued", "")

@@ -11,10 +11,15 @@ created and dropped in it, so a failed import leaves nothing behind.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+logger = logging.getLogger(__name__)
 
 LOAD_BATCH = 5000  # rows per executemany where there is no COPY (SQLite)
 COPY_BLOCK = 1 << 20
@@ -93,14 +98,19 @@ class StagingTable:
         unique: Sequence[str],
         updated: Sequence[str],
         group_by: Sequence[str] = (),
+        adding: bool = False,
     ) -> int:
         """INSERT INTO the model's table (columns) SELECT `select` (default: the same columns) FROM this table
         [joins] [GROUP BY], in natural-key order (index pages are then filled in order, not at random),
-        ON CONFLICT (unique) DO UPDATE SET each updated column to the new value. Returns the rows written."""
+        ON CONFLICT (unique) DO UPDATE SET each updated column to the new value (`adding`: to the stored value
+        plus the new one). Returns the rows written."""
         target = quote(model._meta.db_table)
         selected = ", ".join(select or [quote(column) for column in columns])
         key = ", ".join(quote(column) for column in unique)
-        updates = ", ".join(f"{quote(column)} = EXCLUDED.{quote(column)}" for column in updated)
+        updates = ", ".join(
+            f"{quote(column)} = " + (f"{target}.{quote(column)} + " if adding else "") + f"EXCLUDED.{quote(column)}"
+            for column in updated
+        )
         grouping = f" GROUP BY {', '.join(group_by)}" if group_by else ""
         # "WHERE 1 = 1": SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT (its parser's ambiguity).
         order = ", ".join(str(columns.index(column) + 1) for column in unique)
@@ -111,6 +121,12 @@ class StagingTable:
                 f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
             )
             return cursor.rowcount
+
+    def empty(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"TRUNCATE {self.table}" if connection.vendor == "postgresql" else f"DELETE FROM {self.table}"
+            )
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
@@ -157,3 +173,67 @@ def staged_upsert(
     )
     stage.drop()
     return written
+
+
+class BackgroundWrites:
+    """Database work run in a thread, in order, on the caller's own connection and so inside its open
+    transaction, while the caller goes on (the import parses the rest of its file). psycopg releases the GIL
+    while PostgreSQL works, so Python and the database each use a core.
+
+    At most `depth` items wait, so memory stays bounded however far the caller runs ahead. The caller must not
+    use the connection while the thread may: `wait()` first. An error in the thread is raised in the caller at
+    its next `send`, `wait` or `close` (and the items after it are dropped): it fails the caller's work, never
+    lost. Leaving the block on an exception stops the thread before the caller's transaction is rolled back."""
+
+    _STOP = object()
+
+    def __init__(self, work: Callable[[object], None], *, depth: int = 2, name: str = "background-writes"):
+        self.work = work
+        self.items: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.wrapper = connections[DEFAULT_DB_ALIAS]
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self) -> BackgroundWrites:
+        self.wrapper.ensure_connection()
+        self.wrapper.inc_thread_sharing()
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, _traceback) -> None:
+        self._stop()
+        if exc_type is None:
+            self._raise()
+        elif self.error is not None and self.error is not exc:
+            logger.error("background writes failed while the caller was failing too", exc_info=self.error)
+
+    def send(self, item: object) -> None:
+        self._raise()
+        self.items.put(item)
+
+    def wait(self) -> None:
+        """Until every item sent so far is written; the caller may use the connection then."""
+        self.items.join()
+        self._raise()
+
+    def _stop(self) -> None:
+        if self.thread.is_alive():
+            self.items.put(self._STOP)
+            self.thread.join()
+        self.wrapper.dec_thread_sharing()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        connections[DEFAULT_DB_ALIAS] = self.wrapper  # this thread's queries go to the caller's connection
+        while (item := self.items.get()) is not self._STOP:
+            try:
+                if self.error is None:
+                    self.work(item)
+            except BaseException as error:  # raised in the caller
+                self.error = error
+            finally:
+                self.items.task_done()
+        self.items.task_done()

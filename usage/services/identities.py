@@ -35,22 +35,7 @@ def identities_resolve(
     emails = emails or {}
     labels = labels or {}
     owners = owners or {}
-    wanted = set(keys)
-    found = identities_fetch(wanted)
-    missing = [
-        Identity(
-            provider=p,
-            kind=k,
-            value=v,
-            owner_email=emails.get((p, k, v), "").lower(),
-            label=labels.get((p, k, v), "")[:200],
-            owner_user_id=owners.get((p, k, v), "")[:200],
-        )
-        for (p, k, v) in wanted - found.keys()
-    ]
-    if missing:
-        Identity.objects.bulk_create(missing, ignore_conflicts=True, batch_size=CHUNK)
-        found.update(identities_fetch({(i.provider, i.kind, i.value) for i in missing}))
+    found = identities_get_or_create(keys, emails=emails, labels=labels, owners=owners)
     changed = []
     for key, identity in found.items():
         email = emails.get(key, "").lower()
@@ -70,6 +55,37 @@ def identities_resolve(
     identities_autolink([i for i in found.values() if i.person_id is None])
     identities_follow_owners([i for i in found.values() if i.owner_user_id and i.person_id is None])
     identities_link_owned_by([i for i in found.values() if i.kind == IdentityKind.USER_ID])
+    return found
+
+
+def identities_get_or_create(
+    keys: Iterable[IdentityKey],
+    *,
+    emails: dict[IdentityKey, str] | None = None,
+    labels: dict[IdentityKey, str] | None = None,
+    owners: dict[IdentityKey, str] | None = None,
+) -> dict[IdentityKey, Identity]:
+    """One Identity per key (bulk), the missing ones created with what the file says of them; nothing linked.
+    A pipelined import calls it for the keys of its hours as they come, then identities_resolve for all."""
+    emails = emails or {}
+    labels = labels or {}
+    owners = owners or {}
+    wanted = set(keys)
+    found = identities_fetch(wanted)
+    missing = [
+        Identity(
+            provider=p,
+            kind=k,
+            value=v,
+            owner_email=emails.get((p, k, v), "").lower(),
+            label=labels.get((p, k, v), "")[:200],
+            owner_user_id=owners.get((p, k, v), "")[:200],
+        )
+        for (p, k, v) in wanted - found.keys()
+    ]
+    if missing:
+        Identity.objects.bulk_create(missing, ignore_conflicts=True, batch_size=CHUNK)
+        found.update(identities_fetch({(i.provider, i.kind, i.value) for i in missing}))
     return found
 
 

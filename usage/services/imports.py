@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,6 +40,7 @@ from usage.models import (
 )
 from usage.parsers.base import (
     DirectoryEntry,
+    Format,
     OutcomeRow,
     ParseContext,
     ParseError,
@@ -52,9 +53,9 @@ from usage.parsers.base import (
 from usage.parsers.payload import open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.audit import audit_record
-from usage.services.bulk import staged_upsert
-from usage.services.identities import IdentityKey, identities_resolve
-from usage.services.outcomes import HourSpool, outcome_key, outcomes_upsert, usage_hours_upsert
+from usage.services.bulk import BackgroundWrites, staged_upsert
+from usage.services.identities import IdentityKey, identities_get_or_create, identities_resolve
+from usage.services.outcomes import HoursMerge, HourSpool, outcome_key, outcomes_upsert, usage_hours_upsert
 from usage.services.pricing import PriceBook
 from usage.services.standings import standings_mark_days
 
@@ -287,9 +288,15 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
         return None
     batch = ImportBatch.objects.get(pk=batch_id)
     try:
-        with _Heartbeat(batch_id, claim_id), HourSpool() as hours:  # the spool's file goes whatever happens
-            outcome = _parse(batch, claim_id, hours)
-            _store(batch, outcome, claim_id)
+        with (
+            _Heartbeat(batch_id, claim_id) as heartbeat,
+            HourSpool() as hours,
+        ):  # the spool's file goes whatever happens
+            reading = _reading(batch)
+            if _pipelined():
+                _parse_and_store(batch, reading, claim_id, hours, heartbeat)
+            else:
+                _parse_then_store(batch, reading, claim_id, hours)
     except ParseError as error:
         where = f"line {error.line}: " if error.line else ""
         errors = [{"line": error.line, "reason": error.reason}]
@@ -341,11 +348,15 @@ def _requeue_after_lost_connection(batch: ImportBatch, claim_id: str, error: Exc
 class _Heartbeat:
     """Marks a running import alive every TOKENBOARD_IMPORT_HEARTBEAT_SECONDS from a thread (with its own
     database connection), for as long as the worker process lives: the sweep requeues an import whose
-    heartbeat stopped, so a killed worker's import resumes in minutes, not after the broker's timeout."""
+    heartbeat stopped, so a killed worker's import resumes in minutes, not after the broker's timeout.
+    It also writes the progress of a pipelined import (`progress`), whose own connection is in its transaction,
+    where the progress would be seen by no one."""
 
     def __init__(self, batch_id: int, claim_id: str):
         self.batch_id, self.claim_id = batch_id, claim_id
         self.stopped = threading.Event()
+        self.woken = threading.Event()  # set to stop, or to write new progress now
+        self.rows_read: int | None = None
         self.thread = threading.Thread(target=self._beat, name=f"import-{batch_id}-heartbeat", daemon=True)
 
     def __enter__(self) -> _Heartbeat:
@@ -354,11 +365,21 @@ class _Heartbeat:
 
     def __exit__(self, *exc_info) -> None:
         self.stopped.set()
+        self.woken.set()
         self.thread.join()
+
+    def progress(self, rows_read: int) -> None:
+        self.rows_read = rows_read
+        self.woken.set()
 
     def _beat(self) -> None:
         try:
-            while not self.stopped.wait(settings.TOKENBOARD_IMPORT_HEARTBEAT_SECONDS):
+            while True:
+                self.woken.wait(settings.TOKENBOARD_IMPORT_HEARTBEAT_SECONDS)
+                self.woken.clear()
+                if self.stopped.is_set():
+                    break
+                progress = {} if self.rows_read is None else {"rows_read": self.rows_read}
                 try:
                     with transaction.atomic():
                         # skip_locked: while the import is being stored its row is locked, and it is alive.
@@ -366,7 +387,7 @@ class _Heartbeat:
                             pk=self.batch_id, claim_id=self.claim_id, status=ImportStatus.RUNNING
                         )
                         if running.exists():
-                            running.update(heartbeat_at=timezone.now())
+                            running.update(heartbeat_at=timezone.now(), **progress)
                 except (OperationalError, InterfaceError):
                     logger.warning("import %s: heartbeat failed; trying again", self.batch_id, exc_info=True)
                     connection.close()
@@ -405,7 +426,17 @@ def parse_context() -> ParseContext:
     )
 
 
-def _parse(batch: ImportBatch, claim_id: str, hours: HourSpool) -> _Outcome:
+@dataclass
+class _Reading:
+    """How a stored export is read: decided (and its format shown on the import's page) before the parse."""
+
+    path: str
+    format: Format
+    ctx: ParseContext
+    limits: dict
+
+
+def _reading(batch: ImportBatch) -> _Reading:
     path = batch.raw_file.path
     max_bytes = settings.TOKENBOARD_DECOMPRESSED_MAX_BYTES
     sample = Sample(batch.original_name, read_sample(path, max_decompressed=max_bytes))
@@ -426,19 +457,25 @@ def _parse(batch: ImportBatch, claim_id: str, hours: HourSpool) -> _Outcome:
         ctx.attribute_to_email = batch.started_by.person.email
     if batch.requested_format.startswith("generic_csv:"):
         ctx.column_mapping = _column_mapping(batch.requested_format.split(":", 1)[1])
-
-    outcome = _Outcome(fmt.name, hours=hours)
-    records = outcome.records
-    # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
-    # row, and attribute updates on the outcome were a measurable share of a large import's time.
-    rows_read = rows_imported = 0
     limits = {
         "max_decompressed": max_bytes,
         "max_line": settings.TOKENBOARD_MAX_LINE_BYTES,
         "max_blank": settings.TOKENBOARD_MAX_BLANK_LINES,
     }
+    return _Reading(path, fmt, ctx, limits)
+
+
+def _parse(batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
+    """Read every row into the outcome (daily records in memory, hours into the spool); `progress` is given the
+    rows read every PROGRESS_EVERY_ROWS rows. Makes no query of its own."""
+    fmt, ctx = reading.format, reading.ctx
+    outcome = _Outcome(fmt.name, hours=hours)
+    records = outcome.records
+    # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
+    # row, and attribute updates on the outcome were a measurable share of a large import's time.
+    rows_read = rows_imported = 0
     hours_add = outcome.hours.add
-    with open_text(path, **limits) as (stream, _encoding):
+    with open_text(reading.path, **reading.limits) as (stream, _encoding):
         for item in _guarded(fmt.parse(stream, ctx)):
             if isinstance(item, UsageRow):
                 rows_read += 1
@@ -497,7 +534,7 @@ def _parse(batch: ImportBatch, claim_id: str, hours: HourSpool) -> _Outcome:
                 if len(outcome.errors) < MAX_LISTED_ERRORS:
                     outcome.errors.append({"line": item.line, "reason": item.reason})
             if rows_read % PROGRESS_EVERY_ROWS == 0:
-                ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
+                progress(rows_read)
     outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
     outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
     rejected = outcome.rows_rejected
@@ -558,88 +595,136 @@ def _guarded(items: Iterator) -> Iterator:
 STORE_LOCK_KEY = 0x7B0A_11B0
 
 
+def _pipelined() -> bool:
+    """Parse and write at once (PostgreSQL; _parse_and_store), or parse, then store (SQLite: a transaction open
+    for the whole parse would lock the database file against every other writer)."""
+    return connection.vendor == "postgresql" and settings.TOKENBOARD_IMPORT_PIPELINE
+
+
+def _parse_then_store(batch: ImportBatch, reading: _Reading, claim_id: str, hours: HourSpool) -> None:
+    def progress(rows_read: int) -> None:
+        ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
+
+    _store(batch, _parse(batch, reading, hours, progress), claim_id)
+
+
 def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
-    prices = PriceBook()
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK_KEY])
-                _merge_settings(cursor)
-        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-        if locked.status != ImportStatus.RUNNING or locked.claim_id != claim_id:
-            logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
-            return
-        locked.detected_format = outcome.format_name
-        if outcome.exported_at:
-            locked.exported_at = outcome.exported_at
-        identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
-        identity_keys |= {key[3] for key in outcome.outcomes}
-        emails = dict(outcome.identity_emails)
-        labels = dict(outcome.identity_labels)
-        owners = {key: owner for key, (_email, _label, owner) in outcome.directory.items() if owner}
-        for key, (email, label, _owner) in outcome.directory.items():
-            emails[key] = email
-            if label:
-                labels[key] = label
-        identities = identities_resolve(identity_keys, emails=emails, labels=labels, owners=owners)
+        _store_begin()
+        _store_outcome(batch, outcome, claim_id)
 
-        def scope_of(key: RecordKey) -> Scope:
-            day, provider, account, identity_key = key[:4]
-            return provider, account, day, identities[identity_key].pk if outcome.personal else None
 
-        scopes = {scope_of(key) for key in outcome.records}
-        superseded = _scopes_with_newer_exports(locked, scopes)
-        if superseded:
-            outcome.records = {key: acc for key, acc in outcome.records.items() if scope_of(key) not in superseded}
+def _parse_and_store(
+    batch: ImportBatch, reading: _Reading, claim_id: str, hours: HourSpool, heartbeat: _Heartbeat
+) -> None:
+    """The import with both cores (PostgreSQL): its transaction opens before the parse, and each buffer of hours
+    the parse writes out is merged into UsageHour by a thread on the same connection while the parse goes on
+    (usage.services.bulk.BackgroundWrites), instead of all of them after it. The rest is stored after the parse,
+    as in _store. Stores still run one at a time (the store lock is taken first), and a failure anywhere rolls
+    back everything, hours included. The import's row is not locked until the end, so the heartbeat thread
+    writes its progress."""
+    with transaction.atomic():
+        _store_begin()
+        merge = HoursMerge()
+        with BackgroundWrites(merge, name=f"import-{batch.pk}-hours") as writes:
 
-        now = timezone.now()
+            def identity_ids(keys: set) -> dict:
+                return {key: identity.pk for key, identity in identities_get_or_create(keys).items()}
 
-        def record_rows() -> Iterator[tuple]:
-            # Generated one by one (in RECORD_FIELDS order) and streamed to the database: a large file's
-            # records are never all held as model instances at once.
-            for (day, provider, account, identity_key, model, usage_kind), acc in outcome.records.items():
-                yield (
-                    day,
-                    provider,
-                    account,
-                    identities[identity_key].pk,
-                    model,
-                    usage_kind,
-                    acc.input_tokens,
-                    acc.cache_write_tokens,
-                    acc.cache_read_tokens,
-                    acc.output_tokens,
-                    acc.input_tokens + acc.cache_write_tokens + acc.cache_read_tokens + acc.output_tokens,
-                    acc.requests,
-                    *_cost_of(prices, day, provider, model, acc),
-                    batch.pk,
-                    now,
-                )
+            hours.merge_as_written(writes, identity_ids)
+            outcome = _parse(batch, reading, hours, heartbeat.progress)
+            hours.flush()
+            writes.wait()
+        merge.drop()
+        _store_outcome(batch, outcome, claim_id)
 
-        records_written = usage_records_upsert(record_rows())
-        records_replaced, replaced_imports = _scopes_replace(locked, scopes - superseded)
-        usage_hours_upsert(outcome.hours, identities)
-        records_written += outcomes_upsert(outcome.outcomes, identities, locked)
-        # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
-        days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
-        standings_mark_days(days)
-        touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
-        locked.status = ImportStatus.SUCCEEDED
-        locked.rows_read = outcome.rows_read
-        locked.rows_total = outcome.rows_read
-        locked.rows_imported = outcome.rows_imported
-        locked.rows_skipped = outcome.rows_skipped
-        locked.rows_rejected = outcome.rows_rejected
-        locked.records_written = records_written
-        locked.errors = outcome.errors
-        locked.error_summary = ""
-        locked.period_start = min(days) if days else None
-        locked.period_end = max(days) if days else None
-        locked.people_affected = len(touched_people)
-        locked.scopes_superseded = len(superseded)
-        locked.records_replaced, locked.replaced_imports = records_replaced, replaced_imports
-        locked.finished_at = timezone.now()
-        locked.save()
+
+def _store_begin() -> None:
+    """The store's transaction (PostgreSQL): the store lock, then its settings."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK_KEY])
+            _merge_settings(cursor)
+
+
+def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
+    prices = PriceBook()
+    locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+    if locked.status != ImportStatus.RUNNING or locked.claim_id != claim_id:
+        logger.warning("import %s was taken over by another run; dropping this run's results", batch.pk)
+        transaction.set_rollback(True)  # the hours a pipelined import merged already
+        return
+    locked.detected_format = outcome.format_name
+    if outcome.exported_at:
+        locked.exported_at = outcome.exported_at
+    identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
+    identity_keys |= {key[3] for key in outcome.outcomes}
+    emails = dict(outcome.identity_emails)
+    labels = dict(outcome.identity_labels)
+    owners = {key: owner for key, (_email, _label, owner) in outcome.directory.items() if owner}
+    for key, (email, label, _owner) in outcome.directory.items():
+        emails[key] = email
+        if label:
+            labels[key] = label
+    identities = identities_resolve(identity_keys, emails=emails, labels=labels, owners=owners)
+
+    def scope_of(key: RecordKey) -> Scope:
+        day, provider, account, identity_key = key[:4]
+        return provider, account, day, identities[identity_key].pk if outcome.personal else None
+
+    scopes = {scope_of(key) for key in outcome.records}
+    superseded = _scopes_with_newer_exports(locked, scopes)
+    if superseded:
+        outcome.records = {key: acc for key, acc in outcome.records.items() if scope_of(key) not in superseded}
+
+    now = timezone.now()
+
+    def record_rows() -> Iterator[tuple]:
+        # Generated one by one (in RECORD_FIELDS order) and streamed to the database: a large file's
+        # records are never all held as model instances at once.
+        for (day, provider, account, identity_key, model, usage_kind), acc in outcome.records.items():
+            yield (
+                day,
+                provider,
+                account,
+                identities[identity_key].pk,
+                model,
+                usage_kind,
+                acc.input_tokens,
+                acc.cache_write_tokens,
+                acc.cache_read_tokens,
+                acc.output_tokens,
+                acc.input_tokens + acc.cache_write_tokens + acc.cache_read_tokens + acc.output_tokens,
+                acc.requests,
+                *_cost_of(prices, day, provider, model, acc),
+                batch.pk,
+                now,
+            )
+
+    records_written = usage_records_upsert(record_rows())
+    records_replaced, replaced_imports = _scopes_replace(locked, scopes - superseded)
+    usage_hours_upsert(outcome.hours, identities)
+    records_written += outcomes_upsert(outcome.outcomes, identities, locked)
+    # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
+    days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
+    standings_mark_days(days)
+    touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
+    locked.status = ImportStatus.SUCCEEDED
+    locked.rows_read = outcome.rows_read
+    locked.rows_total = outcome.rows_read
+    locked.rows_imported = outcome.rows_imported
+    locked.rows_skipped = outcome.rows_skipped
+    locked.rows_rejected = outcome.rows_rejected
+    locked.records_written = records_written
+    locked.errors = outcome.errors
+    locked.error_summary = ""
+    locked.period_start = min(days) if days else None
+    locked.period_end = max(days) if days else None
+    locked.people_affected = len(touched_people)
+    locked.scopes_superseded = len(superseded)
+    locked.records_replaced, locked.replaced_imports = records_replaced, replaced_imports
+    locked.finished_at = timezone.now()
+    locked.save()
 
 
 def _merge_settings(cursor) -> None:

@@ -4,12 +4,16 @@ requests, lines). Both are written in the import's transaction, keyed so a re-im
 
 from __future__ import annotations
 
+import io
 import tempfile
+from collections.abc import Callable
 from typing import IO
+
+from django.db import connection
 
 from usage.models import Identity, ImportBatch, OutcomeRecord, UsageHour
 from usage.parsers.base import OutcomeRow, UsageRow
-from usage.services.bulk import StagingTable
+from usage.services.bulk import BackgroundWrites, StagingTable
 
 OUTCOME_FIGURES = ("commits", "pull_requests", "lines_added", "lines_accepted")
 SOURCE_USAGE = ("tokens", "cost_usd")  # the source's own usage behind the outcomes, where it has one
@@ -19,21 +23,35 @@ BATCH = 2000
 class HourSpool:
     """The import's hourly shape (UsageHour), summed per (identity, org-local day, hour, model).
 
-    Memory stays flat however long the file is: sums are kept for at most BUFFER keys, then written to a
-    temporary CSV file and the buffer starts again; the database sums the file's lines when the import is
-    stored (usage_hours_upsert). A file with hourly buckets has about one key per row (a million-row OpenAI
-    export: a million hours), so holding them all, as objects, was most of such an import's memory and time."""
+    Memory stays flat however long the file is: sums are kept for at most BUFFER keys, then written out and the
+    buffer starts again. Written out to a temporary CSV file, whose lines the database sums when the import is
+    stored (usage_hours_upsert); or, once `merge_as_written` is called (PostgreSQL, the import's transaction
+    already open), merged into UsageHour at once by a thread while the parse goes on. A file with hourly buckets
+    has about one key per row (a million-row OpenAI export: a million hours), so holding them all, as objects,
+    was most of such an import's memory and time."""
 
     BUFFER = 50_000
 
     def __init__(self) -> None:
         # (identity key, day, hour, model) → [requests, prompt tokens, output tokens, total tokens]
         self.buffer: dict[tuple, list[int]] = {}
-        self.identity_numbers: dict[tuple, int] = {}  # identity key → its number in the spool file
+        # identity key → its number in the spool file, or its Identity id when merging as written
+        self.identity_numbers: dict[tuple, int] = {}
         self.file: IO[str] | None = None
         self.lines = 0
         self._day_text: dict = {}  # day → "YYYY-MM-DD"
         self._model_text: dict[str, str] = {}  # model → its CSV cell
+        self._writes: BackgroundWrites | None = None
+        self._identity_ids: Callable[[set], dict[tuple, int]] | None = None
+        # When merging as written: (identity id, day, model) → a bit per hour already merged by this import, so
+        # a key written out again adds to what the import stored rather than replacing it. Grows like the
+        # import's daily records, not its rows.
+        self._merged: dict[tuple, int] | None = None
+
+    def merge_as_written(self, writes: BackgroundWrites, identity_ids: Callable[[set], dict[tuple, int]]) -> None:
+        """From now on each written-out buffer is sent to `writes` (whose work is a HoursMerge), not to
+        the file. `identity_ids` gets or creates the identities of a set of keys, on the import's connection."""
+        self._writes, self._identity_ids, self._merged = writes, identity_ids, {}
 
     def add(self, identity_key: tuple, row: UsageRow) -> None:
         """Count a row with an hour: its known requests (None: not reported), prompt tokens (input of all three
@@ -52,26 +70,42 @@ class HourSpool:
             figures[3] += prompt + row.output_tokens
 
     def flush(self) -> None:
-        """Write the buffer out as CSV lines (identity number, day, hour, model, the four figures) and empty it."""
+        """Write the buffer out as CSV lines (identity number or id, day, hour, model, the four figures) and empty
+        it."""
         if not self.buffer:
             return
-        if self.file is None:
-            self.file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
-        numbers, days, models = self.identity_numbers, self._day_text, self._model_text
-        lines = []
+        numbers, days, models, merged = self.identity_numbers, self._day_text, self._model_text, self._merged
+        new = {key[0] for key in self.buffer}.difference(numbers)
+        if new and self._writes is not None:
+            self._writes.wait()  # the connection is the thread's until then
+            numbers.update(self._identity_ids(new))
+        else:
+            first = len(numbers)
+            numbers.update((key, first + index) for index, key in enumerate(new))
+        lines, again = [], []
         for (identity_key, day, hour, model), (requests, prompt, output, total) in self.buffer.items():
-            number = numbers.get(identity_key)
-            if number is None:
-                number = numbers[identity_key] = len(numbers)
+            number = numbers[identity_key]
             day_text = days.get(day)
             if day_text is None:
                 day_text = days[day] = day.isoformat()
             model_text = models.get(model)
             if model_text is None:
                 model_text = models[model] = csv_cell(model)
-            lines.append(f"{number},{day_text},{hour},{model_text},{requests},{prompt},{output},{total}\n")
-        self.file.write("".join(lines))
-        self.lines += len(lines)
+            line = f"{number},{day_text},{hour},{model_text},{requests},{prompt},{output},{total}\n"
+            if merged is not None:
+                hours = merged.get((number, day, model), 0)
+                if hours >> hour & 1:
+                    again.append(line)
+                    continue
+                merged[number, day, model] = hours | 1 << hour
+            lines.append(line)
+        if self._writes is not None:
+            self._writes.send(("".join(lines), "".join(again)))
+        else:
+            if self.file is None:
+                self.file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+            self.file.write("".join(lines))
+        self.lines += len(lines) + len(again)
         self.buffer.clear()
 
     def close(self) -> None:
@@ -99,34 +133,62 @@ def csv_cell(text: str) -> str:
 HOUR_FIGURES = ("requests", "input_tokens", "output_tokens", "total_tokens")
 
 
+HOUR_STAGE = [("day", "date"), ("hour", "smallint"), ("model", "varchar(200)")] + [
+    (name, "bigint") for name in HOUR_FIGURES
+]
+HOUR_KEY = ["identity_id", "day", "hour", "model"]
+
+
 def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, Identity]) -> int:
     """Write the spooled hours: one UsageHour per (identity, day, hour, model), replacing a stored one (a
-    re-import restates its hours, never adds to them). Returns how many were written. Call inside the
-    import's transaction."""
-    if not hours:
-        return 0
+    re-import restates its hours, never adds to them). Returns how many were written; none when the spool
+    merged them as written. Call inside the import's transaction."""
     hours.flush()
+    if hours.file is None:
+        return 0
     numbers = StagingTable("usage_hour_identity", [("number", "integer"), ("identity_id", "bigint")])
     numbers.load_rows((number, identities[key].pk) for key, number in hours.identity_numbers.items())
-    stage = StagingTable(
-        "usage_hour_stage",
-        [("number", "integer"), ("day", "date"), ("hour", "smallint"), ("model", "varchar(200)")]
-        + [(name, "bigint") for name in HOUR_FIGURES],
-    )
+    stage = StagingTable("usage_hour_stage", [("number", "integer"), *HOUR_STAGE])
     stage.load_csv(hours.file, not_null_text=["model"])
-    columns = ["identity_id", "day", "hour", "model", *HOUR_FIGURES]
     written = stage.merge_into(
         UsageHour,
-        columns,
+        [*HOUR_KEY, *HOUR_FIGURES],
         select=["i.identity_id", "s.day", "s.hour", "s.model", *(f"SUM(s.{name})" for name in HOUR_FIGURES)],
         joins=f"s JOIN {numbers.table} i ON i.number = s.number",
         group_by=["i.identity_id", "s.day", "s.hour", "s.model"],
-        unique=["identity_id", "day", "hour", "model"],
+        unique=HOUR_KEY,
         updated=HOUR_FIGURES,
     )
     stage.drop()
     numbers.drop()
     return written
+
+
+class HoursMerge:
+    """The work of HourSpool.merge_as_written's thread: each written-out buffer (its keys unique) is loaded into
+    a staging table and merged into UsageHour. A key the import merges for the first time replaces the stored
+    hour (a re-import restates it); a key it merged before, from an earlier buffer, adds to it."""
+
+    def __init__(self) -> None:
+        self.stage = StagingTable("usage_hour_stage", [("identity_id", "bigint"), *HOUR_STAGE])
+        # Each new hour's identity is checked as its buffer is merged, while the parse goes on, not all at the
+        # COMMIT after it (its foreign key is deferred): a million checks were most of a 1M-row import's COMMIT.
+        with connection.cursor() as cursor:
+            table = UsageHour._meta.db_table
+            for name, constraint in connection.introspection.get_constraints(cursor, table).items():
+                if constraint["foreign_key"] and constraint["columns"] == ["identity_id"]:
+                    cursor.execute(f"SET CONSTRAINTS {connection.ops.quote_name(name)} IMMEDIATE")
+
+    def __call__(self, written: tuple[str, str]) -> None:
+        for lines, adding in zip(written, (False, True), strict=True):
+            if lines:
+                self.stage.load_csv(io.StringIO(lines), not_null_text=["model"])
+                columns = [*HOUR_KEY, *HOUR_FIGURES]
+                self.stage.merge_into(UsageHour, columns, unique=HOUR_KEY, updated=HOUR_FIGURES, adding=adding)
+                self.stage.empty()
+
+    def drop(self) -> None:
+        self.stage.drop()
 
 
 def outcome_key(identity_key: tuple, row: OutcomeRow) -> tuple:
