@@ -17,7 +17,9 @@ separately for admins.
 from __future__ import annotations
 
 import hashlib
+import threading
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -486,17 +488,34 @@ T = TypeVar("T")
 PER_REFRESH_CACHE_SECONDS = 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
 
 
+# The last answers of per_refresh this process read, by key: a computed order is 1.4 MB at 85,000 people, and
+# reading it back from the shared cache cost a page on another metric 20–30 ms (docs/PERFORMANCE.md). Safe to
+# keep without expiry: a key names one refresh's standings, and the oldest are dropped first.
+PER_REFRESH_IN_PROCESS = 16
+_in_process: OrderedDict[str, object] = OrderedDict()
+_in_process_lock = threading.Lock()
+
+
 def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
-    """compute(), kept in the shared cache until the next refresh: the standings change only in one
-    (StandingsState.generation names each). Before the first refresh there is nothing to keep."""
+    """compute(), kept in the shared cache until the next refresh (and the last few in this process): the
+    standings change only in one (StandingsState.generation names each). Before the first refresh there is
+    nothing to keep. Callers must not change what it returns: the process's copy is shared."""
     generation = StandingsState.objects.filter(pk=1).values_list("generation", flat=True).first()
     if generation is None:
         return compute()
     key = f"{name}:{generation.hex}:{hashlib.sha256(repr(asked).encode()).hexdigest()}"
+    with _in_process_lock:
+        if key in _in_process:
+            _in_process.move_to_end(key)
+            return _in_process[key]
     found = cache.get(key)
     if found is None:
         found = compute()
         cache.set(key, found, PER_REFRESH_CACHE_SECONDS)
+    with _in_process_lock:
+        _in_process[key] = found
+        while len(_in_process) > PER_REFRESH_IN_PROCESS:
+            _in_process.popitem(last=False)
     return found
 
 

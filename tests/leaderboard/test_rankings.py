@@ -248,6 +248,27 @@ def test_a_computed_ranking_is_summed_once_per_refresh(org, monkeypatch):
 
 
 @pytest.mark.django_db
+def test_a_per_refresh_answer_is_read_from_the_shared_cache_once_per_process(org, monkeypatch):
+    usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=50)
+    standings_refresh()
+    computed = []
+
+    def answer():
+        return selectors.per_refresh("example", ("asked",), lambda: computed.append(1) or ["order"])
+
+    assert answer() == ["order"] and computed == [1]
+    shared_cache = selectors.cache
+    monkeypatch.setattr(selectors, "cache", None)  # this process's copy: the shared cache is not read
+    assert answer() == ["order"]
+    monkeypatch.setattr(selectors, "cache", shared_cache)
+    monkeypatch.setattr(selectors, "_in_process", type(selectors._in_process)())  # another process
+    assert answer() == ["order"] and computed == [1]  # from the shared cache
+    usage_for(org["product_engineer"], day=date(2026, 9, 4), tokens=40)
+    standings_refresh()  # new standings: neither copy is theirs
+    assert answer() == ["order"] and computed == [1, 1]
+
+
+@pytest.mark.django_db
 def test_movers_are_read_once_per_refresh(org, monkeypatch):
     ivy, paul = org["infra_engineer"], org["product_engineer"]
     usage_for(ivy, day=date(2026, 8, 3), tokens=10)
