@@ -407,3 +407,12 @@ def test_postgresql_jit_compiles_no_query_of_the_app():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone() == ("off",)
+
+
+@pytest.mark.needs_services
+@pytest.mark.django_db
+def test_postgresql_plans_random_reads_as_on_ssd():
+    # With the default 4, a custom range read the whole standings table rather than its windows' rows by index.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert cursor.fetchone() == ("1.1",)
