@@ -22,6 +22,8 @@ from usage.models import Allowance, Membership, Person, Team
 
 logger = logging.getLogger(__name__)
 
+# What a failing shared cache raises (Redis, or the database cache), for the callers that carry on without it.
+CACHE_FAILURES = (RedisError, DatabaseError, OSError)
 VERSION_KEY = "directory-version"
 # Saves that change none of what a ranking shows: every login writes the user's last_login.
 UNSHOWN_FIELDS = frozenset({"last_login"})
@@ -50,23 +52,25 @@ def _uncommitted() -> str:
 def _bump() -> None:
     try:
         cache.set(VERSION_KEY, uuid.uuid4().hex, None)
-    except (RedisError, DatabaseError, OSError):
+    except CACHE_FAILURES:
         # Answers kept under the old version then live until their TTL (settings.TOKENBOARD_RANKING_CACHE_SECONDS).
         logger.warning("directory version: the cache is unavailable; the change was not announced", exc_info=True)
 
 
 def _committed() -> None:
-    transaction.get_connection().directory_uncommitted = ""
+    connection = transaction.get_connection()
+    if not getattr(connection, "directory_uncommitted", ""):
+        return  # this commit's first callback bumped already: an org import changes thousands of rows in one
+    connection.directory_uncommitted = ""
     _bump()
 
 
 def directory_changed() -> None:
-    """Bumped on commit, so no answer computed from the rows as they were is served after it. Inside the
-    transaction only this connection's token changes: writing the shared version there would hold its row of
-    the database cache locked until the commit, queueing every other transaction that changes the directory."""
-    connection = transaction.get_connection()
-    if connection.in_atomic_block:
-        connection.directory_uncommitted = uuid.uuid4().hex
+    """Bumped on commit, once however many rows the transaction changed, so no answer computed from the rows
+    as they were is served after it. Inside the transaction only this connection's token changes: writing the
+    shared version there would hold its row of the database cache locked until the commit, queueing every
+    other transaction that changes the directory."""
+    transaction.get_connection().directory_uncommitted = uuid.uuid4().hex
     transaction.on_commit(_committed)  # at once outside a transaction
 
 

@@ -25,19 +25,16 @@ from functools import partial, wraps
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connections, router
+from django.db import connections, router
 from django.http import HttpResponse
-from redis.exceptions import RedisError
 
 from leaderboard.windows import org_today
 from usage.access import viewer_for
-from usage.directory import directory_version_and
+from usage.directory import CACHE_FAILURES, directory_version_and
 from usage.models import StandingsDirtyDay, StandingsState
 from usage.services.standings import quoted_table
 
 logger = logging.getLogger(__name__)
-
-CACHE_FAILURES = (RedisError, DatabaseError, OSError)
 
 
 def response_key(request) -> str | None:

@@ -27,7 +27,7 @@ import logging
 from dataclasses import replace
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -41,7 +41,6 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
-from redis.exceptions import RedisError
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -79,6 +78,7 @@ from usage.access import (
     usage_scope,
     viewer_for,
 )
+from usage.directory import CACHE_FAILURES
 from usage.figures import METRIC_DEFINITIONS, TOTALS_COLUMNS
 from usage.models import Identity, IdentityAttribution, ImportBatch, Person, Team, UsageRecord
 from usage.parsers.registry import FORMATS, UnknownFormat, format_get
@@ -271,7 +271,7 @@ class WriteThrottle(ScopedRateThrottle):
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)
-        except (RedisError, DatabaseError, OSError):
+        except CACHE_FAILURES:
             logger.warning("write throttle: the cache is unavailable; letting the request through", exc_info=True)
             return True
 

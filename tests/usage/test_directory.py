@@ -7,6 +7,7 @@ from django.contrib.auth.models import update_last_login
 from django.core.cache import cache
 
 from tests.factories import MembershipFactory
+from usage import directory
 from usage.access import viewer_for
 from usage.directory import VERSION_KEY, directory_version
 from usage.services.budgets import allowance_save
@@ -90,3 +91,16 @@ def test_other_processes_see_the_change_once_it_commits(org, django_capture_on_c
     for callback in pending:
         callback()
     assert cache.get(VERSION_KEY) != shared
+
+
+@pytest.mark.django_db
+def test_a_transaction_that_changes_many_rows_bumps_the_version_once(
+    org, django_capture_on_commit_callbacks, monkeypatch
+):
+    bumps = []
+    monkeypatch.setattr(directory, "_bump", lambda: bumps.append(1))
+    with django_capture_on_commit_callbacks(execute=True) as ran:
+        for name in ("Paula", "Paola", "Pauline"):  # an org import saves every person it touches
+            org["product_engineer"].display_name = name
+            org["product_engineer"].save()
+    assert len(ran) == 3 and bumps == [1]
