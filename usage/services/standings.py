@@ -38,6 +38,7 @@ from usage.figures import (
     KEPT_METRICS,
     METRICS,
     SUMMED_FIGURES,
+    UNREPORTED_FIGURES,
 )
 from usage.models import (
     CatalogModel,
@@ -198,14 +199,23 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 return RefreshResult(0, 0, time.monotonic() - started)
             with phases.timed("anomaly check"):
                 anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
+            roll = all_days or state.rolled_on != today
+            # A few changed days are added to the windows kept before as differences (_DayChanges); a new day or
+            # many changed days recompute the windows from their pieces.
+            changes = None if roll or len(days) > CHANGES_MOST_DAYS else _DayChanges.before(days)
             with phases.timed("daily rollups"):
                 if all_days:
                     with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
                         _rollups_rewrite(days)
                 else:
                     _rollups_rewrite(days)
-            windows = _windows_to_compute(days, today, roll=all_days or state.rolled_on != today)
-            _standings_compute(windows, team_ancestors(), phases)
+            windows = _windows_to_compute(days, today, roll=roll)
+            ancestors = team_ancestors()
+            if changes is not None:
+                with phases.timed("changes measured"):
+                    changes.measure()
+                windows = changes.add_to_kept(windows, ancestors, phases)
+            _standings_compute(windows, ancestors, phases)
             with phases.timed("statistics"):
                 if all_days:
                     _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
@@ -465,6 +475,263 @@ def _delete_rows(window_ids: list[int]) -> None:
         model.objects.filter(window_id__in=window_ids).delete()
 
 
+# --- Adding a few days' changes to the kept windows ----------------------------------------------------------
+# A window kept before this refresh is the sum of the rollups it covers as the last refresh left them. When few
+# days changed, the refresh adds each changed day's difference (its new rollups less its old, per team and person)
+# to the kept windows containing it instead of summing each window again from its pieces: at 85,000 people a day
+# of everyone's usage changes ~50,000 rows of a window, while summing a year again reads over a million
+# (docs/PERFORMANCE.md). Day windows, new windows and the windows of a change that cannot be added are recomputed.
+
+CHANGES_MOST_DAYS = 62  # more changed days (a team tree change marks every day): recomputing costs less
+DAY_BEFORE, DAY_CHANGE = "standings_day_before", "standings_day_change"
+MEMBER_CHANGE, PERSON_CHANGE = "standings_member_change", "standings_person_change"
+
+
+def _reported(name: str) -> str:
+    return f"{name}_reported"
+
+
+class _DayChanges:
+    """The changed days' counted rollup figures per (day, provider scope, team, person), read before the rollups
+    are rewritten, then their differences, in temporary tables of the refresh's transaction.
+
+    A figure some sources do not report (usage.figures.UNREPORTED_FIGURES: requests) is summed over the days that
+    report it, NULL when none does. A day that reports it now is added exactly: COALESCE(sum, 0) + difference. A
+    day that reported it and no longer does cannot be taken away: whether the sum becomes NULL depends on the
+    other days, which a window does not count. Windows containing such a change are recomputed."""
+
+    def __init__(self, days: Iterable[date]):
+        self.days = sorted(days)
+
+    @classmethod
+    def before(cls, days: Iterable[date]) -> _DayChanges:
+        changes = cls(days)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {DAY_BEFORE}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {DAY_BEFORE} AS {changes._figures_sql()}", changes.days * 2)
+        return changes
+
+    def _figures_sql(self) -> str:
+        """The days' counted rollups per day, scope (each provider, and all: '' as in StandingWindow), team and
+        person, with whether each unreported figure was reported (1) or not (0)."""
+        reported = "".join(
+            f", MAX(CASE WHEN r.{name} IS NOT NULL THEN 1 ELSE 0 END) AS {_reported(name)}"
+            for name in UNREPORTED_FIGURES
+        )
+        in_days = ", ".join(["%s"] * len(self.days))
+        return " UNION ALL ".join(
+            f"""SELECT r.day, {scope} AS scope, r.team_id, r.person_id, {figure_sums("r")}, 1 AS active_days{reported}
+            FROM {quoted_table(DailyRollup)} r
+            WHERE {COUNTED_ROLLUP} AND r.day IN ({in_days})
+            GROUP BY r.day, {grouped}r.team_id, r.person_id"""
+            for scope, grouped in (("r.provider", "r.provider, "), (f"'{ALL_PROVIDERS}'", ""))
+        )
+
+    def measure(self) -> None:
+        """DAY_CHANGE: the rows whose figures, presence (active_days: 1 a new row, -1 a row gone) or reporting
+        changed, with the differences, now that the rollups are rewritten."""
+        key = "day, scope, team_id, person_id"
+        figures = [*SUMMED_FIGURES, "active_days"]
+        flags = [_reported(name) for name in UNREPORTED_FIGURES]
+        signed = ", ".join(f"SUM(sign * {name}) AS {name}" for name in figures)
+        before_and_after = "".join(
+            f", MAX(CASE WHEN sign < 0 THEN {flag} ELSE 0 END) AS {flag}_before"
+            f", MAX(CASE WHEN sign > 0 THEN {flag} ELSE 0 END) AS {flag}"
+            for flag in flags
+        )
+        changed = " OR ".join(
+            [
+                *(f"COALESCE(SUM(sign * {name}), 0) <> 0" for name in figures),
+                *(
+                    f"MAX(CASE WHEN sign < 0 THEN {f} ELSE 0 END) <> MAX(CASE WHEN sign > 0 THEN {f} ELSE 0 END)"
+                    for f in flags
+                ),
+            ]
+        )
+        columns = ", ".join([*figures, *flags])
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {DAY_CHANGE}")
+            cursor.execute(
+                f"""
+                CREATE TEMPORARY TABLE {DAY_CHANGE} AS
+                SELECT {key}, {signed}{before_and_after}
+                FROM (
+                    SELECT -1 AS sign, {key}, {columns} FROM {DAY_BEFORE}
+                    UNION ALL
+                    SELECT 1 AS sign, {key}, {columns} FROM ({self._figures_sql()}) now_
+                ) both_
+                GROUP BY {key}
+                HAVING {changed}
+                """,
+                self.days * 2,
+            )
+        _analyze_temporary(DAY_CHANGE)
+
+    def add_to_kept(
+        self, windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases
+    ) -> list[tuple[Window, str]]:
+        """Add the changes to every kept window of `windows` but days; return the windows left to compute."""
+        kept = self._kept(windows)
+        if kept:
+            ids = list(kept.values())
+            _windows_upsert(list(kept))  # stamps them computed now
+            windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in ids)
+            windows_params = [value for window, provider in kept for value in (window.start, window.end, provider)]
+            with phases.timed("team members"):
+                self._members_change(ids, windows_sql, windows_params)
+                _changes_add(TeamMemberStanding, MEMBER_CHANGE, ("window_id", "team_id", "person_id"))
+            with phases.timed("person ranks"):
+                self._people_change()
+                _changes_add(PersonStanding, PERSON_CHANGE, ("window_id", "person_id"))
+                _people_rerank(ids, KEPT_METRICS)
+                _people_count(ids)
+            with phases.timed("team totals"):
+                TeamStanding.objects.filter(window_id__in=ids).delete()
+                _teams_total(ids, team_closure_sql(ancestors), KEPT_METRICS)
+        with connection.cursor() as cursor:
+            for table in (DAY_BEFORE, DAY_CHANGE, MEMBER_CHANGE, PERSON_CHANGE):
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        return [pair for pair in windows if pair not in kept]
+
+    def _kept(self, windows: list[tuple[Window, str]]) -> dict[tuple[Window, str], int]:
+        """The windows but days that were kept before and that every change can be added to."""
+        longer = [(w, p) for w, p in windows if w.period != "day"]
+        if not longer:
+            return {}
+        stored = StandingWindow.objects.filter(
+            start__gte=min(w.start for w, _p in longer), end__lte=max(w.end for w, _p in longer)
+        ).values_list("pk", "period", "start", "end", "provider")
+        ids = {(Window(period, start, end), provider): pk for pk, period, start, end, provider in stored}
+        unsure = self._unsure()
+        return {
+            (window, provider): ids[(window, provider)]
+            for window, provider in longer
+            if (window, provider) in ids
+            and not any(scope == provider and window.start <= day <= window.end for day, scope in unsure)
+        }
+
+    def _unsure(self) -> set[tuple[date, str]]:
+        """(day, scope) of the changes that stopped reporting an unreported figure."""
+        lost = " OR ".join(f"({_reported(n)}_before = 1 AND {_reported(n)} = 0)" for n in UNREPORTED_FIGURES)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT DISTINCT day, scope FROM {DAY_CHANGE} WHERE {lost}")
+            return {(_as_date(day), scope) for day, scope in cursor.fetchall()}
+
+    def _members_change(self, ids: list[int], windows_sql: str, params: list) -> None:
+        """MEMBER_CHANGE: the changes summed per kept window, team and person, with the id of the window's row
+        they change (none: a new row)."""
+        members = quoted_table(TeamMemberStanding)
+        reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {MEMBER_CHANGE}")
+            cursor.execute(
+                f"""
+                CREATE TEMPORARY TABLE {MEMBER_CHANGE} AS
+                WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql}),
+                changed AS (
+                    SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
+                           CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported}
+                    FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
+                    GROUP BY k.window_id, c.team_id, c.person_id
+                )
+                SELECT changed.*, t.id AS row_id
+                FROM changed LEFT JOIN {members} t ON t.window_id IN ({ids_sql(ids)}) AND t.window_id = changed.window_id
+                     AND COALESCE(t.team_id, 0) = COALESCE(changed.team_id, 0)
+                     AND COALESCE(t.person_id, 0) = COALESCE(changed.person_id, 0)
+                """,
+                params,
+            )
+        _analyze_temporary(MEMBER_CHANGE)
+
+    def _people_change(self) -> None:
+        """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage),
+        with the id of the person's row."""
+        reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {PERSON_CHANGE}")
+            cursor.execute(
+                f"""
+                CREATE TEMPORARY TABLE {PERSON_CHANGE} AS
+                WITH changed AS (
+                    SELECT window_id, person_id, {SUM_FIGURES},
+                           CAST(SUM(active_days) AS INTEGER) AS active_days{reported}
+                    FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
+                    GROUP BY window_id, person_id
+                )
+                SELECT changed.*, s.id AS row_id
+                FROM changed LEFT JOIN {quoted_table(PersonStanding)} s
+                     ON s.window_id = changed.window_id AND s.person_id = changed.person_id
+                """
+            )
+        _analyze_temporary(PERSON_CHANGE)
+
+
+def _changes_add(model, changes: str, key: tuple[str, ...]) -> None:
+    """Add a change table's rows to the rows of `model` they name (row_id), insert those that are new, and delete
+    the rows left with no day of usage."""
+    table = quoted_table(model)
+
+    def added(name: str) -> str:
+        if name in UNREPORTED_FIGURES:
+            return (
+                f"CASE WHEN c.{_reported(name)} = 1 THEN COALESCE({table}.{name}, 0) + c.{name} ELSE {table}.{name} END"
+            )
+        return f"{table}.{name} + c.{name}"
+
+    def new(name: str) -> str:
+        return f"CASE WHEN c.{_reported(name)} = 1 THEN c.{name} END" if name in UNREPORTED_FIGURES else f"c.{name}"
+
+    figures = [*SUMMED_FIGURES, "active_days"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {', '.join(f'{name} = {added(name)}' for name in figures)} "
+            f"FROM {changes} c WHERE {table}.id = c.row_id"
+        )
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(key)}, {', '.join(figures)}) "
+            f"SELECT {', '.join(f'c.{k}' for k in key)}, {', '.join(new(name) for name in figures)} "
+            f"FROM {changes} c WHERE c.row_id IS NULL AND c.active_days > 0"
+        )
+        cursor.execute(
+            f"DELETE FROM {table} WHERE active_days <= 0 AND id IN (SELECT row_id FROM {changes} WHERE active_days < 0)"
+        )
+
+
+def _people_rerank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
+    """Rank the windows' person rows again, writing only the rows whose rank or place moved."""
+    table, ranks = quoted_table(PersonStanding), _ranks_sql(metrics)
+    moved = " OR ".join(_differs(f"{table}.{column}", f"r.new_{column}") for column in ranks)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET {", ".join(f"{column} = r.new_{column}" for column in ranks)}
+            FROM (
+                SELECT t.id, {", ".join(f"{sql} AS new_{column}" for column, sql in ranks.items())}
+                FROM {table} t JOIN {quoted_table(Person)} p ON p.id = t.person_id
+                WHERE t.window_id IN ({ids_sql(window_ids)})
+            ) r
+            WHERE {table}.id = r.id AND ({moved})
+            """
+        )
+
+
+def _differs(a: str, b: str) -> str:
+    """SQL true when a and b differ, NULL being a value."""
+    return f"{a} IS DISTINCT FROM {b}" if connection.vendor == "postgresql" else f"{a} IS NOT {b}"
+
+
+def _analyze_temporary(table: str) -> None:
+    """Statistics for a temporary table (PostgreSQL): autovacuum never sees one, and the planner's guess of its
+    size picked nested loops over a million rows."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {table}")
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)  # SQLite returns text
+
+
 # --- Computing windows ----------------------------------------------------------------------------------------
 # Windows are computed a level at a time (all days, then all weeks, …), each level in a few set-based
 # statements over every window of the level and every provider scope: a rebuild is a few dozen statements,
@@ -615,21 +882,14 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     `metrics` (KEPT_METRICS; sums, not ratios). People with none of a metric (zero, or a figure their sources do
     not report: NULL) are not ranked on it: their rank and place stay empty."""
 
-    def ranked(m: str, window_function: str, tie_break: str = "") -> str:
-        has = f"t.{m} > 0"
-        over = f"PARTITION BY t.window_id, CASE WHEN {has} THEN 1 ELSE 0 END ORDER BY t.{m} DESC{tie_break}"
-        return f"CASE WHEN {has} THEN {window_function} OVER ({over}) END"
-
-    ranks = [ranked(m, "RANK()") for m in metrics]
-    places = [ranked(m, "ROW_NUMBER()", ", p.display_name, p.id") for m in metrics]
-    columns = ", ".join([*(f"rank_{m}" for m in metrics), *(f"place_{m}" for m in metrics)])
-    ids = ids_sql(window_ids)
+    ids, ranks = ids_sql(window_ids), _ranks_sql(metrics)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days, {columns})
+            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days,
+                                                  {", ".join(ranks)})
             SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
-                   {", ".join(ranks)}, {", ".join(places)}
+                   {", ".join(ranks.values())}
             FROM (
                 SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
                 FROM {quoted_table(TeamMemberStanding)}
@@ -639,11 +899,31 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
             JOIN {quoted_table(Person)} p ON p.id = t.person_id
             """
         )
+    _people_count(window_ids)
+
+
+def _ranks_sql(metrics: tuple[str, ...]) -> dict[str, str]:
+    """Column → SQL: the rank (ties shared) and board place (rank, then name, then id) on each metric of a
+    person's totals `t` (person `p`) among the rows of its window."""
+
+    def ranked(m: str, window_function: str, tie_break: str = "") -> str:
+        has = f"t.{m} > 0"
+        over = f"PARTITION BY t.window_id, CASE WHEN {has} THEN 1 ELSE 0 END ORDER BY t.{m} DESC{tie_break}"
+        return f"CASE WHEN {has} THEN {window_function} OVER ({over}) END"
+
+    return {
+        **{f"rank_{m}": ranked(m, "RANK()") for m in metrics},
+        **{f"place_{m}": ranked(m, "ROW_NUMBER()", ", p.display_name, p.id") for m in metrics},
+    }
+
+
+def _people_count(window_ids: list[int]) -> None:
+    with connection.cursor() as cursor:
         cursor.execute(
             f"""
             UPDATE {quoted_table(StandingWindow)} SET people = (
                 SELECT COUNT(*) FROM {quoted_table(PersonStanding)} s WHERE s.window_id = {quoted_table(StandingWindow)}.id
-            ) WHERE id IN ({ids})
+            ) WHERE id IN ({ids_sql(window_ids)})
             """
         )
 
