@@ -12,6 +12,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import time_machine
@@ -417,3 +418,45 @@ def test_postgresql_plans_random_reads_as_on_ssd():
     with connection.cursor() as cursor:
         cursor.execute("SHOW random_page_cost")
         assert cursor.fetchone() == ("1.1",)
+
+
+def september(person) -> PersonStanding:
+    return PersonStanding.objects.get(
+        window__period="month", window__start=date(2026, 9, 1), window__provider="", person=person
+    )
+
+
+def test_a_change_to_a_few_people_is_added_to_the_kept_windows_and_the_other_rows_stay_as_they_were(history):
+    ivy, pat, prue = (history[k] for k in ("infra_engineer", "platform_manager", "product_manager"))
+    untouched = {person.pk: september(person).pk for person in (pat, prue)}
+    ivy_before = september(ivy)
+
+    usage_for(ivy, day=date(2026, 9, 14), tokens=2000)
+    with patch.object(standings, "CHANGES_MOST_SHARE", 0):  # four people: any change is most of their rows
+        standings_refresh(today=TODAY)
+
+    # Added to the kept month, not recomputed from its pieces: the rows of the people without changes are the
+    # same rows, and the changed person's row has their new total.
+    assert {person.pk: september(person).pk for person in (pat, prue)} == untouched
+    ivy_after = september(ivy)
+    assert ivy_after.pk == ivy_before.pk and ivy_after.total_tokens == ivy_before.total_tokens + 2000
+    assert (ivy_after.rank_total_tokens, ivy_after.active_days) == (1, ivy_before.active_days + 1)
+    assert standings_differences(today=TODAY) == []
+
+
+def test_a_day_that_stops_reporting_requests_leaves_the_windows_request_count_unknown_not_zero(history):
+    paul, day = history["product_engineer"], date(2026, 9, 14)
+    his_day = UsageRecord.objects.filter(identity__person=paul, day=day)
+    with patch.object(standings, "CHANGES_MOST_SHARE", 0):
+        his_day.update(requests=3)
+        standings_mark_days([day])
+        standings_refresh(today=TODAY)
+        assert september(paul).requests == 3  # his one September day reports requests
+
+        his_day.update(requests=None)
+        standings_mark_days([day])
+        standings_refresh(today=TODAY)
+
+    # No other day of his September reports requests: taking the day's count away leaves no count, not 0.
+    assert september(paul).requests is None
+    assert standings_differences(today=TODAY) == []

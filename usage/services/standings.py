@@ -210,6 +210,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 else:
                     _rollups_rewrite(days)
             windows = _windows_to_compute(days, today, roll=roll)
+            window_count = len(windows)
             ancestors = team_ancestors()
             if changes is not None:
                 with phases.timed("changes measured"):
@@ -232,7 +233,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             last_error=f"{type(error).__name__}: {error}"[:2000], last_error_at=timezone.now()
         )
         raise
-    result = RefreshResult(len(days), len(windows), time.monotonic() - started, dict(phases))
+    result = RefreshResult(len(days), window_count, time.monotonic() - started, dict(phases))
     logger.info(
         "standings refreshed: %d days, %d windows in %.1f s (%s)",
         result.days,
@@ -483,6 +484,7 @@ def _delete_rows(window_ids: list[int]) -> None:
 # (docs/PERFORMANCE.md). Day windows, new windows and the windows of a change that cannot be added are recomputed.
 
 CHANGES_MOST_DAYS = 62  # more changed days (a team tree change marks every day): recomputing costs less
+CHANGES_MOST_SHARE = 4  # changes to more than a quarter of the windows' rows: recomputing costs less
 DAY_BEFORE, DAY_CHANGE = "standings_day_before", "standings_day_change"
 MEMBER_CHANGE, PERSON_CHANGE = "standings_member_change", "standings_person_change"
 
@@ -572,22 +574,26 @@ class _DayChanges:
     ) -> list[tuple[Window, str]]:
         """Add the changes to every kept window of `windows` but days; return the windows left to compute."""
         kept = self._kept(windows)
-        if kept:
+        if kept and self._rows_changed(kept) * CHANGES_MOST_SHARE <= _people_kept(kept.values()):
             ids = list(kept.values())
-            _windows_upsert(list(kept))  # stamps them computed now
             windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in ids)
             windows_params = [value for window, provider in kept for value in (window.start, window.end, provider)]
-            with phases.timed("team members"):
+            with phases.timed("team members"), _hash_joins():
                 self._members_change(ids, windows_sql, windows_params)
-                _changes_add(TeamMemberStanding, MEMBER_CHANGE, ("window_id", "team_id", "person_id"))
+            _windows_upsert(list(kept))  # stamps them computed now
+            with phases.timed("team members"):
+                _changes_add(TeamMemberStanding, MEMBER_CHANGE, ids, ("window_id", "team_id", "person_id"))
             with phases.timed("person ranks"):
-                self._people_change()
-                _changes_add(PersonStanding, PERSON_CHANGE, ("window_id", "person_id"))
+                with _hash_joins():
+                    self._people_change(ids)
+                _changes_add(PersonStanding, PERSON_CHANGE, ids, ("window_id", "person_id"))
                 _people_rerank(ids, KEPT_METRICS)
                 _people_count(ids)
             with phases.timed("team totals"):
                 TeamStanding.objects.filter(window_id__in=ids).delete()
                 _teams_total(ids, team_closure_sql(ancestors), KEPT_METRICS)
+        else:  # most rows change: recomputing them from their pieces writes each row once, updating twice
+            kept = {}
         with connection.cursor() as cursor:
             for table in (DAY_BEFORE, DAY_CHANGE, MEMBER_CHANGE, PERSON_CHANGE):
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
@@ -609,6 +615,19 @@ class _DayChanges:
             if (window, provider) in ids
             and not any(scope == provider and window.start <= day <= window.end for day, scope in unsure)
         }
+
+    def _rows_changed(self, kept: dict[tuple[Window, str], int]) -> int:
+        """At most how many of the kept windows' rows the changes touch: each change in each window containing
+        it (a person's changes on several days of a window touch the same rows)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT day, scope, COUNT(*) FROM {DAY_CHANGE} GROUP BY day, scope")
+            changes = [(_as_date(day), scope, count) for day, scope, count in cursor.fetchall()]
+        return sum(
+            count
+            for window, provider in kept
+            for day, scope, count in changes
+            if scope == provider and window.start <= day <= window.end
+        )
 
     def _unsure(self) -> set[tuple[date, str]]:
         """(day, scope) of the changes that stopped reporting an unreported figure."""
@@ -643,7 +662,7 @@ class _DayChanges:
             )
         _analyze_temporary(MEMBER_CHANGE)
 
-    def _people_change(self) -> None:
+    def _people_change(self, ids: list[int]) -> None:
         """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage),
         with the id of the person's row."""
         reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
@@ -660,13 +679,36 @@ class _DayChanges:
                 )
                 SELECT changed.*, s.id AS row_id
                 FROM changed LEFT JOIN {quoted_table(PersonStanding)} s
-                     ON s.window_id = changed.window_id AND s.person_id = changed.person_id
+                     ON s.window_id IN ({ids_sql(ids)}) AND s.window_id = changed.window_id
+                     AND s.person_id = changed.person_id
                 """
             )
         _analyze_temporary(PERSON_CHANGE)
 
 
-def _changes_add(model, changes: str, key: tuple[str, ...]) -> None:
+def _people_kept(window_ids: Iterable[int]) -> int:
+    return sum(StandingWindow.objects.filter(pk__in=list(window_ids)).values_list("people", flat=True))
+
+
+@contextmanager
+def _hash_joins():
+    """Join the change tables to the kept rows by hashing (PostgreSQL). Looked up row by row, a change of a
+    thousand people probed a whole window's rows for each (5 minutes at 85,000 people); hashing reads each of the
+    windows' rows once."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)")
+        (before, _off) = cursor.fetchone()
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
+
+
+def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...]) -> None:
     """Add a change table's rows to the rows of `model` they name (row_id), insert those that are new, and delete
     the rows left with no day of usage."""
     table = quoted_table(model)
@@ -683,10 +725,11 @@ def _changes_add(model, changes: str, key: tuple[str, ...]) -> None:
 
     figures = [*SUMMED_FIGURES, "active_days"]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {', '.join(f'{name} = {added(name)}' for name in figures)} "
-            f"FROM {changes} c WHERE {table}.id = c.row_id"
-        )
+        with _hash_joins():
+            cursor.execute(
+                f"UPDATE {table} SET {', '.join(f'{name} = {added(name)}' for name in figures)} "
+                f"FROM {changes} c WHERE {table}.window_id IN ({ids_sql(window_ids)}) AND {table}.id = c.row_id"
+            )
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(key)}, {', '.join(figures)}) "
             f"SELECT {', '.join(f'c.{k}' for k in key)}, {', '.join(new(name) for name in figures)} "
