@@ -23,7 +23,8 @@ pages timed in-process.
    the SQL queries of one request. The API's answers are computed for these timings: the response cache
    (leaderboard.api.response_cache) is off. Last, requests per second of a 10 s loop of the login page
    (anonymous) and of the 30-day people API (engineer), served from the response cache and computed. Then the
-   refresh that follows an import of today's usage: today marked changed, standings_refresh timed by step.
+   refreshes that follow an import of today's usage: today's rows of 1 % of the people restated, then of
+   everyone, each followed by standings_refresh, timed by step. They change the database's usage.
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
@@ -672,14 +673,29 @@ def benchmark(args, today: date) -> None:
 
 
 def refresh_after_todays_usage(today: date) -> None:
-    """Time what the worker does once an import of today's usage commits: today's rollups and every kept window
-    containing today, recomputed (from the same rows, so the standings stay as they were)."""
+    """Time what the worker does once an import of today's usage commits: today's usage restated (7 more output
+    tokens a row) for one person in a hundred (one team's pull), then for everyone (a whole org's pull), each
+    followed by standings_refresh, timed by step."""
+    from django.db import connection, transaction
+
+    from usage.models import UsageRecord
     from usage.services.standings import standings_mark_days, standings_refresh
 
-    standings_mark_days([today])
-    result = standings_refresh()
-    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
-    print(f"refresh after today's usage changed: {result.windows} windows in {result.seconds:.1f} s ({phases})")
+    for who, every in (("1 % of people", 100), ("everyone", 1)):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {UsageRecord._meta.db_table} SET output_tokens = output_tokens + 7, "
+                "total_tokens = total_tokens + 7 WHERE day = %s AND identity_id %% %s = 0",
+                [today, every],
+            )
+            rows = cursor.rowcount
+            standings_mark_days([today])
+        result = standings_refresh()
+        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
+        print(
+            f"refresh after today's usage of {who} changed ({rows:,} rows): {result.windows} windows in "
+            f"{result.seconds:.1f} s ({phases}); load {load()}"
+        )
 
 
 def main() -> None:
