@@ -6,13 +6,13 @@ the pool), and Django keeps a cache object per thread anyway."""
 
 from __future__ import annotations
 
-from django.core.cache.backends import redis
+from django.core.cache.backends import redis as django_redis
 
 
-class RedisCacheClient(redis.RedisCacheClient):
+class RedisCacheClient(django_redis.RedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._clients = {}
+        self._clients = {}  # by connection pool
 
     def get_client(self, key=None, *, write=False):
         pool = self._get_connection_pool(write)
@@ -22,7 +22,7 @@ class RedisCacheClient(redis.RedisCacheClient):
         return client
 
 
-class RedisCache(redis.RedisCache):
+class RedisCache(django_redis.RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = RedisCacheClient

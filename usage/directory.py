@@ -1,7 +1,8 @@
 """The directory's version: a token in the shared cache that changes whenever something a ranking shows live
 beside the standings changes: people (names, emails, pseudonyms, privacy opt-outs, their user), teams (names,
-tree), memberships, team managers, users' roles and allowances. Answers kept in the cache that show any of it
-(leaderboard.api.response_cache) are keyed on it, so the change shows on the next request.
+tree), memberships, team managers, users' roles and allowances. What is kept in the cache and shows any of it —
+the ranking API's answers (leaderboard.api.response_cache), the signed-in users and their viewers (usage.login,
+through directory_kept) — is kept under it, so the change shows on the next request.
 
 ORM saves and deletes of those models bump it by signal (connected in UsageConfig.ready); code that changes
 them with queryset .update() or bulk_create calls directory_changed() itself.

@@ -49,7 +49,7 @@ def lockout_username(request, credentials) -> str | None:
     return (credentials or {}).get("username")
 
 
-def _user_with_viewer(user_id):
+def _user_with_viewer(user_id: int):
     user = get_user_model()._default_manager.filter(pk=user_id).first()
     if user is not None:
         viewer_for(user)  # kept with the user: a ranking served from the cache then reads nothing else

@@ -76,10 +76,6 @@ def test_becoming_a_manager_and_linking_a_person_show_on_the_next_request(org):
     client = signed_in(user)
     assert viewer_for(client.get("/profile/").wsgi_request.user).person is None
     person = org["product_engineer"]
-    person.user = None
-    person.save()
-    org["product_manager"].user = None
-    org["product_manager"].save()
     person.user = user
     person.save()
     assert viewer_for(client.get("/profile/").wsgi_request.user).person == person
