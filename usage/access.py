@@ -97,7 +97,8 @@ class Viewer:
 
 
 def viewer_for(user) -> Viewer:
-    """The viewer for a request's user, computed once per user object."""
+    """The viewer for a request's user, computed once per user object. A user a session names comes with theirs,
+    kept beside it in the shared cache under the directory's version (usage.login.SignedInUserBackend)."""
     cached = getattr(user, "_tokenboard_viewer", None)
     if cached is not None:
         return cached

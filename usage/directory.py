@@ -1,7 +1,8 @@
 """The directory's version: a token in the shared cache that changes whenever something a ranking shows live
 beside the standings changes: people (names, emails, pseudonyms, privacy opt-outs, their user), teams (names,
-tree), memberships, team managers, users' roles and allowances. Answers kept in the cache that show any of it
-(leaderboard.api.response_cache) are keyed on it, so the change shows on the next request.
+tree), memberships, team managers, users' roles and allowances. What is kept in the cache and shows any of it —
+the ranking API's answers (leaderboard.api.response_cache), the signed-in users and their viewers (usage.login,
+through directory_kept) — is kept under it, so the change shows on the next request.
 
 ORM saves and deletes of those models bump it by signal (connected in UsageConfig.ready); code that changes
 them with queryset .update() or bulk_create calls directory_changed() itself.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
@@ -40,6 +42,26 @@ def directory_version_and(key: str) -> tuple[str, object]:
     if VERSION_KEY not in found:
         return directory_version(), found.get(key)
     return found[VERSION_KEY] + _uncommitted(), found.get(key)
+
+
+def directory_kept(key: str, compute: Callable[[], object], *, seconds: int) -> object:
+    """`compute()`, kept in the shared cache under `key` beside the directory's version it was computed under, and
+    served while that version is current, for at most `seconds`. The version is read with the entry, in one round
+    trip, and before computing: a change committed meanwhile retires what was computed. A cache that fails is
+    skipped, logged: the value is computed."""
+    try:
+        version, found = directory_version_and(key)
+    except CACHE_FAILURES:
+        logger.warning("directory cache: the cache is unavailable; computing %s", key, exc_info=True)
+        return compute()
+    if found is not None and found[0] == version:
+        return found[1]
+    value = compute()
+    try:
+        cache.set(key, (version, value), timeout=seconds)
+    except CACHE_FAILURES:
+        logger.warning("directory cache: the cache is unavailable; %s is not kept", key, exc_info=True)
+    return value
 
 
 def _uncommitted() -> str:

@@ -1,14 +1,24 @@
 """Local password sign-in. With TOKENBOARD_PASSWORD_LOGIN off (SSO is the way in), only a superuser may still
-log in with a password: the break-glass account for when the identity provider is down or misconfigured."""
+log in with a password: the break-glass account for when the identity provider is down or misconfigured.
+The user a session names is read from the shared cache by the sign-in backends (SignedInUserBackend)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+
+from usage.access import viewer_for
+from usage.directory import directory_kept
+
+# How long a signed-in user is kept in the shared cache at most (any directory change retires it sooner).
+SIGNED_IN_USER_SECONDS = 300
 
 
 def password_login_allowed(user) -> bool:
@@ -39,7 +49,31 @@ def lockout_username(request, credentials) -> str | None:
     return (credentials or {}).get("username")
 
 
-class PasswordBackend(ModelBackend):
+def _user_with_viewer(user_id: int):
+    user = get_user_model()._default_manager.filter(pk=user_id).first()
+    if user is not None:
+        viewer_for(user)  # kept with the user: a ranking served from the cache then reads nothing else
+    return user
+
+
+class SignedInUserBackend:
+    """The user a session names, for the backends that sign people in: read with their viewer
+    (usage.access.viewer_for) from the shared cache, kept under the directory's version (usage.directory),
+    which every save of a user, person, team or team manager replaces. So a deactivation, a password change (the
+    session's auth hash no longer matches) and a role change show on the next request, and a signed-in request
+    makes no query for its user. The kept user's last_login may be older than the row's (a login alone does not
+    replace the version); nothing reads it from a request's user. A deactivated user is signed out whichever
+    backend signed them in (mozilla-django-oidc's own get_user does not check)."""
+
+    def get_user(self, user_id):
+        user = directory_kept(
+            f"signed-in-user:{user_id}", partial(_user_with_viewer, user_id), seconds=SIGNED_IN_USER_SECONDS
+        )
+        # Decided on every request, from the user as kept (ModelBackend's: active; passwords: allowed too).
+        return user if user is not None and self.user_can_authenticate(user) else None
+
+
+class PasswordBackend(SignedInUserBackend, ModelBackend):
     def user_can_authenticate(self, user) -> bool:
         return super().user_can_authenticate(user) and password_login_allowed(user)
 

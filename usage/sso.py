@@ -19,7 +19,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from usage.access import sso_admin
-from usage.login import sso_configured
+from usage.login import SignedInUserBackend, sso_configured
 from usage.models import Person
 from usage.services.audit import audit_record
 
@@ -33,7 +33,7 @@ def _email(claims: dict) -> str:
     return str(claims.get("email") or "").strip().lower()
 
 
-class SsoBackend(OIDCAuthenticationBackend):
+class SsoBackend(SignedInUserBackend, OIDCAuthenticationBackend):
     def authenticate(self, request, **kwargs):
         if not sso_configured():
             return None

@@ -191,6 +191,19 @@ def test_a_deactivated_account_is_refused_and_recorded(org, sso):
     assert _events("login.failed")[-1].additional_data["reason"].startswith("your Tokenboard account is deactivated")
 
 
+def test_deactivating_a_user_ends_their_sso_session_on_the_next_request(org, sso):
+    user = org["infra_engineer"].user
+    user.email = org["infra_engineer"].email
+    user.save()
+    client = Client()
+    sso(client, user.email)
+    assert client.get("/profile/").status_code == 200
+    user.is_active = False
+    user.save()
+    # mozilla-django-oidc's own get_user does not check is_active: the pages would still answer this session.
+    assert client.get("/profile/")["Location"].startswith("/accounts/login/")
+
+
 def test_one_persons_failed_sso_logins_do_not_lock_out_others_at_the_same_address(org, sso, settings):
     person_in_team(org["product"], email="eve@acme.example", display_name="Eve")
     person_in_team(org["product"], email="sam@acme.example", display_name="Sam")

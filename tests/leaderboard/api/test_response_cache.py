@@ -55,6 +55,21 @@ def test_a_repeated_request_is_served_from_the_cache_with_a_few_queries(
     assert len(served) < len(computed) / 2
 
 
+def test_a_signed_in_viewer_is_served_without_reading_their_user_or_role_from_the_database(settings, org, usage):
+    """A browser's request: its session, user and viewer come from the shared cache (usage.sessions,
+    usage.login.SignedInUserBackend); with Redis, the standings' stamp is the one query it makes."""
+    client = logged_in(org["product_manager"].user)
+    first = client.get(PEOPLE, WINDOW)
+    with CaptureQueriesContext(connection) as served:
+        again = client.get(PEOPLE, WINDOW)
+    assert again.content == first.content
+    read = " ".join(query["sql"] for query in served.captured_queries)
+    assert not any(table in read for table in ('"auth_user"', '"usage_person"', '"usage_team'))
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        # The standings' stamp, and the tests' own look for dirty days before each request (tests/conftest.py).
+        assert len(served) == 2 and "usage_standingsstate" in read
+
+
 def test_query_parameters_and_pages_are_part_of_the_key(clients, usage):
     first = clients["admin"].get(PEOPLE, {**WINDOW, "page_size": 1})
     second = clients["admin"].get(PEOPLE, {**WINDOW, "page_size": 1, "page": 2})
