@@ -4,9 +4,10 @@ A change to usage marks its days dirty in the same transaction (`standings_mark_
 at a time (`standings_refresh`, under the StandingsState row lock) then, in one transaction:
 
 1. rewrites the DailyRollup rows of the dirty days from UsageRecord;
-2. recomputes every stored window that contains a dirty day — days first, then weeks, months, quarters, years,
-   then all time and the rolling windows, because each is summed from the smaller stored windows inside it
-   (usage.periods.cover) instead of from raw rows;
+2. brings every stored window that contains a dirty day up to date: when few days changed, by adding each day's
+   differences (new rollups less old) to the windows kept before (_DayChanges); otherwise, and for new windows,
+   by recomputing them — days first, then weeks, months, quarters, years, then all time and the rolling windows,
+   because each is summed from the smaller stored windows inside it (usage.periods.cover), not from raw rows;
 3. makes sure today's windows exist (the rolling windows move at the org's midnight) and drops rolling windows
    that no longer end today or on a previous window's end;
 4. clears the dirty days it read and records when it finished.
