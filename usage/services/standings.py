@@ -509,9 +509,7 @@ class _DayChanges:
     @classmethod
     def before(cls, days: Iterable[date]) -> _DayChanges:
         changes = cls(days)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {DAY_BEFORE}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {DAY_BEFORE} AS {changes._figures_sql()}", changes.days * 2)
+        _temporary_table(DAY_BEFORE, changes._figures_sql(), changes.days * 2)
         return changes
 
     def _figures_sql(self) -> str:
@@ -552,23 +550,20 @@ class _DayChanges:
             ]
         )
         columns = ", ".join([*figures, *flags])
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {DAY_CHANGE}")
-            cursor.execute(
-                f"""
-                CREATE TEMPORARY TABLE {DAY_CHANGE} AS
-                SELECT {key}, {signed}{before_and_after}
-                FROM (
-                    SELECT -1 AS sign, {key}, {columns} FROM {DAY_BEFORE}
-                    UNION ALL
-                    SELECT 1 AS sign, {key}, {columns} FROM ({self._figures_sql()}) now_
-                ) both_
-                GROUP BY {key}
-                HAVING {changed}
-                """,
-                self.days * 2,
-            )
-        _analyze_temporary(DAY_CHANGE)
+        _temporary_table(
+            DAY_CHANGE,
+            f"""
+            SELECT {key}, {signed}{before_and_after}
+            FROM (
+                SELECT -1 AS sign, {key}, {columns} FROM {DAY_BEFORE}
+                UNION ALL
+                SELECT 1 AS sign, {key}, {columns} FROM ({self._figures_sql()}) now_
+            ) both_
+            GROUP BY {key}
+            HAVING {changed}
+            """,
+            self.days * 2,
+        )
 
     def add_to_kept(
         self, windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases
@@ -642,49 +637,43 @@ class _DayChanges:
         they change (none: a new row)."""
         members = quoted_table(TeamMemberStanding)
         reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {MEMBER_CHANGE}")
-            cursor.execute(
-                f"""
-                CREATE TEMPORARY TABLE {MEMBER_CHANGE} AS
-                WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql}),
-                changed AS (
-                    SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
-                           CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported}
-                    FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
-                    GROUP BY k.window_id, c.team_id, c.person_id
-                )
-                SELECT changed.*, t.id AS row_id
-                FROM changed LEFT JOIN {members} t ON t.window_id IN ({ids_sql(ids)}) AND t.window_id = changed.window_id
-                     AND COALESCE(t.team_id, 0) = COALESCE(changed.team_id, 0)
-                     AND COALESCE(t.person_id, 0) = COALESCE(changed.person_id, 0)
-                """,
-                params,
+        _temporary_table(
+            MEMBER_CHANGE,
+            f"""
+            WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql}),
+            changed AS (
+                SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
+                       CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported}
+                FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
+                GROUP BY k.window_id, c.team_id, c.person_id
             )
-        _analyze_temporary(MEMBER_CHANGE)
+            SELECT changed.*, t.id AS row_id
+            FROM changed LEFT JOIN {members} t ON t.window_id IN ({ids_sql(ids)}) AND t.window_id = changed.window_id
+                 AND COALESCE(t.team_id, 0) = COALESCE(changed.team_id, 0)
+                 AND COALESCE(t.person_id, 0) = COALESCE(changed.person_id, 0)
+            """,
+            params,
+        )
 
     def _people_change(self, ids: list[int]) -> None:
         """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage),
         with the id of the person's row."""
         reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {PERSON_CHANGE}")
-            cursor.execute(
-                f"""
-                CREATE TEMPORARY TABLE {PERSON_CHANGE} AS
-                WITH changed AS (
-                    SELECT window_id, person_id, {SUM_FIGURES},
-                           CAST(SUM(active_days) AS INTEGER) AS active_days{reported}
-                    FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
-                    GROUP BY window_id, person_id
-                )
-                SELECT changed.*, s.id AS row_id
-                FROM changed LEFT JOIN {quoted_table(PersonStanding)} s
-                     ON s.window_id IN ({ids_sql(ids)}) AND s.window_id = changed.window_id
-                     AND s.person_id = changed.person_id
-                """
+        _temporary_table(
+            PERSON_CHANGE,
+            f"""
+            WITH changed AS (
+                SELECT window_id, person_id, {SUM_FIGURES},
+                       CAST(SUM(active_days) AS INTEGER) AS active_days{reported}
+                FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
+                GROUP BY window_id, person_id
             )
-        _analyze_temporary(PERSON_CHANGE)
+            SELECT changed.*, s.id AS row_id
+            FROM changed LEFT JOIN {quoted_table(PersonStanding)} s
+                 ON s.window_id IN ({ids_sql(ids)}) AND s.window_id = changed.window_id
+                 AND s.person_id = changed.person_id
+            """,
+        )
 
 
 def _people_kept(window_ids: Iterable[int]) -> int:
@@ -764,12 +753,15 @@ def _differs(a: str, b: str) -> str:
     return f"{a} IS DISTINCT FROM {b}" if connection.vendor == "postgresql" else f"{a} IS NOT {b}"
 
 
-def _analyze_temporary(table: str) -> None:
-    """Statistics for a temporary table (PostgreSQL): autovacuum never sees one, and the planner's guess of its
-    size picked nested loops over a million rows."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {table}")
+def _temporary_table(name: str, select: str, params: list | None = None) -> None:
+    """(Re)create a temporary table of the refresh's transaction from a SELECT, with statistics (PostgreSQL):
+    autovacuum never sees a temporary table, and the planner's guess of its size picked nested loops over a
+    million rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", params)
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {name}")
 
 
 def _as_date(value) -> date:
