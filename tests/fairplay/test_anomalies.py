@@ -107,6 +107,20 @@ def test_a_genuine_heavy_day_with_a_normal_shape_is_not_held(org):
     assert month_rank(worker, org["admin"])[1] == 10 * 100_000 + 55_000 + 2_000_000  # the heavy day counts
 
 
+def test_a_day_of_input_without_output_is_held_without_hours_and_a_heavy_day_with_output_is_not(org):
+    quiet, busy = (person_in_team(org["product"], display_name=name) for name in ("Quinn Quiet", "Bo Busy"))
+    for person, output in ((quiet, 0), (busy, 1_000_000)):
+        laptop = IdentityFactory(person=person)
+        history(laptop, tokens=100_000)
+        # Far above their usual day (the baseline fires for both); no hourly data, so only the output rule can
+        # make a second rule fire.
+        UsageRecordFactory(identity=laptop, day=LOOP_DAY, input_tokens=5_000_000 - output, output_tokens=output)
+    standings_refresh(today=TODAY)
+    assert {(hold.person_id, hold.day): hold.rules for hold in UsageHold.objects.all()} == {
+        (quiet.pk, LOOP_DAY): ["baseline", "input_without_output"]
+    }
+
+
 def test_a_decision_recomputes_exactly_the_held_day_and_the_windows_containing_it(board, org):
     # Usage in August too: its windows must not be recomputed by a September decision.
     UsageRecordFactory(identity=IdentityFactory(person=board["steady"]), day=date(2026, 8, 3), input_tokens=5)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.db.models import F, Sum
+from django.db.models import ExpressionWrapper, F, FloatField, Sum
 
 from usage.figures import COST_REPORT_KIND
 from usage.models import HoldDecision, HoldStatus, Identity, IdentityKind, UsageHold, UsageHour, UsageRecord
@@ -149,13 +149,14 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
                     output=Sum("output_tokens"),
                     total=Sum("total_tokens"),
                 )
-                .filter(prompt__gte=config["min_prompt_tokens"])
+                # Both tests in SQL: most heavy (person, day)s pass the first, and reading them all back held
+                # 4 GB in a rebuild at 85,000 people × 120 days.
+                .filter(
+                    prompt__gte=config["min_prompt_tokens"],
+                    output__lte=ExpressionWrapper(F("total") * config["max_output_share"], output_field=FloatField()),
+                )
             )
-            quiet |= {
-                (row["identity__person_id"], row["day"])
-                for row in sums
-                if row["output"] <= config["max_output_share"] * row["total"]
-            }
+            quiet |= {(row["identity__person_id"], row["day"]) for row in sums}
     return {
         key
         for key in with_hours | quiet
