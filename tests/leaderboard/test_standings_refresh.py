@@ -404,20 +404,19 @@ def test_the_same_days_of_the_previous_period_are_kept_and_move_with_the_day(his
 
 @pytest.mark.needs_services
 @pytest.mark.django_db
-def test_postgresql_jit_compiles_no_query_of_the_app():
-    # JIT compiling cost more than the ranking queries themselves at 85,000 people (docs/PERFORMANCE.md).
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        # JIT compiling cost more than the ranking queries themselves at 85,000 people (docs/PERFORMANCE.md).
+        ("jit", "off"),
+        # With the default 4, a custom range read the whole standings table rather than its windows' rows by index.
+        ("random_page_cost", "1.1"),
+    ],
+)
+def test_postgresql_connections_carry_the_apps_planner_settings(setting, value):
     with connection.cursor() as cursor:
-        cursor.execute("SHOW jit")
-        assert cursor.fetchone() == ("off",)
-
-
-@pytest.mark.needs_services
-@pytest.mark.django_db
-def test_postgresql_plans_random_reads_as_on_ssd():
-    # With the default 4, a custom range read the whole standings table rather than its windows' rows by index.
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW random_page_cost")
-        assert cursor.fetchone() == ("1.1",)
+        cursor.execute(f"SHOW {setting}")
+        assert cursor.fetchone() == (value,)
 
 
 def september(person) -> PersonStanding:

@@ -605,10 +605,7 @@ def _parse_then_store(batch: ImportBatch, reading: _Reading, claim_id: str, hour
     def progress(rows_read: int) -> None:
         ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
 
-    _store(batch, _parse(batch, reading, hours, progress), claim_id)
-
-
-def _store(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None:
+    outcome = _parse(batch, reading, hours, progress)
     with transaction.atomic():
         _store_begin()
         _store_outcome(batch, outcome, claim_id)
@@ -620,9 +617,9 @@ def _parse_and_store(
     """The import with both cores (PostgreSQL): its transaction opens before the parse, and each buffer of hours
     the parse writes out is merged into UsageHour by a thread on the same connection while the parse goes on
     (usage.services.bulk.BackgroundWrites), instead of all of them after it. The rest is stored after the parse,
-    as in _store. Stores still run one at a time (the store lock is taken first), and a failure anywhere rolls
-    back everything, hours included. The import's row is not locked until the end, so the heartbeat thread
-    writes its progress."""
+    as in _parse_then_store. Stores still run one at a time (the store lock is taken first), and a failure
+    anywhere rolls back everything, hours included. The import's row is not locked until the end, so the
+    heartbeat thread writes its progress."""
     with transaction.atomic():
         _store_begin()
         merge = HoursMerge()
