@@ -459,3 +459,32 @@ def test_a_day_that_stops_reporting_requests_leaves_the_windows_request_count_un
     # No other day of his September reports requests: taking the day's count away leaves no count, not 0.
     assert september(paul).requests is None
     assert standings_differences(today=TODAY) == []
+
+
+def test_teams_follow_a_small_change_added_to_them_a_top_person_who_loses_usage_and_a_team_left_without_any(history):
+    ivy, paul, prue = (history[k] for k in ("infra_engineer", "product_engineer", "product_manager"))
+    infra, product = history["infra"], history["product"]
+
+    def september_team(team):
+        return TeamStanding.objects.filter(
+            window__period="month", window__start=date(2026, 9, 1), window__provider="", team=team
+        ).first()
+
+    infra_before = september_team(infra)
+    assert infra_before.top_total_tokens == paul.pk  # 900 tokens against Ivy's 700
+    assert september_team(product) is not None  # Prue's 100 tokens on 15 September
+
+    UsageRecord.objects.filter(identity__person=paul, day=date(2026, 9, 14)).update(total_tokens=100)
+    UsageRecord.objects.filter(identity__person=prue, day=date(2026, 9, 15)).delete()
+    standings_mark_days([date(2026, 9, 14), date(2026, 9, 15)])
+    with patch.object(standings, "CHANGES_MOST_SHARE", 0):
+        standings_refresh(today=TODAY)
+
+    # Added to the kept row, not recomputed: the same row, less Paul's 800 tokens, and its top found again
+    # among everyone in the team (Ivy was not part of the change).
+    infra_after = september_team(infra)
+    assert infra_after.pk == infra_before.pk
+    assert infra_after.total_tokens == infra_before.total_tokens - 800
+    assert infra_after.top_total_tokens == ivy.pk
+    assert september_team(product) is None  # nobody in Product used anything in September any more
+    assert standings_differences(today=TODAY) == []

@@ -517,7 +517,7 @@ def _delete_rows(window_ids: list[int]) -> None:
 # days changed, the refresh adds each changed day's difference (its new rollups less its old, per team and person)
 # to the kept windows containing it instead of summing each window again from its pieces: at 85,000 people a day
 # of everyone's usage changes ~50,000 rows of a window, while summing a year again reads over a million
-# (docs/PERFORMANCE.md). Day windows, new windows and the windows of a change that cannot be added are recomputed.
+# (docs/PERFORMANCE.md). New windows and the windows of a change that cannot be added are recomputed.
 
 CHANGES_MOST_DAYS = 62  # more changed days (a team tree change marks every day): recomputing costs less
 CHANGES_MOST_SHARE = 4  # changes to more than a quarter of the windows' rows: recomputing costs less
@@ -608,7 +608,7 @@ class _DayChanges:
     def add_to_kept(
         self, windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases
     ) -> list[tuple[Window, str]]:
-        """Add the changes to every kept window of `windows` but days; return the windows left to compute."""
+        """Add the changes to every kept window of `windows`; return the windows left to compute."""
         kept = self._kept(windows)
         if kept and self._rows_changed(kept) * CHANGES_MOST_SHARE <= _people_kept(kept.values()):
             ids = list(kept.values())
@@ -637,18 +637,17 @@ class _DayChanges:
         return [pair for pair in windows if pair not in kept]
 
     def _kept(self, windows: list[tuple[Window, str]]) -> dict[tuple[Window, str], int]:
-        """The windows but days that were kept before and that every change can be added to."""
-        longer = [(w, p) for w, p in windows if w.period != "day"]
-        if not longer:
+        """The windows that were kept before and that every change can be added to."""
+        if not windows:
             return {}
         stored = StandingWindow.objects.filter(
-            start__gte=min(w.start for w, _p in longer), end__lte=max(w.end for w, _p in longer)
+            start__gte=min(w.start for w, _p in windows), end__lte=max(w.end for w, _p in windows)
         ).values_list("pk", "period", "start", "end", "provider")
         ids = {(Window(period, start, end), provider): pk for pk, period, start, end, provider in stored}
         unsure = self._unsure()
         return {
             (window, provider): ids[(window, provider)]
-            for window, provider in longer
+            for window, provider in windows
             if (window, provider) in ids
             and not any(scope == provider and window.start <= day <= window.end for day, scope in unsure)
         }
