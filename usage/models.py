@@ -431,6 +431,13 @@ def _derived_fk(to: str, **kwargs) -> models.ForeignKey:
     return models.ForeignKey(to, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", **kwargs)
 
 
+def _window_fk() -> models.ForeignKey:
+    """A standings row's window. Not indexed alone: each table's first composite index leads with it."""
+    return models.ForeignKey(
+        "StandingWindow", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+
+
 class UsageFigures(models.Model):
     """The summed figures of usage.figures.SUMMED_FIGURES."""
 
@@ -458,8 +465,9 @@ class DailyRollup(UsageFigures):
     provider = models.CharField(max_length=20, choices=Provider.choices)
     model = models.CharField(max_length=200, blank=True)
     model_family = models.CharField(max_length=100, blank=True)
-    person = _derived_fk(Person, null=True)
-    team = _derived_fk(Team, null=True)
+    # Their own indexes would repeat the first column of rollup_person_day and rollup_team_day.
+    person = _derived_fk(Person, null=True, db_index=False)
+    team = _derived_fk(Team, null=True, db_index=False)
     identity = _derived_fk(Identity, null=True, help_text="Only for unassigned usage.")
 
     class Meta:
@@ -501,7 +509,7 @@ class TeamMemberStanding(UsageFigures):
     """A person's usage in a window counted for the team that covered each day (a mid-window move gives two
     rows). Team standings, the team filter and the team members table read it."""
 
-    window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    window = _window_fk()
     team = _derived_fk(Team, null=True)
     person = _derived_fk(Person, null=True, help_text="Empty: the team's shared identities.")
     active_days = models.IntegerField(default=0)
@@ -518,7 +526,7 @@ class PersonStanding(UsageFigures):
     rank) and their place in the board's order (rank, then name, then id), so a page of the board is a range of
     `place_<metric>`. Other metrics are ordered from these totals when asked (leaderboard.selectors)."""
 
-    window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    window = _window_fk()
     person = _derived_fk(Person)
     active_days = models.IntegerField(default=0)
 
@@ -538,7 +546,7 @@ class TeamStanding(UsageFigures):
     members (people with usage counted for it) and its largest contributor on each metric of
     usage.figures.KEPT_METRICS (`top_<metric>`, a person id)."""
 
-    window = models.ForeignKey(StandingWindow, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    window = _window_fk()
     team = _derived_fk(Team)
     active_members = models.IntegerField(default=0)
     active_days = models.IntegerField(default=0)

@@ -622,8 +622,7 @@ class _DayChanges:
             with phases.timed("team members"):
                 _changes_add(TeamMemberStanding, MEMBER_CHANGE, ids, ("window_id", "team_id", "person_id"))
             with phases.timed("person ranks"):
-                with _hash_joins():
-                    self._people_change(ids)
+                self._people_change(ids)  # looked up in person_standing_unique
                 _changes_add(PersonStanding, PERSON_CHANGE, ids, ("window_id", "person_id"))
                 _people_rerank(ids, KEPT_METRICS)
                 _people_count(ids)
@@ -891,11 +890,10 @@ def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...
     table = quoted_table(model)
     figures = [*SUMMED_FIGURES, "active_days"]
     with connection.cursor() as cursor:
-        with _hash_joins():
-            cursor.execute(
-                f"UPDATE {table} SET {', '.join(f'{name} = {_added(table, name)}' for name in figures)} "
-                f"FROM {changes} c WHERE {table}.window_id IN ({ids_sql(window_ids)}) AND {table}.id = c.row_id"
-            )
+        cursor.execute(  # by id: the change rows name theirs
+            f"UPDATE {table} SET {', '.join(f'{name} = {_added(table, name)}' for name in figures)} "
+            f"FROM {changes} c WHERE {table}.window_id IN ({ids_sql(window_ids)}) AND {table}.id = c.row_id"
+        )
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(key)}, {', '.join(figures)}) "
             f"SELECT {', '.join(f'c.{k}' for k in key)}, {', '.join(_new(name) for name in figures)} "
