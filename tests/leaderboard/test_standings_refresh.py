@@ -488,3 +488,22 @@ def test_teams_follow_a_small_change_added_to_them_a_top_person_who_loses_usage_
     assert infra_after.top_total_tokens == ivy.pk
     assert september_team(product) is None  # nobody in Product used anything in September any more
     assert standings_differences(today=TODAY) == []
+
+
+def test_a_refresh_rewrites_only_the_rollup_rows_that_changed(history):
+    ivy, pat = history["infra_engineer"], history["platform_manager"]
+    day = date(2026, 9, 1)
+    pats_rows = set(DailyRollup.objects.filter(day=day, person=pat).values_list("pk", flat=True))
+    ivys_rows = set(DailyRollup.objects.filter(day=day, person=ivy).values_list("pk", flat=True))
+    assert pats_rows and ivys_rows
+
+    UsageRecord.objects.filter(identity__person=ivy, day=day).update(output_tokens=5, total_tokens=705)
+    standings_mark_days([day])
+    standings_refresh(today=TODAY)
+
+    # Pat's rows of the day are the rows they were; Ivy's changed row was replaced by one with her new total.
+    assert set(DailyRollup.objects.filter(day=day, person=pat).values_list("pk", flat=True)) == pats_rows
+    ivys_now = DailyRollup.objects.filter(day=day, person=ivy)
+    assert not set(ivys_now.values_list("pk", flat=True)) & ivys_rows
+    assert sum(ivys_now.values_list("total_tokens", flat=True)) == 705
+    assert standings_differences(today=TODAY) == []

@@ -337,8 +337,8 @@ ROLLUP_NULLABLE = {"identity_id": 0, "person_id": 0, "team_id": 0, "requests": -
 
 def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
     """Write the days' rollups from the usage records. Into `emptied` days they are inserted; otherwise only the
-    rows that changed are deleted and inserted: an import restating a few people's day leaves the other rows
-    of the day, and the table's seven indexes, as they were (5 s a day at 85,000 people)."""
+    rows that changed are deleted and inserted: an import restating a few people's day leaves the day's other
+    rows and their index entries as they were (rewriting a whole day cost 5 s at 85,000 people, 1.7 s now)."""
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
     rollup, batch, precedence = quoted_table(DailyRollup), quoted_table(ImportBatch), quoted_table(SourcePrecedence)
     alias, catalog = quoted_table(ModelAlias), quoted_table(CatalogModel)
