@@ -330,6 +330,7 @@ ROLLUP_CHUNK_DAYS = 31  # days per rollup statement: keeps its sorts and hash ta
 
 
 ROLLUP_NEW = "standings_rollup_new"
+ROLLUP_COLUMNS = f"day, provider, model, model_family, person_id, team_id, identity_id, {FIGURE_COLUMNS}"
 # DailyRollup's columns that may be empty, and a value none of them holds, to compare rows with `=`, which
 # PostgreSQL can hash, rather than IS NOT DISTINCT FROM, which it can only loop over.
 ROLLUP_NULLABLE = {"identity_id": 0, "person_id": 0, "team_id": 0, "requests": -1}
@@ -428,9 +429,6 @@ def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
                 [first, last],
             )
             cursor.execute(f"DROP TABLE {ROLLUP_NEW}")
-
-
-ROLLUP_COLUMNS = f"day, provider, model, model_family, person_id, team_id, identity_id, {FIGURE_COLUMNS}"
 
 
 def _rollups_same() -> str:
@@ -627,7 +625,8 @@ class _DayChanges:
                 _people_rerank(ids, KEPT_METRICS)
                 _people_count(ids)
             with phases.timed("team totals"):
-                self._teams_change(ids)
+                self._teams_change()
+                self._teams_add(ids)
         else:  # most rows change: recomputing them from their pieces writes each row once, updating twice
             kept = {}
         with connection.cursor() as cursor:
@@ -747,11 +746,11 @@ class _DayChanges:
             """,
         )
 
-    def _teams_change(self, ids: list[int]) -> None:
-        """Add the member changes to the team rows of TEAM_PAIRS, now that they are added to the member rows:
-        figures and active days as differences; active members and top people from the watched people's rows
-        before and after. A team whose top person lost usage or left has its top found again from all its rows:
-        someone not watched may now be ahead."""
+    def _teams_change(self) -> None:
+        """TEAM_CHANGE: the member changes summed for the team rows of TEAM_PAIRS, once they are added to the
+        member rows: figures and active days as differences; active members and top people from the watched
+        people's rows before and after; and whether the team's top person lost usage or left (`top_lost`: someone
+        not watched may now be ahead)."""
 
         def per_person(rows: str) -> str:
             return f"""SELECT r.window_id, c.ancestor_id AS team_id, r.person_id, {figure_sums("r", figures=KEPT_METRICS)}
@@ -808,7 +807,6 @@ class _DayChanges:
             LEFT JOIN contributors t ON t.window_id = p.window_id AND t.team_id = p.team_id
             """,
         )
-        self._teams_add(ids)
 
     def _teams_add(self, ids: list[int]) -> None:
         """Write TEAM_CHANGE to the team rows: update, delete those whose subtree has no member row left, insert
