@@ -330,10 +330,26 @@ ROLLUP_CHUNK_DAYS = 31  # days per rollup statement: keeps its sorts and hash ta
 
 
 ROLLUP_NEW = "standings_rollup_new"
-ROLLUP_COLUMNS = f"day, provider, model, model_family, person_id, team_id, identity_id, {FIGURE_COLUMNS}"
+ROLLUP_COLUMN_NAMES = (
+    "day",
+    "provider",
+    "model",
+    "model_family",
+    "person_id",
+    "team_id",
+    "identity_id",
+    *SUMMED_FIGURES,
+)
+ROLLUP_COLUMNS = ", ".join(ROLLUP_COLUMN_NAMES)
 # DailyRollup's columns that may be empty, and a value none of them holds, to compare rows with `=`, which
 # PostgreSQL can hash, rather than IS NOT DISTINCT FROM, which it can only loop over.
 ROLLUP_NULLABLE = {"identity_id": 0, "person_id": 0, "team_id": 0, "requests": -1}
+ROLLUP_SAME = " AND ".join(  # rollup rows `r` and `n` are the same in every column
+    f"COALESCE(r.{name}, {ROLLUP_NULLABLE[name]}) = COALESCE(n.{name}, {ROLLUP_NULLABLE[name]})"
+    if name in ROLLUP_NULLABLE
+    else f"r.{name} = n.{name}"
+    for name in ROLLUP_COLUMN_NAMES
+)
 
 
 def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
@@ -419,26 +435,16 @@ def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
             _temporary_table(ROLLUP_NEW, select, params)
             cursor.execute(
                 f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s AND id NOT IN "
-                f"(SELECT r.id FROM {rollup} r JOIN {ROLLUP_NEW} n ON {_rollups_same()} "
+                f"(SELECT r.id FROM {rollup} r JOIN {ROLLUP_NEW} n ON {ROLLUP_SAME} "
                 "WHERE r.day BETWEEN %s AND %s)",
                 [first, last, first, last],
             )
             cursor.execute(
                 f"INSERT INTO {rollup} ({ROLLUP_COLUMNS}) SELECT {ROLLUP_COLUMNS} FROM {ROLLUP_NEW} n WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {rollup} r WHERE r.day BETWEEN %s AND %s AND {_rollups_same()})",
+                f"(SELECT 1 FROM {rollup} r WHERE r.day BETWEEN %s AND %s AND {ROLLUP_SAME})",
                 [first, last],
             )
             cursor.execute(f"DROP TABLE {ROLLUP_NEW}")
-
-
-def _rollups_same() -> str:
-    """SQL true when rollup rows `r` and `n` are the same in every column."""
-    return " AND ".join(
-        f"COALESCE(r.{name}, {ROLLUP_NULLABLE[name]}) = COALESCE(n.{name}, {ROLLUP_NULLABLE[name]})"
-        if name in ROLLUP_NULLABLE
-        else f"r.{name} = n.{name}"
-        for name in ROLLUP_COLUMNS.split(", ")
-    )
 
 
 def _chunks(ranges: Iterable[tuple[date, date]], most_days: int) -> Iterator[tuple[date, date]]:
@@ -753,10 +759,12 @@ class _DayChanges:
         not watched may now be ahead)."""
 
         def per_person(rows: str) -> str:
-            return f"""SELECT r.window_id, c.ancestor_id AS team_id, r.person_id, {figure_sums("r", figures=KEPT_METRICS)}
-                FROM ({rows}) r JOIN {CLOSURE} c ON c.team_id = r.team_id
-                JOIN {TEAM_PAIRS} p ON p.window_id = r.window_id AND p.team_id = c.ancestor_id
-                GROUP BY r.window_id, c.ancestor_id, r.person_id"""
+            return _subtree_people_sql(
+                rows,
+                CLOSURE,
+                figure_sums("t", figures=KEPT_METRICS),
+                joined=f"JOIN {TEAM_PAIRS} p ON p.window_id = t.window_id AND p.team_id = c.ancestor_id",
+            )
 
         kept = ", ".join(KEPT_METRICS)
         rows_after = f"""
@@ -779,8 +787,8 @@ class _DayChanges:
         _temporary_table(
             TEAM_CHANGE,
             f"""
-            WITH before_ AS ({per_person(f"SELECT * FROM {WATCHED_ROWS}")}),
-            per_person AS ({per_person(rows_after)}),
+            WITH before_ AS ({per_person(WATCHED_ROWS)}),
+            per_person AS ({per_person(f"({rows_after})")}),
             {_top_people_sql(KEPT_METRICS)},
             members AS (
                 SELECT window_id, team_id, SUM(presence) AS active_members
@@ -835,16 +843,17 @@ class _DayChanges:
                 f"SELECT c.window_id, c.team_id, {', '.join(_new(name) for name in figures)}, c.active_members, "
                 f"{', '.join(f'c.{top}' for top in tops)} FROM {TEAM_CHANGE} c WHERE c.row_id IS NULL"
             )
+        lost_tops_people = _subtree_people_sql(
+            members,
+            CLOSURE,
+            figure_sums("t", figures=KEPT_METRICS),
+            joined=f"JOIN {TEAM_CHANGE} l ON l.top_lost = 1 AND l.window_id = t.window_id AND l.team_id = c.ancestor_id",
+            where=f"WHERE t.window_id IN ({ids_sql(ids)})",
+        )
         _temporary_table(
             TOPS_AGAIN,
             f"""
-            WITH per_person AS (
-                SELECT t.window_id, c.ancestor_id AS team_id, t.person_id, {figure_sums("t", figures=KEPT_METRICS)}
-                FROM {members} t JOIN {CLOSURE} c ON c.team_id = t.team_id
-                JOIN {TEAM_CHANGE} l ON l.top_lost = 1 AND l.window_id = t.window_id AND l.team_id = c.ancestor_id
-                WHERE t.window_id IN ({ids_sql(ids)})
-                GROUP BY t.window_id, c.ancestor_id, t.person_id
-            ),
+            WITH per_person AS ({lost_tops_people}),
             {_top_people_sql(KEPT_METRICS)}
             SELECT * FROM contributors
             """,
@@ -1170,6 +1179,16 @@ def team_ancestors() -> dict[int, list[int]]:
     return ancestors
 
 
+def _subtree_people_sql(rows: str, closure: str, sums: str, *, joined: str = "", where: str = "") -> str:
+    """SQL: each person's figures (`sums` over member rows `t` of the table or subquery `rows`) in every team
+    subtree holding their rows, through a closure `c` (team_id, ancestor_id): window_id, team_id (the subtree's
+    top team), person_id and the sums. `joined` and `where` narrow the rows."""
+    return f"""SELECT t.window_id, c.ancestor_id AS team_id, t.person_id, {sums}
+        FROM {rows} t JOIN {closure} c ON c.team_id = t.team_id {joined}
+        {where}
+        GROUP BY t.window_id, c.ancestor_id, t.person_id"""
+
+
 def team_closure_sql(ancestors: dict[int, list[int]]) -> str:
     """A CTE `closure(team_id, ancestor_id)`: each team with itself and every team above it."""
     pairs = [(team, ancestor) for team, chain in ancestors.items() for ancestor in chain]
@@ -1202,17 +1221,17 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
     """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
     active members, and the largest contributor on each of `metrics` (_top_people_sql). Shared usage (person
     empty) is neither a member nor a contributor, and adds no active days."""
+    people = _subtree_people_sql(
+        quoted_table(TeamMemberStanding),
+        "closure",
+        f"{figure_sums('t')}, SUM(t.active_days) AS active_days",
+        where=f"WHERE t.window_id IN ({ids_sql(window_ids)})",
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH {closure},
-            per_person AS (
-                SELECT t.window_id, c.ancestor_id AS team_id, t.person_id,
-                       {figure_sums("t")}, SUM(t.active_days) AS active_days
-                FROM {quoted_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
-                WHERE t.window_id IN ({ids_sql(window_ids)})
-                GROUP BY t.window_id, c.ancestor_id, t.person_id
-            ),
+            per_person AS ({people}),
             {_top_people_sql(metrics)},
             totals AS (
                 SELECT window_id, team_id, {SUM_FIGURES},
@@ -1235,16 +1254,14 @@ def team_top_people(window_id: int, metric: str, ancestors: dict[int, list[int]]
     tokens at 100 %)."""
     if metric not in METRICS or metric in EFFICIENCY_METRICS:  # it is written into the SQL
         raise ValueError(f"no team top person on {metric!r}")
+    people = _subtree_people_sql(
+        quoted_table(TeamMemberStanding), "closure", f"SUM(t.{metric}) AS {metric}", where="WHERE t.window_id = %s"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH {team_closure_sql(ancestors)},
-            per_person AS (
-                SELECT t.window_id, c.ancestor_id AS team_id, t.person_id, SUM(t.{metric}) AS {metric}
-                FROM {quoted_table(TeamMemberStanding)} t JOIN closure c ON c.team_id = t.team_id
-                WHERE t.window_id = %s
-                GROUP BY t.window_id, c.ancestor_id, t.person_id
-            ),
+            per_person AS ({people}),
             {_top_people_sql((metric,))}
             SELECT team_id, top_{metric} FROM contributors
             """,
