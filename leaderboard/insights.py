@@ -20,7 +20,6 @@ from django.db.models import Count, Q, Sum
 from usage.access import Viewer, person_display_name, team_subtree_ids, viewer_for
 from usage.figures import KEPT_METRICS, METRICS, metric_sort_key
 from usage.models import HoldStatus, Membership, OutcomeRecord, Person, Provider, UsageHold
-from usage.models import PersonStanding as PersonStandingRow
 from usage.services.outcomes import OUTCOME_FIGURES
 
 from .selectors import (
@@ -33,6 +32,7 @@ from .selectors import (
     person_totals,
     ranked_order,
     rollups_in_window,
+    stored_order,
     stored_window,
     stored_windows,
     teams_ranking,
@@ -331,26 +331,20 @@ def _window_label(window: Window) -> str:
 
 def rank_history(query: RankingQuery, person_id: int, count: int = 12) -> list[tuple[date, str, int | None]]:
     """(window start, label, rank or None) for the person over the last `count` windows of the query's
-    kind, on the query's metric and filters: two lookups for the kept windows, a ranking in SQL for any
-    other (filtered, or a window not kept)."""
+    kind, on the query's metric and filters: from the kept orders, or ranked in SQL for any other window
+    (filtered, or not kept)."""
     windows = history_windows(query.window, count)
     kept: dict[Window, int] = {}
     if not query.by_model and query.team_id is None:
         kept = stored_windows(windows, query.provider, query.metric)
-    ranks = {}
-    if kept:  # the metric's ranks are kept (usage.figures.KEPT_METRICS)
-        ranks = dict(
-            PersonStandingRow.objects.filter(window_id__in=kept.values(), person_id=person_id).values_list(
-                "window_id", f"rank_{query.metric}"
-            )
-        )
 
     def rank_in(window: Window) -> int | None:
-        if window in kept:
-            return ranks.get(kept[window])
-        found = ranked_order(
-            window, query.provider, query.model, query.team_id, query.metric, model_family=query.model_family
-        ).find(person_id)
+        order = stored_order(kept[window], query.metric) if window in kept else None
+        if order is None:
+            order = ranked_order(
+                window, query.provider, query.model, query.team_id, query.metric, model_family=query.model_family
+            )
+        found = order.find(person_id)
         return found.rank if found and found.rank else None
 
     return [(window.start, _window_label(window), rank_in(window)) for window in windows]

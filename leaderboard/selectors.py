@@ -24,7 +24,6 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cached_property
 from typing import TypeVar
 
 from django.conf import settings
@@ -67,6 +66,7 @@ from usage.models import (
     Membership,
     Person,
     Provider,
+    StandingOrder,
     StandingsDirtyDay,
     StandingsState,
     StandingWindow,
@@ -93,6 +93,7 @@ from usage.services.standings import (
     team_ancestors,
     team_closure_sql,
     team_top_people,
+    unpacked,
 )
 
 from .windows import RankingQuery, Window, comparison_window
@@ -334,16 +335,12 @@ def _sql_totals(row) -> Totals:
 
 @dataclass
 class _Ranked:
-    """One ranked person before the viewer's rules are applied; a computed ranking reads the figures of the
-    people it shows only (PeopleRanking._with_totals)."""
+    """One ranked person before the viewer's rules are applied; a ranking reads the figures of the people it
+    shows only (PeopleRanking._with_totals)."""
 
     person_id: int
     rank: int
     totals: Totals | None
-
-    @classmethod
-    def kept(cls, row: PersonStandingRow, metric: str) -> _Ranked:
-        return cls(row.person_id, getattr(row, f"rank_{metric}"), Totals.of(row))
 
 
 # Rollup rows that count toward rankings: a person's, or a team's shared identities (team set, person empty).
@@ -457,6 +454,11 @@ class RankedOrder(Sequence):
         except ValueError:
             return None
 
+    def ranks_of(self, person_ids: Collection[int]) -> dict[int, int]:
+        """The ranks of those of these people who are in the order: one pass, whatever their number."""
+        wanted = set(person_ids)
+        return {pid: rank for pid, rank in zip(self.ids, self.ranks, strict=True) if pid in wanted}
+
     def split(self) -> tuple[RankedOrder, RankedOrder]:
         """(the ranked, the people listed apart): the latter come last."""
         ranked = len(self.ranks) - self.ranks.count(0)
@@ -488,10 +490,11 @@ T = TypeVar("T")
 PER_REFRESH_CACHE_SECONDS = 24 * 3600  # a refresh changes the key at least daily (the midnight roll)
 
 
-# The last answers of per_refresh this process read, by key: a computed order is 1.4 MB at 85,000 people, and
+# The last answers of per_refresh and stored_order this process read, by key: a computed order is 1.4 MB at
+# 85,000 people, and
 # reading it back from the shared cache cost a page on another metric 20–30 ms (docs/PERFORMANCE.md). Safe to
 # keep without expiry: a key names one refresh's standings, and the oldest are dropped first.
-PER_REFRESH_IN_PROCESS = 16
+PER_REFRESH_IN_PROCESS = 32
 _in_process: OrderedDict[str, object] = OrderedDict()
 _in_process_lock = threading.Lock()
 
@@ -500,23 +503,55 @@ def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
     """compute(), kept in the shared cache until the next refresh (and the last few in this process): the
     standings change only in one (StandingsState.generation names each). Before the first refresh there is
     nothing to keep. Callers must not change what it returns: the process's copy is shared."""
+    key = _refresh_key(name, asked)
+    if key is None:
+        return compute()
+    found = _process_kept(key)
+    if found is None:
+        found = cache.get(key)
+        if found is None:
+            found = compute()
+            cache.set(key, found, PER_REFRESH_CACHE_SECONDS)
+        _process_keep(key, found)
+    return found
+
+
+def stored_order(window_id: int, metric: str) -> RankedOrder | None:
+    """A kept window's StandingOrder on a kept metric, read once per refresh in this process (a few ms for
+    85,000 people; not worth the shared cache's copy). None if the window has none."""
+    key = _refresh_key("order", (window_id, metric))
+    found = _process_kept(key) if key is not None else None
+    if found is None:
+        row = StandingOrder.objects.filter(window_id=window_id, metric=metric).values_list("people", "ranks").first()
+        if row is None:
+            return None
+        found = (unpacked(row[0]), unpacked(row[1]))
+        if key is not None:
+            _process_keep(key, found)
+    return RankedOrder(*found)
+
+
+def _refresh_key(name: str, asked: tuple) -> str | None:
+    """A cache key naming this refresh's standings; None before the first refresh."""
     generation = StandingsState.objects.filter(pk=1).values_list("generation", flat=True).first()
     if generation is None:
-        return compute()
-    key = f"{name}:{generation.hex}:{hashlib.sha256(repr(asked).encode()).hexdigest()}"
+        return None
+    return f"{name}:{generation.hex}:{hashlib.sha256(repr(asked).encode()).hexdigest()}"
+
+
+def _process_kept(key: str):
     with _in_process_lock:
         if key in _in_process:
             _in_process.move_to_end(key)
             return _in_process[key]
-    found = cache.get(key)
-    if found is None:
-        found = compute()
-        cache.set(key, found, PER_REFRESH_CACHE_SECONDS)
+    return None
+
+
+def _process_keep(key: str, value) -> None:
     with _in_process_lock:
-        _in_process[key] = found
+        _in_process[key] = value
         while len(_in_process) > PER_REFRESH_IN_PROCESS:
             _in_process.popitem(last=False)
-    return found
 
 
 def efficiency_eligible_sql(volume_rank: str, people: str, total_tokens: str) -> str:
@@ -564,55 +599,37 @@ MOVERS_KEPT = 15  # the movers page's lists (leaderboard.insights.movers_from)
 class PeopleRanking(Sequence):
     """Everyone with usage in the window, ranked on the query's metric (ties share a rank, then by name).
 
-    A lazy sequence of PersonStanding: Django's and DRF's paginators slice it, so a page reads only its rows.
-    The search narrows the list after ranking, so a person keeps their real rank. Names, emails and costs
-    follow the viewer's role (usage.access)."""
+    A lazy sequence of PersonStanding over the board's RankedOrder: a kept window's StandingOrder, else the order
+    computed once per refresh (ranked_order). Django's and DRF's paginators slice it, so a page reads only its
+    people's figures. The search narrows the list after ranking, so a person keeps their real rank. Names, emails
+    and costs follow the viewer's role (usage.access)."""
 
     def __init__(self, query: RankingQuery, viewer: Viewer):
         self.query, self.viewer = query, viewer
         self.metric = query.metric
-        provider = query.provider or ALL_PROVIDERS
-        self._stored = None
-        if not query.by_model and query.team_id is None:
-            self._stored = stored_window(query.window, provider, self.metric)
         previous_window = comparison_window(query.window)
-        self.comparison = previous_window
-        self._previous_stored = None
         self.has_previous_window = previous_window is not None
-        if previous_window is not None and self._stored is not None:
-            self._previous_stored = stored_window(previous_window, provider, self.metric)
-        self._computed: RankedOrder | None = None
-        self._below = RankedOrder(array("q"), array("q"))  # on an efficiency metric: under its minimum volume
-        self._previous_ranks: dict[int, int] | None = None
-        if self._stored is None:
-            self._compute()
-        elif previous_window is not None and self._previous_stored is None:
-            # A kept window compared with one that is not (the same days of the previous month): rank that one.
-            self._previous_ranks = self._ranks_in(previous_window)
+        # On an efficiency metric, the people under its minimum volume are listed apart (_below).
+        self._order, self._below = self._order_in(query.window).split()
+        self._previous = self._order_in(previous_window) if previous_window is not None else None
         self._search_ids = self._matching_people() if query.search else None
         self._count: int | None = None
         self._leader_value = None
 
-    # -- the computed path: any window or filter without stored standings --
-    def _compute(self) -> None:
-        """Rank in the database; the figures are read for the people shown (_with_totals)."""
+    def _order_in(self, window: Window) -> RankedOrder:
+        """The window's board on the query's metric and filters: kept, or ranked in the database."""
         query = self.query
-        order = ranked_order(
-            query.window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
-        )
-        self._computed, self._below = order.split()
-        self._previous_ranks = self._ranks_in(self.comparison) if self.comparison is not None else {}
-
-    def _ranks_in(self, window: Window) -> dict[int, int]:
-        query = self.query
-        order = ranked_order(
+        if not query.by_model and query.team_id is None:
+            stored = stored_window(window, query.provider, self.metric)
+            if stored is not None and (order := stored_order(stored.pk, self.metric)) is not None:
+                return order
+        return ranked_order(
             window, query.provider, query.model, query.team_id, self.metric, model_family=query.model_family
         )
-        return order.ranks_by_person()
 
     def _with_totals(self, ranked: list[_Ranked]) -> list[_Ranked]:
-        """The computed rows given their figures, read in one query (for everyone at once past a few pages:
-        a list of that many ids costs more than summing the window)."""
+        """The rows given their figures, read in one query (for everyone at once past a few pages: a list of that
+        many ids costs more than reading the window)."""
         missing = [r.person_id for r in ranked if r.totals is None]
         if missing:
             query = self.query
@@ -640,36 +657,21 @@ class PeopleRanking(Sequence):
             shown_name |= Q(display_name__icontains=text, pk__in=detail)
         return set(Person.objects.filter(shown_name).values_list("pk", flat=True))
 
-    def _rows(self) -> QuerySet:
-        """The window's ranked rows: people with none of the metric have no place."""
-        rows = PersonStandingRow.objects.filter(window_id=self._stored.pk, **{f"place_{self.metric}__isnull": False})
-        if self._search_ids is not None:
-            rows = rows.filter(person_id__in=self._search_ids)
-        return rows
-
     def count(self) -> int:
         if self._count is None:
-            if self._stored is None:
-                ids = self._computed.ids
-                self._count = len(ids) if self._search_ids is None else sum(1 for pid in ids if pid in self._search_ids)
-            else:
-                self._count = self.ranked_count if self._search_ids is None else self._rows().count()
+            ids = self._order.ids
+            self._count = len(ids) if self._search_ids is None else sum(1 for pid in ids if pid in self._search_ids)
         return self._count
 
-    @cached_property
+    @property
     def ranked_count(self) -> int:
         """Everyone ranked, whatever the search."""
-        if self._stored is None:
-            return len(self._computed)
-        place = f"place_{self.metric}"
-        return PersonStandingRow.objects.filter(window_id=self._stored.pk).aggregate(last=Max(place))["last"] or 0
+        return len(self._order)
 
     def below_minimum(self) -> list[PersonStanding]:
         """On an efficiency metric, the people under the minimum volume: listed apart, by volume, not ranked
         (their `rank` is 0)."""
-        if self.metric not in EFFICIENCY_METRICS:
-            return []
-        below = self._below[:]  # an efficiency metric's order is never kept: always computed
+        below = self._below[:]
         if self._search_ids is not None:
             below = [r for r in below if r.person_id in self._search_ids]
         return self._standings(below)
@@ -695,46 +697,26 @@ class PeopleRanking(Sequence):
             yield from self[start : start + chunk]
 
     def _ranked_slice(self, start: int, stop: int) -> list[_Ranked]:
-        if self._stored is None:
-            if self._search_ids is None:
-                return self._computed[start:stop]
-            found = [i for i, pid in enumerate(self._computed.ids) if pid in self._search_ids][start:stop]
-            return [self._computed[i] for i in found]
-        place = f"place_{self.metric}"
-        rows = self._rows().order_by(place)
-        if self._search_ids is None:  # the stored places are 1..people: a page is a range of them
-            rows = rows.filter(**{f"{place}__gt": start, f"{place}__lte": stop})
-        else:
-            rows = rows[start:stop]
-        return [_Ranked.kept(r, self.metric) for r in rows]
+        if self._search_ids is None:
+            return self._order[start:stop]
+        found = [i for i, pid in enumerate(self._order.ids) if pid in self._search_ids][start:stop]
+        return [self._order[i] for i in found]
 
     def _previous_rank_of(self, person_ids: list[int]) -> dict[int, int]:
-        if self._previous_ranks is not None:
-            return {pid: self._previous_ranks[pid] for pid in person_ids if pid in self._previous_ranks}
-        if self._previous_stored is None:
+        if self._previous is None:
             return {}
-        ranks = PersonStandingRow.objects.filter(window_id=self._previous_stored.pk, person_id__in=person_ids)
-        return {pid: rank for pid, rank in ranks.values_list("person_id", f"rank_{self.metric}") if rank is not None}
+        return {pid: rank for pid, rank in self._previous.ranks_of(person_ids).items() if rank}
 
     def leader_value(self):
         if self._leader_value is None:
-            if self._stored is None:
-                leader = self._with_totals(self._computed[:1])
-                self._leader_value = leader[0].totals.metric(self.metric) if leader else 0
-            else:
-                leader = PersonStandingRow.objects.filter(
-                    window_id=self._stored.pk, **{f"place_{self.metric}": 1}
-                ).first()
-                self._leader_value = (Totals.of(leader).metric(self.metric) if leader else 0) or 0
+            leader = self._with_totals(self._order[:1])
+            self._leader_value = (leader[0].totals.metric(self.metric) if leader else 0) or 0
         return self._leader_value
 
     def row_for(self, person_id: int) -> PersonStanding | None:
         """The person's standing (their real rank, whatever the search), or None if not ranked."""
-        if self._stored is None:
-            found = [r] if (r := self._computed.find(person_id)) else []
-        else:
-            found = [_Ranked.kept(r, self.metric) for r in self._rows().filter(person_id=person_id)]
-        return self._standings(found)[0] if found else None
+        found = self._order.find(person_id)
+        return self._standings([found])[0] if found else None
 
     def standing_of(self, person_id: int) -> PersonStanding | None:
         """The person's standing, or on an efficiency metric their unranked figures (rank 0) when under the
@@ -747,80 +729,31 @@ class PeopleRanking(Sequence):
 
     def movers(self, limit: int) -> tuple[list[PersonStanding], list[PersonStanding], list[PersonStanding]]:
         """(climbers, fallers, newcomers): most places gained or lost (then by current rank) and the best
-        ranked people with no rank in the previous window."""
-        if self._previous_ranks is not None:
-            previous = self._previous_ranks
-            if self._computed is not None:
-                ranked = list(zip(self._computed.ids, self._computed.ranks, strict=True))
-            else:  # kept, but compared with a window that is not: this window's ranks are stored
-                rows = PersonStandingRow.objects.filter(window_id=self._stored.pk).order_by(f"place_{self.metric}")
-                ranked = list(rows.values_list("person_id", f"rank_{self.metric}"))
-            changes = {pid: previous[pid] - rank for pid, rank in ranked if pid in previous}
-            by_rank = dict(ranked)
-            climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))
-            fallers = sorted((p for p, c in changes.items() if c < 0), key=lambda p: (changes[p], by_rank[p]))
-            newcomers = [pid for pid, _rank in ranked if pid not in previous]
-            picked = [climbers[:limit], fallers[:limit], newcomers[:limit]]
-        else:
-            picked = self._stored_movers(limit)
-        return tuple(self._standings_of(ids) for ids in picked)
-
-    def _stored_movers(self, limit: int) -> list[list[int]]:
-        if self._previous_stored is None:
-            return [[], [], self._ranked_ids_page(limit)]
-        # Kept until either window is recomputed, at the longest list a page shows; shorter lists are its start.
-        current, previous = self._stored, self._previous_stored
+        ranked people with no rank in the previous window. Picked once per refresh at the longest lists a page
+        shows (two passes over both boards: tens of ms at 85,000 people); shorter lists are their start."""
         kept = max(limit, MOVERS_KEPT)
-        key = (
-            f"movers:{current.pk}:{current.computed_at.timestamp()}:{previous.pk}:{previous.computed_at.timestamp()}"
-            f":{self.metric}:{kept}"
+        query = self.query
+        picked = per_refresh(
+            "movers",
+            (query.window, query.provider, query.model, query.model_family, query.team_id, self.metric, kept),
+            lambda: self._movers_pick(kept),
         )
-        picked = cache.get(key)
-        if picked is None:
-            picked = self._stored_movers_read(kept)
-            cache.set(key, picked, timeout=PER_REFRESH_CACHE_SECONDS)
-        return [ids[:limit] for ids in picked]
+        return tuple(self._standings_of(ids[:limit]) for ids in picked)
 
-    def _stored_movers_read(self, limit: int) -> list[list[int]]:
-        """Two self-joins of the windows' standings: 100 ms and more each at 85,000 people."""
-        table = quoted_table(PersonStandingRow)
-        rank = f"rank_{self.metric}"
-        moved = f"""
-            SELECT c.person_id FROM {table} c JOIN {table} p ON p.person_id = c.person_id AND p.window_id = %s
-            WHERE c.window_id = %s AND p.{rank} {{sign}} c.{rank}
-            ORDER BY (p.{rank} - c.{rank}) {{order}}, c.{rank}, c.person_id LIMIT %s
-        """
-        newcomers = f"""
-            SELECT c.person_id FROM {table} c WHERE c.window_id = %s AND c.{rank} IS NOT NULL
-            AND NOT EXISTS (
-                SELECT 1 FROM {table} p WHERE p.window_id = %s AND p.person_id = c.person_id AND p.{rank} IS NOT NULL
-            )
-            ORDER BY c.place_{self.metric} LIMIT %s
-        """
-        previous, current = self._previous_stored.pk, self._stored.pk
-        with connection.cursor() as cursor:
-            picked = []
-            for sql, params in (
-                (moved.format(sign=">", order="DESC"), [previous, current, limit]),
-                (moved.format(sign="<", order="ASC"), [previous, current, limit]),
-                (newcomers, [current, previous, limit]),
-            ):
-                cursor.execute(sql, params)
-                picked.append([row[0] for row in cursor.fetchall()])
-        return picked
-
-    def _ranked_ids_page(self, limit: int) -> list[int]:
-        return [r.person_id for r in self._ranked_slice(0, limit)]
+    def _movers_pick(self, limit: int) -> list[list[int]]:
+        ranked = list(zip(self._order.ids, self._order.ranks, strict=True))
+        previous = self._previous.ranks_by_person() if self._previous is not None else {}
+        changes = {pid: previous[pid] - rank for pid, rank in ranked if pid in previous}
+        by_rank = dict(ranked)
+        climbers = sorted((p for p, c in changes.items() if c > 0), key=lambda p: (-changes[p], by_rank[p]))
+        fallers = sorted((p for p, c in changes.items() if c < 0), key=lambda p: (changes[p], by_rank[p]))
+        newcomers = [pid for pid, _rank in ranked if pid not in previous]
+        return [climbers[:limit], fallers[:limit], newcomers[:limit]]
 
     def _standings_of(self, person_ids: list[int]) -> list[PersonStanding]:
         """Standings of these ranked people, in the given order."""
-        if self._stored is None:
-            return self._standings([self._computed.find(pid) for pid in person_ids])
-        rows = {
-            r.person_id: _Ranked.kept(r, self.metric)
-            for r in PersonStandingRow.objects.filter(window_id=self._stored.pk, person_id__in=person_ids)
-        }
-        return self._standings([rows[pid] for pid in person_ids if pid in rows])
+        ranks = self._order.ranks_of(person_ids)
+        return self._standings([_Ranked(pid, ranks[pid], None) for pid in person_ids if pid in ranks])
 
     def viewer_row(self) -> PersonStanding | None:
         """The viewer's own standing, if ranked and matching the search."""

@@ -522,9 +522,7 @@ class TeamMemberStanding(UsageFigures):
 
 
 class PersonStanding(UsageFigures):
-    """A person's totals in a window with their rank on each metric of usage.figures.KEPT_METRICS (ties share a
-    rank) and their place in the board's order (rank, then name, then id), so a page of the board is a range of
-    `place_<metric>`. Other metrics are ordered from these totals when asked (leaderboard.selectors)."""
+    """A person's totals in a window. Their rank and place on the board are in the window's StandingOrder."""
 
     window = _window_fk()
     person = _derived_fk(Person)
@@ -532,13 +530,28 @@ class PersonStanding(UsageFigures):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["window", "person"], name="person_standing_unique")]
-        indexes = [
-            # The default board's pages; other metrics scan the window's rows, which are stored together.
-            models.Index(fields=["window", "place_total_tokens"], name="person_standing_place")
-        ]
 
     def __str__(self) -> str:
         return f"window {self.window_id} person {self.person_id}"
+
+
+class StandingOrder(models.Model):
+    """A kept window's board on one metric of usage.figures.KEPT_METRICS: the people with some of it in board
+    order (the metric, then name, then id) and each one's rank (ties share a rank), as packed arrays of 4-byte
+    big-endian integers (usage.services.standings.packed). Rewritten whole by each refresh of the window: one
+    person moving up moves every place they pass, so kept per person row a small import rewrote most of the
+    window's rows (docs/PERFORMANCE.md)."""
+
+    window = _window_fk()
+    metric = models.CharField(max_length=40)
+    people = models.BinaryField()
+    ranks = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["window", "metric"], name="standing_order_unique")]
+
+    def __str__(self) -> str:
+        return f"window {self.window_id} {self.metric}"
 
 
 class TeamStanding(UsageFigures):
@@ -587,17 +600,15 @@ class StandingsState(models.Model):
         return f"standings as of {self.refreshed_at}"
 
 
-def _add_rank_columns() -> None:
+def _add_top_columns() -> None:
     # Declared from usage.figures.KEPT_METRICS, so keeping another metric's order adds its columns.
     from usage.figures import KEPT_METRICS
 
     for metric in KEPT_METRICS:
-        PersonStanding.add_to_class(f"rank_{metric}", models.IntegerField(null=True))
-        PersonStanding.add_to_class(f"place_{metric}", models.IntegerField(null=True))
         TeamStanding.add_to_class(f"top_{metric}", models.BigIntegerField(null=True))
 
 
-_add_rank_columns()
+_add_top_columns()
 
 
 # --- Source precedence (one count per use) ---------------------------------------------------------------------

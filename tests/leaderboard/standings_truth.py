@@ -19,6 +19,7 @@ from usage.models import (
     Person,
     PersonStanding,
     SourcePrecedence,
+    StandingOrder,
     StandingWindow,
     Team,
     TeamMemberStanding,
@@ -26,7 +27,7 @@ from usage.models import (
     UsageRecord,
 )
 from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, Window, current_windows, window_for
-from usage.services.standings import team_ancestors, team_top_people
+from usage.services.standings import team_ancestors, team_top_people, unpacked
 
 FIGURES = (*SUMMED_FIGURES, "active_days")
 COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
@@ -273,16 +274,16 @@ class Truth:
 
 
 def ranks_and_places(window: StandingWindow, stored: list[dict], metric: str) -> tuple[dict, dict]:
-    """Each person's rank and board place on `metric` (None where not ranked): kept in the person rows for
-    usage.figures.KEPT_METRICS, ordered from the window's kept totals when asked for the others."""
-    if metric in KEPT_METRICS:
-        return (
-            {row["person_id"]: row[f"rank_{metric}"] for row in stored},
-            {row["person_id"]: row[f"place_{metric}"] for row in stored},
-        )
+    """Each person's rank and board place on `metric` (None where not ranked): kept in the window's StandingOrder
+    for usage.figures.KEPT_METRICS, ordered from the window's kept totals when asked for the others."""
     ranks, places = dict.fromkeys(row["person_id"] for row in stored), dict.fromkeys(row["person_id"] for row in stored)
-    order = ranked_order(Window(window.period, window.start, window.end), window.provider, "", None, metric)
-    for place, (person_id, rank) in enumerate(zip(order.ids, order.ranks, strict=True), start=1):
+    if metric in KEPT_METRICS:
+        kept = StandingOrder.objects.get(window=window, metric=metric)
+        board = zip(unpacked(kept.people), unpacked(kept.ranks), strict=True)
+    else:
+        order = ranked_order(Window(window.period, window.start, window.end), window.provider, "", None, metric)
+        board = zip(order.ids, order.ranks, strict=True)
+    for place, (person_id, rank) in enumerate(board, start=1):
         if rank:  # 0: under an efficiency metric's minimum volume, listed apart after the ranked
             ranks[person_id], places[person_id] = rank, place
     return ranks, places

@@ -102,7 +102,7 @@ def test_titles_are_warmed_after_a_refresh_so_no_page_computes_them(
     assert len(computed) == 1  # a filtered board is not warmed
 
     read = []
-    monkeypatch.setattr(PeopleRanking, "_stored_movers_read", lambda self, limit: read.append(limit) or [[], [], []])
+    monkeypatch.setattr(PeopleRanking, "_movers_pick", lambda self, limit: read.append(limit) or [[], [], []])
     for period in ("day", "week", "month", "quarter", "year", "all", "7d", "30d", "90d"):
         ranking = people_ranking(ranking_query_from(QueryDict(f"period={period}")), viewer_for(org["admin"]))
         movers = insights.movers_from(ranking, limit=5)  # the overview's; the movers page shows 15

@@ -277,11 +277,9 @@ def test_movers_are_read_once_per_refresh(org, monkeypatch):
     usage_for(paul, day=date(2026, 9, 4), tokens=40)
     standings_refresh()
     read = []
-    movers_read = selectors.PeopleRanking._stored_movers_read
+    movers_pick = selectors.PeopleRanking._movers_pick
     monkeypatch.setattr(
-        selectors.PeopleRanking,
-        "_stored_movers_read",
-        lambda self, limit: read.append(limit) or movers_read(self, limit),
+        selectors.PeopleRanking, "_movers_pick", lambda self, limit: read.append(limit) or movers_pick(self, limit)
     )
     admin = viewer_for(org["admin"])
 

@@ -19,8 +19,10 @@ marked, and the next refresh completes the work. Its failure is recorded on Stan
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ from usage.models import (
     Person,
     PersonStanding,
     SourcePrecedence,
+    StandingOrder,
     StandingsDirtyDay,
     StandingsState,
     StandingWindow,
@@ -268,7 +271,7 @@ def standings_status() -> StandingsState:
 
 
 def _truncate_read_models() -> None:
-    models = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingWindow)
+    models = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # transactional in PostgreSQL, and no dead rows to vacuum
             cursor.execute(f"TRUNCATE {', '.join(quoted_table(model) for model in models)}")
@@ -512,7 +515,7 @@ def _drop_stale_moving_windows(today: date) -> None:
 
 
 def _delete_rows(window_ids: list[int]) -> None:
-    for model in (TeamMemberStanding, PersonStanding, TeamStanding):
+    for model in (TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder):
         model.objects.filter(window_id__in=window_ids).delete()
 
 
@@ -531,7 +534,6 @@ CHANGE_TABLES = (DAY_BEFORE, DAY_CHANGE, MEMBER_CHANGE, PERSON_CHANGE)
 CLOSURE, TEAM_PAIRS, WATCHED_ROWS = "standings_closure", "standings_team_pairs", "standings_watched_rows"
 TEAM_CHANGE, TOPS_AGAIN = "standings_team_change", "standings_tops_again"
 TEAM_CHANGE_TABLES = (CLOSURE, TEAM_PAIRS, WATCHED_ROWS, TEAM_CHANGE, TOPS_AGAIN)
-MOVED = "standings_moved"
 
 
 def _reported(name: str) -> str:
@@ -628,8 +630,9 @@ class _DayChanges:
             with phases.timed("person ranks"):
                 self._people_change(ids)  # looked up in person_standing_unique
                 _changes_add(PersonStanding, PERSON_CHANGE, ids, ("window_id", "person_id"))
-                _people_rerank(ids, KEPT_METRICS)
                 _people_count(ids)
+            with phases.timed("orders"):
+                _orders_write(ids, KEPT_METRICS)
             with phases.timed("team totals"):
                 self._teams_change()
                 self._teams_add(ids)
@@ -924,37 +927,6 @@ def _new(name: str) -> str:
     return f"CASE WHEN c.{_reported(name)} = 1 THEN c.{name} END" if name in UNREPORTED_FIGURES else f"c.{name}"
 
 
-def _people_rerank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
-    """Rank the windows' person rows again, writing only the rows whose rank or place moved. The moved rows are
-    kept apart first: the planner, guessing that most rows move, joined them back by reading the whole
-    table (7 s at 85,000 people for a change that moves few)."""
-    table, ranks = quoted_table(PersonStanding), _ranks_sql(metrics)
-    moved = " OR ".join(_differs(f"r.{column}", f"r.new_{column}") for column in ranks)
-    _temporary_table(
-        MOVED,
-        f"""
-        SELECT r.* FROM (
-            SELECT t.id, {", ".join(f"t.{column}" for column in ranks)},
-                   {", ".join(f"{sql} AS new_{column}" for column, sql in ranks.items())}
-            FROM {table} t JOIN {quoted_table(Person)} p ON p.id = t.person_id
-            WHERE t.window_id IN ({ids_sql(window_ids)})
-        ) r
-        WHERE {moved}
-        """,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {', '.join(f'{column} = m.new_{column}' for column in ranks)} "
-            f"FROM {MOVED} m WHERE {table}.id = m.id"
-        )
-        cursor.execute(f"DROP TABLE {MOVED}")
-
-
-def _differs(a: str, b: str) -> str:
-    """SQL true when a and b differ, NULL being a value."""
-    return f"{a} IS DISTINCT FROM {b}" if connection.vendor == "postgresql" else f"{a} IS NOT {b}"
-
-
 def _temporary_table(name: str, select: str, params: list | None = None) -> None:
     """(Re)create a temporary table of the refresh's transaction from a SELECT, with statistics (PostgreSQL):
     autovacuum never sees a temporary table, and the planner's guess of its size picked nested loops over a
@@ -1116,43 +1088,85 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 
 
 def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
-    """Person standings from the windows' team-member rows: totals, and rank and board place on each of
-    `metrics` (KEPT_METRICS; sums, not ratios). People with none of a metric (zero, or a figure their sources do
-    not report: NULL) are not ranked on it: their rank and place stay empty."""
-
-    ids, ranks = ids_sql(window_ids), _ranks_sql(metrics)
+    """Person standings from the windows' team-member rows, then their board orders on each of `metrics`."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days,
-                                                  {", ".join(ranks)})
-            SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
-                   {", ".join(ranks.values())}
+            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days)
+            SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days
             FROM (
                 SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
                 FROM {quoted_table(TeamMemberStanding)}
-                WHERE window_id IN ({ids}) AND person_id IS NOT NULL  -- not a team's shared usage
+                WHERE window_id IN ({ids_sql(window_ids)}) AND person_id IS NOT NULL  -- not a team's shared usage
                 GROUP BY window_id, person_id
             ) t
             JOIN {quoted_table(Person)} p ON p.id = t.person_id
             """
         )
     _people_count(window_ids)
+    _orders_write(window_ids, metrics)
 
 
-def _ranks_sql(metrics: tuple[str, ...]) -> dict[str, str]:
-    """Column → SQL: the rank (ties shared) and board place (rank, then name, then id) on each metric of a
-    person's totals `t` (person `p`) among the rows of its window."""
+def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
+    """Write each window's StandingOrder on each of `metrics` (KEPT_METRICS; sums, not ratios) whole, from its
+    person rows. People with none of a metric (zero, or a figure their sources do not report: NULL) are not
+    ranked on it. A window where nobody is gets an empty order: a kept window always has its orders."""
+    StandingOrder.objects.filter(window_id__in=window_ids).delete()
+    if not window_ids:
+        return
+    for metric in metrics:
+        ranked = f"""
+            SELECT t.window_id, t.person_id,
+                   RANK() OVER (PARTITION BY t.window_id ORDER BY t.{metric} DESC) AS rank,
+                   ROW_NUMBER() OVER (PARTITION BY t.window_id ORDER BY t.{metric} DESC, p.display_name, p.id) AS place
+            FROM {quoted_table(PersonStanding)} t JOIN {quoted_table(Person)} p ON p.id = t.person_id
+            WHERE t.window_id IN ({ids_sql(window_ids)}) AND t.{metric} > 0
+        """
+        if connection.vendor == "postgresql":  # packed by the database: a window's people never leave it
+            packed_sql = "string_agg(int4send(CAST(r.{} AS INTEGER)), ''::bytea ORDER BY r.place)"
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    INSERT INTO {quoted_table(StandingOrder)} (window_id, metric, people, ranks)
+                    SELECT w.id, %s, COALESCE(o.people, ''::bytea), COALESCE(o.ranks, ''::bytea)
+                    FROM (VALUES {", ".join(f"({int(pk)})" for pk in window_ids)}) AS w(id)
+                    LEFT JOIN (
+                        SELECT r.window_id, {packed_sql.format("person_id")} AS people,
+                               {packed_sql.format("rank")} AS ranks
+                        FROM ({ranked}) r GROUP BY r.window_id
+                    ) o ON o.window_id = w.id
+                    """,
+                    [metric],
+                )
+            continue
+        boards: dict[int, tuple[list[int], list[int]]] = {pk: ([], []) for pk in window_ids}
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT r.window_id, r.person_id, r.rank FROM ({ranked}) r ORDER BY r.window_id, r.place")
+            for window_id, person_id, rank in cursor.fetchall():
+                people, ranks = boards[window_id]
+                people.append(person_id)
+                ranks.append(rank)
+        StandingOrder.objects.bulk_create(
+            StandingOrder(window_id=pk, metric=metric, people=packed(people), ranks=packed(ranks))
+            for pk, (people, ranks) in boards.items()
+        )
 
-    def ranked(m: str, window_function: str, tie_break: str = "") -> str:
-        has = f"t.{m} > 0"
-        over = f"PARTITION BY t.window_id, CASE WHEN {has} THEN 1 ELSE 0 END ORDER BY t.{m} DESC{tie_break}"
-        return f"CASE WHEN {has} THEN {window_function} OVER ({over}) END"
 
-    return {
-        **{f"rank_{m}": ranked(m, "RANK()") for m in metrics},
-        **{f"place_{m}": ranked(m, "ROW_NUMBER()", ", p.display_name, p.id") for m in metrics},
-    }
+def packed(values: Iterable[int]) -> bytes:
+    """A StandingOrder array: 4-byte big-endian integers (PostgreSQL's int4send)."""
+    numbers = array("i", values)
+    if sys.byteorder == "little":
+        numbers.byteswap()
+    return numbers.tobytes()
+
+
+def unpacked(data: bytes | memoryview) -> array:
+    """A StandingOrder array read back."""
+    numbers = array("i")
+    numbers.frombytes(data)
+    if sys.byteorder == "little":
+        numbers.byteswap()
+    return numbers
 
 
 def _people_count(window_ids: list[int]) -> None:

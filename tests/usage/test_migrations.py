@@ -1,0 +1,50 @@
+"""Data migrations: what an upgrade does to the data already stored."""
+
+from datetime import date
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from usage.services.standings import unpacked
+
+BEFORE_ORDERS = [("usage", "0020_derived_indexes_covered")]
+ORDERS = [("usage", "0021_standing_orders")]
+
+
+def migrated(target):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(target)
+    return executor.loader.project_state(target).apps
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_ranks_move_from_the_person_rows_into_each_windows_order():
+    apps = migrated(BEFORE_ORDERS)
+    Person, Window, Standing = (
+        apps.get_model("usage", name) for name in ("Person", "StandingWindow", "PersonStanding")
+    )
+    ada, bob, cy, dee = (
+        Person.objects.create(display_name=name, email=f"{name}@x.test") for name in "Ada Bob Cy Dee".split()
+    )
+    month = Window.objects.create(
+        period="month", start=date(2026, 9, 1), end=date(2026, 9, 30), computed_at="2026-09-30T00:00Z"
+    )
+    quiet = Window.objects.create(
+        period="day", start=date(2026, 9, 2), end=date(2026, 9, 2), computed_at="2026-09-30T00:00Z"
+    )
+    for person, tokens, rank, place in ((bob, 500, 1, 1), (ada, 300, 2, 2), (cy, 300, 2, 3), (dee, 0, None, None)):
+        Standing.objects.create(
+            window=month, person=person, total_tokens=tokens, rank_total_tokens=rank, place_total_tokens=place
+        )
+    Standing.objects.create(window=quiet, person=dee, total_tokens=0)
+
+    apps = migrated(ORDERS)
+    orders = {
+        row.window_id: (list(unpacked(row.people)), list(unpacked(row.ranks)))
+        for row in apps.get_model("usage", "StandingOrder").objects.filter(metric="total_tokens")
+    }
+    # Board order as stored (the tie by name), ties sharing a rank, nobody unranked; a window nobody ranks in
+    # gets an empty order.
+    assert orders == {month.pk: ([bob.pk, ada.pk, cy.pk], [1, 2, 2]), quiet.pk: ([], [])}
