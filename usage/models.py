@@ -536,16 +536,15 @@ class PersonStanding(UsageFigures):
 
 
 class StandingOrder(models.Model):
-    """A kept window's board on one metric of usage.figures.KEPT_METRICS: the people with some of it in board
-    order (the metric, then name, then id) and each one's rank (ties share a rank), as packed arrays of 4-byte
-    big-endian integers (usage.services.standings.packed). Rewritten whole by each refresh of the window: one
-    person moving up moves every place they pass, so kept per person row a small import rewrote most of the
-    window's rows (docs/PERFORMANCE.md)."""
+    """A kept window's board on one metric of usage.figures.KEPT_METRICS: each person with some of it and their
+    total, in board order (the metric, then name, then id), packed as pairs of 8-byte big-endian integers
+    (usage.services.standings.board_pairs). Rewritten whole by each refresh of the window: one person moving up
+    moves every place they pass, so kept per person row a small import rewrote most of the window's rows
+    (docs/PERFORMANCE.md)."""
 
     window = _window_fk()
     metric = models.CharField(max_length=40)
-    people = models.BinaryField()
-    ranks = models.BinaryField()
+    board = models.BinaryField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["window", "metric"], name="standing_order_unique")]

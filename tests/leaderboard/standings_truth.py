@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from leaderboard.selectors import ranked_order
+from leaderboard.selectors import ranked_order, stored_order
 from usage.figures import COUNT_FIGURES, KEPT_METRICS, METRICS, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     Membership,
@@ -27,7 +27,7 @@ from usage.models import (
     UsageRecord,
 )
 from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, Window, current_windows, window_for
-from usage.services.standings import team_ancestors, team_top_people, unpacked
+from usage.services.standings import board_pairs, team_ancestors, team_top_people
 
 FIGURES = (*SUMMED_FIGURES, "active_days")
 COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
@@ -278,8 +278,8 @@ def ranks_and_places(window: StandingWindow, stored: list[dict], metric: str) ->
     for usage.figures.KEPT_METRICS, ordered from the window's kept totals when asked for the others."""
     ranks, places = dict.fromkeys(row["person_id"] for row in stored), dict.fromkeys(row["person_id"] for row in stored)
     if metric in KEPT_METRICS:
-        kept = StandingOrder.objects.get(window=window, metric=metric)
-        board = zip(unpacked(kept.people), unpacked(kept.ranks), strict=True)
+        order = stored_order(window.pk, metric)  # as the pages read it
+        board = zip(order.ids, order.ranks, strict=True)
     else:
         order = ranked_order(Window(window.period, window.start, window.end), window.provider, "", None, metric)
         board = zip(order.ids, order.ranks, strict=True)
@@ -350,6 +350,13 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
             problems.append(f"{label}: people {_differences(stored_people, expected_people)}")
         if window.people != len(expected_people):
             problems.append(f"{label}: people count {window.people} != {len(expected_people)}")
+        for metric in KEPT_METRICS:
+            people, totals = board_pairs(StandingOrder.objects.get(window=window, metric=metric).board)
+            expected_totals = {pid: f[metric] for pid, f in expected_people.items() if f[metric]}
+            if len(set(people)) != len(people) or dict(zip(people, totals, strict=True)) != expected_totals:
+                problems.append(
+                    f"{label}: {metric} board {list(zip(people, totals, strict=True))} != {expected_totals}"
+                )
         for metric in METRICS:
             ranks, places = ranks_and_places(window, stored, metric)
             if metric in EFFICIENCY:

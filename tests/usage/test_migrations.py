@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from usage.services.standings import unpacked
+from usage.services.standings import board_pairs
 
 BEFORE_ORDERS = [("usage", "0020_derived_indexes_covered")]
 ORDERS = [("usage", "0021_standing_orders")]
@@ -42,9 +42,9 @@ def test_the_kept_ranks_move_from_the_person_rows_into_each_windows_order():
 
     apps = migrated(ORDERS)
     orders = {
-        row.window_id: (list(unpacked(row.people)), list(unpacked(row.ranks)))
+        row.window_id: tuple(list(numbers) for numbers in board_pairs(row.board))
         for row in apps.get_model("usage", "StandingOrder").objects.filter(metric="total_tokens")
     }
-    # Board order as stored (the tie by name), ties sharing a rank, nobody unranked; a window nobody ranks in
+    # Board order as stored (the tie by name) with each one's total, nobody unranked; a window nobody ranks in
     # gets an empty order.
-    assert orders == {month.pk: ([bob.pk, ada.pk, cy.pk], [1, 2, 2]), quiet.pk: ([], [])}
+    assert orders == {month.pk: ([bob.pk, ada.pk, cy.pk], [500, 300, 300]), quiet.pk: ([], [])}

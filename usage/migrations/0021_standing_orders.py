@@ -10,8 +10,8 @@ KEPT = "total_tokens"  # usage.figures.KEPT_METRICS when the orders moved out of
 
 
 def orders_from_places(apps, schema_editor):
-    """Each kept window's order on total tokens from its person rows' stored rank and place, as
-    usage.services.standings packs it (4-byte big-endian integers)."""
+    """Each kept window's board on total tokens from its person rows' stored places, as
+    usage.services.standings packs it: (person id, total) pairs of 8-byte big-endian integers."""
     connection = schema_editor.connection
     person, order, window = (
         connection.ops.quote_name(apps.get_model("usage", name)._meta.db_table)
@@ -19,39 +19,34 @@ def orders_from_places(apps, schema_editor):
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            packed = "string_agg(int4send(CAST({} AS INTEGER)), ''::bytea ORDER BY place_total_tokens)"
             cursor.execute(
                 f"""
-                INSERT INTO {order} (window_id, metric, people, ranks)
-                SELECT w.id, %s, COALESCE(o.people, ''::bytea), COALESCE(o.ranks, ''::bytea)
+                INSERT INTO {order} (window_id, metric, board)
+                SELECT w.id, %s, COALESCE(o.board, ''::bytea)
                 FROM {window} w LEFT JOIN (
-                    SELECT window_id, {packed.format("person_id")} AS people, {packed.format("rank_total_tokens")} AS ranks
+                    SELECT window_id,
+                           string_agg(int8send(person_id) || int8send(total_tokens), ''::bytea ORDER BY place_total_tokens)
+                           AS board
                     FROM {person} WHERE place_total_tokens IS NOT NULL GROUP BY window_id
                 ) o ON o.window_id = w.id
                 """,
                 [KEPT],
             )
             return
-        boards = {}
         cursor.execute(f"SELECT id FROM {window}")
-        for (window_id,) in cursor.fetchall():
-            boards[window_id] = (array("i"), array("i"))
+        boards = {window_id: array("q") for (window_id,) in cursor.fetchall()}
         cursor.execute(
-            f"SELECT window_id, person_id, rank_total_tokens FROM {person} "
+            f"SELECT window_id, person_id, total_tokens FROM {person} "
             "WHERE place_total_tokens IS NOT NULL ORDER BY window_id, place_total_tokens"
         )
-        for window_id, person_id, rank in cursor.fetchall():
-            boards[window_id][0].append(person_id)
-            boards[window_id][1].append(rank)
-        for window_id, (people, ranks) in boards.items():
+        for window_id, person_id, total in cursor.fetchall():
+            boards[window_id] += array("q", (person_id, total))
+        for window_id, board in boards.items():
             if sys.byteorder == "little":
-                people.byteswap()
-                ranks.byteswap()
+                board.byteswap()
             cursor.execute(
-                f"INSERT INTO {order} (window_id, metric, people, ranks) VALUES (%s, %s, %s, %s)",
-                [window_id, KEPT, people.tobytes(), ranks.tobytes()],
+                f"INSERT INTO {order} (window_id, metric, board) VALUES (%s, %s, %s)", [window_id, KEPT, board.tobytes()]
             )
-
 
 
 class Migration(migrations.Migration):
@@ -66,8 +61,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('metric', models.CharField(max_length=40)),
-                ('people', models.BinaryField()),
-                ('ranks', models.BinaryField()),
+                ('board', models.BinaryField()),
             ],
         ),
         migrations.AddField(

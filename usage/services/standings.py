@@ -1108,65 +1108,62 @@ def _people_rank(window_ids: list[int], metrics: tuple[str, ...]) -> None:
 
 
 def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
-    """Write each window's StandingOrder on each of `metrics` (KEPT_METRICS; sums, not ratios) whole, from its
-    person rows. People with none of a metric (zero, or a figure their sources do not report: NULL) are not
-    ranked on it. A window where nobody is gets an empty order: a kept window always has its orders."""
+    """Write each window's StandingOrder on each of `metrics` (KEPT_METRICS: counts) whole, from its person rows.
+    People with none of a metric (zero, or a figure their sources do not report: NULL) are not on its board. A
+    window where nobody is gets an empty order: a kept window always has its orders."""
     StandingOrder.objects.filter(window_id__in=window_ids).delete()
     if not window_ids:
         return
     for metric in metrics:
-        ranked = f"""
-            SELECT t.window_id, t.person_id,
-                   RANK() OVER (PARTITION BY t.window_id ORDER BY t.{metric} DESC) AS rank,
-                   ROW_NUMBER() OVER (PARTITION BY t.window_id ORDER BY t.{metric} DESC, p.display_name, p.id) AS place
+        assert metric in COUNT_FIGURES, f"a kept order is packed as integers, and {metric} is not a count"
+        rows = f"""
             FROM {quoted_table(PersonStanding)} t JOIN {quoted_table(Person)} p ON p.id = t.person_id
             WHERE t.window_id IN ({ids_sql(window_ids)}) AND t.{metric} > 0
         """
+        board_order = f"t.{metric} DESC, p.display_name, p.id"
         if connection.vendor == "postgresql":  # packed by the database: a window's people never leave it
-            packed_sql = "string_agg(int4send(CAST(r.{} AS INTEGER)), ''::bytea ORDER BY r.place)"
-            with connection.cursor() as cursor:
+            with connection.cursor() as cursor, _hash_joins():
                 cursor.execute(
                     f"""
-                    INSERT INTO {quoted_table(StandingOrder)} (window_id, metric, people, ranks)
-                    SELECT w.id, %s, COALESCE(o.people, ''::bytea), COALESCE(o.ranks, ''::bytea)
+                    INSERT INTO {quoted_table(StandingOrder)} (window_id, metric, board)
+                    SELECT w.id, %s, COALESCE(o.board, ''::bytea)
                     FROM (VALUES {", ".join(f"({int(pk)})" for pk in window_ids)}) AS w(id)
                     LEFT JOIN (
-                        SELECT r.window_id, {packed_sql.format("person_id")} AS people,
-                               {packed_sql.format("rank")} AS ranks
-                        FROM ({ranked}) r GROUP BY r.window_id
+                        SELECT t.window_id,
+                               string_agg(int8send(t.person_id) || int8send(t.{metric}), ''::bytea ORDER BY {board_order})
+                               AS board
+                        {rows} GROUP BY t.window_id
                     ) o ON o.window_id = w.id
                     """,
                     [metric],
                 )
             continue
-        boards: dict[int, tuple[list[int], list[int]]] = {pk: ([], []) for pk in window_ids}
+        boards: dict[int, list[int]] = {pk: [] for pk in window_ids}
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT r.window_id, r.person_id, r.rank FROM ({ranked}) r ORDER BY r.window_id, r.place")
-            for window_id, person_id, rank in cursor.fetchall():
-                people, ranks = boards[window_id]
-                people.append(person_id)
-                ranks.append(rank)
+            cursor.execute(f"SELECT t.window_id, t.person_id, t.{metric} {rows} ORDER BY t.window_id, {board_order}")
+            for window_id, person_id, total in cursor.fetchall():
+                boards[window_id] += (person_id, total)
         StandingOrder.objects.bulk_create(
-            StandingOrder(window_id=pk, metric=metric, people=packed(people), ranks=packed(ranks))
-            for pk, (people, ranks) in boards.items()
+            StandingOrder(window_id=pk, metric=metric, board=board_packed(pairs)) for pk, pairs in boards.items()
         )
 
 
-def packed(values: Iterable[int]) -> bytes:
-    """A StandingOrder array: 4-byte big-endian integers (PostgreSQL's int4send)."""
-    numbers = array("i", values)
+def board_packed(pairs: Iterable[int]) -> bytes:
+    """A StandingOrder's board from its (person id, total) pairs, flattened: 8-byte big-endian integers, as
+    PostgreSQL's int8send writes them."""
+    numbers = array("q", pairs)
     if sys.byteorder == "little":
         numbers.byteswap()
     return numbers.tobytes()
 
 
-def unpacked(data: bytes | memoryview) -> array:
-    """A StandingOrder array read back."""
-    numbers = array("i")
-    numbers.frombytes(data)
+def board_pairs(board: bytes | memoryview) -> tuple[array, array]:
+    """A StandingOrder's board read back: (person ids, totals), in board order."""
+    numbers = array("q")
+    numbers.frombytes(board)
     if sys.byteorder == "little":
         numbers.byteswap()
-    return numbers
+    return numbers[0::2], numbers[1::2]
 
 
 def _people_count(window_ids: list[int]) -> None:
