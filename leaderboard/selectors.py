@@ -435,10 +435,12 @@ def _totals_rows(
 class RankedOrder(Sequence):
     """A ranking's people in board order with their ranks (0: listed apart, not ranked), kept as two arrays of
     integers; the rows asked for are made into _Ranked. At 85,000 people making every row costs more than the
-    rest of a request."""
+    rest of a request. Shared by the requests of a process until the next refresh (ranked_order, stored_order),
+    with an index of each person's place built by the first that looks one up."""
 
     def __init__(self, ids: array, ranks: array):
         self.ids, self.ranks = ids, ranks
+        self._places: array | dict | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -448,19 +450,35 @@ class RankedOrder(Sequence):
             return [_Ranked(pid, rank, None) for pid, rank in zip(self.ids[index], self.ranks[index], strict=True)]
         return _Ranked(self.ids[index], self.ranks[index], None)
 
+    def _place(self, person_id: int) -> int:
+        """The person's place (1-based), 0 if not in the order. Scanning the order for each person on a page
+        cost a request 17 ms at 85,000 people (docs/PERFORMANCE.md)."""
+        places = self._places
+        if places is None:
+            top = max(self.ids, default=0)
+            if top <= 4 * len(self.ids) + 1024:  # ids mostly dense: 4 bytes an id, looked up by position
+                places = array("i", bytes(4 * (top + 1)))
+                for place, pid in enumerate(self.ids, start=1):
+                    places[pid] = place
+            else:
+                places = {pid: place for place, pid in enumerate(self.ids, start=1)}
+            self._places = places
+        if isinstance(places, dict):
+            return places.get(person_id, 0)
+        return places[person_id] if 0 <= person_id < len(places) else 0
+
     def find(self, person_id: int) -> _Ranked | None:
-        try:
-            return self[self.ids.index(person_id)]
-        except ValueError:
-            return None
+        place = self._place(person_id)
+        return self[place - 1] if place else None
 
     def ranks_of(self, person_ids: Collection[int]) -> dict[int, int]:
-        """The ranks of those of these people who are in the order: one pass, whatever their number."""
-        wanted = set(person_ids)
-        return {pid: rank for pid, rank in zip(self.ids, self.ranks, strict=True) if pid in wanted}
+        """The ranks of those of these people who are in the order."""
+        return {pid: self.ranks[place - 1] for pid in person_ids if (place := self._place(pid))}
 
     def split(self) -> tuple[RankedOrder, RankedOrder]:
         """(the ranked, the people listed apart): the latter come last."""
+        if not self.ranks or self.ranks[-1] != 0:
+            return self, RankedOrder(array("q"), array("q"))
         ranked = len(self.ranks) - self.ranks.count(0)
         return (
             RankedOrder(self.ids[:ranked], self.ranks[:ranked]),
@@ -478,12 +496,11 @@ def ranked_order(window, provider, model, team_id, metric: str, *, model_family:
     that is not kept reads up to a million rows at 85,000 people, and paging through it, or its comparison
     window, asks again."""
     team_ids = sorted(team_subtree_ids([team_id])) if team_id is not None else None
-    ids, ranks = per_refresh(
-        "ranked",
+    return per_refresh(
+        "ranked-order",  # a RankedOrder (before: a pair of arrays)
         (window.start, window.end, provider, model, model_family, team_ids, metric),
-        lambda: _ranked_arrays(window, provider, model, team_id, metric, model_family=model_family),
+        lambda: RankedOrder(*_ranked_arrays(window, provider, model, team_id, metric, model_family=model_family)),
     )
-    return RankedOrder(ids, ranks)
 
 
 T = TypeVar("T")
@@ -526,10 +543,10 @@ def stored_order(window_id: int, metric: str) -> RankedOrder | None:
         if board is None:
             return None
         people, totals = board_pairs(board)
-        found = (people, array("q", competition_ranks(totals)))
+        found = RankedOrder(people, array("q", competition_ranks(totals)))
         if key is not None:
             _process_keep(key, found)
-    return RankedOrder(*found)
+    return found
 
 
 def _refresh_key(name: str, asked: tuple) -> str | None:

@@ -1,10 +1,11 @@
+from array import array
 from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from leaderboard import selectors
-from leaderboard.selectors import competition_ranks, people_ranking, person_totals, teams_ranking
+from leaderboard.selectors import RankedOrder, competition_ranks, people_ranking, person_totals, teams_ranking
 from leaderboard.windows import QueryError, ranking_query_from, window_for
 from tests.factories import UsageRecordFactory, usage_for
 from usage.access import viewer_for
@@ -305,3 +306,14 @@ def test_a_search_in_a_computed_ranking_keeps_each_persons_real_rank(org):
     found = people_ranking(query(**custom, q=paul.display_name.split()[0]), admin)
     assert len(found) == 1
     assert [(s.person_id, s.rank, s.totals.total_tokens) for s in found[0:1]] == [(paul.pk, 2, 40)]
+
+
+@pytest.mark.parametrize("ids", [[7, 3, 9, 4], [7_000_003, 3, 9_000_000, 4]], ids=["dense ids", "sparse ids"])
+def test_a_ranked_order_finds_each_persons_rank_and_place(ids):
+    order = RankedOrder(array("q", ids), array("q", [1, 2, 2, 0]))
+    assert [order.find(pid).rank for pid in ids] == [1, 2, 2, 0]
+    assert order.find(5) is None and order.find(-1) is None and order.find(10**12) is None
+    assert order.ranks_of([ids[2], 5, ids[0]]) == {ids[2]: 2, ids[0]: 1}
+    ranked, apart = order.split()
+    assert (list(ranked.ids), list(apart.ids)) == (ids[:3], ids[3:])
+    assert ranked.find(ids[3]) is None and apart.find(ids[3]).rank == 0
