@@ -673,19 +673,25 @@ def benchmark(args, today: date) -> None:
 
 
 def refresh_after_todays_usage(today: date) -> None:
-    """Time what the worker does once an import of today's usage commits: today's usage restated (7 more output
-    tokens a row) for one person in a hundred (one team's pull), then for everyone (a whole org's pull), each
-    followed by standings_refresh, timed by step."""
+    """Time what the worker does once an import of today's usage commits, each change followed by
+    standings_refresh, timed by step: today's usage restated for one person in a hundred (one team's pull), first
+    with 7 more output tokens a row (nobody passes anybody), then doubled (each passes hundreds: every place
+    between moves), then for everyone (a whole org's pull)."""
     from django.db import connection, transaction
 
     from usage.models import UsageRecord
     from usage.services.standings import standings_mark_days, standings_refresh
 
-    for who, every in (("1 % of people", 100), ("everyone", 1)):
+    plus_7 = "output_tokens = output_tokens + 7, total_tokens = total_tokens + 7"
+    doubled = "output_tokens = output_tokens + total_tokens, total_tokens = total_tokens * 2"
+    for who, every, change in (
+        ("1 % of people, +7 tokens", 100, plus_7),
+        ("1 % of people, doubled", 100, doubled),
+        ("everyone, +7 tokens", 1, plus_7),
+    ):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {UsageRecord._meta.db_table} SET output_tokens = output_tokens + 7, "
-                "total_tokens = total_tokens + 7 WHERE day = %s AND identity_id %% %s = 0",
+                f"UPDATE {UsageRecord._meta.db_table} SET {change} WHERE day = %s AND identity_id %% %s = 0",
                 [today, every],
             )
             rows = cursor.rowcount
