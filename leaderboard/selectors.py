@@ -689,6 +689,8 @@ class PeopleRanking(Sequence):
     def below_minimum(self) -> list[PersonStanding]:
         """On an efficiency metric, the people under the minimum volume: listed apart, by volume, not ranked
         (their `rank` is 0)."""
+        if not self._below:
+            return []
         below = self._below[:]
         if self._search_ids is not None:
             below = [r for r in below if r.person_id in self._search_ids]
