@@ -516,37 +516,38 @@ _in_process: OrderedDict[str, object] = OrderedDict()
 _in_process_lock = threading.Lock()
 
 
-def per_refresh(name: str, asked: tuple, compute: Callable[[], T]) -> T:
-    """compute(), kept in the shared cache until the next refresh (and the last few in this process): the
-    standings change only in one (StandingsState.generation names each). Before the first refresh there is
-    nothing to keep. Callers must not change what it returns: the process's copy is shared."""
+def per_refresh(name: str, asked: tuple, compute: Callable[[], T], *, shared: bool = True) -> T:
+    """compute(), kept in the shared cache until the next refresh (and the last few in this process; only there
+    when not `shared`): the standings change only in one (StandingsState.generation names each). Before the
+    first refresh there is nothing to keep, and None is never kept. Callers must not change what it returns: the
+    process's copy is shared."""
     key = _refresh_key(name, asked)
     if key is None:
         return compute()
     found = _process_kept(key)
     if found is None:
-        found = cache.get(key)
+        found = cache.get(key) if shared else None
         if found is None:
             found = compute()
-            cache.set(key, found, PER_REFRESH_CACHE_SECONDS)
-        _process_keep(key, found)
+            if shared:
+                cache.set(key, found, PER_REFRESH_CACHE_SECONDS)
+        if found is not None:
+            _process_keep(key, found)
     return found
 
 
 def stored_order(window_id: int, metric: str) -> RankedOrder | None:
     """A kept window's StandingOrder on a kept metric, with its ranks, read once per refresh in this process
     (1.4 MB and ~20 ms at 85,000 people; not worth the shared cache's copy). None if the window has none."""
-    key = _refresh_key("order", (window_id, metric))
-    found = _process_kept(key) if key is not None else None
-    if found is None:
-        board = StandingOrder.objects.filter(window_id=window_id, metric=metric).values_list("board", flat=True).first()
-        if board is None:
-            return None
-        people, totals = board_pairs(board)
-        found = RankedOrder(people, array("q", competition_ranks(totals)))
-        if key is not None:
-            _process_keep(key, found)
-    return found
+    return per_refresh("order", (window_id, metric), lambda: _stored_order_read(window_id, metric), shared=False)
+
+
+def _stored_order_read(window_id: int, metric: str) -> RankedOrder | None:
+    board = StandingOrder.objects.filter(window_id=window_id, metric=metric).values_list("board", flat=True).first()
+    if board is None:
+        return None
+    people, totals = board_pairs(board)
+    return RankedOrder(people, array("q", competition_ranks(totals)))
 
 
 def _refresh_key(name: str, asked: tuple) -> str | None:
