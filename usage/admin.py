@@ -18,10 +18,14 @@ class MarksPeopleDirty:
         super().save_related(request, form, formsets, change)
         standings_mark_people([self.person_id_of(form.instance)])
 
+    # Marked before the delete: once a person is gone, their identities name nobody and no day would be found.
     def delete_model(self, request, obj):
-        person_id = self.person_id_of(obj)
+        standings_mark_people([self.person_id_of(obj)])
         super().delete_model(request, obj)
-        standings_mark_people([person_id])
+
+    def delete_queryset(self, request, queryset):
+        standings_mark_people([self.person_id_of(obj) for obj in queryset])
+        super().delete_queryset(request, queryset)
 
 
 class MembershipInline(admin.TabularInline):

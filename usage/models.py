@@ -581,6 +581,18 @@ class StandingsDirtyDay(models.Model):
         return str(self.day)
 
 
+class StandingsDirtyPerson(models.Model):
+    """A person whose name, teams or identities changed since the standings were last refreshed: their place on
+    the kept boards is found again even where their figures did not change (a new name reorders a tie). Their
+    days are marked too (StandingsDirtyDay). Not a foreign key: a deleted person is marked as well."""
+
+    person_id = models.BigIntegerField(unique=True)
+    marked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"person {self.person_id}"
+
+
 class StandingsState(models.Model):
     """The one row that says how current the standings are. Its row lock serializes refreshes."""
 

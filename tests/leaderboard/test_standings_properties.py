@@ -109,6 +109,8 @@ OPERATIONS = (
     # An identity marked shared (with a team), service or personal again; twice as likely, mostly shared.
     attribute,
     attribute,
+    # A new name reorders a tie on every board the person is on, though no figure changes.
+    st.tuples(st.just("rename"), st.integers(0, 99), st.sampled_from(NAMES)),
     st.tuples(st.just("refresh")),
 )
 # The kind drawn first, evenly (st.one_of leans on its first branches).
@@ -252,6 +254,12 @@ def run(step, org: Org) -> None:
         identity.save()
         standings_mark_identities([identity.pk])
         event(f"attribute: {args[1]}")
+    elif kind == "rename":
+        someone = org.people[args[0] % len(org.people)]
+        someone.display_name = args[1]
+        someone.save()
+        standings_mark_people([someone.pk])
+        event("rename")
     elif kind == "refresh":
         assert standings_refresh(today=TODAY) is not None
         # Exact after any refresh, not only the last: nothing a refresh leaves is fixed up later.
@@ -267,9 +275,15 @@ def test_the_standings_of_every_window_equal_the_usage_records_summed_directly(d
     note(f"people (name, team, providers) and the unassigned identity's provider: {org_spec}")
     note(f"steps: {[first, ('refresh',), *steps]}")
     # A small org's changes touch most of its rows, which a refresh recomputes rather than adds (half the
-    # examples): the other half adds every change it can to the kept windows.
+    # examples): the other half adds every change it can to the kept windows, and places the people who moved
+    # on the kept boards one by one.
     most_share = 0 if add_any_change else standings.CHANGES_MOST_SHARE
-    with rolled_back(), patch.object(standings, "CHANGES_MOST_SHARE", most_share):
+    merge_most_share = 0 if add_any_change else standings.MERGE_MOST_SHARE
+    with (
+        rolled_back(),
+        patch.object(standings, "CHANGES_MOST_SHARE", most_share),
+        patch.object(standings, "MERGE_MOST_SHARE", merge_most_share),
+    ):
         org = Org(*org_spec)
         note(f"teams {[t.pk for t in org.teams]}, people {[p.pk for p in org.people]}")
         for step in (first, ("refresh",), *steps):

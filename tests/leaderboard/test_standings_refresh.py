@@ -26,7 +26,9 @@ from usage.models import (
     DailyRollup,
     Membership,
     PersonStanding,
+    StandingOrder,
     StandingsDirtyDay,
+    StandingsDirtyPerson,
     StandingWindow,
     TeamMemberStanding,
     TeamStanding,
@@ -511,4 +513,54 @@ def test_a_refresh_rewrites_only_the_rollup_rows_that_changed(history):
     ivys_now = DailyRollup.objects.filter(day=day, person=ivy)
     assert not set(ivys_now.values_list("pk", flat=True)) & ivys_rows
     assert sum(ivys_now.values_list("total_tokens", flat=True)) == 705
+    assert standings_differences(today=TODAY) == []
+
+
+def september_board() -> tuple[int, list[tuple[int, int]]]:
+    """The kept September board on total tokens: its row's id, and (person id, total) in board order."""
+    order = StandingOrder.objects.get(
+        window__period="month", window__start=date(2026, 9, 1), window__provider="", metric="total_tokens"
+    )
+    people, totals = standings.board_pairs(order.board)
+    return order.pk, list(zip(people, totals, strict=True))
+
+
+def placed_one_by_one():
+    """Every change added to the kept windows, and every person who moved placed again on the kept boards: four
+    people's changes would otherwise be most of their rows."""
+    with patch.object(standings, "CHANGES_MOST_SHARE", 0), patch.object(standings, "MERGE_MOST_SHARE", 0):
+        standings_refresh(today=TODAY)
+
+
+def test_people_who_move_are_placed_again_on_the_kept_board_among_a_tie_by_name(history):
+    ivy, paul, pat, prue = (
+        history[k] for k in ("infra_engineer", "product_engineer", "platform_manager", "product_manager")
+    )
+    board_id, board = september_board()
+    assert board == [(paul.pk, 900), (ivy.pk, 700), (pat.pk, 700), (prue.pk, 100)]  # Ivy Infra, then Pat Manager
+
+    usage_for(prue, day=date(2026, 9, 14), tokens=600, provider="anthropic")
+    UsageRecord.objects.filter(identity__person=paul, day=date(2026, 9, 14)).update(input_tokens=50, total_tokens=50)
+    standings_mark_days([date(2026, 9, 14)])
+    placed_one_by_one()
+
+    # The same board row, rewritten with Prue in the tie by her name (after Pat, though her id is lower than
+    # Ivy's) and Paul below it.
+    assert september_board() == (board_id, [(ivy.pk, 700), (pat.pk, 700), (prue.pk, 700), (paul.pk, 50)])
+    assert standings_differences(today=TODAY) == []
+
+
+def test_a_new_name_reorders_a_tie_on_the_kept_boards_though_no_figure_changes(history):
+    ivy, paul, pat, prue = (
+        history[k] for k in ("infra_engineer", "product_engineer", "platform_manager", "product_manager")
+    )
+    board_id, _board = september_board()
+
+    ivy.display_name = "Quinn Infra"  # now after Pat Manager
+    ivy.save()
+    standings_mark_people([ivy.pk])
+    placed_one_by_one()
+
+    assert september_board() == (board_id, [(paul.pk, 900), (pat.pk, 700), (ivy.pk, 700), (prue.pk, 100)])
+    assert not StandingsDirtyPerson.objects.exists()
     assert standings_differences(today=TODAY) == []
