@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
 from .alerts import burn_lines
 from .budgets import Burn
-from .charts import PALETTE, Chart, _as_json, _layout
+from .charts import PALETTE, Chart, _figure, _layout
 
 
 def burn_down_chart(burn: Burn, *, chart_id: str) -> Chart:
@@ -26,56 +24,58 @@ def burn_down_chart(burn: Burn, *, chart_id: str) -> Chart:
     used = float(burn.used_tokens if in_tokens else burn.used_usd)
     projected = float(burn.projected_tokens if in_tokens else burn.projected_usd)
     low, high = (float(v) for v in (burn.band_tokens if in_tokens else burn.band_usd))
-    fig = go.Figure()
+    data = []
     if burn.days_left:
-        fig.add_trace(  # the band: low projection to the end, then back along the high one
-            go.Scatter(
-                x=[today, end, end, today],
-                y=[used, low, high, used],
-                mode="lines",
-                fill="toself",
-                fillcolor="rgba(230,159,0,0.2)",
-                line={"width": 0},
-                hoverinfo="skip",
-                name="forecast range",
-            )
+        data.append(  # the band: low projection to the end, then back along the high one
+            {
+                "type": "scatter",
+                "x": [today, end, end, today],
+                "y": [used, low, high, used],
+                "mode": "lines",
+                "fill": "toself",
+                "fillcolor": "rgba(230,159,0,0.2)",
+                "line": {"width": 0},
+                "hoverinfo": "skip",
+                "name": "forecast range",
+            }
         )
-        fig.add_trace(
-            go.Scatter(
-                x=[today, end],
-                y=[used, projected],
-                mode="lines",
-                line={"color": PALETTE[1], "dash": "dot", "width": 2},
-                name="forecast",
-                hovertemplate=value_format + "<extra>forecast</extra>",
-            )
+        data.append(
+            {
+                "type": "scatter",
+                "x": [today, end],
+                "y": [used, projected],
+                "mode": "lines",
+                "line": {"color": PALETTE[1], "dash": "dot", "width": 2},
+                "name": "forecast",
+                "hovertemplate": value_format + "<extra>forecast</extra>",
+            }
         )
-    fig.add_trace(
-        go.Scatter(
-            x=days,
-            y=cumulative,
-            mode="lines+markers",
-            line={"color": PALETTE[0], "width": 2},
-            marker={"size": 4},
-            name="used",
-            hovertemplate=value_format + "<extra>used</extra>",
-        )
+    data.append(
+        {
+            "type": "scatter",
+            "x": days,
+            "y": cumulative,
+            "mode": "lines+markers",
+            "line": {"color": PALETTE[0], "width": 2},
+            "marker": {"size": 4},
+            "name": "used",
+            "hovertemplate": value_format + "<extra>used</extra>",
+        }
     )
-    fig.add_trace(
-        go.Scatter(
-            x=[burn.period.start.isoformat(), end],
-            y=[limit, limit],
-            mode="lines",
-            line={"color": PALETTE[5], "dash": "dash", "width": 2},
-            name="allowance",
-            hovertemplate=value_format + "<extra>allowance</extra>",
-        )
+    data.append(
+        {
+            "type": "scatter",
+            "x": [burn.period.start.isoformat(), end],
+            "y": [limit, limit],
+            "mode": "lines",
+            "line": {"color": PALETTE[5], "dash": "dash", "width": 2},
+            "name": "allowance",
+            "hovertemplate": value_format + "<extra>allowance</extra>",
+        }
     )
-    fig.update_layout(
-        **_layout(
-            yaxis={"title": {"text": unit}, "rangemode": "tozero"},
-            xaxis={"range": [burn.period.start.isoformat(), end]},
-            hovermode="closest",
-        )
+    layout = _layout(
+        yaxis={"title": {"text": unit}, "rangemode": "tozero"},
+        xaxis={"range": [burn.period.start.isoformat(), end]},
+        hovermode="closest",
     )
-    return Chart(chart_id, f"Burn-down, {burn.period.label}", _as_json(fig), " ".join(burn_lines(burn)))
+    return Chart(chart_id, f"Burn-down, {burn.period.label}", _figure(data, layout), " ".join(burn_lines(burn)))

@@ -1,4 +1,4 @@
-"""Plotly figures built on the server (plotly.graph_objects only) for the person and team pages.
+"""Plotly figures built on the server, as plain figure data, for the person and team pages.
 
 Each chart is a `Chart`: the figure as plain JSON for `json_script`, drawn by static/js/charts.js with the
 locally served plotly.js, plus a one-paragraph text summary for people who do not see the chart. Colours are
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-import plotly.graph_objects as go
+import plotly.io
 
 from usage.models import Provider
 from usage.periods import org_today
@@ -167,12 +167,12 @@ def _layout(**overrides) -> dict:
     return layout
 
 
-def _as_json(fig: go.Figure) -> dict:
-    # plotly's own encoder turns dates and Decimals into JSON; json_script then escapes it for HTML. Its default
-    # template (about 6 KB a figure) is left out: static/js/charts.js themes every figure.
-    figure = json.loads(fig.to_json())
-    figure.get("layout", {}).pop("template", None)
-    return figure
+def _figure(data: list[dict], layout: dict) -> dict:
+    """A Plotly figure as plotly.js reads it, through plotly's own encoder (dates, Decimals); json_script then
+    escapes it for HTML. Built as plain data, not graph objects: validating each property took 5–15 ms a chart
+    (tests/leaderboard/test_chart_labels.py validates every chart instead). No template: static/js/charts.js
+    themes every figure."""
+    return json.loads(plotly.io.to_json({"data": data, "layout": layout}, validate=False))
 
 
 def plotly_text(name: str) -> str:
@@ -221,18 +221,19 @@ def daily_usage_chart(
     beyond a year, and one bar per model (or provider) when a single day is shown."""
     days = shown_days(series, today)
     groups = sorted(series.by_group)
-    fig = go.Figure()
+    data = []
     if len(days) == 1:
         day = days[0]
         shares = [(g, series.by_group[g][day]) for g in groups if series.by_group[g][day]]
         shares.sort(key=lambda item: -item[1])
-        fig.add_trace(
-            go.Bar(
-                x=[plotly_text(group_label(g)) for g, _n in shares],
-                y=[n for _g, n in shares],
-                marker={"color": [colour_for(g, palette) for g, _n in shares]},
-                hovertemplate="%{x}: %{y:,.0f} tokens<extra></extra>",
-            )
+        data.append(
+            {
+                "type": "bar",
+                "x": [plotly_text(group_label(g)) for g, _n in shares],
+                "y": [n for _g, n in shares],
+                "marker": {"color": [colour_for(g, palette) for g, _n in shares]},
+                "hovertemplate": "%{x}: %{y:,.0f} tokens<extra></extra>",
+            }
         )
         layout = _layout(
             hovermode="closest",
@@ -249,16 +250,17 @@ def daily_usage_chart(
             per_bucket = dict.fromkeys(buckets, 0)
             for d in days:
                 per_bucket[_week_start(d) if weekly else d] += per_day[d]
-            fig.add_trace(
-                go.Bar(
-                    x=[b.isoformat() for b in buckets],
-                    y=list(per_bucket.values()),
-                    name=plotly_text(group_label(group)),
-                    marker={"color": colour_for(group, palette)},
-                    hovertemplate="%{y:,.0f} tokens<extra>"
+            data.append(
+                {
+                    "type": "bar",
+                    "x": [b.isoformat() for b in buckets],
+                    "y": list(per_bucket.values()),
+                    "name": plotly_text(group_label(group)),
+                    "marker": {"color": colour_for(group, palette)},
+                    "hovertemplate": "%{y:,.0f} tokens<extra>"
                     + plotly_text(group_label(group)).replace("%", "%%")
                     + "</extra>",
-                )
+                }
             )
         half = timedelta(days=3.5 if weekly else 0.5)  # the range ends at the outer bars' edges
         edges = (buckets[0], buckets[-1]) if buckets else (series.window.start, series.window.end)  # all future
@@ -272,7 +274,6 @@ def daily_usage_chart(
             },
         )
         title = f"{'Weekly' if weekly else 'Daily'} tokens by {stacked_by_label}"
-    fig.update_layout(**layout)
     active = [d for d in days if series.daily[d].total_tokens > 0]
     if active:
         busiest = max(active, key=lambda d: series.daily[d].total_tokens)
@@ -287,37 +288,34 @@ def daily_usage_chart(
         )
     else:
         summary = "No usage in this window."
-    return Chart(chart_id, title, _as_json(fig), summary)
+    return Chart(chart_id, title, _figure(data, layout), summary)
 
 
 def mix_chart(
     shares: list[tuple[str, int, float]], *, chart_id: str, label: str, palette: dict[str, str] | None = None
 ) -> Chart:
     """Share of tokens by model or provider, as a donut."""
-    fig = go.Figure(
-        go.Pie(
-            labels=[plotly_text(group_label(name)) for name, _n, _s in shares],
-            values=[n for _name, n, _s in shares],
-            hole=0.55,
-            sort=False,
-            marker={"colors": [colour_for(name, palette) for name, _n, _s in shares]},
-            texttemplate="%{percent:.0%}",
-            textposition="inside",
-            insidetextorientation="horizontal",
-            hovertemplate="%{label}: %{value:,.0f} tokens (%{percent})<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        **_layout(
-            height=260,
-            hovermode=False,
-            margin={"l": 10, "r": 10, "t": 10, "b": 10},
-            uniformtext={"minsize": 10, "mode": "hide"},  # no unreadable labels on thin slices
-        )
+    pie = {
+        "type": "pie",
+        "labels": [plotly_text(group_label(name)) for name, _n, _s in shares],
+        "values": [n for _name, n, _s in shares],
+        "hole": 0.55,
+        "sort": False,
+        "marker": {"colors": [colour_for(name, palette) for name, _n, _s in shares]},
+        "texttemplate": "%{percent:.0%}",
+        "textposition": "inside",
+        "insidetextorientation": "horizontal",
+        "hovertemplate": "%{label}: %{value:,.0f} tokens (%{percent})<extra></extra>",
+    }
+    layout = _layout(
+        height=260,
+        hovermode=False,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        uniformtext={"minsize": 10, "mode": "hide"},  # no unreadable labels on thin slices
     )
     parts = [f"{group_label(name)} {share:.0%}" for name, _n, share in shares[:5]]
     summary = f"{label.capitalize()} mix: " + ", ".join(parts) + "." if parts else "No usage in this window."
-    return Chart(chart_id, f"Share of tokens by {label}", _as_json(fig), summary)
+    return Chart(chart_id, f"Share of tokens by {label}", _figure([pie], layout), summary)
 
 
 def rank_history_chart(
@@ -330,31 +328,23 @@ def rank_history_chart(
     while len(ranked) > 2 and ranked[0][1] is None:  # windows before any usage only stretch the axis
         ranked.pop(0)
     worst = max((rank for _label, rank in ranked if rank is not None), default=1)
-    fig = go.Figure(
-        go.Scatter(
-            x=[label for label, _r in ranked],
-            y=[rank for _label, rank in ranked],
-            mode="lines+markers",
-            line={"color": PALETTE[0], "width": 2},
-            connectgaps=False,
-            hovertemplate="%{x}: #%{y}<extra></extra>",
-            name="rank",
-        )
-    )
-    fig.update_layout(
-        **_layout(
-            height=240,
-            hovermode="closest",
-            showlegend=False,
-            # Rank 1 at the top; whole ranks only.
-            yaxis={
-                "range": [worst + 0.5, 0.5],
-                "title": {"text": "rank"},
-                "tickformat": "d",
-                "dtick": max(1, worst // 6),
-            },
-            xaxis={"type": "category"},
-        )
+    line = {
+        "type": "scatter",
+        "x": [label for label, _r in ranked],
+        "y": [rank for _label, rank in ranked],
+        "mode": "lines+markers",
+        "line": {"color": PALETTE[0], "width": 2},
+        "connectgaps": False,
+        "hovertemplate": "%{x}: #%{y}<extra></extra>",
+        "name": "rank",
+    }
+    layout = _layout(
+        height=240,
+        hovermode="closest",
+        showlegend=False,
+        # Rank 1 at the top; whole ranks only.
+        yaxis={"range": [worst + 0.5, 0.5], "title": {"text": "rank"}, "tickformat": "d", "dtick": max(1, worst // 6)},
+        xaxis={"type": "category"},
     )
     known = [(label, rank) for label, rank in ranked if rank is not None]
     if known:
@@ -372,7 +362,7 @@ def rank_history_chart(
             )
     else:
         summary = "Not ranked in any of these windows."
-    return Chart(chart_id, f"Rank per {per}" if per else "Rank history", _as_json(fig), summary)
+    return Chart(chart_id, f"Rank per {per}" if per else "Rank history", _figure([line], layout), summary)
 
 
 def trend_with_ghost(
@@ -410,34 +400,40 @@ def trend_with_ghost(
 
     x, y = bucketed([float(current[d]) if money else current[d] for d in days])
     value_format = "$%{y:,.2f}" if money else "%{y:,.0f} tokens"
-    fig = go.Figure(
-        go.Bar(x=x, y=y, name=f"{title} (this window)", marker={"color": PALETTE[0]}, hovertemplate=value_format)
-    )
+    data = [
+        {
+            "type": "bar",
+            "x": x,
+            "y": y,
+            "name": f"{title} (this window)",
+            "marker": {"color": PALETTE[0]},
+            "hovertemplate": value_format,
+        }
+    ]
     if previous:
         gx, gy = bucketed([float(v) if money and v is not None else v for v in ghost])
-        fig.add_trace(
-            go.Scatter(
-                x=gx,
-                y=gy,
-                name="compared window",
-                mode="lines",
-                line={"color": "#7F7F7F", "dash": "dot", "width": 2},
-                connectgaps=False,
-                hovertemplate=value_format,
-            )
+        data.append(
+            {
+                "type": "scatter",
+                "x": gx,
+                "y": gy,
+                "name": "compared window",
+                "mode": "lines",
+                "line": {"color": "#7F7F7F", "dash": "dot", "width": 2},
+                "connectgaps": False,
+                "hovertemplate": value_format,
+            }
         )
     half = timedelta(days=3.5 if weekly else 0.5)
     axis_days = [date.fromisoformat(v) for v in x] or [first]
-    fig.update_layout(
-        **_layout(
-            height=260,
-            yaxis={"title": {"text": unit}, "rangemode": "tozero", "tickprefix": "$" if money else ""},
-            xaxis={
-                "type": "date",
-                "range": [_at_midnight(axis_days[0]) - half, _at_midnight(axis_days[-1]) + half],
-                "hoverformat": "week of %d %b %Y" if weekly else "%a %d %b %Y",
-            },
-        )
+    layout = _layout(
+        height=260,
+        yaxis={"title": {"text": unit}, "rangemode": "tozero", "tickprefix": "$" if money else ""},
+        xaxis={
+            "type": "date",
+            "range": [_at_midnight(axis_days[0]) - half, _at_midnight(axis_days[-1]) + half],
+            "hoverformat": "week of %d %b %Y" if weekly else "%a %d %b %Y",
+        },
     )
     total = sum(current[d] for d in days)
     if total:
@@ -450,4 +446,4 @@ def trend_with_ghost(
         summary += f"; busiest day {busiest:%d %b %Y}."
     else:
         summary = "No usage in this window."
-    return Chart(chart_id, f"{'Weekly' if weekly else 'Daily'} {title.lower()}", _as_json(fig), summary)
+    return Chart(chart_id, f"{'Weekly' if weekly else 'Daily'} {title.lower()}", _figure(data, layout), summary)
