@@ -91,6 +91,7 @@ from usage.services.standings import (
     pieces_of,
     quoted_table,
     reported_by_preferred_source_sql,
+    standings_generation,
     team_ancestors,
     team_closure_sql,
     team_top_people,
@@ -552,7 +553,7 @@ def _stored_order_read(window_id: int, metric: str) -> RankedOrder | None:
 
 def _refresh_key(name: str, asked: tuple) -> str | None:
     """A cache key naming this refresh's standings; None before the first refresh."""
-    generation = StandingsState.objects.filter(pk=1).values_list("generation", flat=True).first()
+    generation = standings_generation()
     if generation is None:
         return None
     return f"{name}:{generation.hex}:{hashlib.sha256(repr(asked).encode()).hexdigest()}"

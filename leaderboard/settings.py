@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "usage.audit.AuditMiddleware",
+    "leaderboard.middleware.OneStandingsGenerationMiddleware",
     # Last, so it sees the outcome of every authentication attempt (django-axes' lockout page).
     "axes.middleware.AxesMiddleware",
 ]

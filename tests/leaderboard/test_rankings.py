@@ -3,6 +3,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from leaderboard import selectors
 from leaderboard.selectors import RankedOrder, competition_ranks, people_ranking, person_totals, teams_ranking
@@ -10,7 +12,7 @@ from leaderboard.windows import QueryError, ranking_query_from, window_for
 from tests.factories import UsageRecordFactory, usage_for
 from usage.access import viewer_for
 from usage.models import Membership
-from usage.services.standings import standings_refresh
+from usage.services.standings import one_generation, standings_generation, standings_refresh
 
 
 def query(**params):
@@ -317,3 +319,33 @@ def test_a_ranked_order_finds_each_persons_rank_and_place(ids):
     ranked, apart = order.split()
     assert (list(ranked.ids), list(apart.ids)) == (ids[:3], ids[3:])
     assert ranked.find(ids[3]) is None and apart.find(ids[3]).rank == 0
+
+
+def generation_reads(queries) -> int:
+    return sum('"usage_standingsstate"."generation"' in q["sql"] and "WHERE" in q["sql"] for q in queries)
+
+
+@pytest.mark.django_db
+def test_a_request_reads_the_standings_generation_once_however_many_kept_answers_it_uses(client, org):
+    ivy = org["infra_engineer"]
+    for month in (6, 7, 8, 9):
+        usage_for(ivy, day=date(2026, month, 3), tokens=50 * month)
+    standings_refresh()
+    client.force_login(org["admin"])
+    client.get(f"/people/{ivy.pk}/", {"period": "month", "date": "2026-09-15"})  # the board's pieces kept
+    with CaptureQueriesContext(connection) as queries:
+        # Rank history: a board for each of the last months, each kept per refresh.
+        assert client.get(f"/people/{ivy.pk}/", {"period": "month", "date": "2026-09-15"}).status_code == 200
+    assert generation_reads(queries) == 1
+
+
+@pytest.mark.django_db
+def test_a_refresh_within_one_generation_is_seen_by_what_follows_it(org):
+    usage_for(org["infra_engineer"], day=date(2026, 9, 3), tokens=50)
+    standings_refresh()
+    with one_generation():
+        before = standings_generation()
+        assert standings_generation() == before
+        usage_for(org["product_engineer"], day=date(2026, 9, 4), tokens=40)
+        standings_refresh()  # as an eager task in a request
+        assert standings_generation() not in (before, None)

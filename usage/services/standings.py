@@ -27,6 +27,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -245,6 +246,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             _clear_marks(StandingsDirtyPerson, dirty_people)
             state.refreshed_at = timezone.now()
             state.generation = uuid.uuid4()
+            if (held := _held_generation.get()) is not None:
+                held.clear()  # read again: this request ran a refresh (an eager task)
             state.rolled_on = today
             state.last_error = ""
             state.last_error_at = None
@@ -281,6 +284,36 @@ def _clear_marks(model, read: list[tuple[int, object, object]]) -> None:
         for pk, _marked, marked_at in read[start : start + 500]:
             matches |= Q(pk=pk, marked_at=marked_at)
         model.objects.filter(matches).delete()
+
+
+# Within one_generation(): the standings' generation as first read, in a list (empty until then).
+_held_generation: ContextVar[list | None] = ContextVar("standings_generation", default=None)
+
+
+@contextmanager
+def one_generation():
+    """Read the standings' generation (standings_generation) once within, unless a refresh runs there: a page
+    asks for a dozen answers kept per refresh (a person page's rank history reads twelve boards), each keyed on
+    it, and every answer of the request then names the same refresh."""
+    token = _held_generation.set([])
+    try:
+        yield
+    finally:
+        _held_generation.reset(token)
+
+
+def standings_generation() -> uuid.UUID | None:
+    """StandingsState.generation: new at every refresh, None before the first."""
+    held = _held_generation.get()
+    if held is None:
+        return _generation_read()
+    if not held:
+        held.append(_generation_read())
+    return held[0]
+
+
+def _generation_read() -> uuid.UUID | None:
+    return StandingsState.objects.filter(pk=1).values_list("generation", flat=True).first()
 
 
 def standings_status() -> StandingsState:
