@@ -682,7 +682,7 @@ class _DayChanges:
             with phases.timed("person rows"):
                 self._people_change(ids)  # looked up in person_standing_unique
                 _changes_add(PersonStanding, PERSON_CHANGE, ids, ("window_id", "person_id"))
-                _people_count(ids)
+                _people_count_change()
             with phases.timed("orders"):
                 _orders_merge(ids, KEPT_METRICS, self.people)
             with phases.timed("team totals"):
@@ -1361,6 +1361,24 @@ def _people_count(window_ids: list[int]) -> None:
             ) WHERE id IN ({ids_sql(window_ids)})
             """
         )
+
+
+def _people_count_change() -> None:
+    """StandingWindow.people after PERSON_CHANGE was added: plus the rows it inserted, less those it deleted
+    (counting each window's rows again took 0.5 s for a small import at 85,000 people)."""
+    person_rows = quoted_table(PersonStanding)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT c.window_id, SUM(CASE WHEN c.row_id IS NULL THEN 1 ELSE -1 END)
+            FROM {PERSON_CHANGE} c
+            WHERE (c.row_id IS NULL AND c.active_days > 0)
+               OR (c.row_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {person_rows} s WHERE s.id = c.row_id))
+            GROUP BY c.window_id
+            """
+        )
+        counted = [(change, window_id) for window_id, change in cursor.fetchall() if change]
+        cursor.executemany(f"UPDATE {quoted_table(StandingWindow)} SET people = people + %s WHERE id = %s", counted)
 
 
 def team_ancestors() -> dict[int, list[int]]:
