@@ -974,28 +974,15 @@ def current_member_counts() -> dict[int, int]:
     return per_refresh("team-members", (), lambda: dict(current.values_list("team_id", "people")))
 
 
-def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = False) -> list[TeamStanding]:
-    """Every team ranked on its subtree totals (or per active member) against the teams of its level, listed
-    level by level. Teams with too few active members show no figures to engineers
-    (usage.access.can_see_team_figures) but keep their place. A team filter lists that subtree only."""
-    ancestors = team_ancestors()
+def _teams_board(
+    query: RankingQuery, ancestors: dict[int, list[int]], names: dict[int, str], ranked: set[int], *, per_capita: bool
+) -> tuple[dict[int, _TeamFigures], dict[int, int], dict[int, int]]:
+    """Every team's figures in the query's window (none: empty figures), and the `ranked` teams' ranks now and in
+    the comparison window, each against the teams of its level."""
     depth = {team_id: len(chain) - 1 for team_id, chain in ancestors.items()}
-    teams = {t["id"]: t for t in Team.objects.values("id", "name", "parent_id")}
-    names = {team_id: t["name"] for team_id, t in teams.items()}
     figures = _team_figures(query.window, query, ancestors)
-    for team_id in teams.keys() - figures.keys():
+    for team_id in names.keys() - figures.keys():
         figures[team_id] = _TeamFigures(Totals(), 0)
-    current_members: dict[int, int] = dict.fromkeys(teams, 0)
-    for team_id, people in current_member_counts().items():
-        for ancestor in ancestors.get(team_id, []):
-            current_members[ancestor] += people
-
-    listed = set(teams)
-    if query.team_id is not None:
-        listed = team_subtree_ids([query.team_id], {t: v["parent_id"] for t, v in teams.items()})
-    # A manager ranking by cost within his subtree ranks its teams against each other only: a place among
-    # the teams of a level would tell how the costs of teams he does not manage compare with his.
-    ranked = listed if query.metric == "cost_usd" and not can_rank_by_cost(viewer, None) else set(teams)
 
     def ranked_on(team_figures: dict[int, _TeamFigures]) -> dict[int, Totals]:
         if per_capita:
@@ -1008,6 +995,37 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     if previous_window is not None:
         previous = _team_figures(previous_window, query, ancestors, tops=False)
         previous_ranks = _ranks_by_level(ranked_on(previous), query.metric, depth, names)
+    return figures, ranks, previous_ranks
+
+
+def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = False) -> list[TeamStanding]:
+    """Every team ranked on its subtree totals (or per active member) against the teams of its level, listed
+    level by level. Teams with too few active members show no figures to engineers
+    (usage.access.can_see_team_figures) but keep their place. A team filter lists that subtree only."""
+    ancestors = team_ancestors()
+    depth = {team_id: len(chain) - 1 for team_id, chain in ancestors.items()}
+    teams = {t["id"]: t for t in Team.objects.values("id", "name", "parent_id")}
+    names = {team_id: t["name"] for team_id, t in teams.items()}
+    current_members: dict[int, int] = dict.fromkeys(teams, 0)
+    for team_id, people in current_member_counts().items():
+        for ancestor in ancestors.get(team_id, []):
+            current_members[ancestor] += people
+
+    listed = set(teams)
+    if query.team_id is not None:
+        listed = team_subtree_ids([query.team_id], {t: v["parent_id"] for t, v in teams.items()})
+    # A manager ranking by cost within his subtree ranks its teams against each other only: a place among
+    # the teams of a level would tell how the costs of teams he does not manage compare with his.
+    if listed != teams.keys() and query.metric == "cost_usd" and not can_rank_by_cost(viewer, None):
+        figures, ranks, previous_ranks = _teams_board(query, ancestors, names, listed, per_capita=per_capita)
+    else:  # the same for every viewer until the next refresh, for this team tree
+        tree = tuple(sorted((team_id, t["parent_id"]) for team_id, t in teams.items()))
+        asked = (query.window, query.provider, query.model, query.model_family, query.metric, per_capita, tree)
+        figures, ranks, previous_ranks = per_refresh(
+            "teams-board",
+            asked,
+            lambda: _teams_board(query, ancestors, names, set(teams), per_capita=per_capita),
+        )
 
     top_ids = {f.top_person for f in figures.values()} - {None}
     people = {

@@ -104,7 +104,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "leaderboard.redis_cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "tokenboard_cache"}}
+    # The worker's warm-up keeps several hundred answers a refresh (every metric's people and teams boards on
+    # every period, titles, movers): Django's default of 300 entries culled them as they were written.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "tokenboard_cache",
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    }
 # Sessions are read from Redis and written through to the database (usage.sessions); without Redis the database
 # cache would only add a query to the session's own.
 SESSION_ENGINE = "usage.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"

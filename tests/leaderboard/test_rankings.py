@@ -349,3 +349,31 @@ def test_a_refresh_within_one_generation_is_seen_by_what_follows_it(org):
         usage_for(org["product_engineer"], day=date(2026, 9, 4), tokens=40)
         standings_refresh()  # as an eager task in a request
         assert standings_generation() not in (before, None)
+
+
+@pytest.mark.django_db
+def test_the_teams_board_is_computed_once_per_refresh_for_every_viewer(org, monkeypatch):
+    ivy, paul = org["infra_engineer"], org["product_engineer"]
+    usage_for(ivy, day=date(2026, 9, 3), tokens=50)
+    usage_for(paul, day=date(2026, 9, 4), tokens=40)
+    standings_refresh()
+    computed = []
+    team_figures = selectors._team_figures
+    monkeypatch.setattr(selectors, "_team_figures", lambda *a, **k: computed.append(a[0]) or team_figures(*a, **k))
+
+    def board(user) -> dict[int, tuple]:
+        standings = teams_ranking(query(period="month"), viewer_for(user))
+        return {s.team_id: (s.rank, s.totals.total_tokens if s.visible else None) for s in standings}
+
+    admin_board = board(org["admin"])
+    # Platform (Ivy's 50 in Infra below it) and Product (Paul's 40) are ranked against each other.
+    assert admin_board[org["platform"].pk] == (1, 50) and admin_board[org["product"].pk] == (2, 40)
+    assert len(computed) == 2  # the month and the month before
+    assert {team: rank for team, (rank, _total) in board(ivy.user).items()} == {
+        team: rank for team, (rank, _total) in admin_board.items()
+    }
+    assert len(computed) == 2  # the engineer's board is the admin's, figures hidden where the rules say
+    usage_for(paul, day=date(2026, 9, 5), tokens=30)
+    standings_refresh()  # new standings: the kept board is not theirs
+    assert board(org["admin"])[org["product"].pk] == (1, 70)
+    assert len(computed) == 4
