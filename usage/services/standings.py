@@ -1191,13 +1191,14 @@ def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
                     [metric],
                 )
             continue
-        boards: dict[int, list[int]] = {pk: [] for pk in window_ids}
+        boards: dict[int, tuple[array, array]] = {pk: (array("q"), array("q")) for pk in window_ids}
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT t.window_id, t.person_id, t.{metric} {rows} ORDER BY t.window_id, {board_order}")
             for window_id, person_id, total in cursor.fetchall():
-                boards[window_id] += (person_id, total)
+                boards[window_id][0].append(person_id)
+                boards[window_id][1].append(total)
         StandingOrder.objects.bulk_create(
-            StandingOrder(window_id=pk, metric=metric, board=board_packed(pairs)) for pk, pairs in boards.items()
+            StandingOrder(window_id=pk, metric=metric, board=board_packed(*board)) for pk, board in boards.items()
         )
 
 
@@ -1230,10 +1231,7 @@ def _orders_merge(window_ids: list[int], metrics: tuple[str, ...], people: set[i
     with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {quoted_table(StandingOrder)} SET board = %s WHERE window_id = %s AND metric = %s",
-            [
-                (board_packed_apart(*merge.merged(tie_order)), window_id, metric)
-                for (window_id, metric), merge in merges
-            ],
+            [(board_packed(*merge.merged(tie_order)), window_id, metric) for (window_id, metric), merge in merges],
         )
 
 
@@ -1324,20 +1322,12 @@ class _BoardMerge:
         return people, totals
 
 
-def board_packed_apart(people: array, totals: array) -> bytes:
-    """board_packed from the people and their totals as two arrays of the same length."""
+def board_packed(people: array, totals: array) -> bytes:
+    """A StandingOrder's board from its people and their totals in board order: (person id, total) pairs of
+    8-byte big-endian integers, as PostgreSQL's int8send writes them."""
     numbers = array("q", bytes(16 * len(people)))
     numbers[0::2] = people
     numbers[1::2] = totals
-    if sys.byteorder == "little":
-        numbers.byteswap()
-    return numbers.tobytes()
-
-
-def board_packed(pairs: Iterable[int]) -> bytes:
-    """A StandingOrder's board from its (person id, total) pairs, flattened: 8-byte big-endian integers, as
-    PostgreSQL's int8send writes them."""
-    numbers = array("q", pairs)
     if sys.byteorder == "little":
         numbers.byteswap()
     return numbers.tobytes()
