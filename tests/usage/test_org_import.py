@@ -5,9 +5,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Q
 
-from tests.factories import IdentityFactory
-from usage.models import Identity, Membership, Person, Team
+from tests.factories import IdentityFactory, usage_for
+from usage.models import Identity, Membership, Person, StandingsDirtyDay, StandingsDirtyPerson, Team
 from usage.services.org import org_import
+from usage.services.standings import standings_refresh
 
 ORG = """email,name,team,manager,openai_user_id,identities
 ada@acme.example,Ada Lovelace,Engineering/Platform/Infra,yes,user-ada,anthropic:api_key:apikey_ada;cursor:email:ADA@acme.example
@@ -112,3 +113,22 @@ def test_a_bad_org_file_is_rejected_whole_with_its_line(tmp_path, text, message)
 def test_import_org_command_prints_what_changed(tmp_path, capsys):
     call_command("import_org", str(write(tmp_path, ORG)))
     assert "org.csv: 2 people created, 0 updated, 4 teams created" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_the_org_import_marks_only_the_people_it_changes_for_a_refresh():
+    org_import(text=ORG, file_name="org.csv", today=date(2026, 9, 1))
+    ada, bob = Person.objects.get(email="ada@acme.example"), Person.objects.get(email="bob@acme.example")
+    for person, day in ((ada, date(2026, 8, 3)), (bob, date(2026, 8, 4))):
+        usage_for(person, day=day, tokens=100)
+    standings_refresh(today=date(2026, 9, 2))
+    assert not StandingsDirtyDay.objects.exists() and not StandingsDirtyPerson.objects.exists()
+
+    # The same directory again: nobody's name, team or identities change, so nothing is marked.
+    org_import(text=ORG, file_name="org.csv", today=date(2026, 9, 2))
+    assert not StandingsDirtyDay.objects.exists() and not StandingsDirtyPerson.objects.exists()
+
+    # Bob renamed: his days and his place on the boards, not Ada's.
+    org_import(text=ORG.replace("Bob Byte", "Bob B."), file_name="org.csv", today=date(2026, 9, 2))
+    assert set(StandingsDirtyDay.objects.values_list("day", flat=True)) == {date(2026, 8, 4)}
+    assert set(StandingsDirtyPerson.objects.values_list("person_id", flat=True)) == {bob.pk}

@@ -140,19 +140,23 @@ def org_import(*, text: str, file_name: str, today: date | None = None) -> OrgIm
     teams: dict[tuple[str, ...], Team] = {}
     with transaction.atomic():
         touched = []
+        changed = []  # whose name, team or identities this file changes: their standings are refreshed
         for row in rows:
             team = _team_for_path(row.team_path, teams, result)
             person = Person.objects.filter(email__iexact=row.email).first()
             if person is None:
                 person = Person.objects.create(email=row.email, display_name=row.name)
                 result.people_created += 1
+                changed.append(person)
             elif person.display_name != row.name:
                 person.display_name = row.name
                 person.save(update_fields=["display_name"])
                 result.people_updated += 1
+                changed.append(person)
             current = person.memberships.filter(end__isnull=True).first()
             if current is None:
                 Membership.objects.create(person=person, team=team, start=row.effective)
+                changed.append(person)
             elif current.team_id != team.pk:
                 if row.effective <= current.start:
                     raise OrgImportError(
@@ -164,6 +168,7 @@ def org_import(*, text: str, file_name: str, today: date | None = None) -> OrgIm
                 current.save(update_fields=["end"])
                 Membership.objects.create(person=person, team=team, start=row.effective)
                 result.team_moves += 1
+                changed.append(person)
             if row.manager:
                 team.managers.add(person)
             for provider, kind, value in row.identities:
@@ -172,9 +177,11 @@ def org_import(*, text: str, file_name: str, today: date | None = None) -> OrgIm
                     identity.person = person
                     identity.save(update_fields=["person"])
                     result.identities_linked += 1
+                    changed.append(person)
             touched.append(person)
-        result.identities_linked += identities_autolink_for_people(touched)
-        # Names order ties on the boards, memberships decide team figures, identities whose usage it is.
-        standings_mark_people(person.pk for person in touched)
+        result.identities_linked += identities_autolink_for_people(touched)  # marks what it links
+        # Names order ties on the boards, memberships decide team figures, identities whose usage it is. A
+        # directory sent again unchanged marks nothing: at 85,000 people it would recompute every window.
+        standings_mark_people({person.pk for person in changed})
         audit_record("org.import", summary=file_name, data=asdict(result))
     return result
