@@ -126,15 +126,20 @@ def standings_mark_days(days: Iterable[date]) -> None:
     days = set(days)
     if not days:
         return
+    _marks_upsert(StandingsDirtyDay, "day", days)
+    queue.standings_refresh_on_commit()
+
+
+def _marks_upsert(model, key: str, values: Iterable) -> None:
+    """Mark the values (StandingsDirtyDay days, StandingsDirtyPerson people). One already marked gets the new
+    time: a refresh that read the old mark leaves this one in place (_clear_marks)."""
     now = timezone.now()
-    # A day already marked gets the new time: a refresh that read the old mark leaves this one in place.
-    StandingsDirtyDay.objects.bulk_create(
-        [StandingsDirtyDay(day=day, marked_at=now) for day in days],
+    model.objects.bulk_create(
+        [model(**{key: value}, marked_at=now) for value in values],
         update_conflicts=True,
-        unique_fields=["day"],
+        unique_fields=[key],
         update_fields=["marked_at"],
     )
-    queue.standings_refresh_on_commit()
 
 
 MARK_CHUNK = 5000  # ids per query: an org import may touch every person
@@ -152,13 +157,7 @@ def standings_mark_people(person_ids: Iterable[int]) -> None:
     """People's names, memberships or identities changed: every day they have usage may rank or count for
     another team, and their places on the boards are found again (a new name reorders a tie)."""
     ids = list(person_ids)
-    now = timezone.now()
-    StandingsDirtyPerson.objects.bulk_create(
-        [StandingsDirtyPerson(person_id=pk, marked_at=now) for pk in ids],
-        update_conflicts=True,
-        unique_fields=["person_id"],
-        update_fields=["marked_at"],
-    )
+    _marks_upsert(StandingsDirtyPerson, "person_id", ids)
     for start in range(0, len(ids), MARK_CHUNK):
         usage = UsageRecord.objects.filter(identity__person_id__in=ids[start : start + MARK_CHUNK])
         standings_mark_days(usage.values_list("day", flat=True).distinct())
