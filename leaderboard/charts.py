@@ -170,7 +170,7 @@ def _layout(**overrides) -> dict:
 def _figure(data: list[dict], layout: dict) -> dict:
     """A Plotly figure as plotly.js reads it, through plotly's own encoder (dates, Decimals); json_script then
     escapes it for HTML. Built as plain data, not graph objects: validating each property took 5–15 ms a chart
-    (tests/leaderboard/test_chart_labels.py validates every chart instead). No template: static/js/charts.js
+    (tests/leaderboard/test_chart_figures.py validates every chart the pages render instead). No template: static/js/charts.js
     themes every figure."""
     return json.loads(plotly.io.to_json({"data": data, "layout": layout}, validate=False))
 

@@ -975,11 +975,16 @@ def current_member_counts() -> dict[int, int]:
 
 
 def _teams_board(
-    query: RankingQuery, ancestors: dict[int, list[int]], names: dict[int, str], ranked: set[int], *, per_capita: bool
+    query: RankingQuery,
+    ancestors: dict[int, list[int]],
+    depth: dict[int, int],
+    names: dict[int, str],
+    ranked: set[int],
+    *,
+    per_capita: bool,
 ) -> tuple[dict[int, _TeamFigures], dict[int, int], dict[int, int]]:
     """Every team's figures in the query's window (none: empty figures), and the `ranked` teams' ranks now and in
-    the comparison window, each against the teams of its level."""
-    depth = {team_id: len(chain) - 1 for team_id, chain in ancestors.items()}
+    the comparison window, each against the teams of its level (`depth`)."""
     figures = _team_figures(query.window, query, ancestors)
     for team_id in names.keys() - figures.keys():
         figures[team_id] = _TeamFigures(Totals(), 0)
@@ -1002,9 +1007,10 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
     """Every team ranked on its subtree totals (or per active member) against the teams of its level, listed
     level by level. Teams with too few active members show no figures to engineers
     (usage.access.can_see_team_figures) but keep their place. A team filter lists that subtree only."""
-    ancestors = team_ancestors()
-    depth = {team_id: len(chain) - 1 for team_id, chain in ancestors.items()}
     teams = {t["id"]: t for t in Team.objects.values("id", "name", "parent_id")}
+    parents = {team_id: t["parent_id"] for team_id, t in teams.items()}
+    ancestors = team_ancestors(parents)
+    depth = {team_id: len(chain) - 1 for team_id, chain in ancestors.items()}
     names = {team_id: t["name"] for team_id, t in teams.items()}
     current_members: dict[int, int] = dict.fromkeys(teams, 0)
     for team_id, people in current_member_counts().items():
@@ -1013,18 +1019,18 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
 
     listed = set(teams)
     if query.team_id is not None:
-        listed = team_subtree_ids([query.team_id], {t: v["parent_id"] for t, v in teams.items()})
+        listed = team_subtree_ids([query.team_id], parents)
     # A manager ranking by cost within his subtree ranks its teams against each other only: a place among
     # the teams of a level would tell how the costs of teams he does not manage compare with his.
     if listed != teams.keys() and query.metric == "cost_usd" and not can_rank_by_cost(viewer, None):
-        figures, ranks, previous_ranks = _teams_board(query, ancestors, names, listed, per_capita=per_capita)
+        figures, ranks, previous_ranks = _teams_board(query, ancestors, depth, names, listed, per_capita=per_capita)
     else:  # the same for every viewer until the next refresh, for this team tree
-        tree = tuple(sorted((team_id, t["parent_id"]) for team_id, t in teams.items()))
+        tree = tuple(sorted(parents.items()))
         asked = (query.window, query.provider, query.model, query.model_family, query.metric, per_capita, tree)
         figures, ranks, previous_ranks = per_refresh(
             "teams-board",
             asked,
-            lambda: _teams_board(query, ancestors, names, set(teams), per_capita=per_capita),
+            lambda: _teams_board(query, ancestors, depth, names, set(teams), per_capita=per_capita),
         )
 
     top_ids = {f.top_person for f in figures.values()} - {None}
@@ -1048,7 +1054,7 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
                 previous_rank=previous_ranks.get(team_id),
                 team_id=team_id,
                 name=names[team_id],
-                parent_id=teams[team_id]["parent_id"],
+                parent_id=parents[team_id],
                 members=current_members.get(team_id, 0),
                 active_members=team_figures.active_members,
                 totals=team_figures.totals if visible else Totals(),

@@ -226,15 +226,27 @@ def test_a_day_ranked_on_another_metric_is_ordered_when_asked(org):
     assert [s.person_id for s in by_tokens] == [paul.pk, ivy.pk]
 
 
-@pytest.mark.django_db
-def test_a_computed_ranking_is_summed_once_per_refresh(org, monkeypatch):
+def ivy_and_paul_in_september(org):
+    """Ivy 50 tokens on 3 September, Paul 40 on the 4th, refreshed."""
     ivy, paul = org["infra_engineer"], org["product_engineer"]
     usage_for(ivy, day=date(2026, 9, 3), tokens=50)
     usage_for(paul, day=date(2026, 9, 4), tokens=40)
     standings_refresh()
-    summed = []
-    ranked_arrays = selectors._ranked_arrays
-    monkeypatch.setattr(selectors, "_ranked_arrays", lambda *a, **k: summed.append(a) or ranked_arrays(*a, **k))
+    return ivy, paul
+
+
+def calls_of(monkeypatch, name: str) -> list[tuple]:
+    """The positional arguments of every call of selectors.<name> from now on; the calls still run."""
+    calls = []
+    original = getattr(selectors, name)
+    monkeypatch.setattr(selectors, name, lambda *a, **k: calls.append(a) or original(*a, **k))
+    return calls
+
+
+@pytest.mark.django_db
+def test_a_computed_ranking_is_summed_once_per_refresh(org, monkeypatch):
+    ivy, paul = ivy_and_paul_in_september(org)
+    summed = calls_of(monkeypatch, "_ranked_arrays")
     admin = viewer_for(org["admin"])
     custom = {"start": "2026-09-02", "end": "2026-09-05"}
 
@@ -353,13 +365,8 @@ def test_a_refresh_within_one_generation_is_seen_by_what_follows_it(org):
 
 @pytest.mark.django_db
 def test_the_teams_board_is_computed_once_per_refresh_for_every_viewer(org, monkeypatch):
-    ivy, paul = org["infra_engineer"], org["product_engineer"]
-    usage_for(ivy, day=date(2026, 9, 3), tokens=50)
-    usage_for(paul, day=date(2026, 9, 4), tokens=40)
-    standings_refresh()
-    computed = []
-    team_figures = selectors._team_figures
-    monkeypatch.setattr(selectors, "_team_figures", lambda *a, **k: computed.append(a[0]) or team_figures(*a, **k))
+    ivy, paul = ivy_and_paul_in_september(org)
+    computed = calls_of(monkeypatch, "_team_figures")
 
     def board(user) -> dict[int, tuple]:
         standings = teams_ranking(query(period="month"), viewer_for(user))

@@ -16,12 +16,18 @@ def _team_totals(client) -> dict[str, str]:
     return {row["team"]: row["total_tokens"] for row in rows}
 
 
-def test_moving_someone_in_the_django_admin_moves_their_usage_between_teams(org):
+def _admin_and_ivys_usage(org) -> tuple[Client, object]:
+    """An admin's client, and Ivy with 400 tokens in September, counted for Infra."""
     admin = Client()
     admin.force_login(org["admin"])
     ivy = org["infra_engineer"]
     usage_for(ivy, day=date(2026, 9, 3), tokens=400)
     assert _team_totals(admin)["Infra"] == "400"
+    return admin, ivy
+
+
+def test_moving_someone_in_the_django_admin_moves_their_usage_between_teams(org):
+    admin, ivy = _admin_and_ivys_usage(org)
 
     membership = Membership.objects.get(person=ivy)
     response = admin.post(
@@ -35,11 +41,7 @@ def test_moving_someone_in_the_django_admin_moves_their_usage_between_teams(org)
 
 
 def test_deleting_someone_in_the_django_admin_takes_their_usage_off_the_boards(org):
-    admin = Client()
-    admin.force_login(org["admin"])
-    ivy = org["infra_engineer"]
-    usage_for(ivy, day=date(2026, 9, 3), tokens=400)
-    assert _team_totals(admin)["Infra"] == "400"
+    admin, ivy = _admin_and_ivys_usage(org)
 
     response = admin.post(f"/admin/usage/person/{ivy.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -50,11 +52,7 @@ def test_deleting_someone_in_the_django_admin_takes_their_usage_off_the_boards(o
 
 
 def test_deleting_people_with_the_admins_bulk_action_takes_their_usage_off_the_boards(org):
-    admin = Client()
-    admin.force_login(org["admin"])
-    ivy = org["infra_engineer"]
-    usage_for(ivy, day=date(2026, 9, 3), tokens=400)
-    assert _team_totals(admin)["Infra"] == "400"
+    admin, ivy = _admin_and_ivys_usage(org)
 
     response = admin.post(
         "/admin/usage/person/", {"action": "delete_selected", "_selected_action": [ivy.pk], "post": "yes"}

@@ -1211,20 +1211,20 @@ def _orders_merge(window_ids: list[int], metrics: tuple[str, ...], people: set[i
     window without its boards, or of which more than a tenth moved, gets them written whole (_orders_write)."""
     moved = _people_moved(window_ids, metrics, people)
     boards = {
-        (window_id, metric): board
+        (window_id, metric): board_pairs(board)
         for window_id, metric, board in StandingOrder.objects.filter(
-            window_id__in=window_ids, metric__in=metrics
+            window_id__in=moved.keys(), metric__in=metrics
         ).values_list("window_id", "metric", "board")
     }
     whole, merges = [], []
     for window_id, window_moved in moved.items():
         window_boards = [boards.get((window_id, metric)) for metric in metrics]
-        if None in window_boards or len(window_moved) * MERGE_MOST_SHARE > min(map(len, window_boards)) // 16:
+        if None in window_boards or len(window_moved) * MERGE_MOST_SHARE > min(len(p) for p, _t in window_boards):
             whole.append(window_id)
             continue
-        for index, (metric, board) in enumerate(zip(metrics, window_boards, strict=True)):
+        for index, (metric, (board_people, totals)) in enumerate(zip(metrics, window_boards, strict=True)):
             totals_now = {person: figures[index] for person, figures in window_moved.items()}
-            merges.append(((window_id, metric), _BoardMerge(*board_pairs(board), totals_now)))
+            merges.append(((window_id, metric), _BoardMerge(board_people, totals, totals_now)))
     _orders_write(whole, metrics)
     tie_order = _names_order({person for _key, merge in merges for person in merge.tied()})
     with connection.cursor() as cursor:
@@ -1370,9 +1370,10 @@ def _people_count_change() -> None:
         cursor.executemany(f"UPDATE {quoted_table(StandingWindow)} SET people = people + %s WHERE id = %s", counted)
 
 
-def team_ancestors() -> dict[int, list[int]]:
-    """Each team with itself and every team above it."""
-    parents = dict(Team.objects.values_list("id", "parent_id"))
+def team_ancestors(parents: dict[int, int | None] | None = None) -> dict[int, list[int]]:
+    """Each team with itself and every team above it, from each team's parent (read here when not given)."""
+    if parents is None:
+        parents = dict(Team.objects.values_list("id", "parent_id"))
     ancestors = {}
     for team_id in parents:
         chain, current = [], team_id
