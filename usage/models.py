@@ -432,7 +432,9 @@ def _derived_fk(to: str, **kwargs) -> models.ForeignKey:
 
 
 def _window_fk() -> models.ForeignKey:
-    """A standings row's window. Not indexed alone: each table's first composite index leads with it."""
+    """A standings row's window. Not indexed alone: each table's first composite index leads with it. Every
+    read of a standings table names its windows, so a standings row's person and team are not indexed alone
+    either: such an index was written for every row of a refresh and read by nothing."""
     return models.ForeignKey(
         "StandingWindow", on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -510,8 +512,8 @@ class TeamMemberStanding(UsageFigures):
     rows). Team standings, the team filter and the team members table read it."""
 
     window = _window_fk()
-    team = _derived_fk(Team, null=True)
-    person = _derived_fk(Person, null=True, help_text="Empty: the team's shared identities.")
+    team = _derived_fk(Team, null=True, db_index=False)
+    person = _derived_fk(Person, null=True, db_index=False, help_text="Empty: the team's shared identities.")
     active_days = models.IntegerField(default=0)
 
     class Meta:
@@ -525,7 +527,7 @@ class PersonStanding(UsageFigures):
     """A person's totals in a window. Their rank and place on the board are in the window's StandingOrder."""
 
     window = _window_fk()
-    person = _derived_fk(Person)
+    person = _derived_fk(Person, db_index=False)
     active_days = models.IntegerField(default=0)
 
     class Meta:
@@ -559,7 +561,7 @@ class TeamStanding(UsageFigures):
     usage.figures.KEPT_METRICS (`top_<metric>`, a person id)."""
 
     window = _window_fk()
-    team = _derived_fk(Team)
+    team = _derived_fk(Team, db_index=False)
     active_members = models.IntegerField(default=0)
     active_days = models.IntegerField(default=0)
 
