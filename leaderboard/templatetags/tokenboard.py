@@ -1,10 +1,14 @@
 """Readable numbers for the pages: 1.2M tokens, $1,234.56, rank arrows; full values go in title tooltips.
 
-Filters only format; they never decide who may see a value (usage.access does, in the views)."""
+Filters only format; they never decide who may see a value (usage.access does, in the views). The tags a ranking
+writes for each of its rows build their HTML with f-strings and the standard library's `escape` (what Django's
+escapes with) rather than format_html, whose lazy-aware escaping of every argument cost ~10 µs a call.
+"""
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from html import escape
 
 from django import template
 from django.utils.html import format_html
@@ -95,18 +99,30 @@ def metric_value(totals, metric: str):
     if value is None or metric in SHARE_METRICS:
         return metric_text(value, metric)
     exact = f"${full(value)}" if metric in COST_METRICS else full(value)
-    return format_html('<span title="{}">{}</span>', exact, metric_text(value, metric))
+    return mark_safe(f'<span title="{escape(exact)}">{escape(metric_text(value, metric))}</span>')
 
 
 @register.simple_tag
 def tokens(value):
     """Token count, readable, exact in the tooltip."""
-    return format_html('<span title="{}">{}</span>', full(value), compact(value))
+    return mark_safe(f'<span title="{escape(full(value))}">{escape(compact(value))}</span>')
 
 
 @register.simple_tag
 def money(value):
-    return format_html('<span title="${}">{}</span>', full(value), usd(value))
+    return mark_safe(f'<span title="${escape(full(value))}">{escape(usd(value))}</span>')
+
+
+@register.simple_tag
+def select_options(choices, selected):
+    """The <option>s of (value, label) pairs, the one whose value is `selected` selected. For long lists: the team
+    select of an 85,000-person org has 558 teams, ~5 ms through a template loop."""
+    return mark_safe(
+        "".join(
+            f'<option value="{escape(str(value))}"{" selected" if value == selected else ""}>{escape(str(label))}</option>'
+            for value, label in choices
+        )
+    )
 
 
 @register.simple_tag
@@ -116,22 +132,16 @@ def rank_change(previous_rank, rank, has_previous_window: bool = True):
         return ""
     if previous_rank is None:
         return mark_safe('<span class="delta new" title="Not ranked in the previous window">new</span>')
-    change = previous_rank - rank
+    change = int(previous_rank) - int(rank)
     if change > 0:
-        return format_html(
-            '<span class="delta up" title="Up {} from #{}"><span aria-hidden="true">▲</span>{}'
-            '<span class="visually-hidden"> places up</span></span>',
-            change,
-            previous_rank,
-            change,
+        return mark_safe(
+            f'<span class="delta up" title="Up {change} from #{int(previous_rank)}"><span aria-hidden="true">▲</span>'
+            f'{change}<span class="visually-hidden"> places up</span></span>'
         )
     if change < 0:
-        return format_html(
-            '<span class="delta down" title="Down {} from #{}"><span aria-hidden="true">▼</span>{}'
-            '<span class="visually-hidden"> places down</span></span>',
-            -change,
-            previous_rank,
-            -change,
+        return mark_safe(
+            f'<span class="delta down" title="Down {-change} from #{int(previous_rank)}"><span aria-hidden="true">▼'
+            f'</span>{-change}<span class="visually-hidden"> places down</span></span>'
         )
     return mark_safe('<span class="delta same" title="Same rank as the previous window">=</span>')
 

@@ -67,6 +67,24 @@ def test_rank_change_arrows_show_climbers_drops_and_newcomers(usage, as_user):
     assert "Ivy Infra" in ivy and "Paul Product" in paul and "Pat Manager" in pat
 
 
+def test_names_in_the_ranking_tables_and_the_team_filter_are_escaped(usage, as_user):
+    """The tables' rows and the team select are written in Python (leaderboard/templatetags), not by the template
+    engine's autoescaping: a name is still text, never markup."""
+    Person.objects.filter(pk=usage["infra_engineer"].pk).update(display_name='<b>Ivy</b> & "Co"')
+    usage["infra"].name = "R&D <i>Infra</i>"
+    usage["infra"].save()
+    standings_refresh(all_days=True)
+    admin = as_user(usage["admin"])
+    people = admin.get(f"/?{SEPT}").content.decode()
+    teams = admin.get(f"/teams/?{SEPT}").content.decode()
+    assert "&lt;b&gt;Ivy&lt;/b&gt; &amp; &quot;Co&quot;</a>" in people
+    assert "R&amp;D &lt;i&gt;Infra&lt;/i&gt;</a>" in people
+    assert "R&amp;D &lt;i&gt;Infra&lt;/i&gt;</a>" in teams
+    assert "&lt;b&gt;Ivy&lt;/b&gt; &amp; &quot;Co&quot;</a>" in teams  # Infra's top user
+    assert re.search(r'<option value="\d+">(\xa0)*R&amp;D &lt;i&gt;Infra&lt;/i&gt;</option>', teams)
+    assert "<b>Ivy</b>" not in people + teams and "<i>Infra</i>" not in people + teams
+
+
 def test_htmx_request_gets_only_the_table_partial_and_varies_on_the_header(usage, as_user):
     client = as_user(usage["infra_engineer"])
     partial = client.get(f"/?{SEPT}&metric=input_tokens", HTTP_HX_REQUEST="true")
