@@ -2,7 +2,7 @@
 
 Filters only format; they never decide who may see a value (usage.access does, in the views). The tags a ranking
 writes for each of its rows build their HTML with f-strings and the standard library's `escape` (what Django's
-escapes with) rather than format_html, whose lazy-aware escaping of every argument cost ~10 µs a call.
+escapes with) rather than format_html: 2.4 µs against 6.8 µs for a two-value span, fifty rows a page.
 """
 
 from __future__ import annotations
