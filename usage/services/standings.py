@@ -1423,6 +1423,94 @@ def _top_people_sql(metrics: tuple[str, ...]) -> str:
 
 
 def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
+    """Team standings: each subtree's usage (the days each person was in it, and its shared identities'), active
+    members, and the largest contributor on each of `metrics` (ties: the lowest person id; nobody with any of it:
+    the lowest person id). Shared usage (person empty) is neither a member nor a contributor, and adds no active
+    days.
+
+    Summed per team, then up the tree. Only a person with rows in two teams of the window (who moved during it)
+    needs a sum per subtree: anyone else's one row is their figure in every subtree above it. Summing everyone
+    per person and subtree handled three times the rows and was half of the rebuild's day windows."""
+    members = quoted_table(TeamMemberStanding)
+    batch = f"t.window_id IN ({ids_sql(window_ids)}) AND t.team_id IS NOT NULL"
+
+    def each(template: str) -> str:  # the template's SQL once per metric
+        return ", ".join(template.format(m=m) for m in metrics)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH {closure},
+            movers AS (
+                SELECT t.window_id, t.person_id FROM {members} t
+                WHERE {batch} AND t.person_id IS NOT NULL
+                GROUP BY t.window_id, t.person_id HAVING COUNT(*) > 1
+            ),
+            own AS (  -- each team's own rows
+                SELECT t.window_id, t.team_id, {figure_sums("t")},
+                       SUM(CASE WHEN t.person_id IS NOT NULL THEN t.active_days ELSE 0 END) AS active_days,
+                       COUNT(t.person_id) AS people
+                FROM {members} t WHERE {batch}
+                GROUP BY t.window_id, t.team_id
+            ),
+            settled AS (  -- the rows of people with one team in the window
+                SELECT t.window_id, t.team_id, t.person_id, {each("t.{m}")}
+                FROM {members} t LEFT JOIN movers v ON v.window_id = t.window_id AND v.person_id = t.person_id
+                WHERE {batch} AND t.person_id IS NOT NULL AND v.person_id IS NULL
+            ),
+            settled_best AS (
+                SELECT window_id, team_id, {each("MAX({m}) AS best_{m}")} FROM settled GROUP BY window_id, team_id
+            ),
+            settled_top AS (  -- each team's largest contributor among them, with their figure
+                SELECT s.window_id, s.team_id,
+                       {each("MAX(b.best_{m}) AS value_{m}, MIN(CASE WHEN b.best_{m} IS NULL OR s.{m} = b.best_{m} THEN s.person_id END) AS person_{m}")}
+                FROM settled s JOIN settled_best b ON b.window_id = s.window_id AND b.team_id = s.team_id
+                GROUP BY s.window_id, s.team_id
+            ),
+            moved AS (  -- each mover's figures in each subtree holding their rows
+                SELECT t.window_id, c.ancestor_id AS team_id, t.person_id, COUNT(*) AS team_rows,
+                       {figure_sums("t", figures=metrics)}
+                FROM {members} t JOIN movers v ON v.window_id = t.window_id AND v.person_id = t.person_id
+                JOIN closure c ON c.team_id = t.team_id
+                WHERE {batch}
+                GROUP BY t.window_id, c.ancestor_id, t.person_id
+            ),
+            candidates AS (  -- for each subtree: its teams' settled tops, and its movers
+                SELECT o.window_id, c.ancestor_id AS team_id, {each("o.value_{m}, o.person_{m}")}
+                FROM settled_top o JOIN closure c ON c.team_id = o.team_id
+                UNION ALL
+                SELECT window_id, team_id, {each("{m} AS value_{m}, person_id AS person_{m}")} FROM moved
+            ),
+            best AS (
+                SELECT window_id, team_id, {each("MAX(value_{m}) AS best_{m}")} FROM candidates GROUP BY window_id, team_id
+            ),
+            contributors AS (
+                SELECT c.window_id, c.team_id,
+                       {each("MIN(CASE WHEN b.best_{m} IS NULL OR c.value_{m} = b.best_{m} THEN c.person_{m} END) AS top_{m}")}
+                FROM candidates c JOIN best b ON b.window_id = c.window_id AND b.team_id = c.team_id
+                GROUP BY c.window_id, c.team_id
+            ),
+            subtrees AS (
+                SELECT o.window_id, c.ancestor_id AS team_id, {figure_sums("o")},
+                       SUM(o.active_days) AS active_days, SUM(o.people) AS people
+                FROM own o JOIN closure c ON c.team_id = o.team_id
+                GROUP BY o.window_id, c.ancestor_id
+            ),
+            counted_twice AS (  -- a mover counts once in a subtree holding several of their rows
+                SELECT window_id, team_id, SUM(team_rows - 1) AS extra FROM moved GROUP BY window_id, team_id
+            )
+            INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
+                                                {each("top_{m}")})
+            SELECT s.window_id, s.team_id, {", ".join(f"s.{n}" for n in SUMMED_FIGURES)}, s.active_days,
+                   s.people - COALESCE(x.extra, 0), {each("c.top_{m}")}
+            FROM subtrees s
+            LEFT JOIN counted_twice x ON x.window_id = s.window_id AND x.team_id = s.team_id
+            LEFT JOIN contributors c ON c.window_id = s.window_id AND c.team_id = s.team_id
+            """
+        )
+
+
+def _teams_total_old(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
     """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
     active members, and the largest contributor on each of `metrics` (_top_people_sql). Shared usage (person
     empty) is neither a member nor a contributor, and adds no active days."""
