@@ -1510,37 +1510,6 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
         )
 
 
-def _teams_total_old(window_ids: list[int], closure: str, metrics: tuple[str, ...]) -> None:
-    """Team standings: each subtree's usage (the days each person was in it, and its shared identities'),
-    active members, and the largest contributor on each of `metrics` (_top_people_sql). Shared usage (person
-    empty) is neither a member nor a contributor, and adds no active days."""
-    people = _subtree_people_sql(
-        quoted_table(TeamMemberStanding),
-        "closure",
-        f"{figure_sums('t')}, SUM(t.active_days) AS active_days",
-        where=f"WHERE t.window_id IN ({ids_sql(window_ids)})",
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH {closure},
-            per_person AS ({people}),
-            {_top_people_sql(metrics)},
-            totals AS (
-                SELECT window_id, team_id, {SUM_FIGURES},
-                       SUM(CASE WHEN person_id IS NOT NULL THEN active_days ELSE 0 END) AS active_days,
-                       COUNT(person_id) AS active_members
-                FROM per_person GROUP BY window_id, team_id
-            )
-            INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
-                                                {", ".join(f"top_{m}" for m in metrics)})
-            SELECT t.window_id, t.team_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days,
-                   t.active_members, {", ".join(f"c.top_{m}" for m in metrics)}
-            FROM totals t LEFT JOIN contributors c ON c.window_id = t.window_id AND c.team_id = t.team_id
-            """
-        )
-
-
 def team_top_people(window_id: int, metric: str, ancestors: dict[int, list[int]]) -> dict[int, int]:
     """Each team subtree's largest contributor on `metric` in a kept window, as _teams_total keeps them for
     KEPT_METRICS: team id → person id. Not for an efficiency ratio (its top would be whoever has the fewest
