@@ -19,7 +19,9 @@ from usage.figures import COST_METRICS
 
 register = template.Library()
 
-PERSON_COST_HIDDEN = '<span class="muted" title="Cost is visible to the person, their managers and admins">'
+PERSON_COST = "Cost is visible to the person, their managers and admins"
+PERSON_COST_HIDDEN = f'<span class="muted" title="{PERSON_COST}">hidden</span>'  # in the metric's cell
+PERSON_COST_DASH = f'<span class="muted" title="{PERSON_COST}">—</span>'  # in the cost column
 TEAM_COST_HIDDEN = '<span class="muted" title="Cost is visible to the team\'s managers and admins">hidden</span>'
 TOO_FEW_MEMBERS = (
     '<span class="muted" title="Fewer than the minimum active members: figures hidden so no one is singled out">'
@@ -60,7 +62,7 @@ def people_rows(context) -> SafeString:
         )
         team = f'<a href="{team_url}{int(row.team_id)}/?{state}">{escape(row.team_name)}</a>' if row.team_id else NONE
         if cost_metric and not row.detail:
-            figure = f"{PERSON_COST_HIDDEN}hidden</span>"
+            figure = PERSON_COST_HIDDEN
         else:
             figure = (
                 f'<div class="bar-cell"><span class="value">{_html(metric_value(row.totals, metric))}</span>'
@@ -68,11 +70,11 @@ def people_rows(context) -> SafeString:
                 f'<rect class="bar" width="{bar_width(row.share_of_leader)}%" height="100%" rx="4"/></svg></div>'
             )
         total = f'<td class="num">{tokens(row.totals.total_tokens)}</td>' if total_column else ""
-        cost = ""
-        if cost_column:
-            cost = (
-                f'<td class="num">{money(row.totals.cost_usd) if row.detail else PERSON_COST_HIDDEN + "—</span>"}</td>'
-            )
+        cost = (
+            f'<td class="num">{money(row.totals.cost_usd) if row.detail else PERSON_COST_DASH}</td>'
+            if cost_column
+            else ""
+        )
         html.append(
             f'<tr{me}><td class="num rank">{int(row.rank)}</td>{change}'
             f'<th scope="row" class="name"><a href="{person_url}{int(row.person_id)}/?{state}">'
