@@ -39,12 +39,17 @@ def _html(value) -> str:
     return value if isinstance(value, SafeData) else escape(str(value))
 
 
+def _links(context) -> tuple[str, str, str]:
+    """The page's link parts for every row: person and team URL prefixes, and the window and filters' query
+    string (escaped once for the page, `row_qs`)."""
+    return escape(context["person_url"]), escape(context["team_url"]), context["row_qs"]
+
+
 @register.simple_tag(takes_context=True)
 def people_rows(context) -> SafeString:
     """The people table's rows (`rows`: the page's, then the viewer's own when `pinned`)."""
     metric = context["query"].metric
-    state = context["row_qs"]  # escaped once for the page
-    person_url, team_url = escape(context["person_url"]), escape(context["team_url"])
+    person_url, team_url, state = _links(context)
     previous_window, pinned = context["has_previous_window"], context["pinned"]
     cost_metric = metric in COST_METRICS
     total_column, cost_column = context["total_column"], context["cost_column"]
@@ -88,8 +93,7 @@ def people_rows(context) -> SafeString:
 def team_rows(context) -> SafeString:
     """The teams table's rows (`standings`: the page's teams, each with its `figures`, totals or per member)."""
     metric = context["query"].metric
-    state = context["row_qs"]
-    person_url, team_url = escape(context["person_url"]), escape(context["team_url"])
+    person_url, team_url, state = _links(context)
     previous_window = context["has_previous_window"]
     cost_column = context["show_cost"] and metric != "cost_usd"
     html = []
