@@ -44,6 +44,16 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture
+def page(live_server, page):
+    """pytest-playwright's page, set up after the live server so it is torn down before the database is emptied,
+    and left only once the htmx request a test's last step started has been answered: a request still running
+    when pytest-django truncates the tables deadlocked the truncation in CI."""
+    yield page
+    if not page.is_closed():
+        page.wait_for_function("() => !document.querySelector('.htmx-request')")
+
+
+@pytest.fixture
 def screenshot():
     """Save a full-page screenshot under test-artifacts/screenshots/ (git-ignored) for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
