@@ -404,6 +404,11 @@ ROLLUP_SAME = " AND ".join(  # rollup rows `r` and `n` are the same in every col
     for name in ROLLUP_COLUMN_NAMES
 )
 
+# Rollups are stored a day and a provider at a time: their reads name days (and a provider), and the rows of a day
+# spread over a 31-day chunk made each such read touch the whole chunk (the rebuild's team members took a third
+# longer at 10,000 people; docs/PERFORMANCE.md).
+ROLLUP_ORDER = "ORDER BY {0}.day, {0}.provider"
+
 
 def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
     """Write the days' rollups from the usage records. Into `emptied` days they are inserted; otherwise only the
@@ -483,7 +488,7 @@ def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
                 """
             params = {"first": first, "last": last, "cost": COST_REPORT_KIND}
             if emptied:
-                cursor.execute(f"INSERT INTO {rollup} ({ROLLUP_COLUMNS}) {select}", params)
+                cursor.execute(f"INSERT INTO {rollup} ({ROLLUP_COLUMNS}) {select} {ROLLUP_ORDER.format('u')}", params)
                 continue
             _temporary_table(ROLLUP_NEW, select, params)
             cursor.execute(
@@ -494,7 +499,7 @@ def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
             )
             cursor.execute(
                 f"INSERT INTO {rollup} ({ROLLUP_COLUMNS}) SELECT {ROLLUP_COLUMNS} FROM {ROLLUP_NEW} n WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {rollup} r WHERE r.day BETWEEN %s AND %s AND {ROLLUP_SAME})",
+                f"(SELECT 1 FROM {rollup} r WHERE r.day BETWEEN %s AND %s AND {ROLLUP_SAME}) {ROLLUP_ORDER.format('n')}",
                 [first, last],
             )
             cursor.execute(f"DROP TABLE {ROLLUP_NEW}")
