@@ -21,10 +21,11 @@ pages timed in-process.
    page as an admin): the first request's wall ms (the cache emptied before that warm-up, as after a
    refresh), p50 / p95 / max wall ms, median CPU ms of this process (PostgreSQL's share excluded) and
    the SQL queries of one request. The API's answers are computed for these timings: the response cache
-   (leaderboard.api.response_cache) is off. Last, requests per second of a 10 s loop of the login page
-   (anonymous) and of the 30-day people API (engineer), served from the response cache and computed. Then the
-   refreshes that follow an import of today's usage: today's rows of 1 % of the people restated, then of
-   everyone, each followed by standings_refresh, timed by step. They change the database's usage.
+   (leaderboard.api.response_cache) is off. Last, requests per second of the login page (anonymous) and of the
+   30-day people API (engineer), served from the response cache and computed: 10 s each, the three loops taking
+   turns in 1 s slices. Then the refreshes that follow an import of today's usage: today's rows of 1 % of the
+   people restated, then of everyone, each followed by standings_refresh, timed by step. They change the
+   database's usage.
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
@@ -46,6 +47,7 @@ import subprocess
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -465,21 +467,30 @@ def measure(client, url: str, requests: int) -> dict:
     }
 
 
-def rate(client, url: str, seconds: float = RATE_SECONDS) -> tuple[float, int]:
-    """Requests per second of a loop of one URL, and the SQL queries of one request (after the first)."""
+def rates(loops: list[tuple[object, str, object]], seconds: float = RATE_SECONDS) -> list[tuple[float, int]]:
+    """Requests per second of each loop (client, url, settings override) and the SQL queries of one request
+    (after the first). The loops take turns in 1 s slices until each has run `seconds`: on a shared machine a
+    change of load between loops run one after the other moved the ratio between them by half."""
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
-    check(client.get(url), url)
-    reset_queries()
-    with CaptureQueriesContext(connection) as captured:
-        check(client.get(url), url)
-    queries = len(captured)
-    count, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        check(client.get(url), url)
-        count += 1
-    return count / elapsed, queries
+    queries, counts, spent = [], [0] * len(loops), [0.0] * len(loops)
+    for client, url, overridden in loops:
+        with overridden:
+            check(client.get(url), url)
+            reset_queries()
+            with CaptureQueriesContext(connection) as captured:
+                check(client.get(url), url)
+        queries.append(len(captured))
+    for _slice in range(math.ceil(seconds)):
+        for index, (client, url, overridden) in enumerate(loops):
+            with overridden:
+                started = time.perf_counter()
+                while (elapsed := time.perf_counter() - started) < 1.0:
+                    check(client.get(url), url)
+                    counts[index] += 1
+            spent[index] += elapsed
+    return [(count / elapsed, queried) for count, elapsed, queried in zip(counts, spent, queries, strict=True)]
 
 
 def naive_ranking(days: int, today: date) -> tuple[float, int | None]:
@@ -646,13 +657,16 @@ def benchmark(args, today: date) -> None:
     table(["request", "first ms", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "queries", "KB"], rows, "lrrrrrrr")
 
     api = f"{people_api}?period=30d"
-    login_rate, login_queries = rate(Client(), "/accounts/login/")
-    cached_rate, cached_queries = rate(clients[engineer.pk], api)
-    with computed:
-        computed_rate, computed_queries = rate(clients[engineer.pk], api)
+    (login_rate, login_queries), (cached_rate, cached_queries), (computed_rate, computed_queries) = rates(
+        [
+            (Client(), "/accounts/login/", nullcontext()),
+            (clients[engineer.pk], api, nullcontext()),
+            (clients[engineer.pk], api, computed),
+        ]
+    )
     print(f"load average after the loops: {load()}")
     table(
-        ["single-threaded loop, 10 s", "requests/s", "queries", "ratio to login"],
+        ["single-threaded loops, 10 s each in turns of 1 s", "requests/s", "queries", "ratio to login"],
         [
             ["`GET /accounts/login/` (anonymous)", f"{login_rate:,.1f}", str(login_queries), "1.00"],
             [
