@@ -2,6 +2,10 @@
 PYTHON ?= python3
 PORT ?= 8000
 export PORT
+# honcho gives each process of `make run` a PORT of its own (the worker PORT + 100): links in the worker's alerts
+# and digests must name the web's.
+TOKENBOARD_BASE_URL ?= http://127.0.0.1:$(PORT)
+export TOKENBOARD_BASE_URL
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
