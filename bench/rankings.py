@@ -434,20 +434,25 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
 
 
-def measure(client, url: str, requests: int) -> dict:
+def queries_of(client, url: str) -> int:
+    """The SQL queries of one request of `url`."""
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
+    # A request start clears the query log, so empty it first or CaptureQueriesContext's start offset is wrong.
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        check(client.get(url), url)
+    return len(captured)  # now: its list is a view of the log, which the next request empties
+
+
+def measure(client, url: str, requests: int) -> dict:
     started = time.perf_counter()
     check(client.get(url), url)
     first = (time.perf_counter() - started) * 1000  # after the refresh: what the worker warmed, nothing else
     for _ in range(WARMUP - 1):
         check(client.get(url), url)
-    # A request start clears the query log, so empty it first or CaptureQueriesContext's start offset is wrong.
-    reset_queries()
-    with CaptureQueriesContext(connection) as captured:
-        check(client.get(url), url)
-    queries = len(captured)  # now: its list is a view of the log, which the next request empties
+    queries = queries_of(client, url)
     timings, cpu = [], []
     for _ in range(requests):
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -471,17 +476,11 @@ def rates(loops: list[tuple[object, str, object]], seconds: float = RATE_SECONDS
     """Requests per second of each loop (client, url, settings override) and the SQL queries of one request
     (after the first). The loops take turns in 1 s slices until each has run `seconds`: on a shared machine a
     change of load between loops run one after the other moved the ratio between them by half."""
-    from django.db import connection, reset_queries
-    from django.test.utils import CaptureQueriesContext
-
     queries, counts, spent = [], [0] * len(loops), [0.0] * len(loops)
     for client, url, overridden in loops:
         with overridden:
             check(client.get(url), url)
-            reset_queries()
-            with CaptureQueriesContext(connection) as captured:
-                check(client.get(url), url)
-        queries.append(len(captured))
+            queries.append(queries_of(client, url))
     for _slice in range(math.ceil(seconds)):
         for index, (client, url, overridden) in enumerate(loops):
             with overridden:

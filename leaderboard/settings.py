@@ -301,7 +301,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tokenboard@localhost
 # Links in alerts and digests point here (no request to build them from in a worker).
 TOKENBOARD_BASE_URL = env.str(
     "TOKENBOARD_BASE_URL",
-    default=f"http://127.0.0.1:{env.int('PORT', default=8000)}",  # make run serves on PORT
+    # The web process's own PORT; `make run` sets this setting itself, honcho giving the worker another PORT.
+    default=f"http://127.0.0.1:{env.int('PORT', default=8000)}",
 ).rstrip("/")
 # Percentages of a person's allowance at which they and their managers are alerted (team budgets set their own).
 TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANCE_THRESHOLDS", default=[50, 80, 100])]
