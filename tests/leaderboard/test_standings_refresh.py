@@ -9,11 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from unittest.mock import patch
 
+import psycopg
 import pytest
 import time_machine
 from django.db import DatabaseError, connection
@@ -317,18 +319,18 @@ def compute(*args, **kwargs):
 
 
 standings._standings_compute = compute
-standings.standings_refresh(today=date(2026, 9, 15))
+standings.standings_refresh(today=date(2026, 9, 15), all_days=sys.argv[1] == "rebuild")
 print("the refresh finished", flush=True)
 """
 
 
-@pytest.mark.needs_services
-def test_a_refresh_killed_mid_way_rolls_back_and_the_next_one_completes(transactional_db, history):
-    before = read_models()
-    changed = change_usage(history)
+@contextmanager
+def refresh_stuck_in_another_process(kind: str):
+    """A refresh ("refresh") or rebuild ("rebuild") in a process of its own, stopped inside its transaction after
+    computing the windows; killed (SIGKILL, as the OOM killer would) when the block ends."""
     env = {**os.environ, "DATABASE_URL": database_url_of_test_db(), "DJANGO_SETTINGS_MODULE": "leaderboard.settings"}
     process = subprocess.Popen(
-        [sys.executable, "-c", STUCK_REFRESH],
+        [sys.executable, "-c", STUCK_REFRESH, kind],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -338,24 +340,143 @@ def test_a_refresh_killed_mid_way_rolls_back_and_the_next_one_completes(transact
     try:
         line = process.stdout.readline()
         assert line.strip() == "inside the refresh transaction", line + process.stderr.read()
-        # It holds the lock: a refresh here skips rather than computing alongside it.
-        assert standings_refresh(today=TODAY) is None
+        yield
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         process.stdout.close()
         process.stderr.close()
 
+
+def refresh_when_free(**kwargs):
+    """The queued task's retries: the killed refresh's lock goes with its connection, within moments."""
+    deadline = time.monotonic() + 10
+    while (result := standings_refresh(today=TODAY, **kwargs)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return result
+
+
+@pytest.mark.needs_services
+def test_a_refresh_killed_mid_way_rolls_back_and_the_next_one_completes(transactional_db, history):
+    before = read_models()
+    changed = change_usage(history)
+    with refresh_stuck_in_another_process("refresh"):
+        # It holds the lock: a refresh here skips rather than computing alongside it.
+        assert standings_refresh(today=TODAY) is None
+
     # The dead connection's transaction is rolled back and its lock released: nothing of the half-done refresh
     # shows, the days stay marked, and the next refresh runs (within moments, not after a timeout).
     assert read_models() == before
     assert set(StandingsDirtyDay.objects.values_list("day", flat=True)) == changed
-    deadline = time.monotonic() + 10
-    while (result := standings_refresh(today=TODAY)) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    result = refresh_when_free()
     assert result is not None and result.days == len(changed)
     assert not StandingsDirtyDay.objects.exists()
     assert standings_differences(today=TODAY) == []
+
+
+# --- Rebuild (rebuild_rollups) ---------------------------------------------------------------------------------
+
+
+def rebuild_schemas() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tokenboard%%' ORDER BY 1")
+        return [name for (name,) in cursor.fetchall()]
+
+
+def read_model_tables() -> dict[str, tuple]:
+    """Each read model table as migrations see it (Django's introspection: columns, constraints and indexes by
+    name), and the schema it is in."""
+    tables = {}
+    with connection.cursor() as cursor:
+        for model in standings.READ_MODELS:
+            table = model._meta.db_table
+            cursor.execute("SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [table])
+            tables[table] = (
+                cursor.fetchone()[0],
+                [
+                    (c.name, c.type_code, c.null_ok, c.default)
+                    for c in connection.introspection.get_table_description(cursor, table)
+                ],
+                connection.introspection.get_constraints(cursor, table),
+            )
+    return tables
+
+
+@pytest.mark.needs_services
+def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_nothing(transactional_db, history):
+    before = read_models()
+    with refresh_stuck_in_another_process("rebuild"):
+        with connection.cursor() as cursor:
+            # Emptying the live tables (TRUNCATE) would keep this read waiting until the rebuild commits.
+            cursor.execute("SET lock_timeout = '2s'")
+            try:
+                assert read_models() == before
+            finally:
+                cursor.execute("RESET lock_timeout")
+        assert standings_refresh(today=TODAY) is None  # the rebuild holds the refresh lock
+
+    assert read_models() == before
+    assert rebuild_schemas() == []
+    assert refresh_when_free(all_days=True) is not None
+    assert standings_differences(today=TODAY) == []
+
+
+@pytest.mark.needs_services
+def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(transactional_db, history):
+    tables = read_model_tables()
+    last_window = StandingWindow.objects.order_by("-pk").values_list("pk", flat=True).first()
+    change_usage(history)
+
+    result = standings_refresh(today=TODAY, all_days=True)
+
+    assert result is not None and "swap" in result.phases
+    assert read_model_tables() == tables
+    assert rebuild_schemas() == []
+    assert StandingWindow.objects.order_by("pk").values_list("pk", flat=True).first() > last_window
+    assert standings_differences(today=TODAY) == []
+
+
+@pytest.mark.needs_services
+def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transactional_db, history):
+    change_usage(history)
+    with psycopg.connect(database_url_of_test_db()) as reader:  # a request inside a transaction
+        assert reader.execute("SELECT count(*) FROM usage_personstanding").fetchone()[0] > 0
+        outcome = {}
+
+        def rebuild():
+            try:
+                outcome["result"] = standings_refresh(today=TODAY, all_days=True)
+            except Exception as error:  # asserted below
+                outcome["error"] = error
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=rebuild, daemon=True)
+        thread.start()
+        thread.join(3)
+        # The swap needs the reader's table: it lets go and tries again rather than wait into a deadlock.
+        assert thread.is_alive() and not outcome
+        reader.commit()
+        thread.join(30)
+
+    assert not thread.is_alive() and "error" not in outcome, outcome
+    assert outcome["result"] is not None and "swap" in outcome["result"].phases
+    assert rebuild_schemas() == []
+    assert standings_differences(today=TODAY) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fail", [raise_database_error, run_bad_sql], ids=["raised", "from-the-database"])
+def test_a_rebuild_that_fails_leaves_the_last_good_standings(history, monkeypatch, fail):
+    before = read_models()
+    monkeypatch.setattr(standings, "_teams_total", failing_from(2, fail))
+
+    with pytest.raises(DatabaseError):
+        standings_refresh(today=TODAY, all_days=True)
+
+    assert read_models() == before
+    if connection.vendor == "postgresql":
+        assert rebuild_schemas() == []
 
 
 @pytest.mark.django_db

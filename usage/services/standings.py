@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -207,10 +207,10 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
             dirty_people = list(StandingsDirtyPerson.objects.values_list("pk", "person_id", "marked_at"))
             days = {day for _pk, day, _marked in dirty}
-            if all_days:
-                _truncate_read_models()
+            rebuilt = _ReadModelsRebuilt() if all_days else None
+            if rebuilt is not None:
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
-            if not days and state.rolled_on == today:
+            elif not days and state.rolled_on == today:
                 _clear_marks(StandingsDirtyPerson, dirty_people)  # people without usage: on no board
                 return RefreshResult(0, 0, time.monotonic() - started)
             with phases.timed("anomaly check"):
@@ -241,6 +241,9 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 if all_days:
                     _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
             _drop_stale_moving_windows(today)
+            if rebuilt is not None:
+                with phases.timed("swap"):
+                    rebuilt.put_in_place()
             _clear_marks(StandingsDirtyDay, dirty)
             _clear_marks(StandingsDirtyPerson, dirty_people)
             state.refreshed_at = timezone.now()
@@ -320,14 +323,109 @@ def standings_status() -> StandingsState:
     return StandingsState.objects.filter(pk=1).first() or StandingsState(pk=1)
 
 
-def _truncate_read_models() -> None:
-    models = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # transactional in PostgreSQL, and no dead rows to vacuum
-            cursor.execute(f"TRUNCATE {', '.join(quoted_table(model) for model in models)}")
-        else:
-            for model in models:
-                cursor.execute(f"DELETE FROM {quoted_table(model)}")
+READ_MODELS = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
+REBUILD_SCHEMA = "tokenboard_rebuild"  # where rebuild_rollups builds the read models (PostgreSQL)
+REPLACED_SCHEMA = "tokenboard_replaced"  # where the live ones go for the moment of the swap
+SWAP_LOCK_TIMEOUT = "500ms"  # below PostgreSQL's deadlock_timeout (1 s): a reader in the way wins, we retry
+SWAP_ATTEMPTS = 240
+
+
+class _ReadModelsRebuilt:
+    """The read models of a rebuild (`standings_refresh(all_days=True)`), emptied for it.
+
+    On PostgreSQL they are built aside: empty copies of the tables (same columns, constraints and index names) in
+    a schema of their own, put first on this transaction's search_path, so the refresh's SQL fills them unchanged.
+    `put_in_place` then swaps them for the live tables just before the commit. Readers keep the last standings
+    until then; emptying the live tables with TRUNCATE would lock them out for the whole rebuild (33 minutes at
+    85,000 people, docs/PERFORMANCE.md). A rebuild that fails rolls back its schema with the rest.
+
+    SQLite deletes the rows in the transaction (its readers see the last commit)."""
+
+    def __init__(self):
+        self.aside = connection.vendor == "postgresql"
+        with connection.cursor() as cursor:
+            if not self.aside:
+                for model in READ_MODELS:
+                    cursor.execute(f"DELETE FROM {quoted_table(model)}")
+                return
+            cursor.execute("SELECT current_schema(), current_setting('search_path')")
+            self.live_schema, self.search_path = cursor.fetchone()
+            cursor.execute(f"CREATE SCHEMA {_q(REBUILD_SCHEMA)}")
+            for model in READ_MODELS:
+                _empty_copy(cursor, model._meta.db_table, self.live_schema, REBUILD_SCHEMA)
+            cursor.execute("SELECT set_config('search_path', %s, true)", [f"{_q(REBUILD_SCHEMA)}, {self.search_path}"])
+
+    def put_in_place(self) -> None:
+        if not self.aside:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
+            live = [f"{_q(self.live_schema)}.{quoted_table(model)}" for model in READ_MODELS]
+            _lock_for_swap(cursor, live)
+            cursor.execute(f"CREATE SCHEMA {_q(REPLACED_SCHEMA)}")
+            for model, table in zip(READ_MODELS, live, strict=True):
+                cursor.execute(f"ALTER TABLE {table} SET SCHEMA {_q(REPLACED_SCHEMA)}")
+                cursor.execute(
+                    f"ALTER TABLE {_q(REBUILD_SCHEMA)}.{quoted_table(model)} SET SCHEMA {_q(self.live_schema)}"
+                )
+            cursor.execute(f"DROP SCHEMA {_q(REPLACED_SCHEMA)} CASCADE")
+            cursor.execute(f"DROP SCHEMA {_q(REBUILD_SCHEMA)}")
+
+
+def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
+    """An empty `schema.table` like `source_schema.table`: columns, defaults, checks and identity from LIKE; its
+    primary key, unique constraints and indexes under their own names (migrations find them by name), and its
+    identity going on where the source's is (ids are not reused)."""
+    # Spelled as pg_get_indexdef spells them (quoted only where needed), to be found in the index definitions.
+    cursor.execute("SELECT format('%%I.%%I', %s, %s), format('%%I.%%I', %s, %s)", [source_schema, table, schema, table])
+    source, copy = cursor.fetchone()
+    cursor.execute(f"CREATE TABLE {copy} (LIKE {source} INCLUDING ALL EXCLUDING INDEXES)")
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f', 'x') ORDER BY conname",
+        [source],
+    )
+    for name, definition in cursor.fetchall():
+        cursor.execute(f"ALTER TABLE {copy} ADD CONSTRAINT {_q(name)} {definition}")
+    for _name, definition in _plain_indexes(cursor, source):
+        on_source = f" ON {source} "
+        assert on_source in definition, definition
+        cursor.execute(definition.replace(on_source, f" ON {copy} ", 1))
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id'), pg_get_serial_sequence(%s, 'id')", [source, copy])
+    source_sequence, sequence = cursor.fetchone()
+    cursor.execute(f"SELECT last_value, is_called FROM {source_sequence}")
+    last_value, is_called = cursor.fetchone()
+    cursor.execute("SELECT setval(%s, %s, %s)", [sequence, last_value, is_called])
+
+
+def _lock_for_swap(cursor, tables: list[str]) -> None:
+    """Take the live tables for the swap. A request reading them holds its lock for a moment, but one that
+    already holds one of them while we wait for it would deadlock with us, and PostgreSQL could then cancel the
+    rebuild: each attempt gives up before the deadlock check runs, lets the readers through and tries again."""
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [SWAP_LOCK_TIMEOUT])
+                cursor.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+                cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+            return
+        except OperationalError:
+            if attempt == SWAP_ATTEMPTS:
+                raise
+            logger.info("rebuild: the read models are in use, attempt %d of %d to swap them", attempt, SWAP_ATTEMPTS)
+            time.sleep(0.05)
+
+
+def _plain_indexes(cursor, table: str) -> list[tuple[str, str]]:
+    """(name, definition) of the table's indexes that no constraint owns (PostgreSQL; `table` as SQL)."""
+    cursor.execute(
+        "SELECT index.relname, pg_get_indexdef(pg_index.indexrelid) FROM pg_index "
+        "JOIN pg_class index ON index.oid = pg_index.indexrelid "
+        "WHERE pg_index.indrelid = %s::regclass "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = pg_index.indexrelid) ORDER BY 1",
+        [table],
+    )
+    return cursor.fetchall()
 
 
 @contextmanager
@@ -338,12 +436,7 @@ def _indexes_dropped(model):
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s "
-            "AND indexname NOT IN (SELECT conname FROM pg_constraint)",
-            [model._meta.db_table],
-        )
-        indexes = cursor.fetchall()
+        indexes = _plain_indexes(cursor, quoted_table(model))
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {_q(name)}")
     yield
