@@ -29,7 +29,8 @@ pages timed in-process.
 4. Drops the database unless --keep (it is kept, too, when the run fails). --skip-fill reuses an existing
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
-   then time rebuilds of it with --skip-fill --rebuild).
+   then time rebuilds of it with --skip-fill --rebuild). --skip-fill --during-rebuild times reads while
+   rebuild_rollups runs in another process, and stops.
 
 Prints markdown tables, for docs/PERFORMANCE.md.
 """
@@ -103,6 +104,7 @@ USAGE_COLUMNS = (
 PERIODS = ("day", "week", "month", "quarter", "year", "7d", "30d", "90d", "all")
 WARMUP = 2
 RATE_SECONDS = 10.0
+READ_LOCK_TIMEOUT = "10s"  # --during-rebuild
 
 
 # --- database ----------------------------------------------------------------------------------------------
@@ -717,6 +719,69 @@ def refresh_after_todays_usage(today: date) -> None:
         )
 
 
+def reads_during_rebuild(args, today: date) -> None:
+    """Time reads while `manage.py rebuild_rollups` runs in a process of its own: the people and teams API (30
+    days, computed), a custom 45-day range (from the rollups) and a heavy user's page, in turns until the rebuild
+    ends. A read waiting on a lock gives up after READ_LOCK_TIMEOUT and counts as failed."""
+    from django.db import DatabaseError
+    from django.test import Client, override_settings
+
+    from usage.models import UsageRecord
+
+    heaviest = naive_ranking(30, today)[1]
+    engineer, admin = users_prepare(heaviest)
+    custom_end = today - timedelta(days=10)
+    people_api = "/api/v1/leaderboard/people/"
+    cases = [
+        (f"{people_api}?period=30d", engineer),
+        ("/api/v1/leaderboard/teams/?period=30d", engineer),
+        (f"{people_api}?start={custom_end - timedelta(days=44)}&end={custom_end}", engineer),
+        (f"/people/{heaviest}/?period=30d", admin),
+    ]
+    clients = {}
+    for user in (engineer, admin):
+        clients[user.pk] = Client(raise_request_exception=True)
+        clients[user.pk].force_login(user)
+    env = {key: value for key, value in os.environ.items() if key != "PGOPTIONS"}
+    rebuild = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "rebuild_rollups"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    timings: dict[str, list[float]] = {url: [] for url, _user in cases}
+    failures: dict[str, list[str]] = {url: [] for url, _user in cases}
+    started = time.perf_counter()
+    with override_settings(TOKENBOARD_RANKING_CACHE_SECONDS=0):
+        while rebuild.poll() is None:
+            for url, user in cases:
+                request_started = time.perf_counter()
+                try:
+                    response = clients[user.pk].get(url)
+                    check(response, url)
+                    timings[url].append((time.perf_counter() - request_started) * 1000)
+                except DatabaseError as error:
+                    failures[url].append(f"{type(error).__name__} after {time.perf_counter() - request_started:.1f} s")
+    took = time.perf_counter() - started
+    print(rebuild.stdout.read().rstrip())
+    if rebuild.returncode:
+        sys.exit(f"rebuild_rollups failed ({rebuild.returncode})")
+    print(f"reads during rebuild_rollups ({took:.1f} s, {UsageRecord.objects.count():,} usage records; load {load()}):")
+    rows = []
+    for url, _user in cases:
+        done = sorted(timings[url])
+        rows.append(
+            [
+                f"`{url}`",
+                str(len(done)),
+                str(len(failures[url])),
+                f"{statistics.median(done):,.1f}" if done else "—",
+                f"{percentile(done, 0.95):,.1f}" if done else "—",
+                f"{done[-1]:,.1f}" if done else "—",
+            ]
+        )
+        if failures[url]:
+            print(f"  {url} failed: {', '.join(sorted(set(failures[url])))}")
+    table(["request (computed)", "answered", "failed", "p50 ms", "p95 ms", "max ms"], rows, "lrrrrr")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=85_000, help="people (default 85,000)")
@@ -734,6 +799,11 @@ def main() -> None:
         "--rebuild", action="store_true", help="with --skip-fill: run rebuild_rollups on the database before timing"
     )
     parser.add_argument(
+        "--during-rebuild",
+        action="store_true",
+        help="with --skip-fill: time reads while rebuild_rollups runs in another process, then stop",
+    )
+    parser.add_argument(
         "--fill-only",
         action="store_true",
         help="create and fill the database, keep it, and stop (no rebuild, no timings)",
@@ -741,6 +811,10 @@ def main() -> None:
     args = parser.parse_args()
     if "bench" not in args.db:
         sys.exit(f"bench/rankings.py creates and drops its database, and {args.db!r} does not contain 'bench'.")
+    if args.during_rebuild and not args.skip_fill:
+        sys.exit("--during-rebuild needs --skip-fill (a filled, rebuilt database)")
+    if args.during_rebuild:  # this process's reads, not the rebuild's: a read waiting on a lock gives up
+        os.environ["PGOPTIONS"] = f"-c lock_timeout={READ_LOCK_TIMEOUT}"
     if args.fill_only and args.skip_fill:
         sys.exit("--fill-only and --skip-fill contradict each other")
     if args.people < 1 or args.days < 1 or args.requests < 1:
@@ -787,6 +861,10 @@ def main() -> None:
             )
         if args.fill_only:
             succeeded = args.keep = True
+            return
+        if args.during_rebuild:
+            reads_during_rebuild(args, today)
+            succeeded = True
             return
         if not args.skip_fill or args.rebuild:
             started = time.perf_counter()
