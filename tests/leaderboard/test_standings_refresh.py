@@ -383,9 +383,21 @@ def rebuild_schemas() -> list[str]:
         return [name for (name,) in cursor.fetchall()]
 
 
+GRANTED = "usage_personstanding, usage_teamstanding"
+
+
+def grants(cursor, table: str) -> list[tuple]:
+    cursor.execute(
+        "SELECT acl.grantee, acl.privilege_type, acl.is_grantable FROM pg_class, aclexplode(pg_class.relacl) acl "
+        "WHERE pg_class.oid = %s::regclass ORDER BY 1, 2",
+        [table],
+    )
+    return cursor.fetchall()
+
+
 def read_model_tables() -> dict[str, tuple]:
     """Each read model table as migrations see it (Django's introspection: columns, constraints and indexes by
-    name), and the schema it is in."""
+    name), the schema it is in and who may read it."""
     tables = {}
     with connection.cursor() as cursor:
         for model in standings.READ_MODELS:
@@ -398,6 +410,7 @@ def read_model_tables() -> dict[str, tuple]:
                     for c in connection.introspection.get_table_description(cursor, table)
                 ],
                 connection.introspection.get_constraints(cursor, table),
+                grants(cursor, table),
             )
     return tables
 
@@ -423,14 +436,21 @@ def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_
 
 @pytest.mark.needs_services
 def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(transactional_db, history):
+    with connection.cursor() as cursor:  # a reporting role's grants
+        cursor.execute(f"GRANT SELECT ON {GRANTED} TO PUBLIC")
+        assert grants(cursor, "usage_personstanding")
     tables = read_model_tables()
     last_window = StandingWindow.objects.order_by("-pk").values_list("pk", flat=True).first()
     change_usage(history)
 
-    result = standings_refresh(today=TODAY, all_days=True)
+    try:
+        result = standings_refresh(today=TODAY, all_days=True)
 
-    assert result is not None and "swap" in result.phases
-    assert read_model_tables() == tables
+        assert result is not None and "swap" in result.phases
+        assert read_model_tables() == tables
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"REVOKE SELECT ON {GRANTED} FROM PUBLIC")
     assert rebuild_schemas() == []
     assert StandingWindow.objects.order_by("pk").values_list("pk", flat=True).first() > last_window
     assert standings_differences(today=TODAY) == []

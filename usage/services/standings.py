@@ -374,8 +374,8 @@ class _ReadModelsRebuilt:
 
 def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
     """An empty `schema.table` like `source_schema.table`: columns, defaults, checks and identity from LIKE; its
-    primary key, unique constraints and indexes under their own names (migrations find them by name), and its
-    identity going on where the source's is (ids are not reused)."""
+    primary key, unique constraints and indexes under their own names (migrations find them by name), its grants,
+    and its identity going on where the source's is (ids are not reused)."""
     # Spelled as pg_get_indexdef spells them (quoted only where needed), to be found in the index definitions.
     cursor.execute("SELECT format('%%I.%%I', %s, %s), format('%%I.%%I', %s, %s)", [source_schema, table, schema, table])
     source, copy = cursor.fetchone()
@@ -391,6 +391,14 @@ def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
         on_source = f" ON {source} "
         assert on_source in definition, definition
         cursor.execute(definition.replace(on_source, f" ON {copy} ", 1))
+    cursor.execute(
+        "SELECT acl.privilege_type, CASE acl.grantee WHEN 0 THEN 'PUBLIC' ELSE acl.grantee::regrole::text END, "
+        "acl.is_grantable FROM pg_class, aclexplode(pg_class.relacl) acl "
+        "WHERE pg_class.oid = %s::regclass AND acl.grantee <> pg_class.relowner",
+        [source],
+    )
+    for privilege, grantee, grantable in cursor.fetchall():  # a reporting role's SELECT, say
+        cursor.execute(f"GRANT {privilege} ON {copy} TO {grantee}{' WITH GRANT OPTION' if grantable else ''}")
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id'), pg_get_serial_sequence(%s, 'id')", [source, copy])
     source_sequence, sequence = cursor.fetchone()
     cursor.execute(f"SELECT last_value, is_called FROM {source_sequence}")
