@@ -239,7 +239,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             _standings_compute(windows, ancestors, phases)
             with phases.timed("statistics"):
                 if all_days:
-                    _analyze(TeamMemberStanding, PersonStanding, TeamStanding)
+                    _analyze(TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
             _drop_stale_moving_windows(today)
             if rebuilt is not None:
                 with phases.timed("swap"):
@@ -389,7 +389,8 @@ def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
         cursor.execute(f"ALTER TABLE {copy} ADD CONSTRAINT {_q(name)} {definition}")
     for _name, definition in _plain_indexes(cursor, source):
         on_source = f" ON {source} "
-        assert on_source in definition, definition
+        if on_source not in definition:
+            raise DatabaseError(f"rebuild: cannot copy the index {definition!r}: it does not name {source}")
         cursor.execute(definition.replace(on_source, f" ON {copy} ", 1))
     cursor.execute(
         "SELECT acl.privilege_type, CASE acl.grantee WHEN 0 THEN 'PUBLIC' ELSE acl.grantee::regrole::text END, "
@@ -410,12 +411,14 @@ def _lock_for_swap(cursor, tables: list[str]) -> None:
     """Take the live tables for the swap. A request reading them holds its lock for a moment, but one that
     already holds one of them while we wait for it would deadlock with us, and PostgreSQL could then cancel the
     rebuild: each attempt gives up before the deadlock check runs, lets the readers through and tries again."""
+    cursor.execute("SELECT current_setting('lock_timeout')")
+    (lock_timeout,) = cursor.fetchone()
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [SWAP_LOCK_TIMEOUT])
                 cursor.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
-                cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
             return
         except OperationalError:
             if attempt == SWAP_ATTEMPTS:
@@ -427,8 +430,8 @@ def _lock_for_swap(cursor, tables: list[str]) -> None:
 def _plain_indexes(cursor, table: str) -> list[tuple[str, str]]:
     """(name, definition) of the table's indexes that no constraint owns (PostgreSQL; `table` as SQL)."""
     cursor.execute(
-        "SELECT index.relname, pg_get_indexdef(pg_index.indexrelid) FROM pg_index "
-        "JOIN pg_class index ON index.oid = pg_index.indexrelid "
+        "SELECT index_class.relname, pg_get_indexdef(pg_index.indexrelid) FROM pg_index "
+        "JOIN pg_class index_class ON index_class.oid = pg_index.indexrelid "
         "WHERE pg_index.indrelid = %s::regclass "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = pg_index.indexrelid) ORDER BY 1",
         [table],

@@ -4,7 +4,10 @@ from usage.services.standings import standings_refresh
 
 
 class Command(BaseCommand):
-    help = "Rebuild every derived table (daily rollups, standings) from the usage records, for upgrades and repairs."
+    help = (
+        "Rebuild every derived table (daily rollups, standings) from the usage records, for upgrades and repairs. "
+        "The boards keep serving the last standings until it finishes."
+    )
 
     def handle(self, *args, **options):
         result = standings_refresh(all_days=True)
