@@ -105,6 +105,7 @@ PERIODS = ("day", "week", "month", "quarter", "year", "7d", "30d", "90d", "all")
 WARMUP = 2
 RATE_SECONDS = 10.0
 READ_LOCK_TIMEOUT = "10s"  # --during-rebuild
+READS_PAUSE = 0.25  # --during-rebuild: seconds between rounds of reads, so they leave the rebuild a core
 
 
 # --- database ----------------------------------------------------------------------------------------------
@@ -721,8 +722,8 @@ def refresh_after_todays_usage(today: date) -> None:
 
 def reads_during_rebuild(args, today: date) -> None:
     """Time reads while `manage.py rebuild_rollups` runs in a process of its own: the people and teams API (30
-    days, computed), a custom 45-day range (from the rollups) and a heavy user's page, in turns until the rebuild
-    ends. A read waiting on a lock gives up after READ_LOCK_TIMEOUT and counts as failed."""
+    days, computed), a custom 45-day range (from the rollups) and a heavy user's page, in rounds READS_PAUSE apart
+    until the rebuild ends. A read waiting on a lock gives up after READ_LOCK_TIMEOUT and counts as failed."""
     from django.db import DatabaseError, connection
     from django.db.backends.signals import connection_created
     from django.test import Client, override_settings
@@ -766,6 +767,7 @@ def reads_during_rebuild(args, today: date) -> None:
                     timings[url].append((time.perf_counter() - request_started) * 1000)
                 except DatabaseError as error:
                     failures[url].append(f"{type(error).__name__} after {time.perf_counter() - request_started:.1f} s")
+            time.sleep(READS_PAUSE)
     took = time.perf_counter() - started
     print(rebuild.stdout.read().rstrip())
     if rebuild.returncode:
