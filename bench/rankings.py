@@ -720,7 +720,7 @@ def refresh_after_todays_usage(today: date) -> None:
         )
 
 
-def reads_during_rebuild(args, today: date) -> None:
+def reads_during_rebuild(today: date) -> None:
     """Time reads while `manage.py rebuild_rollups` runs in a process of its own: the people and teams API (30
     days, computed), a custom 45-day range (from the rollups) and a heavy user's page, in rounds READS_PAUSE apart
     until the rebuild ends. A read waiting on a lock gives up after READ_LOCK_TIMEOUT and counts as failed."""
@@ -870,7 +870,7 @@ def main() -> None:
             succeeded = args.keep = True
             return
         if args.during_rebuild:
-            reads_during_rebuild(args, today)
+            reads_during_rebuild(today)
             succeeded = True
             return
         if not args.skip_fill or args.rebuild:
