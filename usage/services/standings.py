@@ -241,7 +241,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 if all_days:
                     _analyze(TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
             _drop_stale_moving_windows(today)
-            if rebuilt is not None:
+            if rebuilt is not None and rebuilt.aside:
                 with phases.timed("swap"):
                     rebuilt.put_in_place()
             _clear_marks(StandingsDirtyDay, dirty)
@@ -336,10 +336,10 @@ class _ReadModelsRebuilt:
     On PostgreSQL they are built aside: empty copies of the tables (same columns, constraints and index names) in
     a schema of their own, put first on this transaction's search_path, so the refresh's SQL fills them unchanged.
     `put_in_place` then swaps them for the live tables just before the commit. Readers keep the last standings
-    until then; emptying the live tables with TRUNCATE would lock them out for the whole rebuild (33 minutes at
-    85,000 people, docs/PERFORMANCE.md). A rebuild that fails rolls back its schema with the rest.
+    until then; emptying the live tables with TRUNCATE would lock them out for the whole rebuild (22–33 minutes
+    at 85,000 people, docs/PERFORMANCE.md). A rebuild that fails rolls back its schema with the rest.
 
-    SQLite deletes the rows in the transaction (its readers see the last commit)."""
+    SQLite (`aside` false) deletes the rows in the transaction (its readers see the last commit)."""
 
     def __init__(self):
         self.aside = connection.vendor == "postgresql"
@@ -356,8 +356,6 @@ class _ReadModelsRebuilt:
             cursor.execute("SELECT set_config('search_path', %s, true)", [f"{_q(REBUILD_SCHEMA)}, {self.search_path}"])
 
     def put_in_place(self) -> None:
-        if not self.aside:
-            return
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
             live = [f"{_q(self.live_schema)}.{quoted_table(model)}" for model in READ_MODELS]
