@@ -456,6 +456,13 @@ def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(trans
     assert standings_differences(today=TODAY) == []
 
 
+def swap_waits_for(watcher, table: str) -> bool:
+    """Another session waits for a lock on `table`: the rebuild's swap, in this test."""
+    return watcher.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = %s::regclass)", [table]
+    ).fetchone()[0]
+
+
 @pytest.mark.needs_services
 def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transactional_db, history):
     change_usage(history)
@@ -473,9 +480,14 @@ def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transact
 
         thread = threading.Thread(target=rebuild, daemon=True)
         thread.start()
-        thread.join(3)
-        # The swap needs the reader's table: it lets go and tries again rather than wait into a deadlock.
+        with psycopg.connect(database_url_of_test_db(), autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while not swap_waits_for(watcher, "usage_personstanding") and time.monotonic() < deadline:
+                time.sleep(0.05)
         assert thread.is_alive() and not outcome
+        # The swap takes the rollups before the standings, so this read now waits for the swap while the swap
+        # waits for this reader: a deadlock, unless the swap lets go and tries again, as it must.
+        assert reader.execute("SELECT count(*) FROM usage_dailyrollup").fetchone()[0] > 0
         reader.commit()
         thread.join(30)
 

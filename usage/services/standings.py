@@ -207,8 +207,9 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
             dirty_people = list(StandingsDirtyPerson.objects.values_list("pk", "person_id", "marked_at"))
             days = {day for _pk, day, _marked in dirty}
-            rebuilt = _ReadModelsRebuilt() if all_days else None
-            if rebuilt is not None:
+            aside = None
+            if all_days:
+                aside = _read_models_emptied()
                 days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
             elif not days and state.rolled_on == today:
                 _clear_marks(StandingsDirtyPerson, dirty_people)  # people without usage: on no board
@@ -241,9 +242,9 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
                 if all_days:
                     _analyze(TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
             _drop_stale_moving_windows(today)
-            if rebuilt is not None and rebuilt.aside:
+            if aside is not None:
                 with phases.timed("swap"):
-                    rebuilt.put_in_place()
+                    aside.put_in_place()
             _clear_marks(StandingsDirtyDay, dirty)
             _clear_marks(StandingsDirtyPerson, dirty_people)
             state.refreshed_at = timezone.now()
@@ -325,29 +326,32 @@ def standings_status() -> StandingsState:
 
 READ_MODELS = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
 REBUILD_SCHEMA = "tokenboard_rebuild"  # where rebuild_rollups builds the read models (PostgreSQL)
-REPLACED_SCHEMA = "tokenboard_replaced"  # where the live ones go for the moment of the swap
 SWAP_LOCK_TIMEOUT = "500ms"  # below PostgreSQL's deadlock_timeout (1 s): a reader in the way wins, we retry
 SWAP_ATTEMPTS = 240
 
 
-class _ReadModelsRebuilt:
-    """The read models of a rebuild (`standings_refresh(all_days=True)`), emptied for it.
+def _read_models_emptied() -> _ReadModelsAside | None:
+    """Empty read models for a rebuild (`standings_refresh(all_days=True)`): on PostgreSQL new ones built aside,
+    to be put in place before the commit; SQLite deletes the rows in the transaction (its readers see the last
+    commit), and there is nothing to put in place."""
+    if connection.vendor == "postgresql":
+        return _ReadModelsAside()
+    with connection.cursor() as cursor:
+        for model in READ_MODELS:
+            cursor.execute(f"DELETE FROM {quoted_table(model)}")
+    return None
 
-    On PostgreSQL they are built aside: empty copies of the tables (same columns, constraints and index names) in
-    a schema of their own, put first on this transaction's search_path, so the refresh's SQL fills them unchanged.
-    `put_in_place` then swaps them for the live tables just before the commit. Readers keep the last standings
-    until then; emptying the live tables with TRUNCATE would lock them out for the whole rebuild (22–33 minutes
-    at 85,000 people, docs/PERFORMANCE.md). A rebuild that fails rolls back its schema with the rest.
 
-    SQLite (`aside` false) deletes the rows in the transaction (its readers see the last commit)."""
+class _ReadModelsAside:
+    """The read models of a rebuild on PostgreSQL, built aside: empty copies of the tables (same columns,
+    constraints and index names) in a schema of their own, put first on this transaction's search_path, so the
+    refresh's SQL fills them unchanged. `put_in_place` then swaps them for the live tables just before the commit.
+    Readers keep the last standings until then; emptying the live tables with TRUNCATE would lock them out for the
+    whole rebuild (22–33 minutes at 85,000 people, docs/PERFORMANCE.md). A rebuild that fails rolls back its
+    schema with the rest."""
 
     def __init__(self):
-        self.aside = connection.vendor == "postgresql"
         with connection.cursor() as cursor:
-            if not self.aside:
-                for model in READ_MODELS:
-                    cursor.execute(f"DELETE FROM {quoted_table(model)}")
-                return
             cursor.execute("SELECT current_schema(), current_setting('search_path')")
             self.live_schema, self.search_path = cursor.fetchone()
             cursor.execute(f"CREATE SCHEMA {_q(REBUILD_SCHEMA)}")
@@ -360,13 +364,11 @@ class _ReadModelsRebuilt:
             cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
             live = [f"{_q(self.live_schema)}.{quoted_table(model)}" for model in READ_MODELS]
             _lock_for_swap(cursor, live)
-            cursor.execute(f"CREATE SCHEMA {_q(REPLACED_SCHEMA)}")
-            for model, table in zip(READ_MODELS, live, strict=True):
-                cursor.execute(f"ALTER TABLE {table} SET SCHEMA {_q(REPLACED_SCHEMA)}")
+            cursor.execute(f"DROP TABLE {', '.join(live)}")
+            for model in READ_MODELS:
                 cursor.execute(
                     f"ALTER TABLE {_q(REBUILD_SCHEMA)}.{quoted_table(model)} SET SCHEMA {_q(self.live_schema)}"
                 )
-            cursor.execute(f"DROP SCHEMA {_q(REPLACED_SCHEMA)} CASCADE")
             cursor.execute(f"DROP SCHEMA {_q(REBUILD_SCHEMA)}")
 
 
@@ -407,8 +409,9 @@ def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
 
 def _lock_for_swap(cursor, tables: list[str]) -> None:
     """Take the live tables for the swap. A request reading them holds its lock for a moment, but one that
-    already holds one of them while we wait for it would deadlock with us, and PostgreSQL could then cancel the
-    rebuild: each attempt gives up before the deadlock check runs, lets the readers through and tries again."""
+    already holds one of them while we wait for it would deadlock with us, and PostgreSQL would then cancel the
+    request or the rebuild: each attempt gives up before the deadlock check runs, lets the readers through and
+    tries again."""
     cursor.execute("SELECT current_setting('lock_timeout')")
     (lock_timeout,) = cursor.fetchone()
     for attempt in range(1, SWAP_ATTEMPTS + 1):
@@ -418,9 +421,13 @@ def _lock_for_swap(cursor, tables: list[str]) -> None:
                 cursor.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [lock_timeout])
             return
-        except OperationalError:
+        except OperationalError as error:
             if attempt == SWAP_ATTEMPTS:
-                raise
+                raise OperationalError(
+                    f"rebuild: the rankings' tables stayed in use through {SWAP_ATTEMPTS} attempts to swap in the "
+                    "rebuilt ones, so nothing was changed; end the long transaction reading them (pg_stat_activity, "
+                    "state 'idle in transaction') and run rebuild_rollups again"
+                ) from error
             logger.info("rebuild: the read models are in use, attempt %d of %d to swap them", attempt, SWAP_ATTEMPTS)
             time.sleep(0.05)
 
