@@ -30,7 +30,9 @@ pages timed in-process.
    database (no creation, fill or rebuild): the standings are then those of the day it was filled on, unless
    --rebuild runs rebuild_rollups on it first. --fill-only stops after the fill and keeps the database (fill once,
    then time rebuilds of it with --skip-fill --rebuild). --skip-fill --during-rebuild times reads while
-   rebuild_rollups runs in another process, and stops.
+   rebuild_rollups runs in another process, and stops. --skip-fill --import-file openai (or cursor; :ROWS for
+   another size than 1,000,000) imports bench/ingest.py's export into the org, times the refresh after its commit
+   (import → standings) and stops; the imported usage stays in the database.
 
 Prints markdown tables, for docs/PERFORMANCE.md.
 """
@@ -720,6 +722,63 @@ def refresh_after_todays_usage(today: date) -> None:
         )
 
 
+def import_to_standings(fmt: str, rows: int) -> None:
+    """Time an import of bench/ingest.py's export of `rows` rows in `fmt` (generated under bench/out/ if missing)
+    into this org, then the refresh that follows its commit: the time from the commit to standings showing it.
+    The export's 500 users are linked to 500 people spread over the org first, as a directory file would. The
+    check: their total in the kept all-time window moves by exactly the file's tokens (the first import; a second
+    run restates the same rows, and it must not move)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import ingest  # bench/ingest.py: the exports and their facts
+    from django.db.models import Sum
+
+    from usage.models import Identity, ImportSource, Person, PersonStanding, StandingWindow
+    from usage.services.imports import import_batch_create, import_batch_process
+    from usage.services.standings import ALL_PROVIDERS, standings_refresh
+
+    ingest.OUT.mkdir(parents=True, exist_ok=True)
+    path, _twin, facts = ingest.export_for(fmt, rows)
+    everyone = list(Person.objects.order_by("pk").values_list("pk", flat=True))
+    if len(everyone) < ingest.PEOPLE:
+        sys.exit(f"--import-file needs at least {ingest.PEOPLE} people to link the export's users to")
+    people = everyone[:: len(everyone) // ingest.PEOPLE][: ingest.PEOPLE]
+    for index, person in enumerate(people):
+        email = ingest.email_of(index)
+        key = ("openai", "user_id", f"user-{email.split('@')[0]}") if fmt == "openai" else ("cursor", "email", email)
+        Identity.objects.update_or_create(
+            provider=key[0], kind=key[1], value=key[2], defaults={"person_id": person, "owner_email": email}
+        )
+
+    def kept_total() -> int:
+        window = StandingWindow.objects.get(period="all", provider=ALL_PROVIDERS)
+        rows = PersonStanding.objects.filter(window=window, person_id__in=people)
+        return rows.aggregate(total=Sum("total_tokens"))["total"] or 0
+
+    before = kept_total()
+    started = time.perf_counter()
+    with path.open("rb") as handle:
+        batch = import_batch_create(file=handle, name=path.name, source=ImportSource.COMMAND, queue=False)
+    stored = time.perf_counter()
+    batch = import_batch_process(batch.pk)
+    committed = time.perf_counter()
+    if batch.status != "succeeded":
+        sys.exit(f"import failed: {batch.error_summary}")
+    result = standings_refresh()  # what the worker does once the import commits
+    refreshed = time.perf_counter()
+    moved = kept_total() - before
+    shown = "the file's tokens" if moved == facts["total_tokens"] else f"{moved:,} tokens"
+    if moved not in (0, facts["total_tokens"]):
+        sys.exit(f"the kept all-time total of the file's people moved by {moved:,}, not {facts['total_tokens']:,}")
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
+    print(
+        f"import of {path.name} ({batch.rows_read:,} rows, {facts['start']} to {facts['end']}, {ingest.PEOPLE} "
+        f"people): stored {stored - started:.1f} s, processed {committed - stored:.1f} s "
+        f"({batch.rows_read / (committed - stored):,.0f} rows/s); commit → standings {refreshed - committed:.1f} s "
+        f"({result.days} days, {result.windows} windows: {phases}); the people's all-time total moved by {shown}; "
+        f"load {load()}"
+    )
+
+
 def reads_during_rebuild(today: date) -> None:
     """Time reads while `manage.py rebuild_rollups` runs in a process of its own: the people and teams API (30
     days, computed), a custom 45-day range (from the rollups) and a heavy user's page, in rounds READS_PAUSE apart
@@ -813,6 +872,12 @@ def main() -> None:
         help="with --skip-fill: time reads while rebuild_rollups runs in another process, then stop",
     )
     parser.add_argument(
+        "--import-file",
+        metavar="FORMAT[:ROWS]",
+        help="with --skip-fill: import bench/ingest.py's export (openai or cursor; 1,000,000 rows unless ROWS) into "
+        "the database, time the commit → standings refresh, then stop (the usage stays)",
+    )
+    parser.add_argument(
         "--fill-only",
         action="store_true",
         help="create and fill the database, keep it, and stop (no rebuild, no timings)",
@@ -822,6 +887,8 @@ def main() -> None:
         sys.exit(f"bench/rankings.py creates and drops its database, and {args.db!r} does not contain 'bench'.")
     if args.during_rebuild and not args.skip_fill:
         sys.exit("--during-rebuild needs --skip-fill (a filled, rebuilt database)")
+    if args.import_file and not args.skip_fill:
+        sys.exit("--import-file needs --skip-fill (a filled, rebuilt database)")
     if args.fill_only and args.skip_fill:
         sys.exit("--fill-only and --skip-fill contradict each other")
     if args.people < 1 or args.days < 1 or args.requests < 1:
@@ -871,6 +938,13 @@ def main() -> None:
             return
         if args.during_rebuild:
             reads_during_rebuild(today)
+            succeeded = True
+            return
+        if args.import_file:
+            fmt, _colon, rows = args.import_file.partition(":")
+            if fmt not in ("openai", "cursor"):
+                sys.exit(f"--import-file: the format is openai or cursor, not {fmt!r}")
+            import_to_standings(fmt, int(rows.replace(",", "").replace("_", "") or 1_000_000))
             succeeded = True
             return
         if not args.skip_fill or args.rebuild:
