@@ -310,6 +310,8 @@ TOKENBOARD_ALLOWANCE_THRESHOLDS = [int(p) for p in env.list("TOKENBOARD_ALLOWANC
 # Sort and hash memory of the standings refresh's transaction (PostgreSQL work_mem; empty: the server's setting).
 # One refresh runs at a time; with the default 4 MB its per-window sorts and hashes spill to temporary files.
 TOKENBOARD_REFRESH_WORK_MEM = env.str("TOKENBOARD_REFRESH_WORK_MEM", default="256MB")
+# Connections that build `rebuild_rollups` at once on PostgreSQL: one per database core (docs/scaling.md).
+TOKENBOARD_REBUILD_WORKERS = env.int("TOKENBOARD_REBUILD_WORKERS", default=2)
 # The same for an import's store (merging its staged hours and records in key order); stores run one at a time.
 TOKENBOARD_IMPORT_WORK_MEM = env.str("TOKENBOARD_IMPORT_WORK_MEM", default="128MB")
 # The ranking API's answers are served from the shared cache for at most this many seconds

@@ -12,12 +12,14 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 from unittest.mock import patch
 
 import psycopg
 import pytest
 import time_machine
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
 from django.test import Client
 
@@ -319,18 +321,19 @@ def compute(*args, **kwargs):
 
 
 standings._standings_compute = compute
-standings.standings_refresh(today=date(2026, 9, 15), all_days=sys.argv[1] == "rebuild")
+standings.standings_refresh(today=date(2026, 9, 15), all_days=sys.argv[1] == "rebuild", workers=int(sys.argv[2]))
 print("the refresh finished", flush=True)
 """
 
 
 @contextmanager
-def refresh_stuck_in_another_process(kind: str):
-    """A refresh ("refresh") or rebuild ("rebuild") in a process of its own, stopped inside its transaction after
-    computing the windows; killed (SIGKILL, as the OOM killer would) when the block ends."""
+def refresh_stuck_in_another_process(kind: str, workers: int = 1):
+    """A refresh ("refresh") or rebuild ("rebuild", by `workers` connections) in a process of its own, stopped
+    inside its transaction after computing the windows; killed (SIGKILL, as the OOM killer would) when the block
+    ends."""
     env = {**os.environ, "DATABASE_URL": database_url_of_test_db(), "DJANGO_SETTINGS_MODULE": "leaderboard.settings"}
     process = subprocess.Popen(
-        [sys.executable, "-c", STUCK_REFRESH, kind],
+        [sys.executable, "-c", STUCK_REFRESH, kind, str(workers)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -416,9 +419,12 @@ def read_model_tables() -> dict[str, tuple]:
 
 
 @pytest.mark.needs_services
-def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_nothing(transactional_db, history):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_nothing(
+    transactional_db, history, workers
+):
     before = read_models()
-    with refresh_stuck_in_another_process("rebuild"):
+    with refresh_stuck_in_another_process("rebuild", workers):
         with connection.cursor() as cursor:
             # Emptying the live tables (TRUNCATE) would keep this read waiting until the rebuild commits.
             cursor.execute("SET lock_timeout = '2s'")
@@ -429,13 +435,17 @@ def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_
         assert standings_refresh(today=TODAY) is None  # the rebuild holds the refresh lock
 
     assert read_models() == before
+    # By one connection its tables went with its transaction; by several they were committed as they were built,
+    # and the next rebuild drops them.
+    assert rebuild_schemas() == ([] if workers == 1 else [standings.REBUILD_SCHEMA])
+    assert refresh_when_free(all_days=True, workers=workers) is not None
     assert rebuild_schemas() == []
-    assert refresh_when_free(all_days=True) is not None
     assert standings_differences(today=TODAY) == []
 
 
 @pytest.mark.needs_services
-def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(transactional_db, history):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(transactional_db, history, workers):
     with connection.cursor() as cursor:  # a reporting role's grants
         cursor.execute(f"GRANT SELECT ON {GRANTED} TO PUBLIC")
         assert grants(cursor, "usage_personstanding")
@@ -444,9 +454,9 @@ def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(trans
     change_usage(history)
 
     try:
-        result = standings_refresh(today=TODAY, all_days=True)
+        result = standings_refresh(today=TODAY, all_days=True, workers=workers)
 
-        assert result is not None and "swap" in result.phases
+        assert result is not None and "swap" in result.phases and result.workers == workers
         assert read_model_tables() == tables
     finally:
         with connection.cursor() as cursor:
@@ -464,7 +474,8 @@ def swap_waits_for(watcher, table: str) -> bool:
 
 
 @pytest.mark.needs_services
-def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transactional_db, history):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transactional_db, history, workers):
     change_usage(history)
     with psycopg.connect(database_url_of_test_db()) as reader:  # a request inside a transaction
         assert reader.execute("SELECT count(*) FROM usage_personstanding").fetchone()[0] > 0
@@ -472,7 +483,7 @@ def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transact
 
         def rebuild():
             try:
-                outcome["result"] = standings_refresh(today=TODAY, all_days=True)
+                outcome["result"] = standings_refresh(today=TODAY, all_days=True, workers=workers)
             except Exception as error:  # asserted below
                 outcome["error"] = error
             finally:
@@ -509,6 +520,44 @@ def test_a_rebuild_that_fails_leaves_the_last_good_standings(history, monkeypatc
     assert read_models() == before
     if connection.vendor == "postgresql":
         assert rebuild_schemas() == []
+
+
+@pytest.mark.needs_services
+@pytest.mark.parametrize("fail", [raise_database_error, run_bad_sql], ids=["raised", "from-the-database"])
+def test_a_rebuild_by_several_connections_that_fails_leaves_the_last_good_standings_and_no_tables(
+    transactional_db, history, monkeypatch, fail
+):
+    before = read_models()
+    monkeypatch.setattr(standings, "_teams_total", failing_from(2, fail))  # in a job, on a connection of its own
+
+    with pytest.raises(DatabaseError):
+        standings_refresh(today=TODAY, all_days=True, workers=2)
+
+    assert read_models() == before
+    assert rebuild_schemas() == []  # the tables it had committed are dropped
+    assert standings_status().last_error.startswith(("DatabaseError", "ProgrammingError"))
+    monkeypatch.undo()
+    assert standings_refresh(today=TODAY, all_days=True, workers=2) is not None
+    assert standings_differences(today=TODAY) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rebuild_rollups_builds_on_the_connections_asked_for_and_says_how_long_it_took(history):
+    change_usage(history)
+    out = StringIO()
+
+    with time_machine.travel(datetime(2026, 9, 15, 12, tzinfo=UTC), tick=False):  # TODAY
+        call_command("rebuild_rollups", "--workers", "2", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("rebuilt rollups and standings: ") and lines[0].endswith(" s")
+    several = connection.vendor == "postgresql"  # SQLite builds on one
+    assert ("built by 2 connections at once; each step's time is theirs summed:" in lines) is several
+    assert any(line.startswith("  team members: ") for line in lines)
+    assert not StandingsDirtyDay.objects.exists()
+    assert standings_differences(today=TODAY) == []
+    with pytest.raises(CommandError, match="--workers must be at least 1, not 0"):
+        call_command("rebuild_rollups", "--workers", "0")
 
 
 @pytest.mark.django_db

@@ -21,15 +21,19 @@ from __future__ import annotations
 import logging
 import operator
 import sys
+import threading
 import time
 import uuid
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
@@ -81,6 +85,7 @@ from usage.periods import (
 from usage.services.anomalies import anomalies_flag
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Cost reports (usage kind "cost": OpenAI Costs API, Anthropic cost_report) carry billed cost, no tokens. A row
 # whose identity (a key, project or workspace) is owned by a person is that person's bill: billed beats estimated,
@@ -177,10 +182,15 @@ class RefreshResult:
     windows: int
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in the order they ran
+    workers: int = 1  # connections that built a rebuild at once; its phases are their seconds summed
 
 
 class _Phases(dict):
-    """Seconds spent per refresh step, summed over the step's statements."""
+    """Seconds spent per refresh step, summed over the step's statements (and over a rebuild's connections)."""
+
+    def __init__(self):
+        super().__init__()
+        self._adding = threading.Lock()
 
     @contextmanager
     def timed(self, name: str):
@@ -188,15 +198,20 @@ class _Phases(dict):
         try:
             yield
         finally:
-            self[name] = self.get(name, 0.0) + time.monotonic() - started
+            with self._adding:
+                self[name] = self.get(name, 0.0) + time.monotonic() - started
 
 
-def standings_refresh(*, today: date | None = None, all_days: bool = False) -> RefreshResult | None:
+def standings_refresh(*, today: date | None = None, all_days: bool = False, workers: int = 1) -> RefreshResult | None:
     """Bring rollups and standings up to date; None when another refresh holds the lock (it will pick up
-    whatever is dirty before it finishes, and the queued task retries). `all_days` recomputes everything."""
+    whatever is dirty before it finishes, and the queued task retries). `all_days` rebuilds everything
+    (rebuild_rollups); on PostgreSQL by `workers` connections at once."""
     started = time.monotonic()
     today = today or org_today()
     phases = _Phases()
+    runner = (
+        _RebuildWorkers(workers) if all_days and workers > 1 and connection.vendor == "postgresql" else _InTransaction()
+    )
     StandingsState.objects.get_or_create(pk=1)
     try:
         with transaction.atomic():
@@ -204,47 +219,17 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             if state is None:
                 return None
             _sort_memory_raise()
-            dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
-            dirty_people = list(StandingsDirtyPerson.objects.values_list("pk", "person_id", "marked_at"))
-            days = {day for _pk, day, _marked in dirty}
-            aside = None
             if all_days:
-                aside = _read_models_emptied()
-                days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
-            elif not days and state.rolled_on == today:
-                _clear_marks(StandingsDirtyPerson, dirty_people)  # people without usage: on no board
-                return RefreshResult(0, 0, time.monotonic() - started)
-            with phases.timed("anomaly check"):
-                anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
-            roll = all_days or state.rolled_on != today
-            # A few changed days are added to the windows kept before as differences (_DayChanges); a new day or
-            # many changed days recompute the windows from their pieces.
-            changes = (
-                None
-                if roll or len(days) > CHANGES_MOST_DAYS
-                else _DayChanges.before(days, {person for _pk, person, _marked in dirty_people})
-            )
-            with phases.timed("daily rollups"):
-                if all_days:
-                    with _indexes_dropped(DailyRollup):  # built once after the load, not row by row
-                        _rollups_rewrite(days, emptied=True)
-                else:
-                    _rollups_rewrite(days)
-            windows = _windows_to_compute(days, today, roll=roll)
-            window_count = len(windows)
-            ancestors = team_ancestors()
-            if changes is not None:
-                with phases.timed("changes measured"):
-                    changes.measure()
-                windows = changes.add_to_kept(windows, ancestors, phases)
-            _standings_compute(windows, ancestors, phases)
-            with phases.timed("statistics"):
-                if all_days:
-                    _analyze(TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
-            _drop_stale_moving_windows(today)
-            if aside is not None:
-                with phases.timed("swap"):
-                    aside.put_in_place()
+                days, window_count, dirty, dirty_people = _rebuild(today, runner, phases)
+            else:
+                dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
+                dirty_people = list(StandingsDirtyPerson.objects.values_list("pk", "person_id", "marked_at"))
+                days = {day for _pk, day, _marked in dirty}
+                if not days and state.rolled_on == today:
+                    _clear_marks(StandingsDirtyPerson, dirty_people)  # people without usage: on no board
+                    return RefreshResult(0, 0, time.monotonic() - started)
+                people = {person for _pk, person, _marked in dirty_people}
+                window_count = _update(days, people, today, roll=state.rolled_on != today, phases=phases)
             _clear_marks(StandingsDirtyDay, dirty)
             _clear_marks(StandingsDirtyPerson, dirty_people)
             state.refreshed_at = timezone.now()
@@ -260,7 +245,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
             last_error=f"{type(error).__name__}: {error}"[:2000], last_error_at=timezone.now()
         )
         raise
-    result = RefreshResult(len(days), window_count, time.monotonic() - started, dict(phases))
+    result = RefreshResult(len(days), window_count, time.monotonic() - started, dict(phases), runner.count)
     logger.info(
         "standings refreshed: %d days, %d windows in %.1f s (%s)",
         result.days,
@@ -269,6 +254,64 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False) -> R
         ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items()),
     )
     return result
+
+
+def _update(days: set[date], people: set[int], today: date, *, roll: bool, phases: _Phases) -> int:
+    """The refresh after changes: the dirty days' rollups and every window containing them, and today's windows
+    when the day has turned (`roll`). Returns how many windows it brought up to date."""
+    with phases.timed("anomaly check"):
+        anomalies_flag(days)  # before the rollups: a day held now never reaches a ranking
+    # A few changed days are added to the windows kept before as differences (_DayChanges); a new day or many
+    # changed days recompute the windows from their pieces.
+    changes = None if roll or len(days) > CHANGES_MOST_DAYS else _DayChanges.before(days, people)
+    with phases.timed("daily rollups"):
+        _rollups_rewrite(days)
+    windows = _windows_to_compute(days, today, roll=roll)
+    window_count = len(windows)
+    ancestors = team_ancestors()
+    if changes is not None:
+        with phases.timed("changes measured"):
+            changes.measure()
+        windows = changes.add_to_kept(windows, ancestors, phases)
+    _standings_compute(windows, ancestors, phases, _InTransaction())
+    _drop_stale_moving_windows(today)
+    return window_count
+
+
+def _rebuild(
+    today: date, runner: _InTransaction | _RebuildWorkers, phases: _Phases
+) -> tuple[set[date], int, list, list]:
+    """Every rollup and standing again from the usage records, into emptied read models (on PostgreSQL new tables
+    built aside and swapped in at the end, _ReadModelsAside). Returns the days, the windows and the marks read
+    (StandingsDirtyDay, StandingsDirtyPerson), which the rebuild takes in."""
+    aside = _read_models_emptied(runner)
+    try:
+        days = set(UsageRecord.objects.values_list("day", flat=True).distinct())
+        with phases.timed("anomaly check"):
+            runner.run([partial(_anomalies_hold, days)])
+        # Read after the holds were marked, and before the rollups read the usage: whatever an import marks
+        # from here on stays marked for the next refresh.
+        dirty = list(StandingsDirtyDay.objects.values_list("pk", "day", "marked_at"))
+        dirty_people = list(StandingsDirtyPerson.objects.values_list("pk", "person_id", "marked_at"))
+        _rollups_rebuild(days, runner, phases)
+        windows = runner.run([partial(_windows_to_compute, days, today, roll=True)])[0]
+        _standings_compute(windows, team_ancestors(), phases, runner)
+        tables = (TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
+        runner.run([partial(_timed, phases, "statistics", partial(_analyze, model)) for model in tables])
+        runner.run([partial(_drop_stale_moving_windows, today)])
+        if aside is not None:
+            with phases.timed("swap"):
+                aside.put_in_place()
+    except BaseException:
+        runner.leftovers_drop()
+        raise
+    return days, len(windows), dirty, dirty_people
+
+
+def _anomalies_hold(days: set[date]) -> None:
+    """Hold the anomalous days (anomalies_flag) and mark them dirty. A rebuild by several connections commits the
+    holds apart from the standings: if it then fails, the next refresh takes the held days out of the rankings."""
+    standings_mark_days({hold.day for hold in anomalies_flag(days)})
 
 
 def _sort_memory_raise() -> None:
@@ -330,12 +373,15 @@ SWAP_LOCK_TIMEOUT = "500ms"  # below PostgreSQL's deadlock_timeout (1 s): a read
 SWAP_ATTEMPTS = 240
 
 
-def _read_models_emptied() -> _ReadModelsAside | None:
-    """Empty read models for a rebuild (`standings_refresh(all_days=True)`): on PostgreSQL new ones built aside,
-    to be put in place before the commit; SQLite deletes the rows in the transaction (its readers see the last
-    commit), and there is nothing to put in place."""
+REBUILD_CLEANUP_LOCK_TIMEOUT = "5s"  # a failed rebuild's tables: dropped now if free, else by the next rebuild
+
+
+def _read_models_emptied(runner: _InTransaction | _RebuildWorkers) -> _ReadModelsAside | None:
+    """Empty read models for a rebuild: on PostgreSQL new ones built aside, to be put in place before the commit;
+    SQLite deletes the rows in the transaction (its readers see the last commit), and there is nothing to put in
+    place."""
     if connection.vendor == "postgresql":
-        return _ReadModelsAside()
+        return _ReadModelsAside(runner)
     with connection.cursor() as cursor:
         for model in READ_MODELS:
             cursor.execute(f"DELETE FROM {quoted_table(model)}")
@@ -344,22 +390,20 @@ def _read_models_emptied() -> _ReadModelsAside | None:
 
 class _ReadModelsAside:
     """The read models of a rebuild on PostgreSQL, built aside: empty copies of the tables (same columns,
-    constraints and index names) in a schema of their own, put first on this transaction's search_path, so the
-    refresh's SQL fills them unchanged. `put_in_place` then swaps them for the live tables just before the commit.
-    Readers keep the last standings until then; emptying the live tables with TRUNCATE would lock them out for the
-    whole rebuild (22–33 minutes at 85,000 people, docs/PERFORMANCE.md). A rebuild that fails rolls back its
-    schema with the rest."""
+    constraints and index names) in a schema of their own, put first on the search_path of the rebuild's jobs,
+    so the refresh's SQL fills them unchanged. `put_in_place` then swaps them for the live tables just before the
+    commit. Readers keep the last standings until then; emptying the live tables with TRUNCATE would lock them
+    out for the whole rebuild (22–33 minutes at 85,000 people, docs/PERFORMANCE.md)."""
 
-    def __init__(self):
+    def __init__(self, runner: _InTransaction | _RebuildWorkers):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_schema(), current_setting('search_path')")
             self.live_schema, self.search_path = cursor.fetchone()
-            cursor.execute(f"CREATE SCHEMA {_q(REBUILD_SCHEMA)}")
-            for model in READ_MODELS:
-                _empty_copy(cursor, model._meta.db_table, self.live_schema, REBUILD_SCHEMA)
-            cursor.execute("SELECT set_config('search_path', %s, true)", [f"{_q(REBUILD_SCHEMA)}, {self.search_path}"])
+        runner.search_path_set(f"{_q(REBUILD_SCHEMA)}, {self.search_path}")
+        runner.run([partial(_aside_tables_create, self.live_schema)])
 
     def put_in_place(self) -> None:
+        """In the refresh's transaction: the live tables dropped, the copies moved into their schema."""
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
             live = [f"{_q(self.live_schema)}.{quoted_table(model)}" for model in READ_MODELS]
@@ -370,6 +414,84 @@ class _ReadModelsAside:
                     f"ALTER TABLE {_q(REBUILD_SCHEMA)}.{quoted_table(model)} SET SCHEMA {_q(self.live_schema)}"
                 )
             cursor.execute(f"DROP SCHEMA {_q(REBUILD_SCHEMA)}")
+
+
+def _aside_tables_create(live_schema: str) -> None:
+    with connection.cursor() as cursor:
+        # A rebuild by several connections commits its tables as it goes, so one that was killed leaves them;
+        # the refresh lock is held, so no other rebuild is building there.
+        cursor.execute(f"DROP SCHEMA IF EXISTS {_q(REBUILD_SCHEMA)} CASCADE")
+        cursor.execute(f"CREATE SCHEMA {_q(REBUILD_SCHEMA)}")
+        for model in READ_MODELS:
+            _empty_copy(cursor, model._meta.db_table, live_schema, REBUILD_SCHEMA)
+
+
+class _InTransaction:
+    """Runs a refresh's jobs one after another in its own transaction; in a rebuild on PostgreSQL, with the
+    aside schema first on the transaction's search_path. A failure rolls everything back."""
+
+    count = 1
+
+    def search_path_set(self, search_path: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('search_path', %s, true)", [search_path])
+
+    def run(self, jobs: list[Callable[[], T]]) -> list[T]:
+        return [job() for job in jobs]
+
+    def leftovers_drop(self) -> None:
+        """Nothing: the rollback takes what the rebuild made."""
+
+
+class _RebuildWorkers:
+    """Runs a rebuild's jobs on `count` connections of their own (PostgreSQL, `rebuild_rollups`: one per core),
+    each job in a transaction of its own with the aside schema first on its search_path. The jobs given to one
+    `run` call run at once and have committed when it returns, so the next call's jobs read what they wrote (a
+    level of windows is summed from the level below). The refresh's transaction holds the lock throughout, never
+    touches the aside tables until it swaps them in, and is the one that commits the swap."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.search_path = ""
+
+    def search_path_set(self, search_path: str) -> None:
+        self.search_path = search_path
+
+    def run(self, jobs: list[Callable[[], T]]) -> list[T]:
+        with ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="rebuild") as pool:
+            futures = [pool.submit(self._job, job) for job in jobs]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # the jobs already running finish (or fail) first
+                raise
+
+    def _job(self, job: Callable[[], T]) -> T:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
+                _sort_memory_raise()
+                return job()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def leftovers_drop(self) -> None:
+        """Drop the aside tables the jobs committed, while the refresh lock still keeps other rebuilds out. The
+        swap's failure may leave the refresh's transaction holding them until it rolls back: then the next
+        rebuild drops them."""
+        if not self.search_path:
+            return
+        try:
+            self.run([_aside_schema_drop])
+        except DatabaseError:
+            logger.exception("rebuild: could not drop the schema %s; the next rebuild drops it", REBUILD_SCHEMA)
+
+
+def _aside_schema_drop() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [REBUILD_CLEANUP_LOCK_TIMEOUT])
+        cursor.execute(f"DROP SCHEMA IF EXISTS {_q(REBUILD_SCHEMA)} CASCADE")
 
 
 def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
@@ -444,22 +566,40 @@ def _plain_indexes(cursor, table: str) -> list[tuple[str, str]]:
     return cursor.fetchall()
 
 
-@contextmanager
-def _indexes_dropped(model):
-    """On PostgreSQL, drop the table's plain indexes for a bulk load, build them again after it (in the same
-    transaction, so a failure restores them) and gather the table's statistics for the planner."""
+def _rollups_rebuild(days: set[date], runner: _InTransaction | _RebuildWorkers, phases: _Phases) -> None:
+    """Every day's rollups into the emptied table, a chunk of days per job. On PostgreSQL the table's plain
+    indexes are built once after the load rather than row by row, then its statistics gathered."""
+
+    def timed(job: Callable[[], T]) -> Callable[[], T]:
+        return partial(_timed, phases, "daily rollups", job)
+
+    indexes = runner.run([timed(partial(_plain_indexes_drop, DailyRollup))])[0]
+    chunks = _chunks(day_ranges(days), ROLLUP_CHUNK_DAYS)
+    runner.run([timed(partial(_rollups_insert, first, last)) for first, last in chunks])
+    runner.run([timed(partial(_execute, definition)) for definition in indexes])
+    runner.run([timed(partial(_analyze, DailyRollup))])
+
+
+def _timed(phases: _Phases, name: str, job: Callable[[], T]) -> T:
+    """Run the job, its seconds counted in the step `name` (a rebuild's connections' seconds are summed)."""
+    with phases.timed(name):
+        return job()
+
+
+def _plain_indexes_drop(model) -> list[str]:
+    """Drop the table's plain indexes (PostgreSQL); their definitions, to build them again."""
     if connection.vendor != "postgresql":
-        yield
-        return
+        return []
     with connection.cursor() as cursor:
         indexes = _plain_indexes(cursor, quoted_table(model))
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {_q(name)}")
-    yield
+    return [definition for _name, definition in indexes]
+
+
+def _execute(sql: str) -> None:
     with connection.cursor() as cursor:
-        for _name, definition in indexes:
-            cursor.execute(definition)
-    _analyze(model)
+        cursor.execute(sql)
 
 
 def _analyze(*models) -> None:
@@ -519,12 +659,11 @@ ROLLUP_SAME = " AND ".join(  # rollup rows `r` and `n` are the same in every col
 ROLLUP_ORDER = "ORDER BY {0}.day, {0}.provider"
 
 
-def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
-    """Write the days' rollups from the usage records. Into `emptied` days they are inserted; otherwise only the
-    rows that changed are deleted and inserted: an import restating a few people's day leaves the day's other
-    rows and their index entries as they were (rewriting a whole day cost 5 s at 85,000 people, 1.7 s now)."""
+def _rollups_sql() -> str:
+    """SQL: the rollups of the days from %(first)s to %(last)s, from the usage records (%(cost)s: the cost
+    reports' usage kind)."""
     usage, identity, membership = quoted_table(UsageRecord), quoted_table(Identity), quoted_table(Membership)
-    rollup, batch, precedence = quoted_table(DailyRollup), quoted_table(ImportBatch), quoted_table(SourcePrecedence)
+    batch, precedence = quoted_table(ImportBatch), quoted_table(SourcePrecedence)
     alias, catalog = quoted_table(ModelAlias), quoted_table(CatalogModel)
     # Held and confirmed days (usage.services.anomalies) stay out of the rollups, so out of every ranking,
     # team total and title, until an admin clears them (usage.services.review).
@@ -547,59 +686,75 @@ def _rollups_rewrite(days: set[date], *, emptied: bool = False) -> None:
     # (the rollups of a year at 85,000 people are 33M rows).
     billed_elsewhere = "bd.person_id IS NOT NULL"
     owned = "{0}.attribution = 'personal' AND {0}.person_id IS NOT NULL"
+    return f"""
+        WITH billed AS (  -- a person's cost report, by provider and day
+            SELECT DISTINCT ci.person_id, c.provider, c.day
+            FROM {usage} c JOIN {identity} ci ON ci.id = c.identity_id
+            WHERE c.day BETWEEN %(first)s AND %(last)s AND c.usage_kind = %(cost)s AND {owned.format("ci")}
+        ),
+        replaceable AS (  -- a person's usage from a source some rule puts second
+            SELECT DISTINCT ri.person_id, r.provider, r.day
+            FROM {usage} r JOIN {identity} ri ON ri.id = r.identity_id
+            WHERE r.day BETWEEN %(first)s AND %(last)s AND {owned.format("ri")}
+              AND r.import_batch_id IN (SELECT rb.id FROM {batch} rb JOIN {precedence} rp ON rp.over = rb.detected_format)
+        ),
+        outranked AS (  -- … that a source the rule puts first also reports: the rule's source counts
+            SELECT DISTINCT x.person_id, x.provider, x.day, p.over, p.usage_kind
+            FROM replaceable x
+            JOIN {identity} wi ON wi.person_id = x.person_id AND wi.attribution = 'personal'
+            JOIN {usage} w ON w.identity_id = wi.id AND w.day = x.day AND w.provider = x.provider
+                 AND w.usage_kind <> %(cost)s
+            JOIN {batch} wb ON wb.id = w.import_batch_id
+            JOIN {precedence} p ON p.preferred = wb.detected_format AND p.provider = x.provider
+        )
+        SELECT u.day, u.provider, {model} AS model, {family} AS model_family, {person} AS person_id,
+               {team} AS team_id, {kept_identity} AS identity_id, {sums},
+               SUM(CASE WHEN {billed_elsewhere} THEN 0 ELSE u.cost_usd END) AS cost_usd,
+               SUM(CASE WHEN {billed_elsewhere} THEN 0 WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
+                   AS billed_cost_usd
+        FROM {usage} u
+        JOIN {identity} i ON i.id = u.identity_id
+        JOIN {batch} b ON b.id = u.import_batch_id
+        LEFT JOIN {alias} a ON a.spelling = LOWER(u.model)
+        LEFT JOIN {catalog} c ON c.id = a.model_id
+        LEFT JOIN {membership} m ON {personal} AND m.person_id = i.person_id AND m.start <= u.day
+             AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
+        LEFT JOIN billed bd ON u.usage_kind <> %(cost)s AND {personal} AND bd.person_id = i.person_id
+             AND bd.provider = u.provider AND bd.day = u.day
+        WHERE u.day BETWEEN %(first)s AND %(last)s
+          AND (u.usage_kind <> %(cost)s OR ({owned.format("i")}))
+          AND {not_held}
+          AND NOT EXISTS (
+              SELECT 1 FROM outranked o
+              WHERE o.person_id = i.person_id AND o.provider = u.provider AND o.day = u.day
+                AND o.over = b.detected_format AND (o.usage_kind = '' OR o.usage_kind = u.usage_kind)
+                AND {personal}
+          )
+        GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
+        """
+
+
+def _rollups_params(first: date, last: date) -> dict:
+    return {"first": first, "last": last, "cost": COST_REPORT_KIND}
+
+
+def _rollups_insert(first: date, last: date) -> None:
+    """The rollups of days that have none (a rebuild)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quoted_table(DailyRollup)} ({ROLLUP_COLUMNS}) {_rollups_sql()} {ROLLUP_ORDER.format('u')}",
+            _rollups_params(first, last),
+        )
+
+
+def _rollups_rewrite(days: set[date]) -> None:
+    """Write the days' rollups again from the usage records: only the rows that changed are deleted and
+    inserted. An import restating a few people's day leaves the day's other rows and their index entries as they
+    were (rewriting a whole day cost 5 s at 85,000 people, 1.7 s now)."""
+    rollup = quoted_table(DailyRollup)
     with connection.cursor() as cursor:
         for first, last in _chunks(day_ranges(days), ROLLUP_CHUNK_DAYS):
-            select = f"""
-                WITH billed AS (  -- a person's cost report, by provider and day
-                    SELECT DISTINCT ci.person_id, c.provider, c.day
-                    FROM {usage} c JOIN {identity} ci ON ci.id = c.identity_id
-                    WHERE c.day BETWEEN %(first)s AND %(last)s AND c.usage_kind = %(cost)s AND {owned.format("ci")}
-                ),
-                replaceable AS (  -- a person's usage from a source some rule puts second
-                    SELECT DISTINCT ri.person_id, r.provider, r.day
-                    FROM {usage} r JOIN {identity} ri ON ri.id = r.identity_id
-                    WHERE r.day BETWEEN %(first)s AND %(last)s AND {owned.format("ri")}
-                      AND r.import_batch_id IN (SELECT rb.id FROM {batch} rb JOIN {precedence} rp ON rp.over = rb.detected_format)
-                ),
-                outranked AS (  -- … that a source the rule puts first also reports: the rule's source counts
-                    SELECT DISTINCT x.person_id, x.provider, x.day, p.over, p.usage_kind
-                    FROM replaceable x
-                    JOIN {identity} wi ON wi.person_id = x.person_id AND wi.attribution = 'personal'
-                    JOIN {usage} w ON w.identity_id = wi.id AND w.day = x.day AND w.provider = x.provider
-                         AND w.usage_kind <> %(cost)s
-                    JOIN {batch} wb ON wb.id = w.import_batch_id
-                    JOIN {precedence} p ON p.preferred = wb.detected_format AND p.provider = x.provider
-                )
-                SELECT u.day, u.provider, {model} AS model, {family} AS model_family, {person} AS person_id,
-                       {team} AS team_id, {kept_identity} AS identity_id, {sums},
-                       SUM(CASE WHEN {billed_elsewhere} THEN 0 ELSE u.cost_usd END) AS cost_usd,
-                       SUM(CASE WHEN {billed_elsewhere} THEN 0 WHEN u.cost_source = 'billed' THEN u.cost_usd ELSE 0 END)
-                           AS billed_cost_usd
-                FROM {usage} u
-                JOIN {identity} i ON i.id = u.identity_id
-                JOIN {batch} b ON b.id = u.import_batch_id
-                LEFT JOIN {alias} a ON a.spelling = LOWER(u.model)
-                LEFT JOIN {catalog} c ON c.id = a.model_id
-                LEFT JOIN {membership} m ON {personal} AND m.person_id = i.person_id AND m.start <= u.day
-                     AND (m.{_q("end")} IS NULL OR m.{_q("end")} >= u.day)
-                LEFT JOIN billed bd ON u.usage_kind <> %(cost)s AND {personal} AND bd.person_id = i.person_id
-                     AND bd.provider = u.provider AND bd.day = u.day
-                WHERE u.day BETWEEN %(first)s AND %(last)s
-                  AND (u.usage_kind <> %(cost)s OR ({owned.format("i")}))
-                  AND {not_held}
-                  AND NOT EXISTS (
-                      SELECT 1 FROM outranked o
-                      WHERE o.person_id = i.person_id AND o.provider = u.provider AND o.day = u.day
-                        AND o.over = b.detected_format AND (o.usage_kind = '' OR o.usage_kind = u.usage_kind)
-                        AND {personal}
-                  )
-                GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
-                """
-            params = {"first": first, "last": last, "cost": COST_REPORT_KIND}
-            if emptied:
-                cursor.execute(f"INSERT INTO {rollup} ({ROLLUP_COLUMNS}) {select} {ROLLUP_ORDER.format('u')}", params)
-                continue
-            _temporary_table(ROLLUP_NEW, select, params)
+            _temporary_table(ROLLUP_NEW, _rollups_sql(), _rollups_params(first, last))
             cursor.execute(
                 f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s AND id NOT IN "
                 f"(SELECT r.id FROM {rollup} r JOIN {ROLLUP_NEW} n ON {ROLLUP_SAME} "
@@ -1115,30 +1270,42 @@ def _as_date(value) -> date:
 LEVEL_BATCH = 40  # windows per statement: keeps each statement's sorts (ranks per window) in memory
 
 
-def _standings_compute(windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases) -> None:
-    ids = _windows_upsert(windows)
+def _standings_compute(
+    windows: list[tuple[Window, str]],
+    ancestors: dict[int, list[int]],
+    phases: _Phases,
+    runner: _InTransaction | _RebuildWorkers,
+) -> None:
+    """The windows' standings, a level at a time; a level's batches are the runner's jobs (a rebuild's run at
+    once on several connections, _RebuildWorkers)."""
+    ids = runner.run([partial(_windows_upsert, windows)])[0]
     closure = team_closure_sql(ancestors)
     levels: dict[int, list[tuple[Window, str]]] = {}
     for window, provider in windows:
         levels.setdefault(COMPUTE_ORDER.get(window.period, len(COMPUTE_ORDER)), []).append((window, provider))
     for _order, level in sorted(levels.items()):
-        for start in range(0, len(level), LEVEL_BATCH):
-            batch = level[start : start + LEVEL_BATCH]
-            batch_ids = [ids[(w.period, w.start, w.end, provider)] for w, provider in batch]
-            with phases.timed("old standings deleted"):
-                _delete_rows(batch_ids)
-            with phases.timed("team members"):
-                days = [(ids[(w.period, w.start, w.end, p)], w.start, p) for w, p in batch if w.period == "day"]
-                _team_members_from_rollup(days)
-                _team_members_from_pieces(
-                    [(ids[(w.period, w.start, w.end, p)], w, p) for w, p in batch if w.period != "day"]
-                )
-            with phases.timed("person rows"):
-                _people_sum(batch_ids)
-            with phases.timed("orders"):
-                _orders_write(batch_ids, KEPT_METRICS)
-            with phases.timed("team totals"):
-                _teams_total(batch_ids, closure, KEPT_METRICS)
+        size = min(LEVEL_BATCH, -(-len(level) // runner.count))  # a job for each connection, at least
+        batches = [
+            [(ids[(w.period, w.start, w.end, provider)], w, provider) for w, provider in level[start : start + size]]
+            for start in range(0, len(level), size)
+        ]
+        runner.run([partial(_batch_compute, batch, closure, phases) for batch in batches])
+
+
+def _batch_compute(batch: list[tuple[int, Window, str]], closure: str, phases: _Phases) -> None:
+    """One batch of a level's windows, (id, window, provider scope) each, written again whole."""
+    batch_ids = [pk for pk, _window, _provider in batch]
+    with phases.timed("old standings deleted"):
+        _delete_rows(batch_ids)
+    with phases.timed("team members"):
+        _team_members_from_rollup([(pk, w.start, p) for pk, w, p in batch if w.period == "day"])
+        _team_members_from_pieces([(pk, w, p) for pk, w, p in batch if w.period != "day"])
+    with phases.timed("person rows"):
+        _people_sum(batch_ids)
+    with phases.timed("orders"):
+        _orders_write(batch_ids, KEPT_METRICS)
+    with phases.timed("team totals"):
+        _teams_total(batch_ids, closure, KEPT_METRICS)
 
 
 def _windows_upsert(windows: list[tuple[Window, str]]) -> dict[tuple, int]:
