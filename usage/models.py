@@ -574,13 +574,31 @@ class TeamStanding(UsageFigures):
 
 class StandingsDirtyDay(models.Model):
     """A day whose usage changed since the standings were last refreshed; written in the same transaction as
-    the change, so a refresh can never miss it."""
+    the change, so a refresh can never miss it. Not `whole`: only the usage of the identities marked for the day
+    (StandingsDirtyIdentity) changed, as after an import of a few people's days."""
 
     day = models.DateField(unique=True)
     marked_at = models.DateTimeField()
+    whole = models.BooleanField(default=True)
 
     def __str__(self) -> str:
         return str(self.day)
+
+
+class StandingsDirtyIdentity(models.Model):
+    """An identity whose usage of a day changed (a day marked not `whole`): the refresh rewrites only the rollups
+    of its person (or of the identity itself, when no person counts it) for the day. Not a foreign key: the marks
+    outlive nothing they name."""
+
+    day = models.DateField()
+    identity_id = models.BigIntegerField()
+    marked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "identity_id"], name="dirty_identity_day")]
+
+    def __str__(self) -> str:
+        return f"identity {self.identity_id} on {self.day}"
 
 
 class StandingsDirtyPerson(models.Model):

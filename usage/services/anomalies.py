@@ -120,7 +120,7 @@ class PersonDay:
         return identity_id, self.hourly_by_identity[identity_id]
 
 
-def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
+def _candidates(days: set[date], rules: dict, people: set[int] | None) -> set[tuple[int, date]] | None:
     """The (person, day)s on which enough rules could fire to hold them, found in two grouped queries so a
     rebuild does not read every person's every day: the baseline can fire on any day, the hourly rules only
     where a source has hours, the output rule only on days with enough quiet input. None: any day could."""
@@ -128,20 +128,21 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
     always = 1 if "baseline" in enabled else 0
     if always >= rules["min_rules"]:
         return None
+    among = {} if people is None else {"identity__person_id__in": people}
     hour_rules = len(enabled & {"cadence", "lone_key"})
     with_hours: set[tuple[int, date]] = set()
     quiet: set[tuple[int, date]] = set()
     for first, last in day_ranges(days):
         if hour_rules:
             with_hours |= set(
-                UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
+                UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False, **among)
                 .values_list("identity__person_id", "day")
                 .distinct()
             )
         if "input_without_output" in enabled:
             config = rules["input_without_output"]
             sums = (
-                UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
+                UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False, **among)
                 .exclude(usage_kind=COST_REPORT_KIND)
                 .values("identity__person_id", "day")
                 .annotate(
@@ -164,9 +165,12 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
     }
 
 
-def _person_days(days: set[date], candidates: set[tuple[int, date]] | None) -> dict[tuple[int, date], PersonDay]:
+def _person_days(
+    days: set[date], candidates: set[tuple[int, date]] | None, people: set[int] | None
+) -> dict[tuple[int, date], PersonDay]:
     found: dict[tuple[int, date], PersonDay] = {}
-    people = None if candidates is None else {pid for pid, _day in candidates}
+    if candidates is not None:
+        people = {pid for pid, _day in candidates}
     for first, last in day_ranges(days):
         records = UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
         if people is not None:
@@ -280,18 +284,18 @@ def _fired(figures: PersonDay, history: dict[date, int], kinds: dict[int, str], 
     return fired
 
 
-def anomalies_flag(days: Iterable[date]) -> list[UsageHold]:
-    """Check every (person, day) with usage on the days that has no hold yet, and hold those on which at least
-    `min_rules` rules fire. Run by the standings refresh, inside its transaction, before the days' rollups are
-    written. Decided holds are never reopened here: an admin's decision stands."""
+def anomalies_flag(days: Iterable[date], people: set[int] | None = None) -> list[UsageHold]:
+    """Check every (person, day) with usage on the days that has no hold yet (only those of `people`, when given),
+    and hold those on which at least `min_rules` rules fire. Run by the standings refresh, inside its transaction,
+    before the days' rollups are written. Decided holds are never reopened here: an admin's decision stands."""
     days = set(days)
     rules = settings.TOKENBOARD_ANOMALY_RULES
-    if not days or not rules.get("enabled"):
+    if not days or not rules.get("enabled") or people is not None and not people:
         return []
-    candidates = _candidates(days, rules)
+    candidates = _candidates(days, rules, people)
     if candidates is not None and not candidates:
         return []
-    person_days = _person_days(days, candidates)
+    person_days = _person_days(days, candidates, people)
     already = set(
         UsageHold.objects.filter(day__in=days, person_id__in={pid for pid, _day in person_days}).values_list(
             "person_id", "day"

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -57,7 +57,7 @@ from usage.services.bulk import BackgroundWrites, staged_upsert
 from usage.services.identities import IdentityKey, identities_get_or_create, identities_resolve
 from usage.services.outcomes import HoursMerge, HourSpool, outcome_key, outcomes_upsert, usage_hours_upsert
 from usage.services.pricing import PriceBook
-from usage.services.standings import standings_mark_days
+from usage.services.standings import standings_mark_usage
 
 logger = logging.getLogger(__name__)
 
@@ -699,12 +699,13 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
             )
 
     records_written = usage_records_upsert(record_rows())
-    records_replaced, replaced_imports = _scopes_replace(locked, scopes - superseded)
+    records_replaced, replaced_imports, replaced_usage = _scopes_replace(locked, scopes - superseded)
     usage_hours_upsert(outcome.hours, identities)
     records_written += outcomes_upsert(outcome.outcomes, identities, locked)
     # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
     days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
-    standings_mark_days(days)
+    changed = {(key[0], identities[key[3]].pk) for key in (*outcome.records, *outcome.outcomes)}
+    standings_mark_usage(changed | replaced_usage)
     touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
     locked.status = ImportStatus.SUCCEEDED
     locked.rows_read = outcome.rows_read
@@ -773,16 +774,18 @@ def _scopes_with_newer_exports(batch: ImportBatch, scopes: set[Scope]) -> set[Sc
     return {(row["provider"], row["account"], row["day"], row.get("identity")) for row in stated}
 
 
-def _scopes_replace(batch: ImportBatch, scopes: set[Scope]) -> tuple[int, list[int]]:
+def _scopes_replace(batch: ImportBatch, scopes: set[Scope]) -> tuple[int, list[int], set[tuple[date, int]]]:
     """This export now states its scopes whole: records of them that it no longer has (a row removed, a model
     renamed) are deleted. The import just upserted every record it has, so those are the ones from other
-    imports. Returns how many were deleted and from which imports, for the import's page."""
+    imports. Returns how many were deleted and from which imports, for the import's page, and the (day, identity)
+    of each, whose standings change."""
     if not scopes:
-        return 0, []
+        return 0, [], set()
     replaced = UsageRecord.objects.filter(_scope_filter(batch, scopes)).exclude(import_batch=batch)
     imports = sorted(set(replaced.values_list("import_batch_id", flat=True)))
+    usage = set(replaced.values_list("day", "identity_id").distinct())
     deleted, _by_model = replaced.delete()
-    return deleted, imports
+    return deleted, imports, usage
 
 
 def _cost_of(prices: PriceBook, day, provider: str, model: str, acc: Accumulated) -> tuple[Decimal, str]:
