@@ -53,6 +53,7 @@ import warnings
 from contextlib import nullcontext
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -722,17 +723,19 @@ def refresh_after_todays_usage(today: date) -> None:
         )
 
 
-def import_to_standings(fmt: str, rows: int) -> None:
+def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     """Time an import of bench/ingest.py's export of `rows` rows in `fmt` (generated under bench/out/ if missing)
     into this org, then the refresh that follows its commit: the time from the commit to standings showing it.
     The export's 500 users are linked to 500 people spread over the org first, as a directory file would. The
-    check: their total in the kept all-time window moves by exactly the file's tokens (the first import; a second
-    run restates the same rows, and it must not move)."""
+    check: their total in the kept all-time window is their usage records' sum (a first import adds the file's
+    tokens; another size of the same format restates the same people's days). `whole_days`: the import marks whole
+    days, as one of more than SCOPED_MOST_IDENTITIES identities does, instead of its (day, identity) pairs."""
     sys.path.insert(0, str(ROOT / "bench"))
     import ingest  # bench/ingest.py: the exports and their facts
     from django.db.models import Sum
 
     from usage.models import Identity, ImportSource, Person, PersonStanding, StandingWindow
+    from usage.services import standings
     from usage.services.imports import import_batch_create, import_batch_process
     from usage.services.standings import ALL_PROVIDERS, standings_refresh
 
@@ -759,24 +762,46 @@ def import_to_standings(fmt: str, rows: int) -> None:
     with path.open("rb") as handle:
         batch = import_batch_create(file=handle, name=path.name, source=ImportSource.COMMAND, queue=False)
     stored = time.perf_counter()
-    batch = import_batch_process(batch.pk)
+    with patch.object(standings, "SCOPED_MOST_IDENTITIES", -1) if whole_days else nullcontext():
+        batch = import_batch_process(batch.pk)
     committed = time.perf_counter()
     if batch.status != "succeeded":
         sys.exit(f"import failed: {batch.error_summary}")
     result = standings_refresh()  # what the worker does once the import commits
     refreshed = time.perf_counter()
-    moved = kept_total() - before
+    after = kept_total()
+    summed = records_total(people)
+    if after != summed:
+        sys.exit(f"the kept all-time total of the file's people is {after:,}, their usage records sum to {summed:,}")
+    moved = after - before
     shown = "the file's tokens" if moved == facts["total_tokens"] else f"{moved:,} tokens"
-    if moved not in (0, facts["total_tokens"]):
-        sys.exit(f"the kept all-time total of the file's people moved by {moved:,}, not {facts['total_tokens']:,}")
     phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
     print(
         f"import of {path.name} ({batch.rows_read:,} rows, {facts['start']} to {facts['end']}, {ingest.PEOPLE} "
-        f"people): stored {stored - started:.1f} s, processed {committed - stored:.1f} s "
+        f"people{', whole days marked' if whole_days else ''}): stored {stored - started:.1f} s, processed {committed - stored:.1f} s "
         f"({batch.rows_read / (committed - stored):,.0f} rows/s); commit → standings {refreshed - committed:.1f} s "
-        f"({result.days} days, {result.windows} windows: {phases}); the people's all-time total moved by {shown}; "
+        f"({result.days} days, {result.windows} windows: {phases}); the people's all-time total moved by {shown}, "
+        "as their usage records sum; "
         f"load {load()}"
     )
+
+
+def records_total(people: list[int]) -> int:
+    """The people's tokens summed from their usage records directly, less the days held for review."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT COALESCE(SUM(u.total_tokens), 0) FROM usage_usagerecord u
+            JOIN usage_identity i ON i.id = u.identity_id
+            WHERE i.person_id = ANY(%s) AND i.attribution = 'personal' AND u.usage_kind <> 'cost'
+              AND NOT EXISTS (SELECT 1 FROM usage_usagehold h WHERE h.person_id = i.person_id AND h.day = u.day
+                              AND h.status <> 'cleared')
+            """,
+            [people],
+        )
+        return cursor.fetchone()[0]
 
 
 def reads_during_rebuild(today: date) -> None:
@@ -894,6 +919,11 @@ def main() -> None:
         "the database, time the commit → standings refresh, then stop (the usage stays)",
     )
     parser.add_argument(
+        "--whole-days",
+        action="store_true",
+        help="with --import-file: the import marks whole days (as before imports marked their identities' days)",
+    )
+    parser.add_argument(
         "--fill-only",
         action="store_true",
         help="create and fill the database, keep it, and stop (no rebuild, no timings)",
@@ -960,7 +990,9 @@ def main() -> None:
             fmt, _colon, rows = args.import_file.partition(":")
             if fmt not in ("openai", "cursor"):
                 sys.exit(f"--import-file: the format is openai or cursor, not {fmt!r}")
-            import_to_standings(fmt, int(rows.replace(",", "").replace("_", "") or 1_000_000))
+            import_to_standings(
+                fmt, int(rows.replace(",", "").replace("_", "") or 1_000_000), whole_days=args.whole_days
+            )
             succeeded = True
             return
         if not args.skip_fill or args.rebuild:

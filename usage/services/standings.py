@@ -857,19 +857,21 @@ def _rollups_rewrite(days: set[date], scope: _Scope | None = None) -> None:
     changed are deleted and inserted. An import restating a few people's day leaves the day's other rows and their
     index entries as they were (rewriting a whole day cost 5 s at 85,000 people, 1.7 s now)."""
     rollup = quoted_table(DailyRollup)
-    in_scope = f"AND {scope.rollup_sql('')}" if scope else ""
+    # Rows of the scope: the others of the chunk are neither compared nor read.
+    in_scope, r_in_scope = (f"AND {scope.rollup_sql('')}", f"AND {scope.rollup_sql('r')}") if scope else ("", "")
     with connection.cursor() as cursor:
         for first, last in _chunks(day_ranges(days), ROLLUP_CHUNK_DAYS):
             _temporary_table(ROLLUP_NEW, _rollups_sql(scope), _rollups_params(first, last))
             cursor.execute(
                 f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s {in_scope} AND id NOT IN "
                 f"(SELECT r.id FROM {rollup} r JOIN {ROLLUP_NEW} n ON {ROLLUP_SAME} "
-                "WHERE r.day BETWEEN %s AND %s)",
+                f"WHERE r.day BETWEEN %s AND %s {r_in_scope})",
                 [first, last, first, last],
             )
             cursor.execute(
                 f"INSERT INTO {rollup} ({ROLLUP_COLUMNS}) SELECT {ROLLUP_COLUMNS} FROM {ROLLUP_NEW} n WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {rollup} r WHERE r.day BETWEEN %s AND %s AND {ROLLUP_SAME}) {ROLLUP_ORDER.format('n')}",
+                f"(SELECT 1 FROM {rollup} r WHERE r.day BETWEEN %s AND %s {r_in_scope} AND {ROLLUP_SAME}) "
+                f"{ROLLUP_ORDER.format('n')}",
                 [first, last],
             )
             cursor.execute(f"DROP TABLE {ROLLUP_NEW}")
