@@ -1,9 +1,11 @@
+import io
 from datetime import date
 
 import factory
 from django.contrib.auth import get_user_model
 
 from usage.models import Identity, ImportBatch, Membership, Person, Team, UsageRecord
+from usage.services.imports import import_batch_create, import_batch_process
 from usage.services.standings import standings_mark_days
 
 
@@ -100,3 +102,26 @@ def usage_for(
     """A record of `tokens` input tokens on `day`, attributed to `person` through a fresh identity."""
     identity = IdentityFactory(provider=provider, person=person)
     return UsageRecordFactory(identity=identity, day=day, input_tokens=tokens, provider=provider, model=model, **kwargs)
+
+
+CURSOR_HEADER = (
+    '"Date","User","Cloud Agent ID","Automation ID","Kind","Model","Max Mode","Input (w/ Cache Write)",'
+    '"Input (w/o Cache Write)","Cache Read","Output Tokens","Total Tokens","Cost"\n'
+)
+
+
+def cursor_csv(*rows: tuple[object, str, str, int]) -> bytes:
+    """(day, user, model, output tokens) → a Cursor team usage CSV."""
+    lines = [
+        f'"{day}T10:00:00.000Z","{user}","","","Included","{model}","No","0","0","0","{out}","{out}","Included"\n'
+        for day, user, model, out in rows
+    ]
+    return (CURSOR_HEADER + "".join(lines)).encode()
+
+
+def imported(content: bytes, name: str = "cursor.csv") -> ImportBatch:
+    """The file imported through the pipeline; it must succeed."""
+    batch = import_batch_create(file=io.BytesIO(content), name=name, queue=False)
+    processed = import_batch_process(batch.pk)
+    assert processed.status == "succeeded", processed.error_summary
+    return processed

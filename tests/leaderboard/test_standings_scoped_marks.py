@@ -2,37 +2,26 @@
 those identities' people alone, and leaves everyone else's rows of the day as they were
 (usage.services.standings.standings_mark_usage)."""
 
-import io
 from datetime import date
 from unittest.mock import patch
 
 import pytest
 
-from tests.factories import IdentityFactory, UsageRecordFactory, usage_for
+from tests.factories import IdentityFactory, UsageRecordFactory, cursor_csv, imported, usage_for
 from tests.leaderboard.standings_truth import standings_differences
 from usage.models import DailyRollup, Identity, PersonStanding, StandingsDirtyDay, StandingsDirtyIdentity
 from usage.services import standings
-from usage.services.imports import import_batch_create, import_batch_process
 from usage.services.standings import standings_mark_days, standings_mark_usage, standings_refresh
 
 pytestmark = pytest.mark.django_db
 
 TODAY = date(2026, 9, 15)
 DAY = date(2026, 9, 1)
-CURSOR_HEADER = (
-    '"Date","User","Cloud Agent ID","Automation ID","Kind","Model","Max Mode","Input (w/ Cache Write)",'
-    '"Input (w/o Cache Write)","Cache Read","Output Tokens","Total Tokens","Cost"\n'
-)
 
 
 def cursor_import(*rows: tuple[date, str, int]) -> None:
     """A Cursor team usage export of (day, user email, output tokens) rows, imported."""
-    lines = [
-        f'"{day}T10:00:00.000Z","{email}","","","Included","gpt-5","No","0","0","0","{out}","{out}","Included"\n'
-        for day, email, out in rows
-    ]
-    batch = import_batch_create(file=io.BytesIO((CURSOR_HEADER + "".join(lines)).encode()), name="c.csv", queue=False)
-    assert import_batch_process(batch.pk).status == "succeeded"
+    imported(cursor_csv(*((day, email, "gpt-5", out) for day, email, out in rows)))
 
 
 def marks() -> tuple[dict[date, bool], set[tuple[date, int]]]:

@@ -10,31 +10,11 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.factories import cursor_csv, imported
 from usage.models import ImportBatch, UsageRecord
 from usage.services.imports import import_batch_create, import_batch_process, import_batch_retry
 
 pytestmark = pytest.mark.django_db
-
-CURSOR_HEADER = (
-    '"Date","User","Cloud Agent ID","Automation ID","Kind","Model","Max Mode","Input (w/ Cache Write)",'
-    '"Input (w/o Cache Write)","Cache Read","Output Tokens","Total Tokens","Cost"\n'
-)
-
-
-def cursor_csv(*rows: tuple[str, str, str, int]) -> bytes:
-    """(day, user, model, output tokens) → a Cursor team usage CSV."""
-    lines = [
-        f'"{day}T10:00:00.000Z","{user}","","","Included","{model}","No","0","0","0","{out}","{out}","Included"\n'
-        for day, user, model, out in rows
-    ]
-    return (CURSOR_HEADER + "".join(lines)).encode()
-
-
-def imported(content: bytes, name: str = "cursor.csv") -> ImportBatch:
-    batch = import_batch_create(file=io.BytesIO(content), name=name, queue=False)
-    processed = import_batch_process(batch.pk)
-    assert processed.status == "succeeded", processed.error_summary
-    return processed
 
 
 def output_tokens() -> int:
