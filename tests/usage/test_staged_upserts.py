@@ -123,10 +123,10 @@ def test_a_store_that_fails_leaves_nothing_behind(tmp_path, settings, monkeypatc
     closed = []
     monkeypatch.setattr(HourSpool, "close", lambda spool: closed.append(spool.lines))
 
-    def fail_after_the_writes(days):
+    def fail_after_the_writes(changed):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(imports, "standings_mark_days", fail_after_the_writes)  # after records and hours merged
+    monkeypatch.setattr(imports, "standings_mark_usage", fail_after_the_writes)  # after records and hours merged
     with pytest.raises(RuntimeError):
         run_import(cursor_export(tmp_path / "events.csv", EVENTS))
     batch = ImportBatch.objects.get()
