@@ -980,6 +980,8 @@ class _DayChanges:
         self.days = sorted(days)
         self.people = people  # marked: to be placed again on the boards even if their figures did not change
         self.scope = scope  # days on which only some people's and identities' rows can change
+        self.whole_days = [day for day in self.days if day not in scope.days]
+        self.scoped_days = [day for day in self.days if day in scope.days]
 
     @classmethod
     def before(cls, days: Iterable[date], people: set[int], scope: _Scope) -> _DayChanges:
@@ -989,17 +991,14 @@ class _DayChanges:
 
     def _days_sql(self) -> str:
         """SQL true for a rollup row `r` of the changed days that may have changed."""
-        whole = [day for day in self.days if day not in self.scope.days]
-        scoped = [day for day in self.days if day in self.scope.days]
-        parts = [f"r.day IN ({', '.join(['%s'] * len(whole))})"] if whole else []
-        if scoped:
-            parts.append(f"(r.day IN ({', '.join(['%s'] * len(scoped))}) AND {self.scope.rollup_sql()})")
+        parts = [f"r.day IN ({', '.join(['%s'] * len(self.whole_days))})"] if self.whole_days else []
+        if self.scoped_days:
+            parts.append(f"(r.day IN ({', '.join(['%s'] * len(self.scoped_days))}) AND {self.scope.rollup_sql()})")
         return f"({' OR '.join(parts)})"
 
     def _days_params(self) -> list[date]:
         """The parameters of _figures_sql: the whole days, then the scoped ones, for each of its two parts."""
-        whole = [day for day in self.days if day not in self.scope.days]
-        return [*whole, *sorted(self.scope.days & set(self.days))] * 2
+        return [*self.whole_days, *self.scoped_days] * 2
 
     def _figures_sql(self) -> str:
         """The days' counted rollups per day, scope (each provider, and all: '' as in StandingWindow), team and
