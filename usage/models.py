@@ -456,6 +456,20 @@ class UsageFigures(models.Model):
         abstract = True
 
 
+class KeptFigures(UsageFigures):
+    """A kept window's row: the figures summed over its days, and how many of those days count."""
+
+    active_days = models.IntegerField(default=0)
+    requests_reported_days = models.IntegerField(
+        default=0,
+        help_text="The row's days (a team's: its members' days) whose usage reports requests; none: requests is "
+        "unknown. A refresh adds a day that stops reporting them as -1, not by recomputing the window.",
+    )
+
+    class Meta:
+        abstract = True
+
+
 class DailyRollup(UsageFigures):
     """Usage per day, provider, model and person, with the team whose membership covered that day. Unassigned
     usage keeps its identity (person empty) so admins still see it; so do shared identities (team set, person
@@ -507,28 +521,27 @@ class StandingWindow(models.Model):
         return f"{self.period} {self.start}–{self.end} {self.provider or 'all providers'}"
 
 
-class TeamMemberStanding(UsageFigures):
+class TeamMemberStanding(KeptFigures):
     """A person's usage in a window counted for the team that covered each day (a mid-window move gives two
     rows). Team standings, the team filter and the team members table read it."""
 
     window = _window_fk()
     team = _derived_fk(Team, null=True, db_index=False)
     person = _derived_fk(Person, null=True, db_index=False, help_text="Empty: the team's shared identities.")
-    active_days = models.IntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["window", "team"], name="team_member_standing_team")]
+        # A team's members (window, team) and a refresh matching its changes to their rows (window, team, person).
+        indexes = [models.Index(fields=["window", "team", "person"], name="team_member_standing_key")]
 
     def __str__(self) -> str:
         return f"window {self.window_id} team {self.team_id} person {self.person_id}"
 
 
-class PersonStanding(UsageFigures):
+class PersonStanding(KeptFigures):
     """A person's totals in a window. Their rank and place on the board are in the window's StandingOrder."""
 
     window = _window_fk()
     person = _derived_fk(Person, db_index=False)
-    active_days = models.IntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["window", "person"], name="person_standing_unique")]
@@ -555,7 +568,7 @@ class StandingOrder(models.Model):
         return f"window {self.window_id} {self.metric}"
 
 
-class TeamStanding(UsageFigures):
+class TeamStanding(KeptFigures):
     """A team subtree's totals in a window (usage of the days each person was in the subtree), its active
     members (people with usage counted for it) and its largest contributor on each metric of
     usage.figures.KEPT_METRICS (`top_<metric>`, a person id)."""
@@ -563,7 +576,6 @@ class TeamStanding(UsageFigures):
     window = _window_fk()
     team = _derived_fk(Team, db_index=False)
     active_members = models.IntegerField(default=0)
-    active_days = models.IntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["window", "team"], name="team_standing_unique")]
@@ -625,6 +637,11 @@ class StandingsState(models.Model):
         blank=True,
         help_text="New at every refresh: a cached answer of the standings keys on it (unlike a count or a time, "
         "no other standings ever had it: not a restored backup's, nor another database's sharing the cache).",
+    )
+    rebuild_requested = models.BooleanField(
+        default=False,
+        help_text="A migration changed what the standings keep: the next refresh rebuilds them whole "
+        "(as rebuild_rollups does), the standings before it serving meanwhile.",
     )
 
     def __str__(self) -> str:

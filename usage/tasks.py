@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from usage import queue
 from usage.models import ImportBatch
@@ -63,8 +64,9 @@ def pull_provider_usage(self, connection_id: int, since: str | None = None, manu
 def refresh_standings(self) -> None:
     """Bring rollups and standings up to date with the committed usage (queued on every commit that changes
     usage, and by beat after the org's midnight). Runs coalesce: one refreshes everything dirty under a lock;
-    a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left."""
-    if standings_refresh() is None:
+    a run that finds the lock taken retries shortly, so a day marked during the running refresh is not left. A
+    rebuild a migration asked for runs on TOKENBOARD_REBUILD_WORKERS connections, as rebuild_rollups does."""
+    if standings_refresh(workers=settings.TOKENBOARD_REBUILD_WORKERS) is None:
         raise self.retry(countdown=5)
     # Budget alerts and titles read the fresh standings; in their own tasks, so neither can fail a refresh.
     queue.send_on_commit("leaderboard.evaluate_budget_alerts")

@@ -29,7 +29,10 @@ from usage.models import (
 from usage.periods import CALENDAR_PERIODS, ROLLING_PERIODS, Window, current_windows, window_for
 from usage.services.standings import board_pairs, team_ancestors, team_top_people
 
-FIGURES = (*SUMMED_FIGURES, "active_days")
+# A kept row counts its days (a team's: its members' days) that report each unreported figure: none, and the
+# figure is unknown.
+REPORTED_DAYS = {name: f"{name}_reported_days" for name in UNREPORTED_FIGURES}
+FIGURES = (*SUMMED_FIGURES, "active_days", *REPORTED_DAYS.values())
 COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
 
 
@@ -47,6 +50,23 @@ def _add(total: dict, figures: dict) -> None:
     for name in SUMMED_FIGURES:
         if figures[name] is not None:
             total[name] = figures[name] if total[name] is None else total[name] + figures[name]
+
+
+class _Days:
+    """The distinct days of a row's usage, and of its usage reporting each unreported figure."""
+
+    def __init__(self):
+        self.active: set[date] = set()
+        self.reporting = {name: set() for name in UNREPORTED_FIGURES}
+
+    def add(self, day: date, figures: dict) -> None:
+        self.active.add(day)
+        for name, days in self.reporting.items():
+            if figures[name] is not None:
+                days.add(day)
+
+    def counts(self) -> dict[str, int]:
+        return {"active_days": len(self.active), **{REPORTED_DAYS[n]: len(d) for n, d in self.reporting.items()}}
 
 
 def competition_ranks(values: dict[int, object]) -> dict[int, int | None]:
@@ -203,42 +223,44 @@ class Truth:
 
     def people(self, start: date, end: date, provider: str = "") -> dict[int, dict]:
         """Each person's figures in the window; active days are the distinct days with any counted row."""
-        totals, days = defaultdict(_zero), defaultdict(set)
+        totals, days = defaultdict(_zero), defaultdict(_Days)
         for day, person_id, _team_id, figures in self._rows_in(start, end, provider):
             if person_id is None:  # a team's shared identity
                 continue
             _add(totals[person_id], figures)
-            days[person_id].add(day)
-        return {pid: {**total, "active_days": len(days[pid])} for pid, total in totals.items()}
+            days[person_id].add(day, figures)
+        return {pid: {**total, **days[pid].counts()} for pid, total in totals.items()}
 
     def team_members(self, start: date, end: date, provider: str = "") -> dict[tuple[int | None, int], dict]:
         """Each (team that covered the day, person)'s figures in the window; person None: the team's shared
         identities."""
-        totals, days = defaultdict(_zero), defaultdict(set)
+        totals, days = defaultdict(_zero), defaultdict(_Days)
         for day, person_id, team_id, figures in self._rows_in(start, end, provider):
             _add(totals[team_id, person_id], figures)
-            days[team_id, person_id].add(day)
-        return {key: {**total, "active_days": len(days[key])} for key, total in totals.items()}
+            days[team_id, person_id].add(day, figures)
+        return {key: {**total, **days[key].counts()} for key, total in totals.items()}
 
     def teams(self, start: date, end: date, provider: str = "") -> dict[int, dict]:
         """Each team subtree's figures (a person's usage counts for the teams above the team that covered the
         day, and its shared identities' usage), its active members and its largest contributor on every metric (a
         tie goes to the smaller id). Shared usage is neither a member, a contributor nor active days."""
-        per_person, days = defaultdict(_zero), defaultdict(set)
+        per_person, days = defaultdict(_zero), defaultdict(_Days)
         for day, person_id, team_id, figures in self._rows_in(start, end, provider):
             for ancestor in self.ancestors.get(team_id, []) if team_id is not None else []:
                 _add(per_person[ancestor, person_id], figures)
-                days[ancestor, person_id].add(day)
+                days[ancestor, person_id].add(day, figures)
         teams: dict[int, dict] = {}
         people: dict[int, dict[int, dict]] = defaultdict(dict)
         for (team_id, person_id), figures in per_person.items():
-            people[team_id][person_id] = {**figures, "active_days": len(days[team_id, person_id])}
+            people[team_id][person_id] = {**figures, **days[team_id, person_id].counts()}
         for team_id, members in people.items():
             total = _zero()
             for figures in members.values():
                 _add(total, figures)
             people_only = {pid: figures for pid, figures in members.items() if pid is not None}
             total["active_days"] = sum(figures["active_days"] for figures in people_only.values())
+            for column in REPORTED_DAYS.values():  # the shared identities' days too, as their figures
+                total[column] = sum(figures[column] for figures in members.values())
             total["active_members"] = len(people_only)
             # No top person on an efficiency ratio (it would be whoever has the fewest tokens at 100 %).
             total["top_people"] = {

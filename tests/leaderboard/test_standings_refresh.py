@@ -33,6 +33,7 @@ from usage.models import (
     StandingOrder,
     StandingsDirtyDay,
     StandingsDirtyPerson,
+    StandingsState,
     StandingWindow,
     TeamMemberStanding,
     TeamStanding,
@@ -668,6 +669,46 @@ def test_a_day_that_stops_reporting_requests_leaves_the_windows_request_count_un
     # No other day of his September reports requests: taking the day's count away leaves no count, not 0.
     assert september(paul).requests is None
     assert standings_differences(today=TODAY) == []
+
+
+def test_a_day_that_stops_reporting_requests_is_taken_out_of_the_kept_windows_that_other_days_report_in(history):
+    ivy, infra = history["infra_engineer"], history["infra"]
+    august, september = date(2026, 8, 3), date(2026, 9, 1)  # her two days, both in the third quarter
+    UsageRecord.objects.filter(identity__person=ivy).update(requests=None)
+    UsageRecord.objects.filter(identity__person=ivy, day=august).update(requests=2)
+    UsageRecord.objects.filter(identity__person=ivy, day=september).update(requests=5)
+    standings_mark_days([august, september])
+    standings_refresh(today=TODAY)
+
+    def quarter(model, **row):
+        return model.objects.get(window__period="quarter", window__start=date(2026, 7, 1), window__provider="", **row)
+
+    hers, her_team = quarter(PersonStanding, person=ivy), quarter(TeamStanding, team=infra)
+    assert (hers.requests, hers.requests_reported_days) == (7, 2)
+
+    UsageRecord.objects.filter(identity__person=ivy, day=september).update(requests=None)
+    standings_mark_days([september])
+    with patch.object(standings, "CHANGES_MOST_SHARE", 0):
+        standings_refresh(today=TODAY)
+
+    # Added to the kept rows (the same rows), not recomputed: her August day still reports its 2 requests.
+    hers_after, her_team_after = quarter(PersonStanding, person=ivy), quarter(TeamStanding, team=infra)
+    assert hers_after.pk == hers.pk and (hers_after.requests, hers_after.requests_reported_days) == (2, 1)
+    assert her_team_after.pk == her_team.pk and her_team_after.requests == her_team.requests - 5
+    assert standings_differences(today=TODAY) == []
+
+
+def test_a_rebuild_a_migration_requested_runs_at_the_next_refresh_and_only_once(history):
+    ivy = history["infra_engineer"]
+    PersonStanding.objects.filter(person=ivy).update(total_tokens=1)  # what the rebuild must put right
+    StandingsState.objects.filter(pk=1).update(rebuild_requested=True)
+
+    result = standings_refresh(today=TODAY)
+
+    assert result.days > 0
+    assert standings_differences(today=TODAY) == []
+    assert StandingsState.objects.get(pk=1).rebuild_requested is False
+    assert standings_refresh(today=TODAY).windows == 0  # nothing marked: nothing to do
 
 
 def test_teams_follow_a_small_change_added_to_them_a_top_person_who_loses_usage_and_a_team_left_without_any(history):

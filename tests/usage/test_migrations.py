@@ -56,3 +56,24 @@ def test_the_kept_ranks_move_from_the_person_rows_into_each_windows_order(back_t
     # Board order as stored (the tie by name) with each one's total, nobody unranked; a window nobody ranks in
     # gets an empty order.
     assert orders == {month.pk: ([bob.pk, ada.pk, cy.pk], [500, 300, 300]), quiet.pk: ([], [])}
+
+
+BEFORE_REPORTED_DAYS = [("usage", "0024_standings_dirty_identities")]
+REPORTED_DAYS = [("usage", "0025_standings_requests_reported_days")]
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_kept_standings_are_rebuilt_by_the_next_refresh_when_their_rows_gain_the_days_reporting_requests(
+    back_to_the_latest, kept
+):
+    apps = migrated(BEFORE_REPORTED_DAYS)
+    if kept:
+        apps.get_model("usage", "StandingWindow").objects.create(
+            period="day", start=date(2026, 9, 2), end=date(2026, 9, 2), computed_at="2026-09-30T00:00Z"
+        )
+
+    apps = migrated(REPORTED_DAYS)
+    # Standings kept before cannot say which of their days reported requests: the next refresh rebuilds them.
+    # A new installation has none to rebuild.
+    state = apps.get_model("usage", "StandingsState").objects.filter(pk=1).first()
+    assert (state is not None and state.rebuild_requested) is kept

@@ -124,6 +124,31 @@ def figure_sums(table: str = "", *, named: bool = True, figures: Iterable[str] =
 SUM_FIGURES = figure_sums()
 
 
+def reported_days(name: str) -> str:
+    """The kept rows' count of their days that report an unreported figure (usage.models.KeptFigures)."""
+    return f"{name}_reported_days"
+
+
+REPORTED_DAYS = tuple(reported_days(name) for name in UNREPORTED_FIGURES)
+KEPT_FIGURES = (*SUMMED_FIGURES, "active_days", *REPORTED_DAYS)  # each kept row's (usage.models.KeptFigures)
+KEPT_COLUMNS = ", ".join(KEPT_FIGURES)
+
+
+def reported_flags(table: str) -> str:
+    """SQL: for each unreported figure, 1 where any of a group of rollup rows `table` reports it, else 0 (a
+    day's count of reported days)."""
+    return "".join(
+        f", MAX(CASE WHEN {table}.{name} IS NOT NULL THEN 1 ELSE 0 END) AS {reported_days(name)}"
+        for name in UNREPORTED_FIGURES
+    )
+
+
+def reported_days_sums(table: str = "") -> str:
+    """SQL: the reported days of a group of kept (or change) rows `table`, summed."""
+    prefix = f"{table}." if table else ""
+    return "".join(f", CAST(SUM({prefix}{column}) AS INTEGER) AS {column}" for column in REPORTED_DAYS)
+
+
 # --- Marking what changed ------------------------------------------------------------------------------------
 
 
@@ -228,13 +253,12 @@ class _Phases(dict):
 def standings_refresh(*, today: date | None = None, all_days: bool = False, workers: int = 1) -> RefreshResult | None:
     """Bring rollups and standings up to date; None when another refresh holds the lock (it will pick up
     whatever is dirty before it finishes, and the queued task retries). `all_days` rebuilds everything
-    (rebuild_rollups); on PostgreSQL by `workers` connections at once."""
+    (rebuild_rollups), as does the refresh after a migration that asked for it (StandingsState.rebuild_requested);
+    on PostgreSQL by `workers` connections at once."""
     started = time.monotonic()
     today = today or org_today()
     phases = _Phases()
-    runner = (
-        _RebuildWorkers(workers) if all_days and workers > 1 and connection.vendor == "postgresql" else _InTransaction()
-    )
+    runner = _InTransaction()
     StandingsState.objects.get_or_create(pk=1)
     try:
         with transaction.atomic():
@@ -242,8 +266,11 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
             if state is None:
                 return None
             _sort_memory_raise()
-            if all_days:
+            if all_days or state.rebuild_requested:
+                if workers > 1 and connection.vendor == "postgresql":
+                    runner = _RebuildWorkers(workers)
                 days, window_count, marks = _rebuild(today, runner, phases)
+                state.rebuild_requested = False
             else:
                 marks = _Marks.read()
                 days = marks.days()
@@ -963,18 +990,14 @@ TEAM_CHANGE, TOPS_AGAIN = "standings_team_change", "standings_tops_again"
 TEAM_CHANGE_TABLES = (CLOSURE, TEAM_PAIRS, WATCHED_ROWS, TEAM_CHANGE, TOPS_AGAIN)
 
 
-def _reported(name: str) -> str:
-    return f"{name}_reported"
-
-
 class _DayChanges:
     """The changed days' counted rollup figures per (day, provider scope, team, person), read before the rollups
     are rewritten, then their differences, in temporary tables of the refresh's transaction.
 
     A figure some sources do not report (usage.figures.UNREPORTED_FIGURES: requests) is summed over the days that
-    report it, NULL when none does. A day that reports it now is added exactly: COALESCE(sum, 0) + difference. A
-    day that reported it and no longer does cannot be taken away: whether the sum becomes NULL depends on the
-    other days, which a window does not count. Windows containing such a change are recomputed."""
+    report it, NULL when none does. The kept rows count those days (KeptFigures.requests_reported_days), and a
+    change carries its day's difference of that count (1: reports it now, -1: no longer does), so a day that stops
+    reporting is taken away like any other figure: the sum becomes NULL when the row's count reaches 0."""
 
     def __init__(self, days: Iterable[date], people: set[int], scope: _Scope):
         self.days = sorted(days)
@@ -1003,12 +1026,8 @@ class _DayChanges:
     def _figures_sql(self) -> str:
         """The days' counted rollups per day, scope (each provider, and all: '' as in StandingWindow), team and
         person, with whether each unreported figure was reported (1) or not (0)."""
-        reported = "".join(
-            f", MAX(CASE WHEN r.{name} IS NOT NULL THEN 1 ELSE 0 END) AS {_reported(name)}"
-            for name in UNREPORTED_FIGURES
-        )
         return " UNION ALL ".join(
-            f"""SELECT r.day, {scope} AS scope, r.team_id, r.person_id, {figure_sums("r")}, 1 AS active_days{reported}
+            f"""SELECT r.day, {scope} AS scope, r.team_id, r.person_id, {figure_sums("r")}, 1 AS active_days{reported_flags("r")}
             FROM {quoted_table(DailyRollup)} r
             WHERE {COUNTED_ROLLUP} AND {self._days_sql()}
             GROUP BY r.day, {grouped}r.team_id, r.person_id"""
@@ -1017,30 +1036,16 @@ class _DayChanges:
 
     def measure(self) -> None:
         """DAY_CHANGE: the rows whose figures, presence (active_days: 1 a new row, -1 a row gone) or reporting
-        changed, with the differences, now that the rollups are rewritten."""
+        (reported days: 1 or -1) changed, with the differences, now that the rollups are rewritten."""
         key = "day, scope, team_id, person_id"
-        figures = [*SUMMED_FIGURES, "active_days"]
-        flags = [_reported(name) for name in UNREPORTED_FIGURES]
+        figures = KEPT_FIGURES
         signed = ", ".join(f"SUM(sign * {name}) AS {name}" for name in figures)
-        before_and_after = "".join(
-            f", MAX(CASE WHEN sign < 0 THEN {flag} ELSE 0 END) AS {flag}_before"
-            f", MAX(CASE WHEN sign > 0 THEN {flag} ELSE 0 END) AS {flag}"
-            for flag in flags
-        )
-        changed = " OR ".join(
-            [
-                *(f"COALESCE(SUM(sign * {name}), 0) <> 0" for name in figures),
-                *(
-                    f"MAX(CASE WHEN sign < 0 THEN {f} ELSE 0 END) <> MAX(CASE WHEN sign > 0 THEN {f} ELSE 0 END)"
-                    for f in flags
-                ),
-            ]
-        )
-        columns = ", ".join([*figures, *flags])
+        changed = " OR ".join(f"COALESCE(SUM(sign * {name}), 0) <> 0" for name in figures)
+        columns = ", ".join(figures)
         _temporary_table(
             DAY_CHANGE,
             f"""
-            SELECT {key}, {signed}{before_and_after}
+            SELECT {key}, {signed}
             FROM (
                 SELECT -1 AS sign, {key}, {columns} FROM {DAY_BEFORE}
                 UNION ALL
@@ -1061,8 +1066,8 @@ class _DayChanges:
             ids = list(kept.values())
             windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in ids)
             windows_params = [value for window, provider in kept for value in (window.start, window.end, provider)]
-            with phases.timed("team members"), _hash_joins():
-                self._members_change(ids, windows_sql, windows_params)
+            with phases.timed("team members"):
+                self._members_change(windows_sql, windows_params)
             _windows_upsert(list(kept))  # stamps them computed now
             with phases.timed("team totals"), _hash_joins():
                 self._teams_watch(ids, ancestors)
@@ -1085,20 +1090,14 @@ class _DayChanges:
         return [pair for pair in windows if pair not in kept]
 
     def _kept(self, windows: list[tuple[Window, str]]) -> dict[tuple[Window, str], int]:
-        """The windows that were kept before and that every change can be added to."""
+        """The windows that were kept before, to add the changes to."""
         if not windows:
             return {}
         stored = StandingWindow.objects.filter(
             start__gte=min(w.start for w, _p in windows), end__lte=max(w.end for w, _p in windows)
         ).values_list("pk", "period", "start", "end", "provider")
         ids = {(Window(period, start, end), provider): pk for pk, period, start, end, provider in stored}
-        unsure = self._unsure()
-        return {
-            (window, provider): ids[(window, provider)]
-            for window, provider in windows
-            if (window, provider) in ids
-            and not any(scope == provider and window.start <= day <= window.end for day, scope in unsure)
-        }
+        return {pair: ids[pair] for pair in windows if pair in ids}
 
     def _rows_changed(self, kept: dict[tuple[Window, str], int]) -> int:
         """At most how many of the kept windows' rows the changes touch: each change in each window containing
@@ -1113,46 +1112,48 @@ class _DayChanges:
             if scope == provider and window.start <= day <= window.end
         )
 
-    def _unsure(self) -> set[tuple[date, str]]:
-        """(day, scope) of the changes that stopped reporting an unreported figure."""
-        lost = " OR ".join(f"({_reported(n)}_before = 1 AND {_reported(n)} = 0)" for n in UNREPORTED_FIGURES)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT DISTINCT day, scope FROM {DAY_CHANGE} WHERE {lost}")
-            return {(_as_date(day), scope) for day, scope in cursor.fetchall()}
-
-    def _members_change(self, ids: list[int], windows_sql: str, params: list) -> None:
+    def _members_change(self, windows_sql: str, params: list) -> None:
         """MEMBER_CHANGE: the changes summed per kept window, team and person, with the id of the window's row
-        they change (none: a new row)."""
+        they change (none: a new row), looked up in team_member_standing_key. Its key's columns may be empty
+        (a person in no team, a team's shared identities; never both), which equality does not match: the
+        three cases are joined apart."""
         members = quoted_table(TeamMemberStanding)
-        reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
+        matched = {
+            "t.team_id = changed.team_id AND t.person_id = changed.person_id": (
+                "changed.team_id IS NOT NULL AND changed.person_id IS NOT NULL"
+            ),
+            "t.team_id IS NULL AND t.person_id = changed.person_id": "changed.team_id IS NULL",
+            "t.team_id = changed.team_id AND t.person_id IS NULL": "changed.person_id IS NULL",
+        }
         _temporary_table(
             MEMBER_CHANGE,
             f"""
             WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql}),
             changed AS (
                 SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
-                       CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported}
+                       CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported_days_sums("c")}
                 FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
                 GROUP BY k.window_id, c.team_id, c.person_id
             )
-            SELECT changed.*, t.id AS row_id
-            FROM changed LEFT JOIN {members} t ON t.window_id IN ({ids_sql(ids)}) AND t.window_id = changed.window_id
-                 AND COALESCE(t.team_id, 0) = COALESCE(changed.team_id, 0)
-                 AND COALESCE(t.person_id, 0) = COALESCE(changed.person_id, 0)
-            """,
+            """
+            + " UNION ALL ".join(
+                f"""SELECT changed.*, t.id AS row_id
+                FROM changed LEFT JOIN {members} t ON t.window_id = changed.window_id AND {joined}
+                WHERE {case}"""
+                for joined, case in matched.items()
+            ),
             params,
         )
 
     def _people_change(self, ids: list[int]) -> None:
         """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage),
         with the id of the person's row."""
-        reported = "".join(f", MAX({_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
         _temporary_table(
             PERSON_CHANGE,
             f"""
             WITH changed AS (
                 SELECT window_id, person_id, {SUM_FIGURES},
-                       CAST(SUM(active_days) AS INTEGER) AS active_days{reported}
+                       CAST(SUM(active_days) AS INTEGER) AS active_days{reported_days_sums()}
                 FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
                 GROUP BY window_id, person_id
             )
@@ -1227,7 +1228,6 @@ class _DayChanges:
                         AND (a.person_id IS NULL OR a.{m} < b.{m}))"""
             for m in KEPT_METRICS
         )
-        reported = "".join(f", MAX(m.{_reported(n)}) AS {_reported(n)}" for n in UNREPORTED_FIGURES)
         _temporary_table(
             TEAM_CHANGE,
             f"""
@@ -1245,12 +1245,13 @@ class _DayChanges:
             ),
             figures AS (
                 SELECT m.window_id, c.ancestor_id AS team_id, {figure_sums("m")},
-                       SUM(CASE WHEN m.person_id IS NOT NULL THEN m.active_days ELSE 0 END) AS active_days{reported}
+                       SUM(CASE WHEN m.person_id IS NOT NULL THEN m.active_days ELSE 0 END) AS active_days
+                       {reported_days_sums("m")}
                 FROM {MEMBER_CHANGE} m JOIN {CLOSURE} c ON c.team_id = m.team_id
                 GROUP BY m.window_id, c.ancestor_id
             )
             SELECT p.window_id, p.team_id, p.row_id, {", ".join(f"f.{n}" for n in SUMMED_FIGURES)}, f.active_days,
-                   {"".join(f"f.{_reported(n)}, " for n in UNREPORTED_FIGURES)}COALESCE(n.active_members, 0) AS active_members,
+                   {"".join(f"f.{column}, " for column in REPORTED_DAYS)}COALESCE(n.active_members, 0) AS active_members,
                    {", ".join(f"t.top_{m}" for m in KEPT_METRICS)},
                    CASE WHEN {lost_top} THEN 1 ELSE 0 END AS top_lost
             FROM {TEAM_PAIRS} p
@@ -1264,7 +1265,7 @@ class _DayChanges:
         """Write TEAM_CHANGE to the team rows: update, delete those whose subtree has no member row left, insert
         the new ones, and find the lost top people again."""
         table, members = quoted_table(TeamStanding), quoted_table(TeamMemberStanding)
-        figures = [*SUMMED_FIGURES, "active_days"]
+        figures = KEPT_FIGURES
         tops = [f"top_{m}" for m in KEPT_METRICS]
         with connection.cursor() as cursor:
             cursor.execute(
@@ -1339,7 +1340,7 @@ def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...
     """Add a change table's rows to the rows of `model` they name (row_id), insert those that are new, and delete
     the rows left with no day of usage."""
     table = quoted_table(model)
-    figures = [*SUMMED_FIGURES, "active_days"]
+    figures = KEPT_FIGURES
     with connection.cursor() as cursor:
         cursor.execute(  # by id: the change rows name theirs
             f"UPDATE {table} SET {', '.join(f'{name} = {_added(table, name)}' for name in figures)} "
@@ -1356,16 +1357,17 @@ def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...
 
 
 def _added(table: str, name: str) -> str:
-    """SQL: a figure of a kept row of `table` plus a change table's (`c`) difference; an unreported figure (NULL)
-    changes only when the change reports it."""
+    """SQL: a figure of a kept row of `table` plus a change table's (`c`) difference; an unreported figure is
+    unknown (NULL) once none of the row's days reports it."""
     if name in UNREPORTED_FIGURES:
-        return f"CASE WHEN c.{_reported(name)} = 1 THEN COALESCE({table}.{name}, 0) + c.{name} ELSE {table}.{name} END"
+        days = reported_days(name)
+        return f"CASE WHEN {table}.{days} + c.{days} > 0 THEN COALESCE({table}.{name}, 0) + COALESCE(c.{name}, 0) END"
     return f"{table}.{name} + c.{name}"
 
 
 def _new(name: str) -> str:
     """SQL: a figure of a new row from a change table's (`c`) difference."""
-    return f"CASE WHEN c.{_reported(name)} = 1 THEN c.{name} END" if name in UNREPORTED_FIGURES else f"c.{name}"
+    return f"CASE WHEN c.{reported_days(name)} > 0 THEN c.{name} END" if name in UNREPORTED_FIGURES else f"c.{name}"
 
 
 def _temporary_table(name: str, select: str, params: list | None = None) -> None:
@@ -1468,8 +1470,8 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
         cursor.execute(
             f"""
             WITH day_windows(window_id, day, provider) AS (VALUES {windows})
-            INSERT INTO {quoted_table(TeamMemberStanding)} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
-            SELECT w.window_id, r.team_id, r.person_id, {sums}, 1
+            INSERT INTO {quoted_table(TeamMemberStanding)} (window_id, team_id, person_id, {KEPT_COLUMNS})
+            SELECT w.window_id, r.team_id, r.person_id, {sums}, 1{reported_flags("r")}
             FROM {quoted_table(DailyRollup)} r
             JOIN day_windows w ON r.day = w.day AND (w.provider = '' OR r.provider = w.provider)
             WHERE {COUNTED_ROLLUP} AND r.day BETWEEN %s AND %s
@@ -1513,7 +1515,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
     if pairs:
         ctes.append(f"pieces(window_id, piece_id) AS (VALUES {', '.join(f'({int(a)}, {int(b)})' for a, b in pairs)})")
         parts.append(
-            f"""SELECT p.window_id, t.team_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days
+            f"""SELECT p.window_id, t.team_id, t.person_id, {", ".join(f"t.{n}" for n in KEPT_FIGURES)}
             FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
             WHERE t.window_id IN ({ids_sql(b for _a, b in pairs)})"""
         )
@@ -1522,7 +1524,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         params += [value for day in days for value in day]
         parts.append(
             f"""SELECT d.window_id, r.team_id, r.person_id, {figure_sums("r")},
-                   1 AS active_days
+                   1 AS active_days{reported_flags("r")}
             FROM {rollup} r JOIN rollup_days d ON r.day = d.day AND r.provider = d.provider
             WHERE {COUNTED_ROLLUP}
             GROUP BY d.window_id, r.day, r.team_id, r.person_id"""
@@ -1533,8 +1535,8 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         cursor.execute(
             f"""
             WITH {", ".join(ctes)}
-            INSERT INTO {members} (window_id, team_id, person_id, {FIGURE_COLUMNS}, active_days)
-            SELECT window_id, team_id, person_id, {SUM_FIGURES}, SUM(active_days)
+            INSERT INTO {members} (window_id, team_id, person_id, {KEPT_COLUMNS})
+            SELECT window_id, team_id, person_id, {SUM_FIGURES}, SUM(active_days){reported_days_sums()}
             FROM ({" UNION ALL ".join(parts)}) AS counted
             GROUP BY window_id, team_id, person_id
             """,
@@ -1547,10 +1549,10 @@ def _people_sum(window_ids: list[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {FIGURE_COLUMNS}, active_days)
-            SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in SUMMED_FIGURES)}, t.active_days
+            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {KEPT_COLUMNS})
+            SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in KEPT_FIGURES)}
             FROM (
-                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days
+                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days{reported_days_sums()}
                 FROM {quoted_table(TeamMemberStanding)}
                 WHERE window_id IN ({ids_sql(window_ids)}) AND person_id IS NOT NULL  -- not a team's shared usage
                 GROUP BY window_id, person_id
@@ -1851,7 +1853,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             own AS (  -- each team's own rows
                 SELECT t.window_id, t.team_id, {figure_sums("t")},
                        SUM(CASE WHEN t.person_id IS NOT NULL THEN t.active_days ELSE 0 END) AS active_days,
-                       COUNT(t.person_id) AS people
+                       COUNT(t.person_id) AS people{reported_days_sums("t")}
                 FROM {members} t WHERE {batch}
                 GROUP BY t.window_id, t.team_id
             ),
@@ -1894,16 +1896,16 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             ),
             subtrees AS (
                 SELECT o.window_id, c.ancestor_id AS team_id, {figure_sums("o")},
-                       SUM(o.active_days) AS active_days, SUM(o.people) AS people
+                       SUM(o.active_days) AS active_days, SUM(o.people) AS people{reported_days_sums("o")}
                 FROM own o JOIN closure c ON c.team_id = o.team_id
                 GROUP BY o.window_id, c.ancestor_id
             ),
             counted_twice AS (  -- a mover counts once in a subtree holding several of their rows
                 SELECT window_id, team_id, SUM(team_rows - 1) AS extra FROM moved GROUP BY window_id, team_id
             )
-            INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {FIGURE_COLUMNS}, active_days, active_members,
+            INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {KEPT_COLUMNS}, active_members,
                                                 {each("top_{m}")})
-            SELECT s.window_id, s.team_id, {", ".join(f"s.{n}" for n in SUMMED_FIGURES)}, s.active_days,
+            SELECT s.window_id, s.team_id, {", ".join(f"s.{n}" for n in KEPT_FIGURES)},
                    s.people - COALESCE(x.extra, 0), {each("c.top_{m}")}
             FROM subtrees s
             LEFT JOIN counted_twice x ON x.window_id = s.window_id AND x.team_id = s.team_id
