@@ -530,8 +530,12 @@ class TeamMemberStanding(KeptFigures):
     person = _derived_fk(Person, null=True, db_index=False, help_text="Empty: the team's shared identities.")
 
     class Meta:
-        # A team's members (window, team) and a refresh matching its changes to their rows (window, team, person).
-        indexes = [models.Index(fields=["window", "team", "person"], name="team_member_standing_key")]
+        indexes = [
+            # A team's members (window, team), and a refresh matching its changes to their rows.
+            models.Index(fields=["window", "team", "person"], name="team_member_standing_key"),
+            # A person's rows in each team (a refresh watching who can become a team's top person).
+            models.Index(fields=["window", "person"], name="team_member_standing_person"),
+        ]
 
     def __str__(self) -> str:
         return f"window {self.window_id} team {self.team_id} person {self.person_id}"

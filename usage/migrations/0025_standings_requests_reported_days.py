@@ -47,5 +47,9 @@ class Migration(migrations.Migration):
             model_name='teammemberstanding',
             index=models.Index(fields=['window', 'team', 'person'], name='team_member_standing_key'),
         ),
+        migrations.AddIndex(
+            model_name='teammemberstanding',
+            index=models.Index(fields=['window', 'person'], name='team_member_standing_person'),
+        ),
         migrations.RunPython(rebuild_requested, migrations.RunPython.noop),
     ]

@@ -1069,7 +1069,7 @@ class _DayChanges:
             with phases.timed("team members"):
                 self._members_change(windows_sql, windows_params)
             _windows_upsert(list(kept))  # stamps them computed now
-            with phases.timed("team totals"), _hash_joins():
+            with phases.timed("team totals"):
                 self._teams_watch(ids, ancestors)
             with phases.timed("team members"):
                 _changes_add(TeamMemberStanding, MEMBER_CHANGE, ids, ("window_id", "team_id", "person_id"))
@@ -1191,9 +1191,9 @@ class _DayChanges:
             WATCHED_ROWS,
             f"""
             SELECT t.window_id, t.team_id, t.person_id, t.active_days{"".join(f", t.{m}" for m in KEPT_METRICS)}
-            FROM {quoted_table(TeamMemberStanding)} t JOIN ({watched}) w
-                 ON w.window_id = t.window_id AND w.person_id = t.person_id
-            WHERE t.window_id IN ({ids_sql(ids)}) AND t.team_id IS NOT NULL
+            FROM ({watched}) w JOIN {quoted_table(TeamMemberStanding)} t  -- team_member_standing_person
+                 ON t.window_id = w.window_id AND t.person_id = w.person_id
+            WHERE t.team_id IS NOT NULL
             """,
         )
 
@@ -1288,17 +1288,21 @@ class _DayChanges:
                 f"SELECT c.window_id, c.team_id, {', '.join(_new(name) for name in figures)}, c.active_members, "
                 f"{', '.join(f'c.{top}' for top in tops)} FROM {TEAM_CHANGE} c WHERE c.row_id IS NULL"
             )
-        lost_tops_people = _subtree_people_sql(
-            members,
-            CLOSURE,
-            figure_sums("t", figures=KEPT_METRICS),
-            joined=f"JOIN {TEAM_CHANGE} l ON l.top_lost = 1 AND l.window_id = t.window_id AND l.team_id = c.ancestor_id",
-            where=f"WHERE t.window_id IN ({ids_sql(ids)})",
-        )
+        # Each lost team's subtree teams first, then their rows (team_member_standing_key): joined from the rows,
+        # PostgreSQL read each window's rows once per lost team (6M rows for 4,035 teams at 85,000 people).
         _temporary_table(
             TOPS_AGAIN,
             f"""
-            WITH per_person AS ({lost_tops_people}),
+            WITH subtrees AS (
+                SELECT l.window_id, l.team_id, c.team_id AS member_team_id
+                FROM {TEAM_CHANGE} l JOIN {CLOSURE} c ON c.ancestor_id = l.team_id
+                WHERE l.top_lost = 1
+            ),
+            per_person AS (
+                SELECT s.window_id, s.team_id, t.person_id, {figure_sums("t", figures=KEPT_METRICS)}
+                FROM subtrees s JOIN {members} t ON t.window_id = s.window_id AND t.team_id = s.member_team_id
+                GROUP BY s.window_id, s.team_id, t.person_id
+            ),
             {_top_people_sql(KEPT_METRICS)}
             SELECT * FROM contributors
             """,
