@@ -120,7 +120,7 @@ class PersonDay:
         return identity_id, self.hourly_by_identity[identity_id]
 
 
-def _candidates(days: set[date], rules: dict, people: set[int] | None) -> set[tuple[int, date]] | None:
+def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
     """The (person, day)s on which enough rules could fire to hold them, found in two grouped queries so a
     rebuild does not read every person's every day: the baseline can fire on any day, the hourly rules only
     where a source has hours, the output rule only on days with enough quiet input. None: any day could."""
@@ -128,21 +128,20 @@ def _candidates(days: set[date], rules: dict, people: set[int] | None) -> set[tu
     always = 1 if "baseline" in enabled else 0
     if always >= rules["min_rules"]:
         return None
-    among = {} if people is None else {"identity__person_id__in": people}
     hour_rules = len(enabled & {"cadence", "lone_key"})
     with_hours: set[tuple[int, date]] = set()
     quiet: set[tuple[int, date]] = set()
     for first, last in day_ranges(days):
         if hour_rules:
             with_hours |= set(
-                UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False, **among)
+                UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
                 .values_list("identity__person_id", "day")
                 .distinct()
             )
         if "input_without_output" in enabled:
             config = rules["input_without_output"]
             sums = (
-                UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False, **among)
+                UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
                 .exclude(usage_kind=COST_REPORT_KIND)
                 .values("identity__person_id", "day")
                 .annotate(
@@ -292,7 +291,9 @@ def anomalies_flag(days: Iterable[date], people: set[int] | None = None) -> list
     rules = settings.TOKENBOARD_ANOMALY_RULES
     if not days or not rules.get("enabled") or people is not None and not people:
         return []
-    candidates = _candidates(days, rules, people)
+    # Some people's days (an import's) are read whole: narrowing them first read as much again, since the
+    # identities an import changed are the ones with hours (2.4 s of 8 for 500 people's 31 days at 85,000 people).
+    candidates = _candidates(days, rules) if people is None else None
     if candidates is not None and not candidates:
         return []
     person_days = _person_days(days, candidates, people)

@@ -442,16 +442,22 @@ class _Scope:
     def rollup_sql(self, table: str = "r") -> str:
         """SQL true for a rollup row of `table` (an alias; empty: unqualified) in the scope."""
         column = f"{table}." if table else ""
-        return (
-            f"({column}person_id IN (SELECT id FROM {self.PEOPLE}) "
-            f"OR {column}identity_id IN (SELECT id FROM {self.IDENTITIES}))"
-        )
+        return f"({column}person_id {_among(self.PEOPLE)} OR {column}identity_id {_among(self.IDENTITIES)})"
 
     def tables_drop(self) -> None:
         if self.days:
             with connection.cursor() as cursor:
                 for table in (self.IDENTITIES, self.PEOPLE):
                     cursor.execute(f"DROP TABLE {table}")
+
+
+def _among(ids_table: str) -> str:
+    """SQL: a column's value is one of the ids of `ids_table`. PostgreSQL looks `= ANY(ARRAY(…))` up in an index on
+    either side of an OR; `IN (SELECT …)` it checked row by row over every rollup of the days (2.9M rows for 500
+    people's 31 days at 85,000 people, against 63,000 looked up)."""
+    if connection.vendor == "postgresql":
+        return f"= ANY(ARRAY(SELECT id FROM {ids_table}))"
+    return f"IN (SELECT id FROM {ids_table})"
 
 
 def _ids_table(name: str, ids: set[int]) -> None:
