@@ -51,3 +51,15 @@ def test_setup_periodic_tasks_queues_a_refresh_for_usage_not_in_the_standings_ye
     with django_capture_on_commit_callbacks(execute=True):
         call_command("setup_periodic_tasks")
     sent_tasks.refresh_standings.assert_called_once_with()
+
+
+@pytest.mark.django_db
+def test_setup_periodic_tasks_queues_the_rebuild_an_upgrades_migration_asked_for(
+    sent_tasks, django_capture_on_commit_callbacks
+):
+    from usage.models import StandingsState
+
+    StandingsState.objects.create(pk=1, rebuild_requested=True)  # as migration 0025 leaves kept standings
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("setup_periodic_tasks")
+    sent_tasks.refresh_standings.assert_called_once_with()

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from usage import queue
-from usage.models import StandingsDirtyDay
+from usage.models import StandingsDirtyDay, StandingsState
 from usage.schedules import PERIODIC_TASKS
 from usage.services.connections import connection_schedules_ensure
 
@@ -36,6 +36,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{'created' if created else 'kept'} periodic task {spec.name!r} ({spec.cron})")
         for change in connection_schedules_ensure():  # one pull task per enabled provider connection
             self.stdout.write(change)
-        if StandingsDirtyDay.objects.exists():  # e.g. usage from before an upgrade that added standings
+        # Usage from before an upgrade that added standings, or a rebuild an upgrade's migration asked for.
+        if StandingsDirtyDay.objects.exists() or StandingsState.objects.filter(rebuild_requested=True).exists():
             queue.standings_refresh_on_commit()
-            self.stdout.write("queued a refresh of the standings for usage not in them yet")
+            self.stdout.write("queued a refresh of the standings for usage or changes not in them yet")
