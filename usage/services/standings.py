@@ -1330,9 +1330,8 @@ def _people_kept(window_ids: Iterable[int]) -> int:
 
 @contextmanager
 def _hash_joins():
-    """Join the change tables to the kept rows by hashing (PostgreSQL). Looked up row by row, a change of a
-    thousand people probed a whole window's rows for each (5 minutes at 85,000 people); hashing reads each of the
-    windows' rows once."""
+    """Join by hashing, not row by row (PostgreSQL), in a statement that reads every row of its windows, such as
+    a board joining each person row to its person. The changes a refresh adds are looked up by index instead."""
     if connection.vendor != "postgresql":
         yield
         return
