@@ -134,6 +134,11 @@ KEPT_FIGURES = (*SUMMED_FIGURES, "active_days", *REPORTED_DAYS)  # each kept row
 KEPT_COLUMNS = ", ".join(KEPT_FIGURES)
 
 
+def kept_columns(table: str) -> str:
+    """SQL: the kept figures of `table`'s rows (an alias), as they are."""
+    return ", ".join(f"{table}.{name}" for name in KEPT_FIGURES)
+
+
 def reported_flags(table: str) -> str:
     """SQL: for each unreported figure, 1 where any of a group of rollup rows `table` reports it, else 0 (a
     day's count of reported days)."""
@@ -1524,7 +1529,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
     if pairs:
         ctes.append(f"pieces(window_id, piece_id) AS (VALUES {', '.join(f'({int(a)}, {int(b)})' for a, b in pairs)})")
         parts.append(
-            f"""SELECT p.window_id, t.team_id, t.person_id, {", ".join(f"t.{n}" for n in KEPT_FIGURES)}
+            f"""SELECT p.window_id, t.team_id, t.person_id, {kept_columns("t")}
             FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
             WHERE t.window_id IN ({ids_sql(b for _a, b in pairs)})"""
         )
@@ -1559,7 +1564,7 @@ def _people_sum(window_ids: list[int]) -> None:
         cursor.execute(
             f"""
             INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {KEPT_COLUMNS})
-            SELECT t.window_id, t.person_id, {", ".join(f"t.{n}" for n in KEPT_FIGURES)}
+            SELECT t.window_id, t.person_id, {kept_columns("t")}
             FROM (
                 SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days{reported_days_sums()}
                 FROM {quoted_table(TeamMemberStanding)}
@@ -1914,7 +1919,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             )
             INSERT INTO {quoted_table(TeamStanding)} (window_id, team_id, {KEPT_COLUMNS}, active_members,
                                                 {each("top_{m}")})
-            SELECT s.window_id, s.team_id, {", ".join(f"s.{n}" for n in KEPT_FIGURES)},
+            SELECT s.window_id, s.team_id, {kept_columns("s")},
                    s.people - COALESCE(x.extra, 0), {each("c.top_{m}")}
             FROM subtrees s
             LEFT JOIN counted_twice x ON x.window_id = s.window_id AND x.team_id = s.team_id
