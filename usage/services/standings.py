@@ -26,7 +26,7 @@ import time
 import uuid
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -350,7 +350,9 @@ def _rebuild(today: date, runner: _InTransaction | _RebuildWorkers, phases: _Pha
         marks = _Marks.read()
         _rollups_rebuild(days, runner, phases)
         windows = runner.run([partial(_windows_to_compute, days, today, roll=True)])[0]
+        unread = runner.run([partial(_plain_indexes_drop, TeamMemberStanding, REBUILD_UNREAD_INDEXES)])[0]
         _standings_compute(windows, team_ancestors(), phases, runner)
+        runner.run([partial(_timed, phases, "indexes", partial(_execute, definition)) for definition in unread])
         tables = (TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
         runner.run([partial(_timed, phases, "statistics", partial(_analyze, model)) for model in tables])
         runner.run([partial(_drop_stale_moving_windows, today)])
@@ -370,11 +372,14 @@ def _anomalies_hold(days: set[date]) -> None:
 
 
 def _sort_memory_raise() -> None:
-    """Give this refresh's transaction settings.TOKENBOARD_REFRESH_WORK_MEM for its sorts and hashes
-    (PostgreSQL): with the server's default 4 MB, the per-window sorts and hashes spill to temporary files."""
+    """Give this refresh's transaction settings.TOKENBOARD_REFRESH_WORK_MEM for its sorts and hashes, and for the
+    index builds of a rebuild (PostgreSQL): with the server's defaults (4 MB, 64 MB) they spill to temporary files."""
     if connection.vendor == "postgresql" and settings.TOKENBOARD_REFRESH_WORK_MEM:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.TOKENBOARD_REFRESH_WORK_MEM])
+            cursor.execute(
+                "SELECT set_config('work_mem', %s, true), set_config('maintenance_work_mem', %s, true)",
+                [settings.TOKENBOARD_REFRESH_WORK_MEM] * 2,
+            )
 
 
 @dataclass
@@ -510,6 +515,9 @@ def standings_status() -> StandingsState:
     return StandingsState.objects.filter(pk=1).first() or StandingsState(pk=1)
 
 
+# Indexes the rebuild's own statements never read (the refresh's do): built once after the load rather than row by
+# row, about 3 of a rebuild's 25 minutes at 85,000 people (docs/PERFORMANCE.md).
+REBUILD_UNREAD_INDEXES = ("team_member_standing_person",)
 READ_MODELS = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
 REBUILD_SCHEMA = "tokenboard_rebuild"  # where rebuild_rollups builds the read models (PostgreSQL)
 SWAP_LOCK_TIMEOUT = "500ms"  # below PostgreSQL's deadlock_timeout (1 s): a reader in the way wins, we retry
@@ -729,12 +737,15 @@ def _timed(phases: _Phases, name: str, job: Callable[[], T]) -> T:
         return job()
 
 
-def _plain_indexes_drop(model) -> list[str]:
-    """Drop the table's plain indexes (PostgreSQL); their definitions, to build them again."""
+def _plain_indexes_drop(model, names: Collection[str] | None = None) -> list[str]:
+    """Drop the table's plain indexes (PostgreSQL), or those of them `names` lists; their definitions, to build
+    them again."""
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
-        indexes = _plain_indexes(cursor, quoted_table(model))
+        indexes = [
+            (name, sql) for name, sql in _plain_indexes(cursor, quoted_table(model)) if not names or name in names
+        ]
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {_q(name)}")
     return [definition for _name, definition in indexes]
