@@ -1,9 +1,13 @@
 """Anomaly review: a loop is held out of the rankings until an admin decides; a genuine heavy day is not."""
 
+import math
+import statistics
 from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leaderboard.selectors import people_ranking
 from leaderboard.windows import ranking_query_from
@@ -11,6 +15,7 @@ from tests.factories import IdentityFactory, UsageRecordFactory, person_in_team
 from usage.access import viewer_for
 from usage.checks import anomaly_rules_check
 from usage.models import HoldStatus, StandingsDirtyDay, StandingWindow, UsageHold, UsageHour, UsageRecord
+from usage.services.anomalies import HourlyShape
 from usage.services.review import hold_decide
 from usage.services.standings import standings_refresh
 
@@ -249,3 +254,25 @@ def test_the_raw_usage_list_leaves_held_days_out_like_the_rankings(board, org, c
     records = client.get("/api/v1/usage/", params).json()["results"]
     ranked = client.get("/api/v1/leaderboard/people/", params).json()["results"]
     assert sum(r["total_tokens"] for r in records) == sum(r["total_tokens"] for r in ranked) > 48_000_000
+
+
+def test_an_hour_with_tokens_but_no_request_count_counts_as_one_request(org):
+    looper = person_in_team(org["product"], display_name="Tess Tokens")
+    key = IdentityFactory(person=looper, kind="api_key", value="sk-tokens-only")
+    history(IdentityFactory(person=looper), tokens=100_000)
+    UsageRecordFactory(identity=key, day=LOOP_DAY, input_tokens=48_000_000, output_tokens=0, requests=None)
+    for hour in range(24):  # the source reports tokens by the hour, never how many requests
+        UsageHour.objects.create(
+            identity=key, day=LOOP_DAY, hour=hour, requests=0, input_tokens=2_000_000, total_tokens=2_000_000
+        )
+    standings_refresh(today=TODAY)
+    hold = UsageHold.objects.get()
+    assert "cadence" in hold.rules and hold.evidence["hourly"] == [1] * 24
+    assert hold.evidence["fired"]["cadence"] == "one identity had requests in 24 of 24 hours, variation 0.00"
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**7), min_size=24, max_size=24))
+def test_an_hourly_shapes_variation_is_its_counts_standard_deviation_over_their_mean(counts):
+    shape = HourlyShape(sum(1 for n in counts if n), sum(counts), sum(n * n for n in counts))
+    expected = statistics.pstdev(counts) / statistics.mean(counts) if any(counts) else math.inf
+    assert shape.variation() == pytest.approx(expected, rel=1e-12)

@@ -21,13 +21,15 @@ rollups, so a held day never reaches a ranking; held and confirmed days stay out
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import ExpressionWrapper, F, FloatField, Sum
 
 from usage.figures import COST_REPORT_KIND
@@ -95,6 +97,24 @@ def anomaly_settings_problems(rules: dict) -> list[str]:
 # --- Detection -----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HourlyShape:
+    """One identity's requests per org-local hour on a day, as the cadence and lone-key rules read them: the
+    hours that had any, and the sum and the sum of squares of the 24 counts. Summed in the database: a month of
+    an import's hours is up to a million rows, too many to read back one by one."""
+
+    active_hours: int
+    requests: int
+    squares: int
+
+    def variation(self) -> float:
+        """The coefficient of variation of the 24 hourly counts (population standard deviation over the mean):
+        √(24·Σn² − (Σn)²) / Σn, in integers under the root, so it is exact."""
+        if not self.requests:
+            return math.inf
+        return math.sqrt(24 * self.squares - self.requests**2) / self.requests
+
+
 @dataclass
 class PersonDay:
     """One person's usage on one day, as the rules read it."""
@@ -106,18 +126,17 @@ class PersonDay:
     output_tokens: int = 0
     requests: int = 0
     by_identity: dict[int, int] = field(default_factory=dict)  # identity id → tokens
-    # identity id → requests per org-local hour, for the identities whose source has hours
-    hourly_by_identity: dict[int, list[int]] = field(default_factory=dict)
+    hours_by_identity: dict[int, HourlyShape] = field(default_factory=dict)  # the identities whose source has hours
 
     def active_hours(self, identity_id: int) -> int:
-        return sum(1 for count in self.hourly_by_identity.get(identity_id, ()) if count)
+        shape = self.hours_by_identity.get(identity_id)
+        return shape.active_hours if shape else 0
 
-    def busiest_hourly(self) -> tuple[int, list[int]] | None:
-        """(identity, its hourly shape) of the identity with hours that used the most tokens."""
-        if not self.hourly_by_identity:
+    def busiest_with_hours(self) -> int | None:
+        """The identity with hours that used the most tokens."""
+        if not self.hours_by_identity:
             return None
-        identity_id = max(self.hourly_by_identity, key=lambda i: (self.by_identity.get(i, 0), -i))
-        return identity_id, self.hourly_by_identity[identity_id]
+        return max(self.hours_by_identity, key=lambda i: (self.by_identity.get(i, 0), -i))
 
 
 def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
@@ -196,19 +215,56 @@ def _person_days(
             figures.output_tokens += row["output"]
             figures.requests += row["requests"] or 0  # known requests (None: not reported)
             figures.by_identity[row["identity_id"]] = figures.by_identity.get(row["identity_id"], 0) + row["total"]
-        hours = UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
-        if people is not None:
-            hours = hours.filter(identity__person_id__in=people)
-        hours = hours.values("identity__person_id", "identity_id", "day", "hour").annotate(
-            requests=Sum("requests"), tokens=Sum("total_tokens")
-        )
-        for row in hours:
-            figures = found.get((row["identity__person_id"], row["day"]))
-            if figures is None:
-                continue
-            hourly = figures.hourly_by_identity.setdefault(row["identity_id"], [0] * 24)
-            hourly[row["hour"]] += row["requests"] or (1 if row["tokens"] else 0)
+        for person_id, identity_id, day, shape in _hourly_shapes(first, last, people):
+            figures = found.get((person_id, day))
+            if figures is not None:
+                figures.hours_by_identity[identity_id] = shape
     return found
+
+
+# An hour's count: its requests, or 1 where it has tokens but its source counts no requests.
+HOUR_COUNT = "CASE WHEN COALESCE(requests, 0) <> 0 THEN requests WHEN tokens <> 0 THEN 1 ELSE 0 END"
+
+
+def _hourly_shapes(first: date, last: date, people: set[int] | None) -> Iterator[tuple[int, int, date, HourlyShape]]:
+    """(person, identity, day, shape) of the identities with hours between the dates (those of `people`)."""
+    hours = UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
+    if people is not None:
+        hours = hours.filter(identity__person_id__in=people)
+    per_hour = hours.values("identity_id", "day", "hour").annotate(
+        person=F("identity__person_id"), requests=Sum("requests"), tokens=Sum("total_tokens")
+    )
+    sql, params = per_hour.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT person, identity_id, day, SUM(CASE WHEN n > 0 THEN 1 ELSE 0 END), SUM(n), SUM(n * n)
+            FROM (SELECT person, identity_id, day, {HOUR_COUNT} AS n FROM ({sql}) per_hour) counted
+            GROUP BY person, identity_id, day
+            """,
+            params,
+        )
+        day_field = UsageHour._meta.get_field("day")  # a raw cursor's dates are strings on SQLite
+        for person_id, identity_id, day, active, requests, squares in cursor.fetchall():
+            yield (
+                person_id,
+                identity_id,
+                day_field.to_python(day),
+                HourlyShape(int(active), int(requests), int(squares)),
+            )
+
+
+def _hourly(identity_id: int, day: date) -> list[int]:
+    """The identity's 24 hourly counts on the day (a hold's evidence)."""
+    counts = [0] * 24
+    per_hour = (
+        UsageHour.objects.filter(identity_id=identity_id, day=day)
+        .values("hour")
+        .annotate(requests=Sum("requests"), tokens=Sum("total_tokens"))
+    )
+    for row in per_hour:
+        counts[row["hour"]] = row["requests"] or (1 if row["tokens"] else 0)
+    return counts
 
 
 def _history(person_ids: set[int], first: date, last: date) -> dict[int, dict[date, int]]:
@@ -255,12 +311,12 @@ def _fired(figures: PersonDay, history: dict[date, int], kinds: dict[int, str], 
                 )
     if "cadence" in enabled:
         config = rules["cadence"]
-        for identity_id, hourly in sorted(figures.hourly_by_identity.items()):
-            active = figures.active_hours(identity_id)
-            mean = sum(hourly) / 24
-            variation = statistics.pstdev(hourly) / mean if mean else float("inf")
-            if active >= config["min_active_hours"] and variation <= config["max_variation"]:
-                fired["cadence"] = f"one identity had requests in {active} of 24 hours, variation {variation:.2f}"
+        for _identity_id, shape in sorted(figures.hours_by_identity.items()):
+            variation = shape.variation()
+            if shape.active_hours >= config["min_active_hours"] and variation <= config["max_variation"]:
+                fired["cadence"] = (
+                    f"one identity had requests in {shape.active_hours} of 24 hours, variation {variation:.2f}"
+                )
                 break
     if "input_without_output" in enabled:
         config = rules["input_without_output"]
@@ -272,7 +328,7 @@ def _fired(figures: PersonDay, history: dict[date, int], kinds: dict[int, str], 
         identity_id, tokens = max(figures.by_identity.items(), key=lambda item: (item[1], -item[0]))
         share = tokens / figures.total_tokens
         hours = figures.active_hours(identity_id)
-        others_idle = all(figures.active_hours(i) == 0 for i in figures.hourly_by_identity if i != identity_id)
+        others_idle = all(figures.active_hours(i) == 0 for i in figures.hours_by_identity if i != identity_id)
         if (
             kinds.get(identity_id) == IdentityKind.API_KEY
             and share >= config["min_share"]
@@ -320,7 +376,7 @@ def anomalies_flag(days: Iterable[date], people: set[int] | None = None) -> list
             continue
         since = day - reach
         past = sorted(t for d, t in history.get(person_id, {}).items() if since <= d < day and t > 0)
-        busiest = figures.busiest_hourly()
+        busiest = figures.busiest_with_hours()
         holds.append(
             UsageHold(
                 person_id=person_id,
@@ -333,8 +389,8 @@ def anomalies_flag(days: Iterable[date], people: set[int] | None = None) -> list
                     "output_tokens": figures.output_tokens,
                     "requests": figures.requests,
                     # The hourly shape of the busiest identity with hours, and which one it is.
-                    "hourly": busiest[1] if busiest else None,
-                    "hourly_identity": labels.get(busiest[0], "") if busiest else "",
+                    "hourly": _hourly(busiest, day) if busiest else None,
+                    "hourly_identity": labels.get(busiest, "") if busiest else "",
                     "baseline_median": statistics.median(past) if past else None,
                     "baseline_days": len(past),
                     "identities": [
