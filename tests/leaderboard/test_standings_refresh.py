@@ -807,3 +807,19 @@ def test_a_new_name_reorders_a_tie_on_the_kept_boards_though_no_figure_changes(h
     assert september_board() == (board_id, [(paul.pk, 900), (pat.pk, 700), (ivy.pk, 700), (prue.pk, 100)])
     assert not StandingsDirtyPerson.objects.exists()
     assert standings_differences(today=TODAY) == []
+
+
+@pytest.mark.needs_services
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rebuild_vacuums_the_tables_it_swapped_in(transactional_db, history, workers):
+    result = standings_refresh(today=TODAY, all_days=True, workers=workers)
+
+    assert result is not None and "vacuum" in result.phases
+    with connection.cursor() as cursor:  # pages VACUUM marked all-visible; a bulk load alone leaves none
+        cursor.execute(
+            "SELECT relname, relallvisible FROM pg_class WHERE oid = ANY(%s::regclass[])",
+            [[model._meta.db_table for model in standings.READ_MODELS]],
+        )
+        assert {table: visible > 0 for table, visible in cursor.fetchall()} == dict.fromkeys(
+            (model._meta.db_table for model in standings.READ_MODELS), True
+        )

@@ -271,7 +271,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
             if state is None:
                 return None
             _sort_memory_raise()
-            if all_days or state.rebuild_requested:
+            rebuilt = all_days or state.rebuild_requested
+            if rebuilt:
                 if workers > 1 and connection.vendor == "postgresql":
                     runner = _RebuildWorkers(workers)
                 days, window_count, marks = _rebuild(today, runner, phases)
@@ -297,6 +298,9 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
             last_error=f"{type(error).__name__}: {error}"[:2000], last_error_at=timezone.now()
         )
         raise
+    if rebuilt:
+        with phases.timed("vacuum"):
+            _rebuilt_tables_vacuum()
     result = RefreshResult(len(days), window_count, time.monotonic() - started, dict(phases), runner.count)
     logger.info(
         "standings refreshed: %d days, %d windows in %.1f s (%s)",
@@ -363,6 +367,17 @@ def _rebuild(today: date, runner: _InTransaction | _RebuildWorkers, phases: _Pha
         runner.leftovers_drop()
         raise
     return days, len(windows), marks
+
+
+def _rebuilt_tables_vacuum() -> None:
+    """VACUUM the swapped-in read models (PostgreSQL), once their rows are committed: otherwise the first refreshes
+    after a rebuild set each new row's hint bits as they visit it, and the first import's refresh took 1.5–7× its
+    usual time at 85,000 people (docs/PERFORMANCE.md). VACUUM cannot run in a transaction: a caller's (a test's)
+    leaves it to autovacuum."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {', '.join(quoted_table(model) for model in READ_MODELS)}")
 
 
 def _anomalies_hold(days: set[date]) -> None:
