@@ -823,3 +823,18 @@ def test_a_rebuild_vacuums_the_tables_it_swapped_in(transactional_db, history, w
         assert {table: visible > 0 for table, visible in cursor.fetchall()} == dict.fromkeys(
             (model._meta.db_table for model in standings.READ_MODELS), True
         )
+
+
+@pytest.mark.needs_services
+def test_a_rebuild_whose_vacuum_fails_stands_and_logs_why(transactional_db, history, caplog):
+    def vacuum_fails(execute, sql, params, many, context):
+        if sql.startswith("VACUUM"):
+            raise DatabaseError("canceling statement due to statement timeout")
+        return execute(sql, params, many, context)
+
+    change_usage(history)
+    with connection.execute_wrapper(vacuum_fails):
+        result = standings_refresh(today=TODAY, all_days=True)
+
+    assert result is not None and standings_differences(today=TODAY) == []
+    assert "VACUUM of them failed" in caplog.text and "statement timeout" in caplog.text

@@ -255,7 +255,7 @@ def _hourly_shapes(first: date, last: date, people: set[int] | None) -> Iterator
 
 
 def _hourly(identity_id: int, day: date) -> list[int]:
-    """The identity's 24 hourly counts on the day (a hold's evidence)."""
+    """The identity's 24 hourly counts on the day, counted as HOUR_COUNT counts them (a hold's evidence)."""
     counts = [0] * 24
     per_hour = (
         UsageHour.objects.filter(identity_id=identity_id, day=day)
