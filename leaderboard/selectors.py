@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import TypeVar
 
 from django.conf import settings
@@ -861,12 +862,16 @@ class TeamStanding:
     members: int
     active_members: int
     totals: Totals
-    per_member: Totals
     visible: bool
     top_person_id: int | None = None
     top_person_name: str = ""
     depth: int = 0
     detail: bool = False  # cost and drill-down for this viewer (usage.access.can_see_team_detail)
+
+    @cached_property
+    def per_member(self) -> Totals:
+        """The totals per active member; worked out for the rows shown only (a page of a board of every team)."""
+        return _per_member(self.totals, self.active_members) if self.visible else Totals()
 
 
 @dataclass
@@ -1058,7 +1063,6 @@ def teams_ranking(query: RankingQuery, viewer: Viewer, *, per_capita: bool = Fal
                 members=current_members.get(team_id, 0),
                 active_members=team_figures.active_members,
                 totals=team_figures.totals if visible else Totals(),
-                per_member=_per_member(team_figures.totals, team_figures.active_members) if visible else Totals(),
                 visible=visible,
                 top_person_id=top_id,
                 top_person_name=top_name,
