@@ -30,7 +30,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import ExpressionWrapper, F, FloatField, Sum
+from django.db.models import ExpressionWrapper, F, FloatField, QuerySet, Sum
 
 from usage.figures import COST_REPORT_KIND
 from usage.models import HoldDecision, HoldStatus, Identity, IdentityKind, UsageHold, UsageHour, UsageRecord
@@ -226,21 +226,27 @@ def _person_days(
 HOUR_COUNT = "CASE WHEN COALESCE(requests, 0) <> 0 THEN requests WHEN tokens <> 0 THEN 1 ELSE 0 END"
 
 
+def _hour_counts_sql(hours: QuerySet) -> tuple[str, list]:
+    """SQL and parameters of (person, identity_id, day, hour, n): each of the hours' counts (HOUR_COUNT), summed
+    over models."""
+    per_hour = hours.values("identity_id", "day", "hour").annotate(
+        person=F("identity__person_id"), requests=Sum("requests"), tokens=Sum("total_tokens")
+    )
+    sql, params = per_hour.query.sql_with_params()
+    return f"SELECT person, identity_id, day, hour, {HOUR_COUNT} AS n FROM ({sql}) per_hour", list(params)
+
+
 def _hourly_shapes(first: date, last: date, people: set[int] | None) -> Iterator[tuple[int, int, date, HourlyShape]]:
     """(person, identity, day, shape) of the identities with hours between the dates (those of `people`)."""
     hours = UsageHour.objects.filter(day__range=(first, last), identity__person__isnull=False)
     if people is not None:
         hours = hours.filter(identity__person_id__in=people)
-    per_hour = hours.values("identity_id", "day", "hour").annotate(
-        person=F("identity__person_id"), requests=Sum("requests"), tokens=Sum("total_tokens")
-    )
-    sql, params = per_hour.query.sql_with_params()
+    counts, params = _hour_counts_sql(hours)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT person, identity_id, day, SUM(CASE WHEN n > 0 THEN 1 ELSE 0 END), SUM(n), SUM(n * n)
-            FROM (SELECT person, identity_id, day, {HOUR_COUNT} AS n FROM ({sql}) per_hour) counted
-            GROUP BY person, identity_id, day
+            FROM ({counts}) counted GROUP BY person, identity_id, day
             """,
             params,
         )
@@ -255,16 +261,14 @@ def _hourly_shapes(first: date, last: date, people: set[int] | None) -> Iterator
 
 
 def _hourly(identity_id: int, day: date) -> list[int]:
-    """The identity's 24 hourly counts on the day, counted as HOUR_COUNT counts them (a hold's evidence)."""
-    counts = [0] * 24
-    per_hour = (
-        UsageHour.objects.filter(identity_id=identity_id, day=day)
-        .values("hour")
-        .annotate(requests=Sum("requests"), tokens=Sum("total_tokens"))
-    )
-    for row in per_hour:
-        counts[row["hour"]] = row["requests"] or (1 if row["tokens"] else 0)
-    return counts
+    """The identity's 24 hourly counts on the day (a hold's evidence)."""
+    counts, params = _hour_counts_sql(UsageHour.objects.filter(identity_id=identity_id, day=day))
+    hourly = [0] * 24
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT hour, n FROM ({counts}) counted", params)
+        for hour, count in cursor.fetchall():
+            hourly[hour] = int(count)
+    return hourly
 
 
 def _history(person_ids: set[int], first: date, last: date) -> dict[int, dict[date, int]]:

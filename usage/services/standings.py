@@ -762,7 +762,7 @@ def _plain_indexes_drop(model, names: Collection[str] | None = None) -> list[str
         return []
     with connection.cursor() as cursor:
         indexes = [
-            (name, sql) for name, sql in _plain_indexes(cursor, quoted_table(model)) if not names or name in names
+            (name, sql) for name, sql in _plain_indexes(cursor, quoted_table(model)) if names is None or name in names
         ]
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {_q(name)}")
