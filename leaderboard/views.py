@@ -457,8 +457,7 @@ def teams_ranking_page(request: HttpRequest) -> HttpResponse:
     standings = teams_ranking(query, viewer, per_capita=per_capita)
     if request.GET.get("format") == "csv":
         return _teams_csv(request, query, standings, per_capita, viewer)
-    active_standings = [s for s in standings if s.active_members or s.members]
-    paginator = Paginator(active_standings, PAGE_SIZE, allow_empty_first_page=True)
+    paginator = Paginator(standings.with_members(), PAGE_SIZE, allow_empty_first_page=True)
     page = paginator.get_page(_page_number(request))
     rows = list(page.object_list)
     for row in rows:
@@ -470,7 +469,7 @@ def teams_ranking_page(request: HttpRequest) -> HttpResponse:
         per_capita=per_capita,
         show_cost=any(row.detail for row in rows),
         has_data=bool(standings) and UsageRecord.objects.exists(),
-        any_usage=any(s.active_members for s in standings),
+        any_usage=standings.any_active(),
         export_url=f"{reverse('teams-ranking')}?{_as_querystring(query, format='csv', per='member' if per_capita else None)}",
     )
     return _render(request, "leaderboard/teams.html", "leaderboard/_teams_table.html", context)
@@ -563,10 +562,11 @@ def team_page(request: HttpRequest, team_id: int) -> HttpResponse:
     viewer = viewer_for(request.user)
     team, detail = access_team(viewer, team_id)
     query = replace(ranking_query(request, team_id=team.pk), search="")
-    standings = {s.team_id: s for s in teams_ranking(query, viewer)}
+    child_teams = list(team.children.order_by("name"))
+    standings = teams_ranking(query, viewer).of([team.pk, *(t.pk for t in child_teams)])
     standing = standings.get(team.pk)
     parents = team_parents()
-    children = [standings[t.pk] for t in team.children.order_by("name") if t.pk in standings]
+    children = [standings[t.pk] for t in child_teams if t.pk in standings]
     ancestors = []
     parent_id = parents.get(team.pk)
     while parent_id is not None and len(ancestors) < 20:

@@ -74,7 +74,6 @@ from usage.access import (
     can_rank_by_allowance,
     person_display_name,
     require_cost_ranking,
-    team_subtree_ids,
     usage_scope,
     viewer_for,
 )
@@ -410,11 +409,7 @@ class TeamsRankingView(GenericAPIView):
         query = cost_checked(ranking_query(request), viewer_for(request.user))
         per_capita = _bool_param(request, "per_capita")
         viewer = viewer_for(request.user)
-        standings = teams_ranking(query, viewer, per_capita=per_capita)
-        if query.team_id is not None:
-            allowed = team_subtree_ids([query.team_id])
-            standings = [s for s in standings if s.team_id in allowed]
-        page = self.paginate_queryset(standings)
+        page = self.paginate_queryset(teams_ranking(query, viewer, per_capita=per_capita))
         data = [team_standing_dict(s) for s in page]
         return self.get_paginated_response(self.get_serializer(data, many=True).data)
 
@@ -551,7 +546,7 @@ class TeamDetailView(GenericAPIView):
         viewer = viewer_for(request.user)
         team, detail = access_team(viewer, pk)
         query = cost_checked(replace(ranking_query(request), team_id=team.pk), viewer)
-        standing = next(s for s in teams_ranking(query, viewer) if s.team_id == team.pk)
+        standing = teams_ranking(query, viewer).of([team.pk])[team.pk]
         data = {
             "id": team.pk,
             "name": team.name,

@@ -278,13 +278,15 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
                 days, window_count, marks = _rebuild(today, runner, phases)
                 state.rebuild_requested = False
             else:
-                marks = _Marks.read()
-                days = marks.days()
+                with phases.timed("marks"):
+                    marks = _Marks.read()
+                    days = marks.days()
                 if not days and state.rolled_on == today:
                     marks.clear()  # people without usage: on no board
                     return RefreshResult(0, 0, time.monotonic() - started)
                 window_count = _update(marks, today, roll=state.rolled_on != today, phases=phases)
-            marks.clear()
+            with phases.timed("marks"):
+                marks.clear()
             state.refreshed_at = timezone.now()
             state.generation = uuid.uuid4()
             if (held := _held_generation.get()) is not None:
@@ -293,6 +295,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
             state.last_error = ""
             state.last_error_at = None
             state.save()
+            committing = time.monotonic()
+        phases["commit"] = time.monotonic() - committing
     except DatabaseError as error:
         StandingsState.objects.filter(pk=1).update(
             last_error=f"{type(error).__name__}: {error}"[:2000], last_error_at=timezone.now()
@@ -315,7 +319,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
 def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases) -> int:
     """The refresh after changes: the dirty days' rollups and every window containing them, and today's windows
     when the day has turned (`roll`). Returns how many windows it brought up to date."""
-    days, scope = marks.days(), marks.scope()
+    with phases.timed("marks"):
+        days, scope = marks.days(), marks.scope()
     with phases.timed("anomaly check"):
         # Before the rollups: a day held now never reaches a ranking. On a day marked for some identities, only
         # their people can have a new anomaly.
@@ -323,19 +328,24 @@ def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases) -> int:
         anomalies_flag(scope.days, people=scope.people)
     # A few changed days are added to the windows kept before as differences (_DayChanges); a new day or many
     # changed days recompute the windows from their pieces.
-    changes = None if roll or len(days) > CHANGES_MOST_DAYS else _DayChanges.before(days, marks.people(), scope)
+    changes = None
+    if not roll and len(days) <= CHANGES_MOST_DAYS:
+        with phases.timed("changes measured"):
+            changes = _DayChanges.before(days, marks.people(), scope)
     with phases.timed("daily rollups"):
         _rollups_rewrite(days - scope.days)
         _rollups_rewrite(scope.days, scope)
-    windows = _windows_to_compute(days, today, roll=roll)
+    with phases.timed("windows listed"):
+        windows = _windows_to_compute(days, today, roll=roll)
+        ancestors = team_ancestors()
     window_count = len(windows)
-    ancestors = team_ancestors()
     if changes is not None:
         with phases.timed("changes measured"):
             changes.measure()
         windows = changes.add_to_kept(windows, ancestors, phases)
     _standings_compute(windows, ancestors, phases, _InTransaction())
-    _drop_stale_moving_windows(today)
+    with phases.timed("windows listed"):
+        _drop_stale_moving_windows(today)
     scope.tables_drop()
     return window_count
 
