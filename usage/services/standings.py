@@ -37,7 +37,6 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from usage import queue
@@ -448,13 +447,20 @@ class _Marks:
         _clear_marks(StandingsDirtyPerson, [(pk, marked_at) for pk, _person, marked_at in self.dirty_people])
 
 
+MARKS_CLEARED_AT_ONCE = 1000  # two parameters each: within SQLite's 32,766 and PostgreSQL's 65,535
+
+
 def _clear_marks(model, read: list[tuple[int, object]]) -> None:
-    """Delete the marks read, (pk, marked_at) each, unless marked again since."""
-    for start in range(0, len(read), 500):
-        matches = Q()
-        for pk, marked_at in read[start : start + 500]:
-            matches |= Q(pk=pk, marked_at=marked_at)
-        model.objects.filter(matches).delete()
+    """Delete the marks read, (pk, marked_at) each, unless marked again since. One statement per thousand marks:
+    a Q of that many alternatives took Django 3 s to build for an import's 15,000 (day, identity) marks."""
+    adapt = connection.ops.adapt_datetimefield_value  # as the ORM writes it (SQLite: text without an offset)
+    with connection.cursor() as cursor:
+        for start in range(0, len(read), MARKS_CLEARED_AT_ONCE):
+            chunk = read[start : start + MARKS_CLEARED_AT_ONCE]
+            cursor.execute(
+                f"DELETE FROM {quoted_table(model)} WHERE (id, marked_at) IN (VALUES {', '.join(['(%s, %s)'] * len(chunk))})",
+                [value for pk, marked_at in chunk for value in (pk, adapt(marked_at))],
+            )
 
 
 class _Scope:
