@@ -186,9 +186,17 @@ def stored_window(window: Window, provider: str = "", metric: str | None = None)
     """The stored standings of exactly this window, if kept (with its order on `metric`, when given)."""
     if not _keeps(metric):
         return None
-    return StandingWindow.objects.filter(
-        period=window.period, start=window.start, end=window.end, provider=provider or ALL_PROVIDERS
-    ).first()
+    provider = provider or ALL_PROVIDERS
+    # Read once per refresh in this process: a ranking looks up its window and its comparison window two or three
+    # times each, a database round trip every time.
+    return per_refresh(
+        "window",
+        (window.period, window.start, window.end, provider),
+        lambda: StandingWindow.objects.filter(
+            period=window.period, start=window.start, end=window.end, provider=provider
+        ).first(),
+        shared=False,
+    )
 
 
 def stored_windows(windows: list[Window], provider: str, metric: str) -> dict[Window, int]:
@@ -731,9 +739,12 @@ class PeopleRanking(Sequence):
             return {}
         return {pid: rank for pid, rank in self._previous.ranks_of(person_ids).items() if rank}
 
-    def leader_value(self):
+    def leader_value(self, shown: list[_Ranked] | None = None):
+        """The first's figure on the metric (the bars' scale): from the rows `shown` when the first leads them (the
+        first page), else read."""
         if self._leader_value is None:
-            leader = self._with_totals(self._order[:1])
+            first = self._order.ids[:1]
+            leader = shown[:1] if shown and list(first) == [shown[0].person_id] else self._with_totals(self._order[:1])
             self._leader_value = (leader[0].totals.metric(self.metric) if leader else 0) or 0
         return self._leader_value
 
@@ -795,7 +806,7 @@ class PeopleRanking(Sequence):
         }
         teams = current_teams(ids)
         previous = self._previous_rank_of(ids)
-        leader = self.leader_value()
+        leader = self.leader_value(ranked)
         count = self.ranked_count
         viewer_person_id = self.viewer.person.pk if self.viewer.person else None
         standings = []
