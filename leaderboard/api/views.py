@@ -95,6 +95,7 @@ from .filters import IdentityFilter, ImportFilter, UsageRecordFilter
 from .pagination import RankingPagination
 from .response_cache import response_cached
 from .serializers import (
+    COST,
     IdentityAssignSerializer,
     IdentitySerializer,
     ImportCreateSerializer,
@@ -109,6 +110,7 @@ from .serializers import (
 )
 
 logger = logging.getLogger(__name__)
+MONEY_FIELD = serializers.DecimalField(**COST)
 
 # --- documentation of the shared parameters and the error bodies ---------------------------------------------
 
@@ -222,11 +224,21 @@ def _window(window) -> dict:
     return {"period": window.period, "start": window.start, "end": window.end, "label": window.label}
 
 
+def _money(value):
+    """A dollar amount as the API renders it: a string with 6 places (serializers.COST)."""
+    return None if value is None else MONEY_FIELD.to_representation(value)
+
+
 def _totals(totals: Totals, *, cost: bool) -> dict:
-    data = {name: getattr(totals, name) for name in (*TOTALS_COLUMNS, "active_days")}
+    """The figures as the serializers render them (TotalsSerializer, in its order): the rankings send these rows
+    as they are."""
+    data = {name: getattr(totals, name) for name in TOTALS_COLUMNS}
     if cost:
-        data["cost_usd"] = totals.cost_usd
+        data["cost_usd"] = _money(totals.cost_usd)
+    data["active_days"] = totals.active_days
     data.update(efficiency_figures(totals, cost=cost))
+    if "cost_per_mtok" in data:
+        data["cost_per_mtok"] = _money(data["cost_per_mtok"])
     return data
 
 
@@ -328,8 +340,9 @@ class PeopleRankingView(GenericAPIView):
             return self._by_allowance_used(request, query)
         standings = people_ranking(query, viewer_for(request.user))
         page = self.paginate_queryset(standings)
-        data = [person_standing_dict(s) for s in page]
-        return self.get_paginated_response(self.get_serializer(data, many=True).data)
+        # The rows are built as the serializer renders them (tests/leaderboard/api/test_rendering.py): running it
+        # field by field took 2–3 ms of a 15 ms request.
+        return self.get_paginated_response([person_standing_dict(s) for s in page])
 
     def _by_allowance_used(self, request, query):
         """People with an allowance ranked by the share used in their current period (the period containing the
@@ -410,8 +423,7 @@ class TeamsRankingView(GenericAPIView):
         per_capita = _bool_param(request, "per_capita")
         viewer = viewer_for(request.user)
         page = self.paginate_queryset(teams_ranking(query, viewer, per_capita=per_capita))
-        data = [team_standing_dict(s) for s in page]
-        return self.get_paginated_response(self.get_serializer(data, many=True).data)
+        return self.get_paginated_response([team_standing_dict(s) for s in page])  # as PeopleRankingView
 
 
 # --- people and teams --------------------------------------------------------------------------------------
