@@ -55,6 +55,11 @@ def test_an_import_marks_its_identities_days_and_the_refresh_rewrites_only_their
         window__period="month", window__start=DAY, window__provider="", person=ivy
     ).total_tokens
     assert september == 500 + 40 + 2
+    # Cursor's first usage came in on scoped days: its own boards are kept from this refresh on.
+    cursors_september = PersonStanding.objects.get(
+        window__period="month", window__start=DAY, window__provider="cursor", person=ivy
+    ).total_tokens
+    assert cursors_september == 40 + 2
     assert standings_differences(today=TODAY) == []
 
 
