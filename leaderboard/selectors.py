@@ -743,8 +743,8 @@ class PeopleRanking(Sequence):
         """The first's figure on the metric (the bars' scale): from the rows `shown` when the first leads them (the
         first page), else read."""
         if self._leader_value is None:
-            first = self._order.ids[:1]
-            leader = shown[:1] if shown and list(first) == [shown[0].person_id] else self._with_totals(self._order[:1])
+            leads = bool(shown) and len(self._order) > 0 and shown[0].person_id == self._order.ids[0]
+            leader = shown[:1] if leads else self._with_totals(self._order[:1])
             self._leader_value = (leader[0].totals.metric(self.metric) if leader else 0) or 0
         return self._leader_value
 
@@ -1107,7 +1107,7 @@ class TeamsRanking(Sequence):
                     team_id=team_id,
                     name=self._names[team_id],
                     parent_id=self._parents[team_id],
-                    members=self._members.get(team_id, 0),
+                    members=self._members[team_id],
                     active_members=team_figures.active_members,
                     totals=team_figures.totals if visible[team_id] else Totals(),
                     visible=visible[team_id],

@@ -343,7 +343,7 @@ def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases) -> int:
             changes.measure()
         windows = changes.add_to_kept(windows, ancestors, phases)
     _standings_compute(windows, ancestors, phases, _InTransaction())
-    with phases.timed("windows listed"):
+    with phases.timed("old standings deleted"):
         _drop_stale_moving_windows(today)
     scope.tables_drop()
     return window_count
@@ -457,8 +457,9 @@ def _clear_marks(model, read: list[tuple[int, object]]) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(read), MARKS_CLEARED_AT_ONCE):
             chunk = read[start : start + MARKS_CLEARED_AT_ONCE]
+            pairs = ", ".join(["(%s, %s)"] * len(chunk))
             cursor.execute(
-                f"DELETE FROM {quoted_table(model)} WHERE (id, marked_at) IN (VALUES {', '.join(['(%s, %s)'] * len(chunk))})",
+                f"DELETE FROM {quoted_table(model)} WHERE (id, marked_at) IN (VALUES {pairs})",
                 [value for pk, marked_at in chunk for value in (pk, adapt(marked_at))],
             )
 
