@@ -4,6 +4,9 @@ pages timed in-process.
     .venv/bin/python bench/rankings.py --people 85000 --days 365 [--db NAME] [--keep] [--requests 20] [--skip-fill]
     .venv/bin/python bench/rankings.py --db NAME --skip-fill --rebuild --keep   # after a failed rebuild
 
+Set REDIS_URL, as a deployment does: without it the shared cache and the sessions are in the database (the
+embedded default), and an answer from the response cache costs three more queries. The header line says which.
+
 1. Creates the scratch database NAME (default tokenboard_bench_rankings; the name must contain "bench", and an
    existing database of that name is dropped first) on --server, migrates it in-process and fills it with
    PostgreSQL COPY (psycopg cursor.copy), never through the ORM: one root org, 12 groups and a leaf team per
@@ -571,6 +574,15 @@ def server_facts() -> str:
     return f"PostgreSQL {version} (shared_buffers {buffers})"
 
 
+def cache_facts() -> str:
+    """Where the shared cache and the sessions live: without REDIS_URL both are in the database, as in the embedded
+    default, and a request answered from the response cache makes three more queries than with Redis."""
+    from django.conf import settings
+
+    backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return f"cache {backend}, sessions {settings.SESSION_ENGINE}"
+
+
 def table(header: list[str], rows: list[list[str]], align: str) -> None:
     """A markdown table; align is one letter per column, l or r."""
     print("| " + " | ".join(header) + " |")
@@ -957,7 +969,7 @@ def main() -> None:
 
     code_load()
     today = timezone.localdate()
-    print(f"code {code_version()}; Django {django.get_version()}, {server_facts()}, database {args.db}")
+    print(f"code {code_version()}; Django {django.get_version()}, {server_facts()}, database {args.db}; {cache_facts()}")
     succeeded = False
     try:
         if not args.skip_fill:
