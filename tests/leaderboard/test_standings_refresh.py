@@ -401,14 +401,16 @@ def grants(cursor, table: str) -> list[tuple]:
 
 def read_model_tables() -> dict[str, tuple]:
     """Each read model table as migrations see it (Django's introspection: columns, constraints and indexes by
-    name), the schema it is in and who may read it."""
+    name), the schema it is in, its storage parameters and who may read it."""
     tables = {}
     with connection.cursor() as cursor:
         for model in standings.READ_MODELS:
             table = model._meta.db_table
-            cursor.execute("SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass", [table])
+            cursor.execute(
+                "SELECT relnamespace::regnamespace::text, reloptions FROM pg_class WHERE oid = %s::regclass", [table]
+            )
             tables[table] = (
-                cursor.fetchone()[0],
+                *cursor.fetchone(),
                 [
                     (c.name, c.type_code, c.null_ok, c.default)
                     for c in connection.introspection.get_table_description(cursor, table)
@@ -451,6 +453,8 @@ def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(trans
         cursor.execute(f"GRANT SELECT ON {GRANTED} TO PUBLIC")
         assert grants(cursor, "usage_personstanding")
     tables = read_model_tables()
+    updated_in_place = ("usage_personstanding", "usage_teammemberstanding", "usage_teamstanding")
+    assert [tables[table][1] for table in updated_in_place] == [["fillfactor=90"]] * 3  # migration 0026
     last_window = StandingWindow.objects.order_by("-pk").values_list("pk", flat=True).first()
     change_usage(history)
 

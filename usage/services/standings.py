@@ -682,12 +682,16 @@ def _aside_schema_drop() -> None:
 
 def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
     """An empty `schema.table` like `source_schema.table`: columns, defaults, checks and identity from LIKE; its
-    primary key, unique constraints and indexes under their own names (migrations find them by name), its grants,
-    and its identity going on where the source's is (ids are not reused)."""
+    storage parameters (fillfactor); its primary key, unique constraints and indexes under their own names
+    (migrations find them by name), its grants, and its identity going on where the source's is (ids are not
+    reused)."""
     # Spelled as pg_get_indexdef spells them (quoted only where needed), to be found in the index definitions.
     cursor.execute("SELECT format('%%I.%%I', %s, %s), format('%%I.%%I', %s, %s)", [source_schema, table, schema, table])
     source, copy = cursor.fetchone()
     cursor.execute(f"CREATE TABLE {copy} (LIKE {source} INCLUDING ALL EXCLUDING INDEXES)")
+    cursor.execute("SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = %s::regclass", [source])
+    if options := cursor.fetchone()[0]:  # a fillfactor (migration 0026), which LIKE does not copy
+        cursor.execute(f"ALTER TABLE {copy} SET ({options})")
     cursor.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f', 'x') ORDER BY conname",
