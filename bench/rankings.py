@@ -969,7 +969,9 @@ def main() -> None:
 
     code_load()
     today = timezone.localdate()
-    print(f"code {code_version()}; Django {django.get_version()}, {server_facts()}, database {args.db}; {cache_facts()}")
+    print(
+        f"code {code_version()}; Django {django.get_version()}, {server_facts()}, database {args.db}; {cache_facts()}"
+    )
     succeeded = False
     try:
         if not args.skip_fill:
