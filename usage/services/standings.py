@@ -1382,14 +1382,14 @@ class _DayChanges:
             SELECT * FROM contributors
             """,
         )
-        again = ", ".join(
-            f"{top} = (SELECT a.{top} FROM {TOPS_AGAIN} a WHERE a.window_id = {table}.window_id "
-            f"AND a.team_id = {table}.team_id)"
-            for top in tops
-        )
+        # Joined, not a subquery per row: PostgreSQL scanned TOPS_AGAIN once per lost team (1.1 s at 85,000 people).
+        # A team left with nobody is in no row of TOPS_AGAIN: its tops become empty.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET {again} WHERE id IN (SELECT row_id FROM {TEAM_CHANGE} WHERE top_lost = 1)"
+                f"UPDATE {table} SET {', '.join(f'{top} = a.{top}' for top in tops)} "
+                f"FROM (SELECT l.row_id{''.join(f', t.{top}' for top in tops)} FROM {TEAM_CHANGE} l "
+                f"LEFT JOIN {TOPS_AGAIN} t ON t.window_id = l.window_id AND t.team_id = l.team_id "
+                f"WHERE l.top_lost = 1) a WHERE {table}.id = a.row_id"
             )
 
 
