@@ -35,7 +35,7 @@ embedded default), and an answer from the response cache costs three more querie
    then time rebuilds of it with --skip-fill --rebuild). --skip-fill --during-rebuild times reads while
    rebuild_rollups runs in another process, and stops. --skip-fill --import-file openai (or cursor; :ROWS for
    another size than 1,000,000) imports bench/ingest.py's export into the org, times the refresh after its commit
-   (import → standings) and stops; the imported usage stays in the database.
+   (import → standings) with its slowest SQL statements, and stops; the imported usage stays in the database.
 
 Prints markdown tables, for docs/PERFORMANCE.md.
 """
@@ -735,6 +735,29 @@ def refresh_after_todays_usage(today: date) -> None:
         )
 
 
+class StatementTimes:
+    """A connection.execute_wrapper that times every SQL statement run through it, to print where a refresh's
+    time went: the statements grouped by their first words (one statement runs with new parameters many times)."""
+
+    def __init__(self):
+        self.seconds: dict[str, list] = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent = self.seconds.setdefault(" ".join(sql.split())[:90], [0, 0.0])
+            spent[0] += 1
+            spent[1] += time.perf_counter() - started
+
+    def print_slowest(self, count: int = 12) -> None:
+        total = sum(seconds for _runs, seconds in self.seconds.values())
+        print(f"  {total:.1f} s in SQL; the slowest statements:")
+        for statement, (runs, seconds) in sorted(self.seconds.items(), key=lambda item: -item[1][1])[:count]:
+            print(f"  {seconds * 1000:9,.0f} ms  {runs:3d}×  {statement}")
+
+
 def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     """Time an import of bench/ingest.py's export of `rows` rows in `fmt` (generated under bench/out/ if missing)
     into this org, then the refresh that follows its commit: the time from the commit to standings showing it.
@@ -744,6 +767,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     days, as one of more than SCOPED_MOST_IDENTITIES identities does, instead of its (day, identity) pairs."""
     sys.path.insert(0, str(ROOT / "bench"))
     import ingest  # bench/ingest.py: the exports and their facts
+    from django.db import connection
     from django.db.models import Sum
 
     from usage.models import Identity, ImportSource, Person, PersonStanding, StandingWindow
@@ -779,7 +803,9 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     committed = time.perf_counter()
     if batch.status != "succeeded":
         sys.exit(f"import failed: {batch.error_summary}")
-    result = standings_refresh()  # what the worker does once the import commits
+    statements = StatementTimes()
+    with connection.execute_wrapper(statements):
+        result = standings_refresh()  # what the worker does once the import commits
     refreshed = time.perf_counter()
     after = kept_total()
     summed = records_total(people)
@@ -796,6 +822,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
         "as their usage records sum; "
         f"load {load()}"
     )
+    statements.print_slowest()
 
 
 def records_total(people: list[int]) -> int:
