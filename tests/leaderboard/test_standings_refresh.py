@@ -24,7 +24,7 @@ from django.db import DatabaseError, connection
 from django.test import Client
 
 from leaderboard import selectors
-from tests.factories import IdentityFactory, UsageRecordFactory, UserFactory, usage_for
+from tests.factories import IdentityFactory, MembershipFactory, UsageRecordFactory, UserFactory, usage_for
 from tests.leaderboard.standings_truth import standings_differences
 from usage.models import (
     DailyRollup,
@@ -741,6 +741,35 @@ def test_teams_follow_a_small_change_added_to_them_a_top_person_who_loses_usage_
     assert infra_after.total_tokens == infra_before.total_tokens - 800
     assert infra_after.top_total_tokens == ivy.pk
     assert september_team(product) is None  # nobody in Product used anything in September any more
+    assert standings_differences(today=TODAY) == []
+
+
+def test_one_person_changed_on_many_days_is_added_to_the_kept_rows_among_many(history):
+    """A person changed on every day of a window counts once per day in the bound of the rows touched; the rows
+    themselves are counted when the bound is over, so a few people's many days are still added, not recomputed."""
+    ivy, infra = history["infra_engineer"], history["infra"]
+    days = [date(2026, 9, day) for day in range(1, 16)]
+    for _ in range(12):  # enough people that Ivy's rows are few of the windows' rows
+        person = MembershipFactory(team=infra).person
+        for day in days:
+            usage_for(person, day=day, tokens=100)
+    ivys = [usage_for(ivy, day=day, tokens=50) for day in days]
+    standings_mark_days(days)
+    standings_refresh(today=TODAY)
+
+    def september(person):
+        return PersonStanding.objects.get(
+            window__period="month", window__start=date(2026, 9, 1), window__provider="", person=person
+        )
+
+    before = september(ivy)
+    UsageRecord.objects.filter(pk__in=[record.pk for record in ivys]).update(input_tokens=51, total_tokens=51)
+    standings_mark_days(days)
+    standings_refresh(today=TODAY)
+
+    after = september(ivy)
+    assert after.pk == before.pk  # added to the kept row: a recomputed window writes its rows anew
+    assert after.total_tokens == before.total_tokens + len(days)
     assert standings_differences(today=TODAY) == []
 
 
