@@ -735,27 +735,17 @@ def refresh_after_todays_usage(today: date) -> None:
         )
 
 
-class StatementTimes:
-    """A connection.execute_wrapper that times every SQL statement run through it, to print where a refresh's
-    time went: the statements grouped by their first words (one statement runs with new parameters many times)."""
-
-    def __init__(self):
-        self.seconds: dict[str, list] = {}
-
-    def __call__(self, execute, sql, params, many, context):
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            spent = self.seconds.setdefault(" ".join(sql.split())[:90], [0, 0.0])
-            spent[0] += 1
-            spent[1] += time.perf_counter() - started
-
-    def print_slowest(self, count: int = 12) -> None:
-        total = sum(seconds for _runs, seconds in self.seconds.values())
-        print(f"  {total:.1f} s in SQL; the slowest statements:")
-        for statement, (runs, seconds) in sorted(self.seconds.items(), key=lambda item: -item[1][1])[:count]:
-            print(f"  {seconds * 1000:9,.0f} ms  {runs:3d}×  {statement}")
+def slowest_statements(captured: list[dict], count: int = 12) -> None:
+    """Print where a refresh's time went (CaptureQueriesContext's queries): the statements grouped by their first
+    words, since one statement runs with new parameters many times."""
+    grouped: dict[str, list] = {}
+    for query in captured:
+        spent = grouped.setdefault(" ".join(query["sql"].split())[:90], [0, 0.0])
+        spent[0] += 1
+        spent[1] += float(query["time"])
+    print(f"  {sum(seconds for _runs, seconds in grouped.values()):.1f} s in SQL; the slowest statements:")
+    for statement, (runs, seconds) in sorted(grouped.items(), key=lambda item: -item[1][1])[:count]:
+        print(f"  {seconds * 1000:9,.0f} ms  {runs:3d}×  {statement}")
 
 
 def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
@@ -769,6 +759,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     import ingest  # bench/ingest.py: the exports and their facts
     from django.db import connection
     from django.db.models import Sum
+    from django.test.utils import CaptureQueriesContext
 
     from usage.models import Identity, ImportSource, Person, PersonStanding, StandingWindow
     from usage.services import standings
@@ -803,8 +794,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     committed = time.perf_counter()
     if batch.status != "succeeded":
         sys.exit(f"import failed: {batch.error_summary}")
-    statements = StatementTimes()
-    with connection.execute_wrapper(statements):
+    with CaptureQueriesContext(connection) as statements:
         result = standings_refresh()  # what the worker does once the import commits
     refreshed = time.perf_counter()
     after = kept_total()
@@ -822,7 +812,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
         "as their usage records sum; "
         f"load {load()}"
     )
-    statements.print_slowest()
+    slowest_statements(statements.captured_queries)
 
 
 def records_total(people: list[int]) -> int:

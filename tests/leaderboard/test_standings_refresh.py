@@ -745,8 +745,8 @@ def test_teams_follow_a_small_change_added_to_them_a_top_person_who_loses_usage_
 
 
 def test_one_person_changed_on_many_days_is_added_to_the_kept_rows_among_many(history):
-    """A person changed on every day of a window counts once per day in the bound of the rows touched; the rows
-    themselves are counted when the bound is over, so a few people's many days are still added, not recomputed."""
+    """The rows the changes touch are counted per window, team and person, not per day: a person changed on every
+    day of a window is one row of it, so a few people's many days are added, not recomputed."""
     ivy, infra = history["infra_engineer"], history["infra"]
     days = [date(2026, 9, day) for day in range(1, 16)]
     for _ in range(12):  # enough people that Ivy's rows are few of the windows' rows

@@ -1058,8 +1058,9 @@ def _delete_rows(window_ids: list[int]) -> None:
 CHANGES_MOST_DAYS = 62  # more changed days (a team tree change marks every day): recomputing costs less
 CHANGES_MOST_SHARE = 4  # changes to more than a quarter of the windows' rows: recomputing costs less
 DAY_BEFORE, DAY_CHANGE = "standings_day_before", "standings_day_change"
+WINDOW_CHANGE = "standings_window_change"
 MEMBER_CHANGE, PERSON_CHANGE = "standings_member_change", "standings_person_change"
-CHANGE_TABLES = (DAY_BEFORE, DAY_CHANGE, MEMBER_CHANGE, PERSON_CHANGE)
+CHANGE_TABLES = (DAY_BEFORE, DAY_CHANGE, WINDOW_CHANGE, MEMBER_CHANGE, PERSON_CHANGE)
 CLOSURE, TEAM_PAIRS, WATCHED_ROWS = "standings_closure", "standings_team_pairs", "standings_watched_rows"
 TEAM_CHANGE, TOPS_AGAIN = "standings_team_change", "standings_tops_again"
 TEAM_CHANGE_TABLES = (CLOSURE, TEAM_PAIRS, WATCHED_ROWS, TEAM_CHANGE, TOPS_AGAIN)
@@ -1140,9 +1141,9 @@ class _DayChanges:
         ids = list(kept.values())
         windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in ids)
         windows_params = [value for window, provider in kept for value in (window.start, window.end, provider)]
-        if kept and self._few_rows_change(kept, windows_sql, windows_params):
+        if kept and self._per_window(windows_sql, windows_params) * CHANGES_MOST_SHARE <= _people_kept(ids):
             with phases.timed("team members"):
-                self._members_change(windows_sql, windows_params)
+                self._members_change()
             _windows_upsert(list(kept))  # stamps them computed now
             with phases.timed("team totals"):
                 self._teams_watch(ids, ancestors)
@@ -1174,49 +1175,30 @@ class _DayChanges:
         ids = {(Window(period, start, end), provider): pk for pk, period, start, end, provider in stored}
         return {pair: ids[pair] for pair in windows if pair in ids}
 
-    def _few_rows_change(self, kept: dict[tuple[Window, str], int], windows_sql: str, params: list) -> bool:
-        """Whether the changes touch at most one in CHANGES_MOST_SHARE of the kept windows' rows: by a bound read
-        from the changes' counts, and, when the bound is over, by the rows themselves. The bound counts a person
-        changed on 30 days 30 times in the month window, and sent a 500-person month at 10,000 people to be
-        recomputed (docs/PERFORMANCE.md)."""
-        people = _people_kept(kept.values())
-        if self._rows_changed_at_most(kept) * CHANGES_MOST_SHARE <= people:
-            return True
-        return self._rows_changed(windows_sql, params) * CHANGES_MOST_SHARE <= people
-
-    def _rows_changed(self, windows_sql: str, params: list) -> int:
-        """How many kept member rows (window, team, person) the changes touch."""
+    def _per_window(self, windows_sql: str, params: list) -> int:
+        """WINDOW_CHANGE: the changes summed per kept window, team and person; returns how many rows that is, the
+        kept member rows the changes touch. (A bound from the changes' counts per day, which counts a person
+        changed on 30 days 30 times in a month window, sent a 500-person month at 10,000 people to be recomputed:
+        docs/PERFORMANCE.md.)"""
+        _temporary_table(
+            WINDOW_CHANGE,
+            f"""
+            WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql})
+            SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
+                   CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported_days_sums("c")}
+            FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
+            GROUP BY k.window_id, c.team_id, c.person_id
+            """,
+            params,
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql})
-                SELECT COUNT(*) FROM (
-                    SELECT DISTINCT k.window_id, c.team_id, c.person_id
-                    FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
-                ) touched
-                """,
-                params,
-            )
+            cursor.execute(f"SELECT COUNT(*) FROM {WINDOW_CHANGE}")
             return cursor.fetchone()[0]
 
-    def _rows_changed_at_most(self, kept: dict[tuple[Window, str], int]) -> int:
-        """At most how many of the kept windows' rows the changes touch: each change in each window containing
-        it (a person's changes on several days of a window touch the same rows)."""
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT day, scope, COUNT(*) FROM {DAY_CHANGE} GROUP BY day, scope")
-            changes = [(_as_date(day), scope, count) for day, scope, count in cursor.fetchall()]
-        return sum(
-            count
-            for window, provider in kept
-            for day, scope, count in changes
-            if scope == provider and window.start <= day <= window.end
-        )
-
-    def _members_change(self, windows_sql: str, params: list) -> None:
-        """MEMBER_CHANGE: the changes summed per kept window, team and person, with the id of the window's row
-        they change (none: a new row), looked up in team_member_standing_key. Its key's columns may be empty
-        (a person in no team, a team's shared identities; never both), which equality does not match: the
-        three cases are joined apart."""
+    def _members_change(self) -> None:
+        """MEMBER_CHANGE: WINDOW_CHANGE with the id of the window's row each change is to (none: a new row),
+        looked up in team_member_standing_key. Its key's columns may be empty (a person in no team, a team's shared
+        identities; never both), which equality does not match: the three cases are joined apart."""
         members = quoted_table(TeamMemberStanding)
         matched = {
             "t.team_id = changed.team_id AND t.person_id = changed.person_id": (
@@ -1227,22 +1209,12 @@ class _DayChanges:
         }
         _temporary_table(
             MEMBER_CHANGE,
-            f"""
-            WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql}),
-            changed AS (
-                SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
-                       CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported_days_sums("c")}
-                FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
-                GROUP BY k.window_id, c.team_id, c.person_id
-            )
-            """
-            + " UNION ALL ".join(
+            " UNION ALL ".join(
                 f"""SELECT changed.*, t.id AS row_id
-                FROM changed LEFT JOIN {members} t ON t.window_id = changed.window_id AND {joined}
+                FROM {WINDOW_CHANGE} changed LEFT JOIN {members} t ON t.window_id = changed.window_id AND {joined}
                 WHERE {case}"""
                 for joined, case in matched.items()
             ),
-            params,
         )
 
     def _people_change(self, ids: list[int]) -> None:
