@@ -2,10 +2,12 @@
 
 import math
 import statistics
+import threading
 from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +17,7 @@ from tests.factories import IdentityFactory, UsageRecordFactory, person_in_team
 from usage.access import viewer_for
 from usage.checks import anomaly_rules_check
 from usage.models import HoldStatus, StandingsDirtyDay, StandingWindow, UsageHold, UsageHour, UsageRecord
+from usage.services import standings
 from usage.services.anomalies import HourlyShape
 from usage.services.review import hold_decide
 from usage.services.standings import standings_refresh
@@ -86,6 +89,55 @@ def test_a_synthetic_loop_is_held_and_does_not_move_its_owners_rank_until_cleare
     decision = hold.decisions.order_by("decided_at").last()
     assert (decision.status, decision.decided_by, decision.note) == ("cleared", org["admin"], "a real migration job")
     assert UsageHold.objects.get().status == HoldStatus.CLEARED  # a refresh does not hold it again
+
+
+@pytest.mark.needs_services
+def test_a_day_the_check_beside_the_workers_refresh_holds_late_is_taken_out_of_the_rollups_already_written(
+    transactional_db, board, org, monkeypatch
+):
+    """The worker's refresh is its own transaction, so its anomaly check runs on a connection of its own. Made to
+    hold the loop only once the rollups include it, the refresh writes that day's rollups again."""
+    rollups_written = threading.Event()
+    rollups_rewrite, anomalies_flag = standings._rollups_rewrite, standings.anomalies_flag
+
+    def rollups_rewrite_then_signal(days, scope=None):
+        rollups_rewrite(days, scope)
+        rollups_written.set()
+
+    def anomalies_flag_late(days, people=None):
+        assert rollups_written.wait(timeout=60)
+        return anomalies_flag(days, people=people)
+
+    monkeypatch.setattr(standings, "_rollups_rewrite", rollups_rewrite_then_signal)
+    monkeypatch.setattr(standings, "anomalies_flag", anomalies_flag_late)
+    result = standings_refresh(today=TODAY)
+
+    assert "anomaly check, beside" in result.phases
+    hold = UsageHold.objects.get()
+    assert (hold.person, hold.day, hold.status) == (board["looper"], LOOP_DAY, HoldStatus.HELD)
+    rank, tokens = month_rank(board["looper"], org["admin"])
+    assert rank == 2 and tokens < 48_000_000  # the rollups written before the hold no longer count the loop
+    assert month_rank(board["steady"], org["admin"])[0] == 1
+
+
+@pytest.mark.needs_services
+def test_a_check_beside_the_refresh_that_fails_fails_the_refresh_and_the_last_standings_stay(
+    transactional_db, board, org, monkeypatch
+):
+    standings_refresh(today=TODAY)
+    UsageRecordFactory(identity=board["key"], day=LOOP_DAY - timedelta(days=1), input_tokens=5, requests=1)
+
+    def anomalies_flag_fails(days, people=None):
+        raise DatabaseError("the anomaly check's connection was lost")
+
+    monkeypatch.setattr(standings, "anomalies_flag", anomalies_flag_fails)
+    with pytest.raises(DatabaseError, match="connection was lost"):
+        standings_refresh(today=TODAY)
+    assert StandingsDirtyDay.objects.filter(day=LOOP_DAY - timedelta(days=1)).exists()  # left for the next one
+    assert "connection was lost" in standings.standings_status().last_error
+    monkeypatch.undo()
+    standings_refresh(today=TODAY)
+    assert not StandingsDirtyDay.objects.exists()
 
 
 def test_confirming_keeps_the_day_out_and_a_decision_cannot_repeat(board, org):

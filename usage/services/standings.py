@@ -263,6 +263,8 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
     today = today or org_today()
     phases = _Phases()
     runner = _InTransaction()
+    # The worker's refresh is its own transaction: its anomaly check can then run beside it (_AnomalyCheck).
+    anomalies_apart = connection.vendor == "postgresql" and not connection.in_atomic_block
     StandingsState.objects.get_or_create(pk=1)
     try:
         with transaction.atomic():
@@ -283,7 +285,9 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
                 if not days and state.rolled_on == today:
                     marks.clear()  # people without usage: on no board
                     return RefreshResult(0, 0, time.monotonic() - started)
-                window_count = _update(marks, today, roll=state.rolled_on != today, phases=phases)
+                window_count = _update(
+                    marks, today, roll=state.rolled_on != today, phases=phases, anomalies_apart=anomalies_apart
+                )
             with phases.timed("marks"):
                 marks.clear()
             state.refreshed_at = timezone.now()
@@ -315,25 +319,25 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
     return result
 
 
-def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases) -> int:
+def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases, anomalies_apart: bool) -> int:
     """The refresh after changes: the dirty days' rollups and every window containing them, and today's windows
     when the day has turned (`roll`). Returns how many windows it brought up to date."""
     with phases.timed("marks"):
         days, scope = marks.days(), marks.scope()
-    with phases.timed("anomaly check"):
-        # Before the rollups: a day held now never reaches a ranking. On a day marked for some identities, only
-        # their people can have a new anomaly.
-        anomalies_flag(days - scope.days)
-        anomalies_flag(scope.days, people=scope.people)
-    # A few changed days are added to the windows kept before as differences (_DayChanges); a new day or many
-    # changed days recompute the windows from their pieces.
-    changes = None
-    if not roll and len(days) <= CHANGES_MOST_DAYS:
-        with phases.timed("changes measured"):
-            changes = _DayChanges.before(days, marks.people(), scope)
-    with phases.timed("daily rollups"):
-        _rollups_rewrite(days - scope.days)
-        _rollups_rewrite(scope.days, scope)
+    with _AnomalyCheck(days, scope, phases, apart=anomalies_apart) as anomalies:
+        # A few changed days are added to the windows kept before as differences (_DayChanges); a new day or many
+        # changed days recompute the windows from their pieces.
+        changes = None
+        if not roll and len(days) <= CHANGES_MOST_DAYS:
+            with phases.timed("changes measured"):
+                changes = _DayChanges.before(days, marks.people(), scope)
+        with phases.timed("daily rollups"):
+            _rollups_rewrite(days - scope.days)
+            _rollups_rewrite(scope.days, scope)
+        if held := anomalies.held_days():
+            with phases.timed("daily rollups"):
+                _rollups_rewrite(held - scope.days)
+                _rollups_rewrite(held & scope.days, scope)
     with phases.timed("windows listed"):
         windows = _windows_to_compute(days, today, roll=roll, scope=scope)
         ancestors = team_ancestors()
@@ -347,6 +351,59 @@ def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases) -> int:
         _drop_stale_moving_windows(today)
     scope.tables_drop()
     return window_count
+
+
+class _AnomalyCheck:
+    """The anomaly check of a refresh's days, which holds a day before its rollups are written: a day held never
+    reaches a ranking. On a day marked for some identities, only their people can have a new anomaly.
+
+    `apart` (PostgreSQL, the refresh its own transaction: the worker's) runs it on a connection of its own beside
+    the refresh's first steps, which took 2.5–3 s of an import's 15 at 85,000 people (docs/PERFORMANCE.md). It
+    reads only committed usage and writes only holds, which it commits apart, as the rebuild's check does: if the
+    refresh then fails, the next one finds them held. `held_days` waits for it and gives the days it held, whose
+    rollups the refresh writes again. Otherwise it runs at once in the refresh's transaction, and `held_days` is
+    empty: the rollups written after it already left its holds out."""
+
+    def __init__(self, days: set[date], scope: _Scope, phases: _Phases, *, apart: bool):
+        self._check = partial(self._held_days, days, scope)
+        self._phases = phases
+        self._pool = None
+        if apart:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomaly-check")
+            self._held = self._pool.submit(self._on_own_connection)
+        else:
+            with phases.timed("anomaly check"):
+                self._check()
+
+    def __enter__(self) -> _AnomalyCheck:
+        return self
+
+    def __exit__(self, _type, raised: BaseException | None, _traceback) -> None:
+        if self._pool is None:
+            return
+        self._pool.shutdown()  # it commits or fails on its own
+        failed = self._held.exception()
+        if raised is not None and failed is not None and failed is not raised:  # else held_days raised it
+            logger.error("standings refresh: the anomaly check beside it failed too", exc_info=failed)
+
+    @staticmethod
+    def _held_days(days: set[date], scope: _Scope) -> set[date]:
+        holds = anomalies_flag(days - scope.days) + anomalies_flag(scope.days, people=scope.people)
+        return {hold.day for hold in holds}
+
+    def _on_own_connection(self) -> set[date]:
+        try:
+            with self._phases.timed("anomaly check, beside"), transaction.atomic():
+                _sort_memory_raise()
+                return self._check()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def held_days(self) -> set[date]:
+        if self._pool is None:
+            return set()
+        with self._phases.timed("anomaly check"):  # only the time the refresh waited for it
+            return self._held.result()
 
 
 def _rebuild(today: date, runner: _InTransaction | _RebuildWorkers, phases: _Phases) -> tuple[set[date], int, _Marks]:
