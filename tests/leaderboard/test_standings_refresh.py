@@ -435,6 +435,18 @@ def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_
                 assert read_models() == before
             finally:
                 cursor.execute("RESET lock_timeout")
+            # By several connections the tables built aside are committed, and autovacuum leaves them alone.
+            cursor.execute(
+                "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'r'",
+                [standings.REBUILD_SCHEMA],
+            )
+            aside = dict(cursor.fetchall())
+            if workers > 1:
+                assert set(aside) == {model._meta.db_table for model in standings.READ_MODELS}
+                assert all("autovacuum_enabled=off" in options for options in aside.values()), aside
+            else:
+                assert aside == {}  # one connection's build is its own transaction's
         assert standings_refresh(today=TODAY) is None  # the rebuild holds the refresh lock
 
     assert read_models() == before

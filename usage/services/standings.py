@@ -651,11 +651,15 @@ class _ReadModelsAside:
             cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
             live = [f"{_q(self.live_schema)}.{quoted_table(model)}" for model in READ_MODELS]
             _lock_for_swap(cursor, live)
+            options = [_storage_options(cursor, table) for table in live]
             cursor.execute(f"DROP TABLE {', '.join(live)}")
-            for model in READ_MODELS:
+            for model, table, table_options in zip(READ_MODELS, live, options, strict=True):
                 cursor.execute(
                     f"ALTER TABLE {_q(REBUILD_SCHEMA)}.{quoted_table(model)} SET SCHEMA {_q(self.live_schema)}"
                 )
+                cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")  # the live table's own, again
+                if table_options:
+                    cursor.execute(f"ALTER TABLE {table} SET ({table_options})")
             cursor.execute(f"DROP SCHEMA {_q(REBUILD_SCHEMA)}")
 
 
@@ -667,6 +671,10 @@ def _aside_tables_create(live_schema: str) -> None:
         cursor.execute(f"CREATE SCHEMA {_q(REBUILD_SCHEMA)}")
         for model in READ_MODELS:
             _empty_copy(cursor, model._meta.db_table, live_schema, REBUILD_SCHEMA)
+            # Statistics autovacuum took of a level's first batches said every window was among them: the next
+            # batches' team totals, planned for one row each, joined row by row for over 19 minutes at 85,000
+            # people (docs/PERFORMANCE.md). The rebuild analyzes its tables once they are whole.
+            cursor.execute(f"ALTER TABLE {_q(REBUILD_SCHEMA)}.{quoted_table(model)} SET (autovacuum_enabled = off)")
 
 
 class _InTransaction:
@@ -746,8 +754,7 @@ def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
     cursor.execute("SELECT format('%%I.%%I', %s, %s), format('%%I.%%I', %s, %s)", [source_schema, table, schema, table])
     source, copy = cursor.fetchone()
     cursor.execute(f"CREATE TABLE {copy} (LIKE {source} INCLUDING ALL EXCLUDING INDEXES)")
-    cursor.execute("SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = %s::regclass", [source])
-    if options := cursor.fetchone()[0]:  # a fillfactor (migration 0026), which LIKE does not copy
+    if options := _storage_options(cursor, source):  # a fillfactor (migration 0026), which LIKE does not copy
         cursor.execute(f"ALTER TABLE {copy} SET ({options})")
     cursor.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
@@ -774,6 +781,12 @@ def _empty_copy(cursor, table: str, source_schema: str, schema: str) -> None:
     cursor.execute(f"SELECT last_value, is_called FROM {source_sequence}")
     last_value, is_called = cursor.fetchone()
     cursor.execute("SELECT setval(%s, %s, %s)", [sequence, last_value, is_called])
+
+
+def _storage_options(cursor, table: str) -> str:
+    """The table's storage parameters as ALTER TABLE … SET takes them ("fillfactor=90"); empty if none."""
+    cursor.execute("SELECT array_to_string(reloptions, ', ') FROM pg_class WHERE oid = %s::regclass", [table])
+    return cursor.fetchone()[0] or ""
 
 
 def _lock_for_swap(cursor, tables: list[str]) -> None:
@@ -1973,7 +1986,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
     def each(template: str) -> str:  # the template's SQL once per metric
         return ", ".join(template.format(m=m) for m in metrics)
 
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, _hash_joins():  # whatever the statistics say of the windows' rows
         cursor.execute(
             f"""
             WITH {closure},
