@@ -370,7 +370,7 @@ class _AnomalyCheck:
         self._pool = None
         if apart:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomaly-check")
-            self._held = self._pool.submit(self._on_own_connection)
+            self._held = self._pool.submit(_on_own_connection, self._timed_apart)
         else:
             with phases.timed("anomaly check"):
                 self._check()
@@ -391,13 +391,9 @@ class _AnomalyCheck:
         holds = anomalies_flag(days - scope.days) + anomalies_flag(scope.days, people=scope.people)
         return {hold.day for hold in holds}
 
-    def _on_own_connection(self) -> set[date]:
-        try:
-            with self._phases.timed("anomaly check, beside"), transaction.atomic():
-                _sort_memory_raise()
-                return self._check()
-        finally:
-            connection.close()  # this thread's own connection
+    def _timed_apart(self) -> set[date]:
+        with self._phases.timed("anomaly check, beside"):
+            return self._check()
 
     def held_days(self) -> set[date]:
         if self._pool is None:
@@ -718,14 +714,7 @@ class _RebuildWorkers:
                 raise
 
     def _job(self, job: Callable[[], T]) -> T:
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT set_config('search_path', %s, true)", [self.search_path])
-                _sort_memory_raise()
-                return job()
-        finally:
-            connection.close()  # this thread's own connection
+        return _on_own_connection(job, self.search_path)
 
     def leftovers_drop(self) -> None:
         """Drop the aside tables the jobs committed, while the refresh lock still keeps other rebuilds out. The
@@ -737,6 +726,20 @@ class _RebuildWorkers:
             self.run([_aside_schema_drop])
         except DatabaseError:
             logger.exception("rebuild: could not drop the schema %s; the next rebuild drops it", REBUILD_SCHEMA)
+
+
+def _on_own_connection(job: Callable[[], T], search_path: str = "") -> T:
+    """Run `job` on this thread's own connection (a worker thread's), in a transaction of its own with the
+    refresh's sort memory (and `search_path` first, when given), and close the connection after."""
+    try:
+        with transaction.atomic():
+            if search_path:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('search_path', %s, true)", [search_path])
+            _sort_memory_raise()
+            return job()
+    finally:
+        connection.close()
 
 
 def _aside_schema_drop() -> None:
