@@ -1,11 +1,12 @@
 from datetime import date
 
 import pytest
+from django.utils import timezone
 
 from tests.factories import usage_for
 from usage.models import StandingsDirtyDay
 from usage.services import standings
-from usage.services.standings import standings_mark_days, standings_refresh
+from usage.services.standings import standings_mark_days, standings_mark_usage, standings_refresh
 
 
 @pytest.mark.django_db
@@ -38,3 +39,25 @@ def test_a_rebuild_on_the_day_of_a_refresh_keeps_todays_windows(org):
     kept = set(StandingWindow.objects.filter(provider="").values_list("period", "start", "end"))
     # Today's rolling windows were dropped with everything else: the rebuild must compute them again.
     assert {(w.period, w.start, w.end) for w in current_windows(org_today())} <= kept
+
+
+@pytest.mark.django_db
+def test_clearing_the_marks_read_keeps_those_marked_again_since():
+    from datetime import timedelta
+
+    from usage.models import StandingsDirtyIdentity, StandingsDirtyPerson
+
+    day = date(2026, 9, 3)
+    standings_mark_usage([(day, identity) for identity in range(1, 2501)])  # more than a statement's thousand
+    standings.standings_mark_people([7, 8])
+    marks = standings._Marks.read()
+    later = timezone.now() + timedelta(seconds=1)
+    StandingsDirtyIdentity.objects.filter(identity_id__in=[1, 1500, 2500]).update(marked_at=later)
+    StandingsDirtyPerson.objects.filter(person_id=8).update(marked_at=later)
+    StandingsDirtyDay.objects.update(marked_at=later)
+
+    marks.clear()
+
+    assert sorted(StandingsDirtyIdentity.objects.values_list("identity_id", flat=True)) == [1, 1500, 2500]
+    assert list(StandingsDirtyPerson.objects.values_list("person_id", flat=True)) == [8]
+    assert list(StandingsDirtyDay.objects.values_list("day", flat=True)) == [day]

@@ -500,19 +500,32 @@ class _Marks:
         _clear_marks(StandingsDirtyPerson, [(pk, marked_at) for pk, _person, marked_at in self.dirty_people])
 
 
-MARKS_CLEARED_AT_ONCE = 1000  # two parameters each: within SQLite's 32,766 and PostgreSQL's 65,535
+MARKS_CLEARED_AT_ONCE = 1000  # SQLite: two parameters each, within its 32,766
 
 
 def _clear_marks(model, read: list[tuple[int, object]]) -> None:
-    """Delete the marks read, (pk, marked_at) each, unless marked again since. One statement per thousand marks:
-    a Q of that many alternatives took Django 3 s to build for an import's 15,000 (day, identity) marks."""
-    adapt = connection.ops.adapt_datetimefield_value  # as the ORM writes it (SQLite: text without an offset)
+    """Delete the marks read, (pk, marked_at) each, unless marked again since."""
+    if not read:
+        return
+    table = quoted_table(model)
+    if connection.vendor == "postgresql":
+        # One statement, joined by hashing: with statistics taken while the table was empty, PostgreSQL compared
+        # every mark with every pair read, 3.3 s a thousand of an import's 15,000 (docs/PERFORMANCE.md).
+        with connection.cursor() as cursor, _hash_joins():
+            cursor.execute(
+                f"DELETE FROM {table} m USING unnest(%s::bigint[], %s::timestamptz[]) AS r(id, marked_at) "
+                "WHERE m.id = r.id AND m.marked_at = r.marked_at",
+                [[pk for pk, _marked_at in read], [marked_at for _pk, marked_at in read]],
+            )
+        return
+    # A statement per thousand marks: a Q of that many alternatives took Django 3 s to build for 15,000.
+    adapt = connection.ops.adapt_datetimefield_value  # as the ORM writes it (text without an offset)
     with connection.cursor() as cursor:
         for start in range(0, len(read), MARKS_CLEARED_AT_ONCE):
             chunk = read[start : start + MARKS_CLEARED_AT_ONCE]
             pairs = ", ".join(["(%s, %s)"] * len(chunk))
             cursor.execute(
-                f"DELETE FROM {quoted_table(model)} WHERE (id, marked_at) IN (VALUES {pairs})",
+                f"DELETE FROM {table} WHERE (id, marked_at) IN (VALUES {pairs})",
                 [value for pk, marked_at in chunk for value in (pk, adapt(marked_at))],
             )
 
@@ -1136,7 +1149,8 @@ MEMBER_CHANGE, PERSON_CHANGE = "standings_member_change", "standings_person_chan
 CHANGE_TABLES = (DAY_BEFORE, DAY_CHANGE, WINDOW_CHANGE, MEMBER_CHANGE, PERSON_CHANGE)
 CLOSURE, TEAM_PAIRS, WATCHED_ROWS = "standings_closure", "standings_team_pairs", "standings_watched_rows"
 TEAM_CHANGE, TOPS_AGAIN = "standings_team_change", "standings_tops_again"
-TEAM_CHANGE_TABLES = (CLOSURE, TEAM_PAIRS, WATCHED_ROWS, TEAM_CHANGE, TOPS_AGAIN)
+LOST_SUBTREES, LOST_PEOPLE = "standings_lost_subtrees", "standings_lost_people"
+TEAM_CHANGE_TABLES = (CLOSURE, TEAM_PAIRS, WATCHED_ROWS, TEAM_CHANGE, LOST_SUBTREES, LOST_PEOPLE, TOPS_AGAIN)
 
 
 class _DayChanges:
@@ -1433,24 +1447,26 @@ class _DayChanges:
                 f"SELECT c.window_id, c.team_id, {', '.join(_new(name) for name in figures)}, c.active_members, "
                 f"{', '.join(f'c.{top}' for top in tops)} FROM {TEAM_CHANGE} c WHERE c.row_id IS NULL"
             )
-        # Each lost team's subtree teams first, then their rows (team_member_standing_key): joined from the rows,
-        # PostgreSQL read each window's rows once per lost team (6M rows for 4,035 teams at 85,000 people).
+        # Each lost team's subtree teams first, then their member rows, looked up in team_member_standing_key
+        # whatever the statistics say. Joined from the rows, PostgreSQL read each window's rows once per lost team
+        # (6M rows for 4,035 teams at 85,000 people); planned from the table's average rows per team, it read all
+        # 36.6M (32 s), though most subtree teams hold none (groups; a provider's windows).
+        _temporary_table(
+            LOST_SUBTREES,
+            f"""SELECT l.window_id, l.team_id, c.team_id AS member_team_id
+            FROM {TEAM_CHANGE} l JOIN {CLOSURE} c ON c.ancestor_id = l.team_id
+            WHERE l.top_lost = 1""",
+        )
+        with _index_lookups():
+            _temporary_table(
+                LOST_PEOPLE,
+                f"""SELECT s.window_id, s.team_id, t.person_id, {figure_sums("t", figures=KEPT_METRICS)}
+                FROM {LOST_SUBTREES} s JOIN {members} t ON t.window_id = s.window_id AND t.team_id = s.member_team_id
+                GROUP BY s.window_id, s.team_id, t.person_id""",
+            )
         _temporary_table(
             TOPS_AGAIN,
-            f"""
-            WITH subtrees AS (
-                SELECT l.window_id, l.team_id, c.team_id AS member_team_id
-                FROM {TEAM_CHANGE} l JOIN {CLOSURE} c ON c.ancestor_id = l.team_id
-                WHERE l.top_lost = 1
-            ),
-            per_person AS (
-                SELECT s.window_id, s.team_id, t.person_id, {figure_sums("t", figures=KEPT_METRICS)}
-                FROM subtrees s JOIN {members} t ON t.window_id = s.window_id AND t.team_id = s.member_team_id
-                GROUP BY s.window_id, s.team_id, t.person_id
-            ),
-            {_top_people_sql(KEPT_METRICS)}
-            SELECT * FROM contributors
-            """,
+            f"WITH per_person AS (SELECT * FROM {LOST_PEOPLE}), {_top_people_sql(KEPT_METRICS)} SELECT * FROM contributors",
         )
         # Joined, not a subquery per row: PostgreSQL scanned TOPS_AGAIN once per lost team (1.1 s at 85,000 people).
         # A team left with nobody is in no row of TOPS_AGAIN: its tops become empty.
@@ -1467,21 +1483,40 @@ def _people_kept(window_ids: Iterable[int]) -> int:
     return sum(StandingWindow.objects.filter(pk__in=list(window_ids)).values_list("people", flat=True))
 
 
-@contextmanager
 def _hash_joins():
     """Join by hashing, not row by row (PostgreSQL), in a statement that reads every row of its windows, such as
-    a board joining each person row to its person. The changes a refresh adds are looked up by index instead."""
+    a board joining each person row to its person."""
+    return _planner_settings(enable_nestloop="off")
+
+
+def _index_lookups():
+    """Join row by row, looking each row up by index (PostgreSQL), in a statement that reads a few rows of large
+    tables for each row of a small one, such as a refresh's changes."""
+    return _planner_settings(enable_hashjoin="off", enable_mergejoin="off")
+
+
+@contextmanager
+def _planner_settings(**settings: str):
+    """PostgreSQL's planner settings for the statements inside, restored after (within the transaction: `true`
+    in set_config). Statistics can mislead the planner by orders of magnitude where a refresh's tables are rewritten
+    in bulk; these pin the join a statement's shape calls for."""
     if connection.vendor != "postgresql":
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)")
-        (before, _off) = cursor.fetchone()
+    with connection.cursor() as cursor:  # each setting read before it is set: left to right
+        cursor.execute(
+            f"SELECT {', '.join(['current_setting(%s), set_config(%s, %s, true)'] * len(settings))}",
+            [value for name, setting in settings.items() for value in (name, name, setting)],
+        )
+        before = dict(zip(settings, cursor.fetchone()[::2], strict=True))
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
+            cursor.execute(
+                f"SELECT {', '.join(['set_config(%s, %s, true)'] * len(before))}",
+                [value for pair in before.items() for value in pair],
+            )
 
 
 def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...]) -> None:
