@@ -1,10 +1,10 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
 
 from tests.factories import usage_for
-from usage.models import StandingsDirtyDay
+from usage.models import StandingsDirtyDay, StandingsDirtyIdentity, StandingsDirtyPerson
 from usage.services import standings
 from usage.services.standings import standings_mark_days, standings_mark_usage, standings_refresh
 
@@ -43,10 +43,6 @@ def test_a_rebuild_on_the_day_of_a_refresh_keeps_todays_windows(org):
 
 @pytest.mark.django_db
 def test_clearing_the_marks_read_keeps_those_marked_again_since():
-    from datetime import timedelta
-
-    from usage.models import StandingsDirtyIdentity, StandingsDirtyPerson
-
     day = date(2026, 9, 3)
     standings_mark_usage([(day, identity) for identity in range(1, 2501)])  # more than a statement's thousand
     standings.standings_mark_people([7, 8])

@@ -1484,8 +1484,8 @@ def _people_kept(window_ids: Iterable[int]) -> int:
 
 
 def _hash_joins():
-    """Join by hashing, not row by row (PostgreSQL), in a statement that reads every row of its windows, such as
-    a board joining each person row to its person."""
+    """Join by hashing, not row by row (PostgreSQL), in a statement that reads every row of its windows or tables,
+    such as a board joining each person row to its person, or the marks cleared."""
     return _planner_settings(enable_nestloop="off")
 
 
