@@ -45,6 +45,7 @@ def main() -> None:
         with transaction.atomic():
             standings.standings_mark_usage(pairs)
             with connection.cursor() as cursor:
+                # Pages but no rows: what autovacuum records of the emptied table (needs a superuser).
                 cursor.execute("UPDATE pg_class SET reltuples = 0, relpages = 200 WHERE oid = %s::regclass", [table])
             marks = standings._Marks.read()
             started = time.perf_counter()

@@ -6,7 +6,12 @@ from django.utils import timezone
 from tests.factories import usage_for
 from usage.models import StandingsDirtyDay, StandingsDirtyIdentity, StandingsDirtyPerson
 from usage.services import standings
-from usage.services.standings import standings_mark_days, standings_mark_usage, standings_refresh
+from usage.services.standings import (
+    standings_mark_days,
+    standings_mark_people,
+    standings_mark_usage,
+    standings_refresh,
+)
 
 
 @pytest.mark.django_db
@@ -45,7 +50,7 @@ def test_a_rebuild_on_the_day_of_a_refresh_keeps_todays_windows(org):
 def test_clearing_the_marks_read_keeps_those_marked_again_since():
     day = date(2026, 9, 3)
     standings_mark_usage([(day, identity) for identity in range(1, 2501)])  # more than a statement's thousand
-    standings.standings_mark_people([7, 8])
+    standings_mark_people([7, 8])
     marks = standings._Marks.read()
     later = timezone.now() + timedelta(seconds=1)
     StandingsDirtyIdentity.objects.filter(identity_id__in=[1, 1500, 2500]).update(marked_at=later)

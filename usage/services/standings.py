@@ -1490,8 +1490,8 @@ def _hash_joins():
 
 
 def _index_lookups():
-    """Join row by row, looking each row up by index (PostgreSQL), in a statement that reads a few rows of large
-    tables for each row of a small one, such as a refresh's changes."""
+    """Join row by row, looking each row up by index (PostgreSQL), in a statement that reads a few rows of a large
+    table for each row of a small one, such as the member rows of the teams whose top person is found again."""
     return _planner_settings(enable_hashjoin="off", enable_mergejoin="off")
 
 
