@@ -16,11 +16,19 @@ from leaderboard.windows import ranking_query_from
 from tests.factories import IdentityFactory, UsageRecordFactory, person_in_team
 from usage.access import viewer_for
 from usage.checks import anomaly_rules_check
-from usage.models import HoldStatus, StandingsDirtyDay, StandingWindow, UsageHold, UsageHour, UsageRecord
+from usage.models import (
+    DailyRollup,
+    HoldStatus,
+    StandingsDirtyDay,
+    StandingWindow,
+    UsageHold,
+    UsageHour,
+    UsageRecord,
+)
 from usage.services import standings
 from usage.services.anomalies import HourlyShape
 from usage.services.review import hold_decide
-from usage.services.standings import standings_refresh
+from usage.services.standings import ROLLUP_COLUMN_NAMES, standings_refresh
 
 LOOP_DAY = date(2026, 9, 12)
 TODAY = date(2026, 9, 15)
@@ -96,12 +104,19 @@ def test_a_day_the_check_beside_the_workers_refresh_holds_late_is_taken_out_of_t
     transactional_db, board, org, monkeypatch
 ):
     """The worker's refresh is its own transaction, so its anomaly check runs on a connection of its own. Made to
-    hold the loop only once the rollups include it, the refresh writes that day's rollups again."""
+    hold the loop only once the rollups include it, the refresh writes the held person's rollups of that day
+    again, and leaves everyone else's as they were written."""
+    UsageRecordFactory(
+        identity=board["steady"].identities.get(), day=LOOP_DAY, input_tokens=600_000, output_tokens=400_000, requests=9
+    )
     rollups_written = threading.Event()
     rollups_rewrite, anomalies_flag = standings._rollups_rewrite, standings.anomalies_flag
 
+    rewritten = []  # (days, the people of the scope; None: whole days)
+
     def rollups_rewrite_then_signal(days, scope=None):
         rollups_rewrite(days, scope)
+        rewritten.append((days, scope and scope.people))
         rollups_written.set()
 
     def anomalies_flag_late(days, people=None):
@@ -117,7 +132,12 @@ def test_a_day_the_check_beside_the_workers_refresh_holds_late_is_taken_out_of_t
     assert (hold.person, hold.day, hold.status) == (board["looper"], LOOP_DAY, HoldStatus.HELD)
     rank, tokens = month_rank(board["looper"], org["admin"])
     assert rank == 2 and tokens < 48_000_000  # the rollups written before the hold no longer count the loop
-    assert month_rank(board["steady"], org["admin"])[0] == 1
+    assert month_rank(board["steady"], org["admin"]) == (1, 10_000_000 + 55_000 + 1_000_000)
+    assert rewritten[-1] == ({LOOP_DAY}, {board["looper"].pk})  # the held person's day alone
+    written = sorted(DailyRollup.objects.values_list(*ROLLUP_COLUMN_NAMES))
+    monkeypatch.undo()
+    standings_refresh(today=TODAY, all_days=True)
+    assert sorted(DailyRollup.objects.values_list(*ROLLUP_COLUMN_NAMES)) == written  # as a rebuild writes them
 
 
 @pytest.mark.needs_services

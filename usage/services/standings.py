@@ -334,10 +334,9 @@ def _update(marks: _Marks, today: date, *, roll: bool, phases: _Phases, anomalie
         with phases.timed("daily rollups"):
             _rollups_rewrite(days - scope.days)
             _rollups_rewrite(scope.days, scope)
-        if held := anomalies.held_days():
+        if held := anomalies.held():
             with phases.timed("daily rollups"):
-                _rollups_rewrite(held - scope.days)
-                _rollups_rewrite(held & scope.days, scope)
+                _held_rollups_rewrite(held)
     with phases.timed("windows listed"):
         windows = _windows_to_compute(days, today, roll=roll, scope=scope)
         ancestors = team_ancestors()
@@ -360,12 +359,12 @@ class _AnomalyCheck:
     `apart` (PostgreSQL, the refresh its own transaction: the worker's) runs it on a connection of its own beside
     the refresh's first steps, which took 2.5–3 s of an import's 15 at 85,000 people (docs/PERFORMANCE.md). It
     reads only committed usage and writes only holds, which it commits apart, as the rebuild's check does: if the
-    refresh then fails, the next one finds them held. `held_days` waits for it and gives the days it held, whose
-    rollups the refresh writes again. Otherwise it runs at once in the refresh's transaction, and `held_days` is
-    empty: the rollups written after it already left its holds out."""
+    refresh then fails, the next one finds them held. `held` waits for it and gives the (person, day) pairs it
+    held, whose rollups the refresh writes again. Otherwise it runs at once in the refresh's transaction, and
+    `held` is empty: the rollups written after it already left its holds out."""
 
     def __init__(self, days: set[date], scope: _Scope, phases: _Phases, *, apart: bool):
-        self._check = partial(self._held_days, days, scope)
+        self._check = partial(self._held, days, scope)
         self._phases = phases
         self._pool = None
         if apart:
@@ -383,19 +382,19 @@ class _AnomalyCheck:
             return
         self._pool.shutdown()  # it commits or fails on its own
         failed = self._held.exception()
-        if raised is not None and failed is not None and failed is not raised:  # else held_days raised it
+        if raised is not None and failed is not None and failed is not raised:  # else held raised it
             logger.error("standings refresh: the anomaly check beside it failed too", exc_info=failed)
 
     @staticmethod
-    def _held_days(days: set[date], scope: _Scope) -> set[date]:
+    def _held(days: set[date], scope: _Scope) -> set[tuple[int, date]]:
         holds = anomalies_flag(days - scope.days) + anomalies_flag(scope.days, people=scope.people)
-        return {hold.day for hold in holds}
+        return {(hold.person_id, hold.day) for hold in holds}
 
-    def _timed_apart(self) -> set[date]:
+    def _timed_apart(self) -> set[tuple[int, date]]:
         with self._phases.timed("anomaly check, beside"):
             return self._check()
 
-    def held_days(self) -> set[date]:
+    def held(self) -> set[tuple[int, date]]:
         if self._pool is None:
             return set()
         with self._phases.timed("anomaly check"):  # only the time the refresh waited for it
@@ -536,30 +535,47 @@ class _Scope:
     them: the cost report and source precedence rules), and for the identities themselves where no person counts
     them. Nothing else of those days can have changed."""
 
-    IDENTITIES, PEOPLE = "standings_scope_identities", "standings_scope_people"
-    usage_sql = f"u.identity_id IN (SELECT id FROM {IDENTITIES})"  # SQL true for a usage row `u` in the scope
-
-    def __init__(self, days: set[date], identities: set[int]):
+    def __init__(self, days: set[date], identities: set[int], *, name: str = "standings_scope"):
         self.days = days
         self.people: set[int] = set()
+        self._identities, self._people = f"{name}_identities", f"{name}_people"  # temporary tables of their ids
         if days:
             self.people = set(
                 Identity.objects.filter(pk__in=identities, person__isnull=False).values_list("person_id", flat=True)
             )
             theirs = set(Identity.objects.filter(person_id__in=self.people).values_list("pk", flat=True))
-            _ids_table(self.IDENTITIES, identities | theirs)
-            _ids_table(self.PEOPLE, self.people)
+            _ids_table(self._identities, identities | theirs)
+            _ids_table(self._people, self.people)
+
+    @property
+    def usage_sql(self) -> str:
+        """SQL true for a usage row `u` in the scope."""
+        return f"u.identity_id IN (SELECT id FROM {self._identities})"
 
     def rollup_sql(self, table: str = "r") -> str:
         """SQL true for a rollup row of `table` (an alias; empty: unqualified) in the scope."""
         column = f"{table}." if table else ""
-        return f"({column}person_id {_among(self.PEOPLE)} OR {column}identity_id {_among(self.IDENTITIES)})"
+        return f"({column}person_id {_among(self._people)} OR {column}identity_id {_among(self._identities)})"
 
     def tables_drop(self) -> None:
         if self.days:
             with connection.cursor() as cursor:
-                for table in (self.IDENTITIES, self.PEOPLE):
+                for table in (self._identities, self._people):
                     cursor.execute(f"DROP TABLE {table}")
+
+
+def _held_rollups_rewrite(held: set[tuple[int, date]]) -> None:
+    """Write again the rollups of the (person, day) pairs held after they were written (_AnomalyCheck apart): a
+    hold takes one person's usage of one day out, so only the rows of the held people on the held days are read
+    and compared, not those of every person the refresh's days were marked for."""
+    people = {person for person, _day in held}
+    scope = _Scope(
+        {day for _person, day in held},
+        set(Identity.objects.filter(person_id__in=people).values_list("pk", flat=True)),
+        name="standings_held",
+    )
+    _rollups_rewrite(scope.days, scope)
+    scope.tables_drop()
 
 
 def _among(ids_table: str) -> str:
