@@ -1858,9 +1858,9 @@ def _orders_merge(window_ids: list[int], metrics: tuple[str, ...], people: set[i
 def _people_moved(
     window_ids: list[int], metrics: tuple[str, ...], people: set[int]
 ) -> dict[int, dict[int, tuple[tuple, tuple]]]:
-    """window id → {person id → (their figures on `metrics` now, as the window's boards hold them), None: no row},
-    for the people of PERSON_CHANGE and the marked `people` with a row in the window. The boards hold the figures
-    before PERSON_CHANGE was added to the rows."""
+    """window id → {person id → (their figures on `metrics` now, None: no row left; their figures on the window's
+    boards, from before PERSON_CHANGE was added to the rows, None: unknown)}, for the people of PERSON_CHANGE and
+    the marked `people` with a row in the window."""
     marked = (
         f"""UNION SELECT s.window_id, s.person_id FROM {quoted_table(PersonStanding)} s
             WHERE s.window_id IN ({ids_sql(window_ids)}) AND s.person_id IN ({ids_sql(people)})"""
@@ -1879,7 +1879,7 @@ def _people_moved(
         )
         for window_id, person_id, row_id, *figures in cursor.fetchall():
             totals, changes = figures[0::2], figures[1::2]
-            if row_id is None:  # the row was deleted: it had exactly what the change took away
+            if row_id is None:  # no row now: a deleted row had exactly what the change took away
                 now, totals = (None,) * len(metrics), (0,) * len(metrics)
             else:
                 now = tuple(totals)
