@@ -6,9 +6,10 @@ Uses bench/ingest.py's exports (generated if missing) and its database reset (so
 the name must contain "bench"; its usage data is wiped). Runs import_batch_process once in this process and prints
 its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds: parse (read, parse and
 aggregate the file), identities, superseded (the newer-export check), records (the daily records' upsert),
-replace (records the export no longer has), hours (the hourly shape's merge), mark_days (the standings marks),
-store (the whole transaction, its COMMIT included). A pipelined import (PostgreSQL, the default) has no "store" and
-no "hours": its transaction spans the parse ("pipelined", COMMIT included), the hours are merged in a thread while
+replace (records the export no longer has), hours (the hourly shape's merge), mark usage (the standings marks),
+parse then store (the plain path: the parse, then the transaction, its COMMIT included). A pipelined import
+(PostgreSQL, the default) has no "hours" and no "parse then store": its transaction spans the parse ("pipelined", COMMIT
+included), the hours are merged in a thread while
 it parses ("hour merges"; "parse waits" and "end waits": the parse waiting for that thread), and "outcome" is what
 is stored after the parse. No ranking read: unlike bench/ingest.py it does not check the
 ranking's total, so it also serves sizes where the anomaly check holds days for review (10M Cursor events).
@@ -26,7 +27,7 @@ import ingest  # noqa: E402  (bench/ingest.py, beside this file)
 
 TIMED_STEPS = {
     "parse": "_parse",
-    "store": "_store",
+    "parse then store": "_parse_then_store",
     "pipelined": "_parse_and_store",
     "outcome": "_store_outcome",
     "identities": "identities_resolve",
@@ -34,7 +35,7 @@ TIMED_STEPS = {
     "records": "usage_records_upsert",
     "replace": "_scopes_replace",
     "hours": "usage_hours_upsert",
-    "mark_days": "standings_mark_days",
+    "mark usage": "standings_mark_usage",
 }
 
 
