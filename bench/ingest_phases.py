@@ -8,11 +8,11 @@ its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seco
 aggregate the file), identities, superseded (the newer-export check), records (the daily records' upsert),
 replace (records the export no longer has), hours (the hourly shape's merge), mark usage (the standings marks),
 parse then store (the plain path: the parse, then the transaction, its COMMIT included). A pipelined import
-(PostgreSQL, the default) has no "hours" and no "parse then store": its transaction spans the parse ("pipelined", COMMIT
-included), the hours are merged in a thread while
-it parses ("hour merges"; "parse waits" and "end waits": the parse waiting for that thread), and "outcome" is what
-is stored after the parse. No ranking read: unlike bench/ingest.py it does not check the
-ranking's total, so it also serves sizes where the anomaly check holds days for review (10M Cursor events).
+(PostgreSQL, the default) has no "hours" and no "parse then store": its transaction spans the parse ("pipelined",
+COMMIT included), the hours are merged in a thread while it parses ("hour merges"; "parse waits" and "end waits":
+the parse waiting for that thread), and "outcome" is what is stored after the parse. No ranking read: unlike
+bench/ingest.py it does not check the ranking's total, so it also serves sizes where the anomaly check holds days
+for review (10M Cursor events).
 """
 
 from __future__ import annotations

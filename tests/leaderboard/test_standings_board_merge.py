@@ -33,9 +33,8 @@ def test_people_placed_again_by_their_totals_before_give_the_board_sorted_again(
     people, totals = board_of(before, name_order)
     after = {**before, **now}
     totals_before = {person: before.get(person, 0) for person in now}
-    if misplaced and len(people):
+    if misplaced and people:
         totals_before[people[0]] = totals[0] + 1
-        after.setdefault(people[0], totals[0])
 
     merge = _BoardMerge(people, totals, {person: after[person] for person in totals_before}, totals_before)
 

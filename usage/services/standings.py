@@ -535,14 +535,20 @@ class _Scope:
     them: the cost report and source precedence rules), and for the identities themselves where no person counts
     them. Nothing else of those days can have changed."""
 
-    def __init__(self, days: set[date], identities: set[int], *, name: str = "standings_scope"):
+    def __init__(
+        self, days: set[date], identities: set[int], *, people: set[int] | None = None, name: str = "standings_scope"
+    ):
+        """`people`: the scope's people when known (then `identities` may leave theirs out), else those of the
+        identities."""
         self.days = days
         self.people: set[int] = set()
         self._identities, self._people = f"{name}_identities", f"{name}_people"  # temporary tables of their ids
         if days:
-            self.people = set(
-                Identity.objects.filter(pk__in=identities, person__isnull=False).values_list("person_id", flat=True)
-            )
+            if people is None:
+                people = set(
+                    Identity.objects.filter(pk__in=identities, person__isnull=False).values_list("person_id", flat=True)
+                )
+            self.people = people
             theirs = set(Identity.objects.filter(person_id__in=self.people).values_list("pk", flat=True))
             _ids_table(self._identities, identities | theirs)
             _ids_table(self._people, self.people)
@@ -572,13 +578,11 @@ def _held_rollups_rewrite(held: set[tuple[int, date]]) -> None:
     """Write again the rollups of the (person, day) pairs held after they were written (_AnomalyCheck apart): a
     hold takes one person's usage of one day out, so only the held people's rows are read and compared, not those
     of every person the refresh's days were marked for."""
-    people, days = {person for person, _day in held}, {day for _person, day in held}
+    days = {day for _person, day in held}
     # Every day from the first held to the last: a few people's rows of the days between are read for nothing,
     # but in one statement of each kind rather than one per run of held days.
     span = {min(days) + timedelta(days=n) for n in range((max(days) - min(days)).days + 1)}
-    scope = _Scope(
-        span, set(Identity.objects.filter(person_id__in=people).values_list("pk", flat=True)), name="standings_held"
-    )
+    scope = _Scope(span, set(), people={person for person, _day in held}, name="standings_held")
     _rollups_rewrite(scope.days, scope)
     scope.tables_drop()
 
@@ -1923,13 +1927,7 @@ class _BoardMerge:
             if total is not None and total > 0:
                 self.returning.setdefault(total, []).append(person)
         # Where each returning total goes among the rest: [first, last) of the rest's people with that total.
-        self.spans = {total: self._span(total) for total in self.returning}
-
-    def _span(self, total: int) -> tuple[int, int]:
-        return (
-            bisect_left(self.totals, -total, key=operator.neg),
-            bisect_right(self.totals, -total, key=operator.neg),
-        )
+        self.spans = {total: _tie_span(self.totals, total) for total in self.returning}
 
     def tied(self) -> Iterator[int]:
         """The people whose order needs their names: those sharing a total with someone put back."""
@@ -1967,8 +1965,7 @@ def _board_places(people: array, totals: array, totals_before: dict[int, int | N
             return _board_places_read(people, totals_before)
         if total <= 0:
             continue
-        first = bisect_left(totals, -total, key=operator.neg)
-        last = bisect_right(totals, -total, lo=first, key=operator.neg)
+        first, last = _tie_span(totals, total)
         try:
             places.append(first + people[first:last].index(person))
         except ValueError:
@@ -1979,6 +1976,12 @@ def _board_places(people: array, totals: array, totals_before: dict[int, int | N
 
 def _board_places_read(people: array, wanted: Collection[int]) -> list[int]:
     return [place for place, person in enumerate(people) if person in wanted]
+
+
+def _tie_span(totals: array, total: int) -> tuple[int, int]:
+    """[first, last) of the places with `total` on a board's totals (largest first)."""
+    first = bisect_left(totals, -total, key=operator.neg)
+    return first, bisect_right(totals, -total, lo=first, key=operator.neg)
 
 
 def board_packed(people: array, totals: array) -> bytes:
