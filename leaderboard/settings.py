@@ -320,6 +320,9 @@ TOKENBOARD_RANKING_CACHE_SECONDS = env.int("TOKENBOARD_RANKING_CACHE_SECONDS", d
 # PostgreSQL: an import's hours are merged by a thread while its file is still being parsed, in a transaction open
 # from the start of the parse (usage.services.imports._parse_and_store); false: parse, then store, as on SQLite.
 TOKENBOARD_IMPORT_PIPELINE = env.bool("TOKENBOARD_IMPORT_PIPELINE", default=True)
+# Formats with a columnar reader (Format.summed: Cursor team CSV) are read by pyarrow a block at a time, summed as
+# they are read; a file it cannot read exactly is read row by row. False: always row by row.
+TOKENBOARD_IMPORT_COLUMNAR = env.bool("TOKENBOARD_IMPORT_COLUMNAR", default=True)
 
 # --- Fair play (issue 14): efficiency metrics, anomaly review, share-safe mode, titles (docs/admin-guide.md) ---
 # Efficiency metrics rank only people with at least this many tokens in the window; 0 = the top half by volume.

@@ -19,6 +19,7 @@ from django.db import connection, connections
 from django.db.models import Sum
 
 from usage.models import ImportBatch, UsageRecord
+from usage.parsers import cursor_summed
 from usage.services import imports
 from usage.services.imports import import_batch_create, import_batch_process, imports_sweep
 
@@ -153,31 +154,52 @@ def test_drill_the_same_file_imported_twice_at_once_counts_once(transactional_db
     assert stored_total() == expected_total
 
 
+def connection_cut() -> None:
+    backend = connection.connection.info.backend_pid
+    with psycopg.connect(database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+
+@pytest.mark.parametrize("reader", ["rows", "columnar"])
 def test_drill_a_database_connection_cut_mid_import_stores_nothing_and_runs_again(
-    transactional_db, sent_tasks, monkeypatch, tmp_path
+    transactional_db, sent_tasks, monkeypatch, tmp_path, reader
 ):
     export, expected_total = cursor_export(tmp_path, 2_000)
     with export.open("rb") as handle:
         batch = import_batch_create(file=handle, name="cut.csv", queue=False)
     monkeypatch.setattr(imports, "PROGRESS_EVERY_ROWS", 100)  # the next query after the cut is a progress update
-    parse_guarded = imports._guarded
+    if reader == "rows":
+        monkeypatch.setattr(settings, "TOKENBOARD_IMPORT_COLUMNAR", False)
+        parse_guarded = imports._guarded
 
-    def cut_after_some_rows(items):
-        for count, item in enumerate(parse_guarded(items)):
-            if count == 250:
-                backend = connection.connection.info.backend_pid
-                with psycopg.connect(database_url(), autocommit=True) as admin:
-                    admin.execute("SELECT pg_terminate_backend(%s)", [backend])
-            yield item
+        def cut_after_some_rows(items):
+            for count, item in enumerate(parse_guarded(items)):
+                if count == 250:
+                    connection_cut()
+                yield item
 
-    monkeypatch.setattr(imports, "_guarded", cut_after_some_rows)
+        monkeypatch.setattr(imports, "_guarded", cut_after_some_rows)
+        cut, kept = (imports, "_guarded"), parse_guarded
+    else:
+        monkeypatch.setattr(cursor_summed, "BLOCK_BYTES", 16 * 1024)  # about 80 events a block
+        summed = cursor_summed._summed
+        blocks = []
+
+        def cut_at_the_third_block(*args):
+            blocks.append(summed(*args))
+            if len(blocks) == 3:
+                connection_cut()  # the next query: this block's hours merged
+            return blocks[-1]
+
+        monkeypatch.setattr(cursor_summed, "_summed", cut_at_the_third_block)
+        cut, kept = (cursor_summed, "_summed"), summed
     assert import_batch_process(batch.pk) is None
     batch.refresh_from_db()
     assert batch.status == "queued" and batch.claim_id == "" and batch.attempts == 1  # not stuck "running"
     sent_tasks.process_import.assert_called_once_with(batch.pk)  # sent again
     assert not UsageRecord.objects.exists()
 
-    monkeypatch.setattr(imports, "_guarded", parse_guarded)
+    monkeypatch.setattr(*cut, kept)
     rerun = import_batch_process(batch.pk)
     assert rerun.status == "succeeded" and rerun.attempts == 2
     assert stored_total() == expected_total

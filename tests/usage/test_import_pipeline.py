@@ -21,6 +21,8 @@ pytestmark = [pytest.mark.needs_services, pytest.mark.django_db]  # PostgreSQL: 
 @pytest.fixture
 def small_buffers(monkeypatch, settings):
     settings.TIME_ZONE = "Europe/Berlin"
+    # The row parser's spool (the columnar reader's blocks: tests/usage/test_import_columnar.py).
+    settings.TOKENBOARD_IMPORT_COLUMNAR = False
     # Many written-out buffers, the same hours in several of them: merged as they come, they must add up.
     monkeypatch.setattr(HourSpool, "BUFFER", 97)
 

@@ -6,6 +6,7 @@ decoded text stream and yields, in file order:
 - `DirectoryEntry`: an id → email fact from a users / api-keys list;
 - `Skipped`: a row that is valid but not AI usage (counted, not an error);
 - `RowError`: a row that cannot be read, with its line and reason.
+A format may also read its file a block at a time, summed (`Format.summed`): the fast path of a large import.
 Parsers never touch the database; the pipeline (usage.services.imports) does.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import chain
-from typing import IO, ClassVar
+from typing import IO, Any, BinaryIO, ClassVar
 from zoneinfo import ZoneInfo
 
 
@@ -99,6 +100,31 @@ class RowError:
 ParsedItem = UsageRow | OutcomeRow | DirectoryEntry | Skipped | RowError
 
 
+@dataclass(slots=True)
+class SummedBlock:
+    """A block of a file's usage rows, already summed by a columnar reader (Format.summed).
+
+    `records`: ((day, provider, account, identity key, model, usage kind), (input, cache write, cache read, output,
+    requests, billed cost or None when the rows state none)) per key, as the import sums UsageRows. `hours`: a
+    pyarrow Table of (identity, day, hour, model, requests, input_tokens, output_tokens, total_tokens) summed per
+    (identity, day, hour, model), its identity column indexing `identity_keys`; input_tokens is the prompt (input of
+    all three kinds), as HourSpool.add sums it."""
+
+    rows: int
+    records: list[tuple[tuple, tuple]]
+    emails: dict[tuple, str]  # identity key → the email the rows give it
+    identity_keys: list[tuple]
+    hours: Any
+
+
+SUMMED_HOURS = ("identity", "day", "hour", "model", "requests", "input_tokens", "output_tokens", "total_tokens")
+
+
+class NotColumnar(Exception):
+    """The file holds something its format's columnar reader does not read exactly as the row parser does: read it
+    row by row instead (which names the line and reason of anything bad)."""
+
+
 class ParseError(Exception):
     """The file as a whole cannot be read (wrong format, truncated JSON, bad encoding)."""
 
@@ -165,6 +191,11 @@ class Format:
 
     def parse(self, stream: IO[str], ctx: ParseContext) -> Iterator[ParsedItem]:
         raise NotImplementedError
+
+    def summed(self, binary: BinaryIO, ctx: ParseContext) -> Iterator[SummedBlock] | None:
+        """The file's usage summed a block at a time (the fast path of a large import), or None where the format
+        has no such reader. Its blocks add up to what `parse` would yield, or it raises NotColumnar."""
+        return None
 
 
 # --- helpers shared by the parsers ------------------------------------------------------------------------

@@ -15,7 +15,7 @@
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import IO
+from typing import IO, BinaryIO
 
 from .base import (
     Format,
@@ -24,6 +24,7 @@ from .base import (
     ParseError,
     RowError,
     Sample,
+    SummedBlock,
     UsageRow,
     check_day,
     is_null,
@@ -88,6 +89,25 @@ class CursorCSV(Format):
         return "date" in keys and "model" in keys and (WITH_WRITE in keys or WITHOUT_WRITE in keys)
 
     def parse(self, stream: IO[str], ctx: ParseContext) -> Iterator[ParsedItem]:
+        table, columns, fallback = self.header(stream, ctx)
+        reader = _RowReader(ctx, fallback)
+        for line, values in table.lists(width=columns.width):
+            if type(values) is RowError:
+                yield values
+                continue
+            try:
+                yield reader.row(line, values, columns)
+            except ROW_ERRORS as error:
+                yield RowError(line, str(error))
+
+    def summed(self, binary: BinaryIO, ctx: ParseContext) -> Iterator[SummedBlock]:
+        from .cursor_summed import summed_blocks  # pyarrow: loaded by the imports that read this way only
+
+        return summed_blocks(self, binary, ctx)
+
+    def header(self, stream: IO[str], ctx: ParseContext) -> tuple[Table, "_Columns", str]:
+        """The file's header read and checked: its table, the columns read, and the email of a personal export's
+        rows (sets ctx.personal)."""
         table = Table(stream, label=self.label)
         table.require("date", name="Date")
         table.require("model", name="Model")
@@ -102,16 +122,7 @@ class CursorCSV(Format):
             )
         ctx.personal = not has_user
         cost_key = "cost" if table.has("cost") else "costtoyou" if table.has("costtoyou") else None
-        columns = _Columns(table, cost_key)
-        reader = _RowReader(ctx, fallback)
-        for line, values in table.lists(width=columns.width):
-            if type(values) is RowError:
-                yield values
-                continue
-            try:
-                yield reader.row(line, values, columns)
-            except ROW_ERRORS as error:
-                yield RowError(line, str(error))
+        return table, _Columns(table, cost_key), fallback
 
 
 class _Columns:

@@ -303,20 +303,33 @@ class ParquetText(io.TextIOBase):
 
 
 @contextmanager
-def open_text(
+def open_guarded(
     path: str, *, max_decompressed: int, max_line: int = DEFAULT_MAX_LINE, max_blank: int = DEFAULT_MAX_BLANK
-) -> Iterator[tuple[IO[str], str]]:
-    """The export as text, and the encoding it was read with. Parquet comes out as CSV text."""
+) -> Iterator[tuple[BinaryIO, str]]:
+    """The export's bytes as text is read from them, and their encoding: decompressed, with lines and blank runs
+    limited (LineGuard). A Parquet file's bytes come as they are, with the encoding "parquet"."""
     with open_binary(path, max_decompressed=max_decompressed) as binary:
         buffered = io.BufferedReader(binary, buffer_size=SAMPLE_BYTES)  # type: ignore[arg-type]
         head = buffered.peek(SAMPLE_BYTES)[:SAMPLE_BYTES]
         if head.startswith(PARQUET_MAGIC):
-            yield ParquetText(buffered, max_decompressed=max_decompressed), "parquet"
+            yield buffered, "parquet"
             return
         refuse_unsupported_container(head)  # e.g. a tar inside a gzip
         encoding = detect_encoding(head)
-        guarded = io.BufferedReader(LineGuard(buffered, max_line=max_line, max_blank=max_blank), SAMPLE_BYTES)
-        text = io.TextIOWrapper(guarded, encoding=encoding, errors="strict", newline="")
+        yield io.BufferedReader(LineGuard(buffered, max_line=max_line, max_blank=max_blank), SAMPLE_BYTES), encoding
+
+
+@contextmanager
+def open_text(
+    path: str, *, max_decompressed: int, max_line: int = DEFAULT_MAX_LINE, max_blank: int = DEFAULT_MAX_BLANK
+) -> Iterator[tuple[IO[str], str]]:
+    """The export as text, and the encoding it was read with. Parquet comes out as CSV text."""
+    limits = {"max_decompressed": max_decompressed, "max_line": max_line, "max_blank": max_blank}
+    with open_guarded(path, **limits) as (binary, encoding):
+        if encoding == "parquet":
+            yield ParquetText(binary, max_decompressed=max_decompressed), "parquet"
+            return
+        text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
         try:
             yield text, encoding
         except UnicodeDecodeError as error:

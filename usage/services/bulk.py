@@ -50,7 +50,12 @@ class StagingTable:
         loaded = 0
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {self.table} ({self._column_list}) FROM STDIN") as copy:
+                # psycopg's own copy: wrapped so its errors are Django's, as every other query's (a cut connection
+                # is then an OperationalError, which the import requeues rather than fails).
+                with (
+                    connection.wrap_database_errors,
+                    cursor.cursor.copy(f"COPY {self.table} ({self._column_list}) FROM STDIN") as copy,
+                ):
                     for row in rows:
                         copy.write_row(row)
                         loaded += 1
@@ -82,7 +87,8 @@ class StagingTable:
                 options = "FORMAT csv"
                 if not_null_text:
                     options += f", FORCE_NOT_NULL ({', '.join(quote(column) for column in not_null_text)})"
-                with cursor.cursor.copy(f"COPY {self.table} ({self._column_list}) FROM STDIN ({options})") as copy:
+                copying = f"COPY {self.table} ({self._column_list}) FROM STDIN ({options})"
+                with connection.wrap_database_errors, cursor.cursor.copy(copying) as copy:  # as in load_rows
                     while block := file.read(COPY_BLOCK):
                         copy.write(block)
                 return

@@ -41,6 +41,7 @@ from usage.models import (
 from usage.parsers.base import (
     DirectoryEntry,
     Format,
+    NotColumnar,
     OutcomeRow,
     ParseContext,
     ParseError,
@@ -50,7 +51,7 @@ from usage.parsers.base import (
     UsageRow,
     looks_like_json,
 )
-from usage.parsers.payload import open_text, read_sample
+from usage.parsers.payload import open_guarded, open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.audit import audit_record
 from usage.services.bulk import BackgroundWrites, staged_upsert
@@ -467,7 +468,78 @@ def _reading(batch: ImportBatch) -> _Reading:
 
 def _parse(batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
     """Read every row into the outcome (daily records in memory, hours into the spool); `progress` is given the
-    rows read every PROGRESS_EVERY_ROWS rows. Makes no query of its own."""
+    rows read as the parse goes. Makes no query of its own (the spool's thread may, _parse_and_store)."""
+    outcome = _parse_summed(batch, reading, hours, progress) or _parse_rows(reading, hours, progress)
+    fmt, ctx = reading.format, reading.ctx
+    outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
+    rejected = outcome.rows_rejected
+    if rejected and not batch.import_good_rows:
+        first = outcome.errors[0]
+        raise _RowsRejected(
+            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
+            "Fix the file, or re-import choosing 'import the good rows'.",
+            outcome.errors,
+            {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
+        )
+    if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
+        raise ParseError(f"no usage rows found (read as {fmt.label})")
+    return outcome
+
+
+def _parse_summed(
+    batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Callable[[int], None]
+) -> _Outcome | None:
+    """The outcome from the format's columnar reader (Format.summed: a block of rows summed at a time), or None
+    where it has none or the file is not for it (NotColumnar): then nothing of this attempt is kept, and the file is
+    read row by row. The hours it merged already (_parse_and_store) are rolled back to a savepoint."""
+    if not settings.TOKENBOARD_IMPORT_COLUMNAR:
+        return None
+    fmt = reading.format
+    outcome = _Outcome(fmt.name, hours=hours)
+    records = outcome.records
+    savepoint = transaction.savepoint() if connection.in_atomic_block else None
+    try:
+        with open_guarded(reading.path, **reading.limits) as (binary, encoding):
+            blocks = fmt.summed(binary, reading.ctx) if encoding in ("utf-8", "utf-8-sig") else None
+            if blocks is None:
+                return None
+            for block in blocks:
+                for key, (*counts, requests, cost) in block.records:
+                    acc = records.get(key)
+                    if acc is None:
+                        oversized = _oversized_field(key)
+                        if oversized:
+                            raise NotColumnar(oversized)
+                        acc = records[key] = Accumulated()
+                    acc.input_tokens += counts[0]
+                    acc.cache_write_tokens += counts[1]
+                    acc.cache_read_tokens += counts[2]
+                    acc.output_tokens += counts[3]
+                    acc.requests = (acc.requests or 0) + requests
+                    if cost is None:
+                        acc.has_unbilled_rows = True
+                    else:
+                        acc.billed_cost += cost
+                        acc.has_billed_cost = True
+                outcome.identity_emails.update(block.emails)
+                hours.add_summed(block)
+                outcome.rows_read += block.rows
+                outcome.rows_imported += block.rows
+                progress(outcome.rows_read)
+    except NotColumnar as reason:
+        hours.discard()
+        if savepoint is not None:
+            transaction.savepoint_rollback(savepoint)
+        logger.info("import %s: read row by row (%s)", batch.pk, reason)
+        return None
+    if savepoint is not None:
+        transaction.savepoint_commit(savepoint)
+    return outcome
+
+
+def _parse_rows(reading: _Reading, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
+    """The outcome from the format's parser, a row at a time; `progress` is given the rows read every
+    PROGRESS_EVERY_ROWS rows."""
     fmt, ctx = reading.format, reading.ctx
     outcome = _Outcome(fmt.name, hours=hours)
     records = outcome.records
@@ -484,7 +556,7 @@ def _parse(batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Ca
                 key = (item.day, item.provider, item.account, identity_key, item.model, item.usage_kind)
                 acc = records.get(key)
                 if acc is None:
-                    oversized = _oversized_field(item)  # checked once per key, not per row
+                    oversized = _oversized_field(key)  # checked once per key, not per row
                     if oversized:
                         rows_imported -= 1
                         outcome.rows_rejected += 1
@@ -536,18 +608,6 @@ def _parse(batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Ca
             if rows_read % PROGRESS_EVERY_ROWS == 0:
                 progress(rows_read)
     outcome.rows_read, outcome.rows_imported = rows_read, rows_imported
-    outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
-    rejected = outcome.rows_rejected
-    if rejected and not batch.import_good_rows:
-        first = outcome.errors[0]
-        raise _RowsRejected(
-            f"{batch.original_name}: {rejected:,} bad row(s), file rejected whole (first: {import_error_text(first)}). "
-            "Fix the file, or re-import choosing 'import the good rows'.",
-            outcome.errors,
-            {"rows_read": outcome.rows_read, "rows_rejected": rejected, "rows_skipped": outcome.rows_skipped},
-        )
-    if outcome.rows_imported == 0 and not rejected and outcome.rows_skipped == 0:
-        raise ParseError(f"no usage rows found (read as {fmt.label})")
     return outcome
 
 
@@ -569,12 +629,13 @@ def _column_mapping(name: str) -> dict[str, str]:
 FIELD_LIMITS = (("model", 200), ("account", 255), ("identity_value", 500), ("usage_kind", 50))
 
 
-def _oversized_field(row: UsageRow) -> str | None:
+def _oversized_field(key: RecordKey) -> str | None:
     """The database's column limits, as a row error rather than a failed transaction."""
+    _day, _provider, account, (_, _, identity_value), model, usage_kind = key
+    values = {"model": model, "account": account, "identity_value": identity_value, "usage_kind": usage_kind}
     for name, limit in FIELD_LIMITS:
-        value = getattr(row, name)
-        if len(value) > limit:
-            return f"{name} is longer than {limit} characters ({value[:40]}…)"
+        if len(values[name]) > limit:
+            return f"{name} is longer than {limit} characters ({values[name][:40]}…)"
     return None
 
 

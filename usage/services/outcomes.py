@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO
 
-from django.db import connection
+from django.db import IntegrityError, connection
 
 from usage.models import Identity, ImportBatch, OutcomeRecord, UsageHour
-from usage.parsers.base import OutcomeRow, UsageRow
+from usage.parsers.base import SUMMED_HOURS, OutcomeRow, SummedBlock, UsageRow
 from usage.services.bulk import BackgroundWrites, StagingTable
 
 OUTCOME_FIGURES = ("commits", "pull_requests", "lines_added", "lines_accepted")
@@ -75,13 +75,7 @@ class HourSpool:
         if not self.buffer:
             return
         numbers, days, models, merged = self.identity_numbers, self._day_text, self._model_text, self._merged
-        new = {key[0] for key in self.buffer}.difference(numbers)
-        if new and self._writes is not None:
-            self._writes.wait()  # the connection is the thread's until then
-            numbers.update(self._identity_ids(new))
-        else:
-            first = len(numbers)
-            numbers.update((key, first + index) for index, key in enumerate(new))
+        self._number(key[0] for key in self.buffer)
         lines, again = [], []
         for (identity_key, day, hour, model), (requests, prompt, output, total) in self.buffer.items():
             number = numbers[identity_key]
@@ -99,14 +93,90 @@ class HourSpool:
                     continue
                 merged[number, day, model] = hours | 1 << hour
             lines.append(line)
+        self._write("".join(lines), "".join(again))
+        self.lines += len(lines) + len(again)
+        self.buffer.clear()
+
+    def add_summed(self, block: SummedBlock) -> None:
+        """A columnar reader's hours (SummedBlock.hours: already summed per key within the block), written out at
+        once, as a full buffer is."""
+        import pyarrow as pa
+
+        self.flush()
+        hours = block.hours
+        if not hours.num_rows:
+            return
+        keys = block.identity_keys
+        self._number(keys[code] for code in hours["identity"].unique().to_pylist())
+        numbers = pa.array([self.identity_numbers.get(key, -1) for key in keys], pa.int64())
+        hours = hours.set_column(0, "identity", numbers.take(hours["identity"]))
+        first, again = self._split_merged(hours) if self._merged is not None else (hours, None)
+        self._write(_csv_lines(first), _csv_lines(again) if again is not None else "")
+        self.lines += hours.num_rows
+
+    def discard(self) -> None:
+        """Forget everything spooled (the import reads its file again another way); the hours already merged are
+        the caller's to roll back."""
         if self._writes is not None:
-            self._writes.send(("".join(lines), "".join(again)))
+            self._writes.wait()
+        self.buffer.clear()
+        self.identity_numbers.clear()
+        self.close()
+        self.lines = 0
+        if self._merged is not None:
+            self._merged = {}
+
+    def _number(self, identity_keys: Iterable[tuple]) -> None:
+        """Give the identity keys not numbered yet their number: their Identity id when merging as written."""
+        numbers = self.identity_numbers
+        new = set(identity_keys).difference(numbers)
+        if new and self._writes is not None:
+            self._writes.wait()  # the connection is the thread's until then
+            numbers.update(self._identity_ids(new))
+        else:
+            first = len(numbers)
+            numbers.update((key, first + index) for index, key in enumerate(new))
+
+    def _split_merged(self, hours):
+        """The hours this import merges for the first time, and those it merged from an earlier block (added to
+        what it stored): as `flush` tells them apart, a (identity, day, model) at a time."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        key = ["identity", "day", "model"]
+        bit = pc.shift_left(pa.scalar(1, pa.int32()), hours["hour"].cast(pa.int32()))
+        groups = (
+            hours.select(key).append_column("bit", bit).group_by(key, use_threads=False).aggregate([("bit", "sum")])
+        )
+        merged, repeated = self._merged, []
+        for number, day, model, bits in zip(*(groups[name].to_pylist() for name in (*key, "bit_sum")), strict=True):
+            before = merged.get((number, day, model), 0)
+            if before & bits:
+                repeated.append((number, day, model, before & bits))
+            merged[number, day, model] = before | bits
+        if not repeated:
+            return hours, None
+        numbers, days, models, bits = zip(*repeated, strict=True)
+        again_bits = pa.table(
+            {
+                "identity": pa.array(numbers, pa.int64()),
+                "day": pa.array(days, pa.date32()),
+                "model": pa.array(models, pa.string()),
+                "again": pa.array(bits, pa.int32()),
+            }
+        )
+        joined = hours.join(again_bits, keys=key, join_type="left outer")
+        shifted = pc.shift_right(pc.fill_null(joined["again"], 0), joined["hour"].cast(pa.int32()))
+        again = pc.equal(pc.bit_wise_and(shifted, 1), 1)
+        return joined.filter(pc.invert(again)), joined.filter(again)
+
+    def _write(self, lines: str, again: str) -> None:
+        if self._writes is not None:
+            self._writes.send((lines, again))
         else:
             if self.file is None:
                 self.file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
-            self.file.write("".join(lines))
-        self.lines += len(lines) + len(again)
-        self.buffer.clear()
+            self.file.write(lines + again)
 
     def close(self) -> None:
         if self.file is not None:
@@ -130,6 +200,15 @@ def csv_cell(text: str) -> str:
     return text
 
 
+def _csv_lines(hours) -> str:
+    """A pyarrow table of hours as the spool's CSV lines (its columns in SUMMED_HOURS order; no header)."""
+    import pyarrow.csv as pa_csv
+
+    out = io.BytesIO()
+    pa_csv.write_csv(hours.select(SUMMED_HOURS), out, write_options=pa_csv.WriteOptions(include_header=False))
+    return out.getvalue().decode()
+
+
 HOUR_FIGURES = ("requests", "input_tokens", "output_tokens", "total_tokens")
 
 
@@ -148,6 +227,7 @@ def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, Identity]) -> i
         return 0
     numbers = StagingTable("usage_hour_identity", [("number", "integer"), ("identity_id", "bigint")])
     numbers.load_rows((number, identities[key].pk) for key, number in hours.identity_numbers.items())
+    hour_identities_lock(numbers.table)
     stage = StagingTable("usage_hour_stage", [("number", "integer"), *HOUR_STAGE])
     stage.load_csv(hours.file, not_null_text=["model"])
     written = stage.merge_into(
@@ -171,24 +251,34 @@ class HoursMerge:
 
     def __init__(self) -> None:
         self.stage = StagingTable("usage_hour_stage", [("identity_id", "bigint"), *HOUR_STAGE])
-        # Each new hour's identity is checked as its buffer is merged, while the parse goes on, not all at the
-        # COMMIT after it (its foreign key is deferred): a million checks were most of a 1M-row import's COMMIT.
-        with connection.cursor() as cursor:
-            table = UsageHour._meta.db_table
-            for name, constraint in connection.introspection.get_constraints(cursor, table).items():
-                if constraint["foreign_key"] and constraint["columns"] == ["identity_id"]:
-                    cursor.execute(f"SET CONSTRAINTS {connection.ops.quote_name(name)} IMMEDIATE")
 
     def __call__(self, written: tuple[str, str]) -> None:
         for lines, adding in zip(written, (False, True), strict=True):
             if lines:
                 self.stage.load_csv(io.StringIO(lines), not_null_text=["model"])
+                hour_identities_lock(self.stage.table)
                 columns = [*HOUR_KEY, *HOUR_FIGURES]
                 self.stage.merge_into(UsageHour, columns, unique=HOUR_KEY, updated=HOUR_FIGURES, adding=adding)
                 self.stage.empty()
 
     def drop(self) -> None:
         self.stage.drop()
+
+
+def hour_identities_lock(staged: str) -> None:
+    """The foreign key of the hours staged in `staged` (its identity_id column), checked for the whole buffer at
+    once: every identity exists, and is locked against deletion until the import commits, as a foreign key's
+    check per row would (UsageHour.identity has none in the database, for speed)."""
+    identity = connection.ops.quote_name(Identity._meta.db_table)
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT s.identity_id FROM {staged} s WHERE s.identity_id NOT IN "
+            f"(SELECT i.id FROM {identity} i WHERE i.id IN (SELECT identity_id FROM {staged}){lock})"
+        )
+        missing = [row[0] for row in cursor.fetchall()]
+    if missing:
+        raise IntegrityError(f"usage hours name identities that do not exist: {missing[:10]}")
 
 
 def outcome_key(identity_key: tuple, row: OutcomeRow) -> tuple:
