@@ -287,7 +287,7 @@ def database_reset(fmt: str) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE usage_usagerecord, usage_importbatch, usage_identity, usage_membership, usage_person, "
+            "TRUNCATE usage_usagerecord, usage_usagehour, usage_importbatch, usage_identity, usage_membership, usage_person, "
             "usage_dailyrollup, usage_standingwindow, usage_teammemberstanding, usage_personstanding, "
             "usage_teamstanding, usage_standingsdirtyday, usage_standingsstate RESTART IDENTITY CASCADE"
         )
