@@ -181,7 +181,7 @@ def test_drill_a_database_connection_cut_mid_import_stores_nothing_and_runs_agai
         monkeypatch.setattr(imports, "_guarded", cut_after_some_rows)
         cut, kept = (imports, "_guarded"), parse_guarded
     else:
-        monkeypatch.setattr(cursor_summed, "BLOCK_BYTES", 16 * 1024)  # about 80 events a block
+        monkeypatch.setattr(cursor_summed, "CHUNK_BYTES", 16 * 1024)  # about 80 events a block
         summed = cursor_summed._summed
         blocks = []
 

@@ -1,10 +1,12 @@
-"""The columnar reader of Cursor team CSVs (usage.parsers.cursor_summed, Format.summed): a file is stored exactly
-as the row parser stores it, whatever its columns, conventions, time zone and block boundaries; a file it cannot
-read exactly is read row by row, which names the file, line and reason of anything bad, and nothing of the
-attempt is kept (on PostgreSQL its merged hours are rolled back)."""
+"""The columnar readers (Format.summed) of Cursor team CSVs (usage.parsers.cursor_summed) and OpenAI usage pages
+(usage.parsers.openai_summed): a file is stored exactly as the row parser stores it, whatever its columns,
+conventions, time zone and chunk boundaries; a file they cannot read exactly is read row by row, which names the
+file, line and reason of anything bad, and nothing of the attempt is kept (on PostgreSQL its merged hours are
+rolled back)."""
 
 import csv
 import io
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -13,9 +15,10 @@ from django.db import IntegrityError, connection, transaction
 
 from tests.factories import PersonFactory
 from usage.models import Identity, ImportBatch, UsageHour, UsageRecord
-from usage.parsers import cursor_summed
+from usage.parsers import cursor_summed, openai_summed
 from usage.parsers.base import NotColumnar, ParseContext
 from usage.parsers.cursor_csv import FORMAT as CURSOR
+from usage.parsers.openai_usage import FORMAT as OPENAI
 from usage.parsers.payload import open_guarded
 from usage.services.imports import import_batch_create, import_batch_process
 from usage.services.outcomes import HoursMerge, hour_identities_lock
@@ -125,7 +128,7 @@ def summed_reads(content: bytes, tmp_path, ctx: ParseContext | None = None) -> l
 @pytest.fixture
 def small_blocks(monkeypatch):
     # A block of about 20 events: keys and hours come back in later blocks, and must add up.
-    monkeypatch.setattr(cursor_summed, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(cursor_summed, "CHUNK_BYTES", 4096)
 
 
 @pytest.mark.parametrize(
@@ -294,3 +297,135 @@ def test_the_identity_check_finds_every_missing_identity_on_sqlite_too():
     staged = "pg_temp.staged_ids" if connection.vendor == "postgresql" else "temp.staged_ids"
     with pytest.raises(IntegrityError, match=f"\\[{identity.pk + 1000}\\]"):
         hour_identities_lock(staged)
+
+
+# --- OpenAI usage pages (usage.parsers.openai_summed) ---------------------------------------------------------------
+
+
+def openai_pages(seed: int, *, pages: int = 12, buckets: int = 6, results: int = 8) -> list[dict]:
+    """Random OpenAI usage pages: hourly and daily buckets around a DST change, results by user, key, project or no
+    one (empty strings and nulls among the ids), unknown and missing object names, null cached counts and models."""
+    rng = random.Random(seed)
+    start = int(datetime(2026, 10, 24, 20, tzinfo=UTC).timestamp())
+    objects = [
+        "organization.usage.completions.result",
+        "organization.usage.embeddings.result",
+        "organization.usage.something_new.result",
+        None,
+    ]
+    out = []
+    for _ in range(pages):
+        data = []
+        for _ in range(buckets):
+            first = start + 3600 * rng.randrange(0, 30)
+            daily = rng.random() < 0.2
+            bucket = {"object": "bucket", "start_time": first, "end_time": first + (86400 if daily else 3600)}
+            bucket["results"] = []
+            for _ in range(results):
+                all_input = rng.randrange(0, 100_000)
+                cached = rng.choice([None, rng.randrange(0, all_input + 1)])
+                cache_write = rng.randrange(0, all_input - (cached or 0) + 1)
+                result = {
+                    "object": rng.choice(objects),
+                    "input_tokens": all_input,
+                    "output_tokens": rng.randrange(0, 9000),
+                    "input_cached_tokens": cached,
+                    "input_cache_write_tokens": cache_write,
+                    "num_model_requests": rng.randrange(0, 40),
+                    "project_id": rng.choice([None, "", "proj_a", "proj_b"]),
+                    "user_id": rng.choice([None, "", "user-ada", "user-bo", "user-cy"]),
+                    "api_key_id": rng.choice([None, "", "key_1"]),
+                    "model": rng.choice(["gpt-5", "gpt-4.1-mini", None]),
+                    "batch": None,
+                }
+                bucket["results"].append(result)
+            data.append(bucket)
+        out.append({"object": "page", "data": data, "has_more": False, "next_page": None})
+    return out
+
+
+def json_lines(pages: list) -> bytes:
+    return ("\n".join(json.dumps(page) for page in pages) + "\n").encode()
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(openai_summed, "CHUNK_BYTES", 6000)  # a page or two a chunk
+
+
+def openai_summed_reads(content: bytes, tmp_path) -> list:
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(content)
+    with open_guarded(str(path), max_decompressed=10**9) as (binary, _encoding):
+        return list(OPENAI.summed(binary, ParseContext()))
+
+
+@pytest.mark.parametrize(("seed", "zone"), [(21, "Europe/Berlin"), (22, "America/Los_Angeles"), (23, "Asia/Kolkata")])
+def test_openai_pages_are_stored_by_the_columnar_reader_exactly_as_by_the_row_parser(
+    settings, small_chunks, tmp_path, seed, zone
+):
+    settings.TIME_ZONE = zone
+    content = json_lines(openai_pages(seed))
+    assert len(openai_summed_reads(content, tmp_path)) > 5  # read in several chunks
+    by_rows, summed = both_ways(settings, content, name="usage.jsonl")
+    assert by_rows[0][0] == "succeeded", by_rows[0]
+    assert summed == by_rows
+    records, hours, identities = summed[1]
+    assert len(records) > 50 and len(hours) > 50
+    assert {kind for _provider, kind, *_ in identities} == {"user_id", "api_key", "project"}
+
+
+def _result(pages: list) -> dict:
+    return pages[-1]["data"][-1]["results"][-1]
+
+
+OPENAI_CHANGES = [
+    # (what is changed in the last result or bucket, what the row parser refuses it with; "" where it reads it)
+    (lambda pages: _result(pages).update(input_tokens=str(_result(pages)["input_tokens"])), ""),  # a count as text
+    (lambda pages: _result(pages).update(output_tokens=12.0), ""),  # a whole float
+    (lambda pages: _result(pages).update(num_model_requests=None), ""),  # null: 0
+    (lambda pages: _result(pages).pop("num_model_requests") and _result(pages).update(num_requests=3), ""),
+    (lambda pages: pages[-1]["data"][-1].update(start_time=pages[-1]["data"][-1]["start_time"] * 1000), ""),  # ms
+    (lambda pages: pages[-1]["data"][-1].pop("end_time"), ""),  # an hour from its start alone
+    (lambda pages: _result(pages).update(user_id=42), ""),  # an id as a number
+    (lambda pages: _result(pages).update(output_tokens=-1), "is negative"),
+    (lambda pages: _result(pages).update(input_tokens=0, input_cached_tokens=5), "exceed input_tokens"),
+    (lambda pages: pages[-1]["data"][-1].update(start_time="yesterday"), "is not a date/time"),
+    (lambda pages: pages[-1]["data"][-1].update(results=None), "bucket without a 'results' list"),
+]
+
+
+@pytest.mark.parametrize(("change", "refused"), OPENAI_CHANGES)
+def test_a_value_the_columnar_reader_cannot_take_exactly_sends_openai_pages_to_the_row_parser(
+    settings, small_chunks, tmp_path, change, refused
+):
+    pages = openai_pages(24)
+    change(pages)
+    content = json_lines(pages)
+    with pytest.raises(NotColumnar):
+        openai_summed_reads(content, tmp_path)
+    by_rows, summed = both_ways(settings, content, name="usage.jsonl")
+    assert summed == by_rows
+    if refused:
+        assert by_rows[0][0] == "failed" and f"line {len(pages)}: " in by_rows[0][1] and refused in by_rows[0][1]
+    else:
+        assert by_rows[0][0] == "succeeded", by_rows[0]
+
+
+@pytest.mark.parametrize(
+    ("layout", "columnar"),
+    [
+        pytest.param(lambda pages: json.dumps(pages[0], indent=2), True, id="a-page-over-several-lines"),
+        pytest.param(lambda pages: json.dumps(pages), False, id="an-array-of-pages"),
+    ],
+)
+def test_other_layouts_of_openai_pages_are_stored_alike(settings, tmp_path, layout, columnar):
+    content = layout(openai_pages(25, pages=3)).encode()
+    if columnar:
+        assert openai_summed_reads(content, tmp_path)  # pyarrow reads a whole object over several lines too
+    else:
+        with pytest.raises(NotColumnar):
+            openai_summed_reads(content, tmp_path)
+    by_rows, summed = both_ways(settings, content, name="usage.json")
+    assert by_rows[0][0] == "succeeded", by_rows[0]
+    assert summed == by_rows

@@ -6,7 +6,7 @@ input_cache_write_tokens. Hourly (or finer) buckets go to the org-local day; dai
 
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import IO
+from typing import IO, BinaryIO
 
 from .base import (
     Format,
@@ -15,6 +15,7 @@ from .base import (
     ParseError,
     RowError,
     Sample,
+    SummedBlock,
     UsageRow,
     check_day,
     load_json_documents,
@@ -71,6 +72,11 @@ class OpenAIUsage(Format):
                 raise ParseError("not an OpenAI usage page: expected an object with a 'data' list of buckets", line)
             for bucket in page["data"]:
                 yield from self._bucket(bucket, line, ctx)
+
+    def summed(self, binary: BinaryIO, ctx: ParseContext) -> Iterator[SummedBlock]:
+        from .openai_summed import summed_blocks  # pyarrow: loaded by the imports that read this way only
+
+        return summed_blocks(binary, ctx)
 
     def _bucket(self, bucket: object, line: int, ctx: ParseContext) -> Iterator[ParsedItem]:
         if not isinstance(bucket, dict) or not isinstance(bucket.get("results"), list):
