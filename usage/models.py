@@ -919,10 +919,11 @@ class UsageHour(models.Model):
     logs): the day's hourly shape that the anomaly rules and the review page read. Written with the usage, in
     the import's transaction; a re-import replaces the hours it covers."""
 
-    # No index of its own: usage_hour_unique (identity, day, hour, model) serves every lookup by identity, and an
-    # import writes about one hour per row of an hourly export (docs/PERFORMANCE.md, Ingest). No database foreign
-    # key either: its check per row was 40 % of a million hours' merge. The import checks and locks each buffer's
-    # identities at once instead (usage.services.outcomes.hour_identities_lock), and PROTECT guards deletes.
+    # One index: usage_hour_unique (day, identity, hour, model) serves the reads (a range of days; an identity's
+    # day), and an import writes about one hour per row of an hourly export, each index costing a share of it
+    # (docs/PERFORMANCE.md, Ingest). No database foreign key either: its check per row was 40 % of a million hours'
+    # merge. The import checks and locks each buffer's identities at once instead
+    # (usage.services.outcomes.hour_identities_lock), and PROTECT guards deletes.
     identity = models.ForeignKey(
         Identity, on_delete=models.PROTECT, related_name="usage_hours", db_index=False, db_constraint=False
     )
@@ -936,10 +937,9 @@ class UsageHour(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["identity", "day", "hour", "model"], name="usage_hour_unique"),
+            models.UniqueConstraint(fields=["day", "identity", "hour", "model"], name="usage_hour_unique"),
             models.CheckConstraint(condition=Q(hour__lte=23), name="usage_hour_in_day"),
         ]
-        indexes = [models.Index(fields=["day", "identity"], name="usage_hour_day_identity")]
 
     def __str__(self) -> str:
         return f"{self.identity_id} {self.day} {self.hour:02d}h {self.total_tokens}"
