@@ -75,9 +75,8 @@ def main() -> None:
     from usage.services import bulk, outcomes
 
     outcomes.HoursMerge.__call__ = timed("hour merges", outcomes.HoursMerge.__call__)
-    # … and their parts: the hours copied into the stage, their identities checked, the stage merged into UsageHour.
+    # … and their parts: the hours copied into the stage, then merged into UsageHour (the records' merge is in "records").
     bulk.StagingTable.load_csv = timed("  COPY", bulk.StagingTable.load_csv)
-    outcomes.hour_identities_lock = timed("  identities", outcomes.hour_identities_lock)
     bulk.StagingTable.merge_into = timed("  merge", bulk.StagingTable.merge_into)
     bulk.BackgroundWrites.send = timed("parse waits", bulk.BackgroundWrites.send)
     bulk.BackgroundWrites.wait = timed("end waits", bulk.BackgroundWrites.wait)

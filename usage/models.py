@@ -922,7 +922,7 @@ class UsageHour(models.Model):
     # One index: usage_hour_unique (day, identity, hour, model) serves the reads (a range of days; an identity's
     # day), and an import writes about one hour per row of an hourly export, each index costing a share of it
     # (docs/PERFORMANCE.md, Ingest). No database foreign key either: its check per row was 40 % of a million hours'
-    # merge. The import checks and locks each buffer's identities at once instead
+    # merge. The import checks and locks each of its identities once instead
     # (usage.services.outcomes.hour_identities_lock), and PROTECT guards deletes.
     identity = models.ForeignKey(
         Identity, on_delete=models.PROTECT, related_name="usage_hours", db_index=False, db_constraint=False

@@ -10,6 +10,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 
@@ -279,24 +280,31 @@ def test_hours_added_across_blocks_are_summed_once(settings, small_blocks, monke
     assert again.status == "succeeded" and stored() == once
 
 
-@pytest.mark.needs_services
 def test_hours_naming_an_identity_that_does_not_exist_are_refused():
-    with transaction.atomic():
-        merge = HoursMerge()
-        with pytest.raises(IntegrityError, match="identities that do not exist: \\[987654\\]"):
-            merge(("987654,2026-09-01,10,gpt-5,1,2,3,5\n", ""))
-        transaction.set_rollback(True)
-    assert not UsageHour.objects.exists()
-
-
-def test_the_identity_check_finds_every_missing_identity_on_sqlite_too():
     identity = Identity.objects.create(provider="cursor", kind="email", value="ada@acme.example")
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TEMPORARY TABLE staged_ids (identity_id bigint)")
-        cursor.execute("INSERT INTO staged_ids VALUES (%s), (%s)", [identity.pk, identity.pk + 1000])
-    staged = "pg_temp.staged_ids" if connection.vendor == "postgresql" else "temp.staged_ids"
-    with pytest.raises(IntegrityError, match=f"\\[{identity.pk + 1000}\\]"):
-        hour_identities_lock(staged)
+    with pytest.raises(IntegrityError, match=f"identities that do not exist: \\[{identity.pk + 1000}\\]"):
+        hour_identities_lock([identity.pk, identity.pk + 1000])
+
+
+@pytest.mark.needs_services
+def test_an_identity_an_import_writes_hours_of_cannot_be_deleted_until_it_commits(transactional_db):
+    """What the foreign key's check did for each hour, once per identity: it locks the row against deletion."""
+    identity = Identity.objects.create(provider="cursor", kind="email", value="ada@acme.example")
+    db = connection.settings_dict
+    other = psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres", dbname=db["NAME"]
+    )
+    try:
+        with transaction.atomic():
+            hour_identities_lock([identity.pk])
+            other.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("DELETE FROM usage_identity WHERE id = %s", [identity.pk])
+            other.rollback()
+        other.execute("DELETE FROM usage_identity WHERE id = %s", [identity.pk])  # the import committed
+        other.commit()
+    finally:
+        other.close()
 
 
 # --- OpenAI usage pages (usage.parsers.openai_summed) ---------------------------------------------------------------

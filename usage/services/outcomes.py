@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import IO
 
 from django.db import IntegrityError, connection
@@ -132,7 +132,9 @@ class HourSpool:
         new = set(identity_keys).difference(numbers)
         if new and self._writes is not None:
             self._writes.wait()  # the connection is the thread's until then
-            numbers.update(self._identity_ids(new))
+            ids = self._identity_ids(new)
+            hour_identities_lock(ids.values())
+            numbers.update(ids)
         else:
             first = len(numbers)
             numbers.update((key, first + index) for index, key in enumerate(new))
@@ -227,15 +229,16 @@ def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, Identity]) -> i
         return 0
     numbers = StagingTable("usage_hour_identity", [("number", "integer"), ("identity_id", "bigint")])
     numbers.load_rows((number, identities[key].pk) for key, number in hours.identity_numbers.items())
-    hour_identities_lock(numbers.table)
+    hour_identities_lock([identities[key].pk for key in hours.identity_numbers])
     stage = StagingTable("usage_hour_stage", [("number", "integer"), *HOUR_STAGE])
     stage.load_csv(hours.file, not_null_text=["model"])
+    key = [f"{'i' if name == 'identity_id' else 's'}.{name}" for name in HOUR_KEY]
     written = stage.merge_into(
         UsageHour,
         [*HOUR_KEY, *HOUR_FIGURES],
-        select=["i.identity_id", "s.day", "s.hour", "s.model", *(f"SUM(s.{name})" for name in HOUR_FIGURES)],
+        select=[*key, *(f"SUM(s.{name})" for name in HOUR_FIGURES)],
         joins=f"s JOIN {numbers.table} i ON i.number = s.number",
-        group_by=["i.identity_id", "s.day", "s.hour", "s.model"],
+        group_by=key,
         unique=HOUR_KEY,
         updated=HOUR_FIGURES,
     )
@@ -256,7 +259,6 @@ class HoursMerge:
         for lines, adding in zip(written, (False, True), strict=True):
             if lines:
                 self.stage.load_csv(io.StringIO(lines), not_null_text=["model"])
-                hour_identities_lock(self.stage.table)
                 columns = [*HOUR_KEY, *HOUR_FIGURES]
                 self.stage.merge_into(UsageHour, columns, unique=HOUR_KEY, updated=HOUR_FIGURES, adding=adding)
                 self.stage.empty()
@@ -265,18 +267,23 @@ class HoursMerge:
         self.stage.drop()
 
 
-def hour_identities_lock(staged: str) -> None:
-    """The foreign key of the hours staged in `staged` (its identity_id column), checked for the whole buffer at
-    once: every identity exists, and is locked against deletion until the import commits, as a foreign key's
-    check per row would (UsageHour.identity has none in the database, for speed)."""
-    identity = connection.ops.quote_name(Identity._meta.db_table)
+def hour_identities_lock(identity_ids: Collection[int]) -> None:
+    """What a foreign key's check of each hour would do, once per identity (UsageHour.identity has none in the
+    database, for speed): the identities exist, and stay until the import commits (FOR KEY SHARE, as that check
+    locks them)."""
     lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    wanted = sorted(set(identity_ids))
+    found: set[int] = set()
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT s.identity_id FROM {staged} s WHERE s.identity_id NOT IN "
-            f"(SELECT i.id FROM {identity} i WHERE i.id IN (SELECT identity_id FROM {staged}){lock})"
-        )
-        missing = [row[0] for row in cursor.fetchall()]
+        for start in range(0, len(wanted), BATCH):
+            part = wanted[start : start + BATCH]
+            cursor.execute(
+                f"SELECT id FROM {connection.ops.quote_name(Identity._meta.db_table)} "
+                f"WHERE id IN ({', '.join(['%s'] * len(part))}){lock}",
+                part,
+            )
+            found.update(row[0] for row in cursor.fetchall())
+    missing = [pk for pk in wanted if pk not in found]
     if missing:
         raise IntegrityError(f"usage hours name identities that do not exist: {missing[:10]}")
 
