@@ -83,6 +83,7 @@ from usage.periods import (
     org_today,
 )
 from usage.services.anomalies import anomalies_flag
+from usage.services.bulk import staged_upsert
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -180,9 +181,16 @@ def standings_mark_usage(changed: Iterable[tuple[date, int]]) -> None:
         return
     days = [{"day": day, "whole": False} for day in {day for day, _identity in changed}]
     _marks_upsert(StandingsDirtyDay, ["day"], days, ["marked_at"])  # a day marked whole stays whole
-    identities = [{"day": day, "identity_id": identity} for day, identity in changed]
-    for start in range(0, len(identities), MARK_CHUNK):
-        _marks_upsert(StandingsDirtyIdentity, ["day", "identity_id"], identities[start : start + MARK_CHUNK])
+    # Staged (COPY on PostgreSQL), not bulk_create: a 1M-row export marks 45,000–85,000 pairs, and building that many
+    # model instances and parameters was a tenth of such an import's time after its parse.
+    now = timezone.now()
+    staged_upsert(
+        StandingsDirtyIdentity,
+        ["day", "identity_id", "marked_at"],
+        ((day, identity, now) for day, identity in changed),
+        unique=["day", "identity_id"],
+        updated=["marked_at"],
+    )
     queue.standings_refresh_on_commit()
 
 
