@@ -15,6 +15,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from tests.factories import PersonFactory
+from tests.usage.imported import stored
 from usage.models import Identity, ImportBatch, UsageHour, UsageRecord
 from usage.parsers import cursor_summed, openai_summed
 from usage.parsers.base import NotColumnar, ParseContext
@@ -85,18 +86,6 @@ def cursor_export(
 def run(content: bytes, name: str = "cursor.csv", **kwargs) -> ImportBatch:
     batch = import_batch_create(file=io.BytesIO(content), name=name, queue=False, **kwargs)
     return import_batch_process(batch.pk)
-
-
-def stored():
-    records = UsageRecord.objects.values_list(
-        "identity__value", "day", "model", "usage_kind", "input_tokens", "cache_write_tokens", "cache_read_tokens",
-        "output_tokens", "total_tokens", "requests", "cost_usd", "cost_source",
-    )  # fmt: skip
-    hours = UsageHour.objects.values_list(
-        "identity__value", "day", "hour", "model", "requests", "input_tokens", "output_tokens", "total_tokens"
-    )
-    identities = Identity.objects.values_list("provider", "kind", "value", "owner_email", "person__email")
-    return sorted(records), sorted(hours), sorted(identities)
 
 
 def forget_usage():

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, connections
 
 from bench.ingest import generate_cursor
+from tests.usage.imported import stored
 from usage.models import Identity, ImportBatch, UsageHour, UsageRecord
 from usage.services import imports
 from usage.services.bulk import BackgroundWrites
@@ -41,18 +42,6 @@ def run(path, name=None):
     with path.open("rb") as handle:
         batch = import_batch_create(file=handle, name=name or path.name, queue=False)
     return import_batch_process(batch.pk)
-
-
-def stored():
-    records = UsageRecord.objects.values_list(
-        "identity__value", "day", "model", "usage_kind", "input_tokens", "cache_write_tokens", "cache_read_tokens",
-        "output_tokens", "total_tokens", "requests", "cost_usd", "cost_source",
-    )  # fmt: skip
-    hours = UsageHour.objects.values_list(
-        "identity__value", "day", "hour", "model", "requests", "input_tokens", "output_tokens", "total_tokens"
-    )
-    identities = Identity.objects.values_list("provider", "kind", "value", "owner_email", "label", "person__email")
-    return sorted(records), sorted(hours), sorted(identities)
 
 
 def merges_counted(monkeypatch) -> list:

@@ -119,11 +119,16 @@ def _identity(raw: str) -> tuple[str, str, str]:
 
 def _counts(values, rows: int) -> pa.Array:
     """A token column as _count reads it: plain digits, an empty cell 0, no column 0."""
+    return _whole_numbers(values, rows, empty=0, digits=_COUNT, what="a token count")
+
+
+def _whole_numbers(values, rows: int, *, empty: int, digits: str, what: str) -> pa.Array:
+    """A column of plain digits (matching `digits`) as integers; an empty cell, or no column, is `empty`."""
     if values is None:
-        return constant(0, rows, pa.int64())
-    filled = pc.if_else(pc.equal(values, ""), "0", values)
-    if not all_true(pc.match_substring_regex(filled, _COUNT)):
-        raise NotColumnar("a token count that is not plain digits")
+        return constant(empty, rows, pa.int64())
+    filled = pc.if_else(pc.equal(values, ""), str(empty), values)
+    if not all_true(pc.match_substring_regex(filled, digits)):
+        raise NotColumnar(f"{what} that is not plain digits")
     return filled.cast(pa.int64())
 
 
@@ -144,12 +149,7 @@ def _cache_write(with_write, without_write, cache_read, output, totals) -> pa.Ar
 
 def _requests(values, rows: int) -> pa.Array:
     """One request an event, unless the file's Requests column says (an empty cell: one)."""
-    if values is None:
-        return constant(1, rows, pa.int64())
-    filled = pc.if_else(pc.equal(values, ""), "1", values)
-    if not all_true(pc.match_substring_regex(filled, _REQUESTS)):
-        raise NotColumnar("a Requests cell that is not plain digits")
-    return filled.cast(pa.int64())
+    return _whole_numbers(values, rows, empty=1, digits=_REQUESTS, what="a Requests cell")
 
 
 def _micros(costs) -> pa.Array:
