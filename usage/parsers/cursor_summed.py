@@ -5,7 +5,9 @@ It reads a file as CursorCSV.parse does, or not at all: at the first cell it can
 would (a timestamp in another form, a count with a comma or a NULL word, a cost that is not whole millionths of a
 dollar, a row of another width…) it raises NotColumnar, and the import reads the file row by row, naming each bad
 line and its reason. It reads the same guarded stream (usage.parsers.payload.open_guarded), so the limits on line
-length and blank runs hold here too.
+length and blank runs hold here too. One difference is left: a cell with text after its closing quote ("x"y) is xy
+to pyarrow, where Python's csv refuses the file as malformed. In a column the import reads, such a cell must still
+pass the checks here (a date, digits, an email, a cost); in the others it is not looked at.
 """
 
 from __future__ import annotations
