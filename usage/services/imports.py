@@ -497,12 +497,12 @@ def _parse_summed(
     fmt = reading.format
     outcome = _Outcome(fmt.name, hours=hours)
     records = outcome.records
-    savepoint = transaction.savepoint() if connection.in_atomic_block else None
-    try:
-        with open_guarded(reading.path, **reading.limits) as (binary, encoding):
-            blocks = fmt.summed(binary, reading.ctx) if encoding in ("utf-8", "utf-8-sig") else None
-            if blocks is None:
-                return None
+    with open_guarded(reading.path, **reading.limits) as (binary, encoding):
+        blocks = fmt.summed(binary, reading.ctx) if encoding in ("utf-8", "utf-8-sig") else None
+        if blocks is None:
+            return None
+        savepoint = transaction.savepoint() if connection.in_atomic_block else None
+        try:
             for block in blocks:
                 for key, (*counts, requests, cost) in block.records:
                     acc = records.get(key)
@@ -526,12 +526,12 @@ def _parse_summed(
                 outcome.rows_read += block.rows
                 outcome.rows_imported += block.rows
                 progress(outcome.rows_read)
-    except NotColumnar as reason:
-        hours.discard()
-        if savepoint is not None:
-            transaction.savepoint_rollback(savepoint)
-        logger.info("import %s: read row by row (%s)", batch.pk, reason)
-        return None
+        except NotColumnar as reason:
+            hours.discard()
+            if savepoint is not None:
+                transaction.savepoint_rollback(savepoint)
+            logger.info("import %s: read row by row (%s)", batch.pk, reason)
+            return None
     if savepoint is not None:
         transaction.savepoint_commit(savepoint)
     return outcome
