@@ -108,11 +108,12 @@ def both_ways(settings, content: bytes, **kwargs):
     return by_rows, ([getattr(summed, name) for name in BATCH_FIGURES], stored())
 
 
-def summed_reads(content: bytes, tmp_path, ctx: ParseContext | None = None) -> list:
-    path = tmp_path / "summed.csv"
+def summed_reads(content: bytes, tmp_path, fmt=CURSOR) -> list:
+    """The blocks `fmt`'s columnar reader makes of `content`."""
+    path = tmp_path / "summed"
     path.write_bytes(content)
     with open_guarded(str(path), max_decompressed=10**9) as (binary, _encoding):
-        return list(CURSOR.summed(binary, ctx or ParseContext()))
+        return list(fmt.summed(binary, ParseContext()))
 
 
 @pytest.fixture
@@ -171,6 +172,7 @@ BAD_CELLS = [
     ("Input (w/ Cache Write)", "12a", "is not a number"),
     ("Output Tokens", "-5", "is negative"),
     ("Date", "yesterday", "is not a date/time"),
+    ("Date", "2026-13-01T10:00:00Z", "is not a date/time"),  # the right form, but no such month
     ("Date", "1999-01-01T00:00:00Z", "out of range"),
     ("User", "not-an-email", "User is not an email"),
     ("Total Tokens", "7", "matches neither reading"),
@@ -350,20 +352,13 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(openai_summed, "CHUNK_BYTES", 6000)  # a page or two a chunk
 
 
-def openai_summed_reads(content: bytes, tmp_path) -> list:
-    path = tmp_path / "usage.jsonl"
-    path.write_bytes(content)
-    with open_guarded(str(path), max_decompressed=10**9) as (binary, _encoding):
-        return list(OPENAI.summed(binary, ParseContext()))
-
-
 @pytest.mark.parametrize(("seed", "zone"), [(21, "Europe/Berlin"), (22, "America/Los_Angeles"), (23, "Asia/Kolkata")])
 def test_openai_pages_are_stored_by_the_columnar_reader_exactly_as_by_the_row_parser(
     settings, small_chunks, tmp_path, seed, zone
 ):
     settings.TIME_ZONE = zone
     content = json_lines(openai_pages(seed))
-    assert len(openai_summed_reads(content, tmp_path)) > 5  # read in several chunks
+    assert len(summed_reads(content, tmp_path, OPENAI)) > 5  # read in several chunks
     by_rows, summed = both_ways(settings, content, name="usage.jsonl")
     assert by_rows[0][0] == "succeeded", by_rows[0]
     assert summed == by_rows
@@ -400,7 +395,7 @@ def test_a_value_the_columnar_reader_cannot_take_exactly_sends_openai_pages_to_t
     change(pages)
     content = json_lines(pages)
     with pytest.raises(NotColumnar):
-        openai_summed_reads(content, tmp_path)
+        summed_reads(content, tmp_path, OPENAI)
     by_rows, summed = both_ways(settings, content, name="usage.jsonl")
     assert summed == by_rows
     if refused:
@@ -419,10 +414,10 @@ def test_a_value_the_columnar_reader_cannot_take_exactly_sends_openai_pages_to_t
 def test_other_layouts_of_openai_pages_are_stored_alike(settings, tmp_path, layout, columnar):
     content = layout(openai_pages(25, pages=3)).encode()
     if columnar:
-        assert openai_summed_reads(content, tmp_path)  # pyarrow reads a whole object over several lines too
+        assert summed_reads(content, tmp_path, OPENAI)  # pyarrow reads a whole object over several lines too
     else:
         with pytest.raises(NotColumnar):
-            openai_summed_reads(content, tmp_path)
+            summed_reads(content, tmp_path, OPENAI)
     by_rows, summed = both_ways(settings, content, name="usage.json")
     assert by_rows[0][0] == "succeeded", by_rows[0]
     assert summed == by_rows

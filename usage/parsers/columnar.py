@@ -4,6 +4,7 @@ table, summed into a SummedBlock as the import sums UsageRows, one key at a time
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import BinaryIO
 
@@ -62,6 +63,16 @@ def line_chunks(binary: BinaryIO, size: int) -> Iterator[bytes]:
             lines, gathered = [], 0
     if lines:
         yield b"".join(lines)
+
+
+@contextmanager
+def arrow_refusals() -> Iterator[None]:
+    """pyarrow's errors on a file's content (a row of another width, a value it cannot convert, such as a date in
+    the right form but of no such month) as NotColumnar: the row parser names the line and reason."""
+    try:
+        yield
+    except pa.ArrowException as error:
+        raise NotColumnar(f"pyarrow: {error}") from None
 
 
 class Codes:

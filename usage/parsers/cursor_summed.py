@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from .base import NotColumnar, ParseContext, ParseError, SummedBlock
-from .columnar import MICROS, Keys, all_true, coded, constant, csv_chunks, local_day_and_hour, summed_block
+from .columnar import (
+    MICROS,
+    Keys,
+    all_true,
+    arrow_refusals,
+    coded,
+    constant,
+    csv_chunks,
+    local_day_and_hour,
+    summed_block,
+)
+from .cursor_csv import CursorCSV, cost_text
 from .payload import SAMPLE_BYTES
 from .tabular import ROW_ERRORS, email_or_blank
-
-if TYPE_CHECKING:
-    from .cursor_csv import CursorCSV
 
 CHUNK_BYTES = 4 * 1024 * 1024  # about 30,000 events read and summed at a time
 _ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"  # the form Cursor writes its event times in
@@ -54,7 +62,7 @@ def summed_blocks(fmt: CursorCSV, binary: BinaryIO, ctx: ParseContext) -> Iterat
     read = {name: names[index] for name, index in vars(columns).items() if name != "width" and index is not None}
     keys = Keys()
     for number, chunk in enumerate(csv_chunks(binary, CHUNK_BYTES)):
-        try:
+        with arrow_refusals():
             events = pa_csv.read_csv(
                 io.BytesIO(chunk),
                 read_options=pa_csv.ReadOptions(
@@ -68,10 +76,11 @@ def summed_blocks(fmt: CursorCSV, binary: BinaryIO, ctx: ParseContext) -> Iterat
                     quoted_strings_can_be_null=False,
                 ),
             )
-        except pa.ArrowException as error:
-            raise NotColumnar(f"pyarrow: {error}") from None
-        if events.num_rows:
-            yield _summed(events.combine_chunks().to_batches()[0], read, tz, fallback, keys)
+            block = (
+                _summed(events.combine_chunks().to_batches()[0], read, tz, fallback, keys) if events.num_rows else None
+            )
+        if block is not None:
+            yield block
 
 
 def _summed(batch, read: dict[str, str], tz: str, fallback: str, keys: Keys) -> SummedBlock:
@@ -156,8 +165,6 @@ def _requests(values, rows: int) -> pa.Array:
 
 def _micros(costs) -> pa.Array:
     """Each event's cost (cursor_csv.cost_text: "$0.42", "Included" → 0) in millionths of a dollar."""
-    from .cursor_csv import cost_text
-
     encoded = pc.dictionary_encode(costs)
     micros = []
     for text in encoded.dictionary.to_pylist():

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from .base import NotColumnar, ParseContext, SummedBlock
-from .columnar import Keys, all_true, checked, coded, line_chunks, local_day_and_hour, summed_block
+from .columnar import Keys, all_true, arrow_refusals, checked, coded, line_chunks, local_day_and_hour, summed_block
 from .openai_usage import DAY_SECONDS, MAX_COUNT, usage_kind_of
 
 # Whole lines are gathered up to this size and read as one block (a page, a line, of the largest exports is 9 MB).
@@ -48,18 +48,15 @@ def summed_blocks(binary: BinaryIO, ctx: ParseContext) -> Iterator[SummedBlock]:
     for chunk in line_chunks(binary, CHUNK_BYTES):
         if not chunk.lstrip().startswith(b"{"):
             raise NotColumnar("not a page a line")
-        try:
+        with arrow_refusals():
             pages = pa_json.read_json(
                 io.BytesIO(chunk),
                 read_options=pa_json.ReadOptions(block_size=len(chunk) + 1, use_threads=False),
                 parse_options=pa_json.ParseOptions(explicit_schema=PAGES, unexpected_field_behavior="ignore"),
             )
-            if pages.num_rows:
-                block = _summed(pages, tz, keys)
-                if block is not None:
-                    yield block
-        except pa.ArrowException as error:
-            raise NotColumnar(f"pyarrow: {error}") from None
+            block = _summed(pages, tz, keys) if pages.num_rows else None
+        if block is not None:
+            yield block
 
 
 def _summed(pages: pa.Table, tz: str, keys: Keys) -> SummedBlock | None:

@@ -285,7 +285,10 @@ def hour_identities_lock(identity_ids: Collection[int]) -> None:
             found.update(row[0] for row in cursor.fetchall())
     missing = [pk for pk in wanted if pk not in found]
     if missing:
-        raise IntegrityError(f"usage hours name identities that do not exist: {missing[:10]}")
+        raise IntegrityError(
+            f"usage hours name identities that do not exist: {missing[:10]} (deleted while the file was imported? "
+            "import it again)"
+        )
 
 
 def outcome_key(identity_key: tuple, row: OutcomeRow) -> tuple:
