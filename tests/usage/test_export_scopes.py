@@ -13,8 +13,17 @@ from django.utils import timezone
 from tests.factories import cursor_csv, imported
 from usage.models import ImportBatch, UsageRecord
 from usage.services.imports import import_batch_create, import_batch_process, import_batch_retry
+from usage.services.records import RecordSpool
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["held", "written out"])
+def records(request, monkeypatch):
+    """Every case with the import's records held in memory, and written out a record at a time
+    (usage.services.records): the scopes and what is superseded come out the same."""
+    if request.param == "written out":
+        monkeypatch.setattr(RecordSpool, "BUFFER", 1)
 
 
 def output_tokens() -> int:

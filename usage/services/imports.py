@@ -58,6 +58,7 @@ from usage.services.bulk import BackgroundWrites, staged_upsert
 from usage.services.identities import IdentityKey, identities_get_or_create, identities_resolve
 from usage.services.outcomes import HoursMerge, HourSpool, outcome_key, outcomes_upsert, usage_hours_upsert
 from usage.services.pricing import PriceBook
+from usage.services.records import Accumulated, RecordKey, RecordPair, RecordSpool
 from usage.services.standings import standings_mark_usage
 
 logger = logging.getLogger(__name__)
@@ -253,22 +254,6 @@ def import_rows_estimate(path: str, sample: Sample) -> int | None:
 # --- processing --------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)  # one per record, updated for every row: slots make the updates cheaper
-class Accumulated:
-    input_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_read_tokens: int = 0
-    output_tokens: int = 0
-    requests: int | None = None  # None while no row reported requests
-    billed_cost: Decimal = Decimal(0)
-    has_billed_cost: bool = False
-    cost_estimated_by_vendor: bool = False
-    has_unbilled_rows: bool = False
-
-
-RecordKey = tuple  # (day, provider, account, identity_key, model, usage_kind)
-
-
 def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> ImportBatch | None:
     """Process a stored import. Safe to run twice: only the claimant runs it, and a redelivered message
     (same claim id) may resume a run whose worker died. Returns None if another run owns it."""
@@ -292,12 +277,13 @@ def import_batch_process(batch_id: int, *, claim_id: str | None = None) -> Impor
         with (
             _Heartbeat(batch_id, claim_id) as heartbeat,
             HourSpool() as hours,
-        ):  # the spool's file goes whatever happens
+            RecordSpool() as records,
+        ):  # the spools' files go whatever happens
             reading = _reading(batch)
             if _pipelined():
-                _parse_and_store(batch, reading, claim_id, hours, heartbeat)
+                _parse_and_store(batch, reading, claim_id, records, hours, heartbeat)
             else:
-                _parse_then_store(batch, reading, claim_id, hours)
+                _parse_then_store(batch, reading, claim_id, records, hours)
     except ParseError as error:
         where = f"line {error.line}: " if error.line else ""
         errors = [{"line": error.line, "reason": error.reason}]
@@ -399,7 +385,8 @@ class _Heartbeat:
 @dataclass
 class _Outcome:
     format_name: str
-    records: dict[RecordKey, Accumulated] = field(default_factory=dict)
+    records: RecordSpool
+    hours: HourSpool
     directory: dict[IdentityKey, tuple[str, str, str]] = field(default_factory=dict)  # (email, label, owner)
     identity_emails: dict[IdentityKey, str] = field(default_factory=dict)
     identity_labels: dict[IdentityKey, str] = field(default_factory=dict)
@@ -410,7 +397,6 @@ class _Outcome:
     errors: list[dict] = field(default_factory=list)
     exported_at: datetime | None = None
     personal: bool = False
-    hours: HourSpool | None = None
     outcomes: dict = field(default_factory=dict)  # outcome_key → OutcomeRow
 
 
@@ -466,10 +452,12 @@ def _reading(batch: ImportBatch) -> _Reading:
     return _Reading(path, fmt, ctx, limits)
 
 
-def _parse(batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
+def _parse(
+    batch: ImportBatch, reading: _Reading, records: RecordSpool, hours: HourSpool, progress: Callable[[int], None]
+) -> _Outcome:
     """Read every row into the outcome (daily records in memory, hours into the spool); `progress` is given the
     rows read as the parse goes. Makes no query of its own (the spool's thread may, _parse_and_store)."""
-    outcome = _parse_summed(batch, reading, hours, progress) or _parse_rows(reading, hours, progress)
+    outcome = _parse_summed(batch, reading, records, hours, progress) or _parse_rows(reading, records, hours, progress)
     fmt, ctx = reading.format, reading.ctx
     outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal
     rejected = outcome.rows_rejected
@@ -487,7 +475,11 @@ def _parse(batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Ca
 
 
 def _parse_summed(
-    batch: ImportBatch, reading: _Reading, hours: HourSpool, progress: Callable[[int], None]
+    batch: ImportBatch,
+    reading: _Reading,
+    records: RecordSpool,
+    hours: HourSpool,
+    progress: Callable[[int], None],
 ) -> _Outcome | None:
     """The outcome from the format's columnar reader (Format.summed: a block of rows summed at a time), or None
     where it has none or the file is not for it (NotColumnar): then nothing of this attempt is kept, and the file is
@@ -495,8 +487,7 @@ def _parse_summed(
     if not settings.TOKENBOARD_IMPORT_COLUMNAR:
         return None
     fmt = reading.format
-    outcome = _Outcome(fmt.name, hours=hours)
-    records = outcome.records
+    outcome = _Outcome(fmt.name, records, hours)
     with open_guarded(reading.path, **reading.limits) as (binary, encoding):
         blocks = fmt.summed(binary, reading.ctx) if encoding in ("utf-8", "utf-8-sig") else None
         if blocks is None:
@@ -510,7 +501,7 @@ def _parse_summed(
                         oversized = _oversized_field(key)
                         if oversized:
                             raise NotColumnar(oversized)
-                        acc = records[key] = Accumulated()
+                        acc = records.new(key)
                     acc.input_tokens += counts[0]
                     acc.cache_write_tokens += counts[1]
                     acc.cache_read_tokens += counts[2]
@@ -527,6 +518,7 @@ def _parse_summed(
                 outcome.rows_imported += block.rows
                 progress(outcome.rows_read)
         except NotColumnar as reason:
+            records.discard()
             hours.discard()
             if savepoint is not None:
                 transaction.savepoint_rollback(savepoint)
@@ -537,12 +529,11 @@ def _parse_summed(
     return outcome
 
 
-def _parse_rows(reading: _Reading, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
+def _parse_rows(reading: _Reading, records: RecordSpool, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
     """The outcome from the format's parser, a row at a time; `progress` is given the rows read every
     PROGRESS_EVERY_ROWS rows."""
     fmt, ctx = reading.format, reading.ctx
-    outcome = _Outcome(fmt.name, hours=hours)
-    records = outcome.records
+    outcome = _Outcome(fmt.name, records, hours)
     # The two counters every row moves are locals (copied to the outcome below): this loop runs once per
     # row, and attribute updates on the outcome were a measurable share of a large import's time.
     rows_read = rows_imported = 0
@@ -563,7 +554,7 @@ def _parse_rows(reading: _Reading, hours: HourSpool, progress: Callable[[int], N
                         if len(outcome.errors) < MAX_LISTED_ERRORS:
                             outcome.errors.append({"line": item.line, "reason": oversized})
                         continue
-                    acc = records[key] = Accumulated()
+                    acc = records.new(key)
                 acc.input_tokens += item.input_tokens
                 acc.cache_write_tokens += item.cache_write_tokens
                 acc.cache_read_tokens += item.cache_read_tokens
@@ -662,18 +653,25 @@ def _pipelined() -> bool:
     return connection.vendor == "postgresql" and settings.TOKENBOARD_IMPORT_PIPELINE
 
 
-def _parse_then_store(batch: ImportBatch, reading: _Reading, claim_id: str, hours: HourSpool) -> None:
+def _parse_then_store(
+    batch: ImportBatch, reading: _Reading, claim_id: str, records: RecordSpool, hours: HourSpool
+) -> None:
     def progress(rows_read: int) -> None:
         ImportBatch.objects.filter(pk=batch.pk, claim_id=claim_id).update(rows_read=rows_read)
 
-    outcome = _parse(batch, reading, hours, progress)
+    outcome = _parse(batch, reading, records, hours, progress)
     with transaction.atomic():
         _store_begin()
         _store_outcome(batch, outcome, claim_id)
 
 
 def _parse_and_store(
-    batch: ImportBatch, reading: _Reading, claim_id: str, hours: HourSpool, heartbeat: _Heartbeat
+    batch: ImportBatch,
+    reading: _Reading,
+    claim_id: str,
+    records: RecordSpool,
+    hours: HourSpool,
+    heartbeat: _Heartbeat,
 ) -> None:
     """The import with both cores (PostgreSQL): its transaction opens before the parse, and each buffer of hours
     the parse writes out is merged into UsageHour by a thread on the same connection while the parse goes on
@@ -690,7 +688,7 @@ def _parse_and_store(
                 return {key: identity.pk for key, identity in identities_get_or_create(keys).items()}
 
             hours.merge_as_written(writes, identity_ids)
-            outcome = _parse(batch, reading, hours, heartbeat.progress)
+            outcome = _parse(batch, reading, records, hours, heartbeat.progress)
             hours.flush()
             writes.wait()
         merge.drop()
@@ -715,7 +713,8 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
     locked.detected_format = outcome.format_name
     if outcome.exported_at:
         locked.exported_at = outcome.exported_at
-    identity_keys = {key[3] for key in outcome.records} | set(outcome.directory)
+    records = outcome.records
+    identity_keys = {pair[3] for pair in records.pairs} | set(outcome.directory)
     identity_keys |= {key[3] for key in outcome.outcomes}
     emails = dict(outcome.identity_emails)
     labels = dict(outcome.identity_labels)
@@ -726,21 +725,23 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
             labels[key] = label
     identities = identities_resolve(identity_keys, emails=emails, labels=labels, owners=owners)
 
-    def scope_of(key: RecordKey) -> Scope:
+    def scope_of(key: RecordKey | RecordPair) -> Scope:
         day, provider, account, identity_key = key[:4]
         return provider, account, day, identities[identity_key].pk if outcome.personal else None
 
-    scopes = {scope_of(key) for key in outcome.records}
+    scopes = {scope_of(pair) for pair in records.pairs}
     superseded = _scopes_with_newer_exports(locked, scopes)
-    if superseded:
-        outcome.records = {key: acc for key, acc in outcome.records.items() if scope_of(key) not in superseded}
+    kept_pairs = {pair for pair in records.pairs if scope_of(pair) not in superseded}
 
     now = timezone.now()
 
     def record_rows() -> Iterator[tuple]:
         # Generated one by one (in RECORD_FIELDS order) and streamed to the database: a large file's
         # records are never all held as model instances at once.
-        for (day, provider, account, identity_key, model, usage_kind), acc in outcome.records.items():
+        for key, acc in records.items():
+            if superseded and scope_of(key) in superseded:
+                continue
+            day, provider, account, identity_key, model, usage_kind = key
             yield (
                 day,
                 provider,
@@ -764,10 +765,10 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
     usage_hours_upsert(outcome.hours, identities)
     records_written += outcomes_upsert(outcome.outcomes, identities, locked)
     # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
-    days = [key[0] for key in outcome.records] + [key[0] for key in outcome.outcomes]
-    changed = {(key[0], identities[key[3]].pk) for key in (*outcome.records, *outcome.outcomes)}
+    days = {pair[0] for pair in kept_pairs} | {key[0] for key in outcome.outcomes}
+    changed = {(key[0], identities[key[3]].pk) for key in (*kept_pairs, *outcome.outcomes)}
     standings_mark_usage(changed | replaced_usage)
-    touched_people = {identities[key[3]].person_id for key in outcome.records} - {None}
+    touched_people = {identities[pair[3]].person_id for pair in kept_pairs} - {None}
     locked.status = ImportStatus.SUCCEEDED
     locked.rows_read = outcome.rows_read
     locked.rows_total = outcome.rows_read
