@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Callable, Collection, Iterable
+from datetime import date
 from typing import IO
 
 from django.db import IntegrityError, connection
@@ -43,10 +44,10 @@ class HourSpool:
         self._model_text: dict[str, str] = {}  # model → its CSV cell
         self._writes: BackgroundWrites | None = None
         self._identity_ids: Callable[[set], dict[tuple, int]] | None = None
-        # When merging as written: (identity id, day, model) → a bit per hour already merged by this import, so
-        # a key written out again adds to what the import stored rather than replacing it. Grows like the
-        # import's daily records, not its rows.
-        self._merged: dict[tuple, int] | None = None
+        # When merging as written: model → merged_key(identity id, day) → a bit per hour already merged by this
+        # import, so a key written out again adds to what the import stored rather than replacing it. Grows like
+        # the import's daily records, not its rows: one int per record (a tuple key took twice the memory).
+        self._merged: dict[str, dict[int, int]] | None = None
 
     def merge_as_written(self, writes: BackgroundWrites, identity_ids: Callable[[set], dict[tuple, int]]) -> None:
         """From now on each written-out buffer is sent to `writes` (whose work is a HoursMerge), not to
@@ -87,11 +88,13 @@ class HourSpool:
                 model_text = models[model] = csv_cell(model)
             line = f"{number},{day_text},{hour},{model_text},{requests},{prompt},{output},{total}\n"
             if merged is not None:
-                hours = merged.get((number, day, model), 0)
+                of_model = merged.setdefault(model, {})
+                identity_day = merged_key(number, day)
+                hours = of_model.get(identity_day, 0)
                 if hours >> hour & 1:
                     again.append(line)
                     continue
-                merged[number, day, model] = hours | 1 << hour
+                of_model[identity_day] = hours | 1 << hour
             lines.append(line)
         self._write("".join(lines), "".join(again))
         self.lines += len(lines) + len(again)
@@ -152,10 +155,12 @@ class HourSpool:
         )
         merged, repeated = self._merged, []
         for number, day, model, bits in zip(*(groups[name].to_pylist() for name in (*key, "bit_sum")), strict=True):
-            before = merged.get((number, day, model), 0)
+            of_model = merged.setdefault(model, {})
+            identity_day = merged_key(number, day)
+            before = of_model.get(identity_day, 0)
             if before & bits:
                 repeated.append((number, day, model, before & bits))
-            merged[number, day, model] = before | bits
+            of_model[identity_day] = before | bits
         if not repeated:
             return hours, None
         numbers, days, models, bits = zip(*repeated, strict=True)
@@ -193,6 +198,12 @@ class HourSpool:
 
     def __bool__(self) -> bool:
         return bool(self.buffer) or self.lines > 0
+
+
+def merged_key(identity_id: int, day: date) -> int:
+    """(identity, day) as one int, distinct for every pair: a day's ordinal is below 2**22 (date.max's is
+    3,652,059)."""
+    return identity_id << 22 | day.toordinal()
 
 
 def csv_cell(text: str) -> str:
