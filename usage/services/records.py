@@ -14,7 +14,7 @@ import heapq
 import pickle
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
@@ -38,7 +38,17 @@ class Accumulated:
 
     def figures(self) -> tuple:
         """The fields in order, as Accumulated(*figures) takes them."""
-        return tuple(getattr(self, name) for name in FIELD_NAMES)
+        return (
+            self.input_tokens,
+            self.cache_write_tokens,
+            self.cache_read_tokens,
+            self.output_tokens,
+            self.requests,
+            self.billed_cost,
+            self.has_billed_cost,
+            self.cost_estimated_by_vendor,
+            self.has_unbilled_rows,
+        )
 
     def add(self, other: Accumulated) -> None:
         self.input_tokens += other.input_tokens
@@ -51,9 +61,6 @@ class Accumulated:
         self.has_billed_cost |= other.has_billed_cost
         self.cost_estimated_by_vendor |= other.cost_estimated_by_vendor
         self.has_unbilled_rows |= other.has_unbilled_rows
-
-
-FIELD_NAMES = tuple(field.name for field in fields(Accumulated))
 
 
 class RecordSpool:
@@ -95,9 +102,12 @@ class RecordSpool:
         self._write_out()
         parts = heapq.merge(*(self._run_read(run) for run in self._runs), key=itemgetter(0))
         for key, same_key in groupby(parts, key=itemgetter(0)):
-            accumulated = Accumulated()
+            accumulated = None
             for _key, figures in same_key:
-                accumulated.add(Accumulated(*figures))
+                if accumulated is None:
+                    accumulated = Accumulated(*figures)
+                else:
+                    accumulated.add(Accumulated(*figures))
             yield key, accumulated
 
     def _write_out(self) -> None:
