@@ -1,5 +1,6 @@
 """An import's records are held up to RecordSpool.BUFFER, then written out sorted and merged back when stored
-(usage.services.records): whichever way they were held, each record is stored once with the same figures."""
+(usage.services.records): whichever way they were held, each record is stored once with the same figures. And the
+hours a pipelined import merged are told apart from those it did not (usage.services.outcomes.MergedHours)."""
 
 from datetime import date
 from decimal import Decimal
@@ -12,6 +13,7 @@ from bench.ingest import generate_cursor, generate_openai
 from tests.usage.imported import stored
 from usage.models import Identity, UsageHour, UsageRecord
 from usage.services.imports import import_batch_create, import_batch_process
+from usage.services.outcomes import MergedHours
 from usage.services.records import Accumulated, RecordSpool
 
 KEYS = st.tuples(
@@ -115,3 +117,22 @@ def test_an_import_whose_records_were_written_out_stores_what_one_holding_them_s
     assert stored() == expected
     fields = ("rows_read", "rows_imported", "records_written", "period_start", "period_end", "people_affected")
     assert [getattr(written_out, name) for name in fields] == [getattr(held, name) for name in fields]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 3),  # identity
+            st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 3, 31)),  # before and after the first seen
+            st.sampled_from(["gpt-5", "o3"]),
+            st.integers(1, (1 << 24) - 1),  # hours, a bit each
+        ),
+        max_size=80,
+    )
+)
+def test_the_hours_an_import_merged_are_told_apart_per_identity_day_and_model(marks):
+    merged, expected = MergedHours(), {}
+    for identity, day, model, hours in marks:
+        before = expected.get((identity, day, model), 0)
+        assert merged.mark(identity, day, model, hours) == before & hours
+        expected[identity, day, model] = before | hours
