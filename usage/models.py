@@ -919,11 +919,12 @@ class UsageHour(models.Model):
     logs): the day's hourly shape that the anomaly rules and the review page read. Written with the usage, in
     the import's transaction; a re-import replaces the hours it covers."""
 
-    # One index: usage_hour_unique (day, identity, hour, model) serves the reads (a range of days; an identity's
-    # day), and an import writes about one hour per row of an hourly export, each index costing a share of it
-    # (docs/PERFORMANCE.md, Ingest). No database foreign key either: its check per row was 40 % of a million hours'
-    # merge. The import checks and locks each of its identities once instead
-    # (usage.services.outcomes.hour_identities_lock), and PROTECT guards deletes.
+    # One index, the natural key as the primary key: it serves the reads (a range of days; an identity's day), and
+    # an import writes about one hour per row of an hourly export, each index costing a share of it (a surrogate
+    # id and its index were a quarter of the merge: docs/PERFORMANCE.md, Ingest). No database foreign key either:
+    # its check per row was 40 % of a million hours' merge. The import checks and locks each of its identities once
+    # instead (usage.services.outcomes.hour_identities_lock), and PROTECT guards deletes.
+    pk = models.CompositePrimaryKey("day", "identity", "hour", "model")
     identity = models.ForeignKey(
         Identity, on_delete=models.PROTECT, related_name="usage_hours", db_index=False, db_constraint=False
     )
@@ -936,10 +937,7 @@ class UsageHour(models.Model):
     total_tokens = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["day", "identity", "hour", "model"], name="usage_hour_unique"),
-            models.CheckConstraint(condition=Q(hour__lte=23), name="usage_hour_in_day"),
-        ]
+        constraints = [models.CheckConstraint(condition=Q(hour__lte=23), name="usage_hour_in_day")]
 
     def __str__(self) -> str:
         return f"{self.identity_id} {self.day} {self.hour:02d}h {self.total_tokens}"

@@ -239,7 +239,7 @@ HOUR_FIGURES = ("requests", "input_tokens", "output_tokens", "total_tokens")
 HOUR_STAGE = [("day", "date"), ("hour", "smallint"), ("model", "varchar(200)")] + [
     (name, "bigint") for name in HOUR_FIGURES
 ]
-HOUR_KEY = ["day", "identity_id", "hour", "model"]  # usage_hour_unique's order: merged in it
+HOUR_KEY = ["day", "identity_id", "hour", "model"]  # the primary key's order: merged in it
 
 
 def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, Identity]) -> int:

@@ -68,7 +68,7 @@ class RecordSpool:
     `items` gives every record once, whole (in key order once the buffer has been written out), and `pairs` the
     (day, provider, account, identity key) of every record: the import's scopes and its standings marks."""
 
-    BUFFER = 100_000
+    BUFFER = 50_000
     PICKLED_AT_ONCE = 1000  # records per pickle in a run: what reading the runs back holds of each
 
     def __init__(self) -> None:
