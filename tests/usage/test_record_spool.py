@@ -136,3 +136,13 @@ def test_the_hours_an_import_merged_are_told_apart_per_identity_day_and_model(ma
         before = expected.get((identity, day, model), 0)
         assert merged.mark(identity, day, model, hours) == before & hours
         expected[identity, day, model] = before | hours
+
+
+def test_the_hours_merged_take_a_mask_a_day_between_the_first_and_the_last():
+    merged = MergedHours()
+    merged.mark(7, date(2026, 9, 10), "gpt-5", 1)
+    merged.mark(7, date(2026, 9, 1), "gpt-5", 2)  # before the first
+    merged.mark(7, date(2026, 9, 30), "gpt-5", 4)  # after the last
+    first, masks = merged._days[7, "gpt-5"]
+    assert first == date(2026, 9, 1).toordinal() and len(masks) == 30
+    assert (masks[0], masks[9], masks[29]) == (2, 1, 4)

@@ -455,8 +455,8 @@ def _reading(batch: ImportBatch) -> _Reading:
 def _parse(
     batch: ImportBatch, reading: _Reading, records: RecordSpool, hours: HourSpool, progress: Callable[[int], None]
 ) -> _Outcome:
-    """Read every row into the outcome (daily records in memory, hours into the spool); `progress` is given the
-    rows read as the parse goes. Makes no query of its own (the spool's thread may, _parse_and_store)."""
+    """Read every row into the outcome (daily records and hours into their spools); `progress` is given the rows
+    read as the parse goes. Makes no query of its own (the spool's thread may, _parse_and_store)."""
     outcome = _parse_summed(batch, reading, records, hours, progress) or _parse_rows(reading, records, hours, progress)
     fmt, ctx = reading.format, reading.ctx
     outcome.exported_at, outcome.personal = ctx.exported_at, ctx.personal

@@ -206,11 +206,11 @@ class MergedHours:
         key, ordinal = (identity_id, model), day.toordinal()
         first, masks = self._days.get(key) or (ordinal, array("I"))
         if ordinal < first:
-            masks = array("I", bytes(4 * (first - ordinal))) + masks
+            masks = array("I", [0] * (first - ordinal)) + masks
             first = ordinal
         index = ordinal - first
         if index >= len(masks):
-            masks.extend(bytes(4 * (index + 1 - len(masks))))
+            masks.extend([0] * (index + 1 - len(masks)))
         before = masks[index]
         masks[index] = before | hours
         self._days[key] = first, masks

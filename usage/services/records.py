@@ -91,9 +91,6 @@ class RecordSpool:
         """Records held in memory (the same key may also be in a run)."""
         return len(self.buffer)
 
-    def __bool__(self) -> bool:
-        return bool(self.buffer) or bool(self._runs)
-
     def items(self) -> Iterator[tuple[RecordKey, Accumulated]]:
         """Each record key once with its sums."""
         if not self._runs:
