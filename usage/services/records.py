@@ -5,7 +5,9 @@ record for every 24 rows, but a daily export of a large org has one per row (85,
 5M), and held as Python objects a record took about 430 bytes. So the spool keeps at most BUFFER records; a full
 buffer is written out sorted by key to a temporary file (a run) and emptied. Reading the records back merges the
 runs in key order and sums the parts of each key in Python, as the buffer sums its rows: the figures are the same
-whichever way they were held, and memory stays flat however many records the file has.
+whichever way they were held. What stays in memory is a set of the records' (day, provider, account, identity)
+pairs, about 155 bytes each, which the store needs whole before it writes a record (which scopes a newer export
+states): one per identity and day with usage (208,000 for the 10M-row OpenAI bench file's 834,000 records).
 """
 
 from __future__ import annotations
