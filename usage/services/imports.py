@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import IO
 from zoneinfo import ZoneInfo
 
@@ -714,7 +715,7 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
     if outcome.exported_at:
         locked.exported_at = outcome.exported_at
     records = outcome.records
-    identity_keys = {pair[3] for pair in records.pairs} | set(outcome.directory)
+    identity_keys = records.identity_keys() | set(outcome.directory)
     identity_keys |= {key[3] for key in outcome.outcomes}
     emails = dict(outcome.identity_emails)
     labels = dict(outcome.identity_labels)
@@ -729,9 +730,11 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
         day, provider, account, identity_key = key[:4]
         return provider, account, day, identities[identity_key].pk if outcome.personal else None
 
-    scopes = {scope_of(pair) for pair in records.pairs}
+    scopes = {scope_of(pair) for pair in records.pairs()}
     superseded = _scopes_with_newer_exports(locked, scopes)
-    kept_pairs = {pair for pair in records.pairs if scope_of(pair) not in superseded}
+
+    def kept_pairs() -> Iterator[RecordPair]:
+        return (pair for pair in records.pairs() if not superseded or scope_of(pair) not in superseded)
 
     now = timezone.now()
 
@@ -765,10 +768,14 @@ def _store_outcome(batch: ImportBatch, outcome: _Outcome, claim_id: str) -> None
     usage_hours_upsert(outcome.hours, identities)
     records_written += outcomes_upsert(outcome.outcomes, identities, locked)
     # Outcome days too: titles read outcomes, and are cached until their window is recomputed.
-    days = {pair[0] for pair in kept_pairs} | {key[0] for key in outcome.outcomes}
-    changed = {(key[0], identities[key[3]].pk) for key in (*kept_pairs, *outcome.outcomes)}
-    standings_mark_usage(changed | replaced_usage)
-    touched_people = {identities[pair[3]].person_id for pair in kept_pairs} - {None}
+    days, kept_identities = {key[0] for key in outcome.outcomes}, set()
+    for day, _provider, _account, identity_key in kept_pairs():
+        days.add(day)
+        kept_identities.add(identity_key)
+    # Streamed: a month of a large org's daily usage has millions of (day, identity) pairs.
+    changed = ((key[0], identities[key[3]].pk) for key in chain(kept_pairs(), outcome.outcomes))
+    standings_mark_usage(chain(changed, replaced_usage))
+    touched_people = {identities[identity_key].person_id for identity_key in kept_identities} - {None}
     locked.status = ImportStatus.SUCCEEDED
     locked.rows_read = outcome.rows_read
     locked.rows_total = outcome.rows_read

@@ -5,9 +5,9 @@ record for every 24 rows, but a daily export of a large org has one per row (85,
 5M), and held as Python objects a record took about 430 bytes. So the spool keeps at most BUFFER records; a full
 buffer is written out sorted by key to a temporary file (a run) and emptied. Reading the records back merges the
 runs in key order and sums the parts of each key in Python, as the buffer sums its rows: the figures are the same
-whichever way they were held. What stays in memory is a set of the records' (day, provider, account, identity)
-pairs, about 155 bytes each, which the store needs whole before it writes a record (which scopes a newer export
-states): one per identity and day with usage (208,000 for the 10M-row OpenAI bench file's 834,000 records).
+whichever way they were held, and memory stays flat however many records the file has. The records' days per
+(provider, account, identity), which the store needs before it writes a record (which scopes a newer export states),
+are kept as a bit per day.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
@@ -24,6 +25,7 @@ from typing import IO
 
 RecordKey = tuple  # (day, provider, account, identity_key, model, usage_kind)
 RecordPair = tuple  # a record key's (day, provider, account, identity_key)
+Holder = tuple  # (provider, account, identity_key): whose days a record pair says
 
 
 @dataclass(slots=True)  # one per record, updated for every row: slots make the updates cheaper
@@ -68,14 +70,16 @@ class Accumulated:
 class RecordSpool:
     """The import's records (RecordKey → Accumulated). `get` a key's sums to add a row to them, or `new` them;
     `items` gives every record once, whole (in key order once the buffer has been written out), and `pairs` the
-    (day, provider, account, identity key) of every record: the import's scopes and its standings marks."""
+    (day, provider, account, identity key) of the records, each once: the import's scopes and its standings marks."""
 
     BUFFER = 50_000
     PICKLED_AT_ONCE = 1000  # records per pickle in a run: what reading the runs back holds of each
 
     def __init__(self) -> None:
         self.buffer: dict[RecordKey, Accumulated] = {}
-        self.pairs: set[RecordPair] = set()
+        # The days of each holder's records: (the first day's ordinal, a bit per day from it). A set of the pairs
+        # took about 155 bytes a pair: 400 MB for a month of 85,000 people's daily usage.
+        self._days: dict[Holder, tuple[int, int]] = {}
         self._runs: list[IO[bytes]] = []
 
     def get(self, key: RecordKey) -> Accumulated | None:
@@ -86,8 +90,23 @@ class RecordSpool:
         if len(self.buffer) >= self.BUFFER:
             self._write_out()
         accumulated = self.buffer[key] = Accumulated()
-        self.pairs.add(key[:4])
+        holder, ordinal = key[1:4], key[0].toordinal()
+        first, days = self._days.get(holder) or (ordinal, 0)
+        if ordinal < first:
+            first, days = ordinal, days << (first - ordinal)
+        self._days[holder] = first, days | 1 << (ordinal - first)
         return accumulated
+
+    def pairs(self) -> Iterator[RecordPair]:
+        """The (day, provider, account, identity key) of the records, each once."""
+        for (provider, account, identity_key), (first, days) in self._days.items():
+            while days:
+                lowest = days & -days
+                yield date.fromordinal(first + lowest.bit_length() - 1), provider, account, identity_key
+                days ^= lowest
+
+    def identity_keys(self) -> set:
+        return {identity_key for _provider, _account, identity_key in self._days}
 
     def __len__(self) -> int:
         """Records held in memory (the same key may also be in a run)."""
@@ -134,7 +153,7 @@ class RecordSpool:
         """Forget every record (the import reads its file again another way)."""
         self.close()
         self.buffer.clear()
-        self.pairs.clear()
+        self._days.clear()
 
     def close(self) -> None:
         for run in self._runs:

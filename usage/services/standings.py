@@ -172,22 +172,31 @@ SCOPED_MOST_IDENTITIES = 5000  # more identities changed (an org's pull): whole 
 def standings_mark_usage(changed: Iterable[tuple[date, int]]) -> None:
     """Mark the (day, identity id) pairs whose usage changed (an import). The refresh then rewrites only those
     identities' people's rollups of the days: for a team's month at 85,000 people, a few hundred people's rows
-    instead of every row of 30 days. A change to more than SCOPED_MOST_IDENTITIES identities marks whole days."""
-    changed = set(changed)
-    if len({identity for _day, identity in changed}) > SCOPED_MOST_IDENTITIES:
-        standings_mark_days(day for day, _identity in changed)
+    instead of every row of 30 days. A change to more than SCOPED_MOST_IDENTITIES identities marks whole days.
+    `changed` is read once, and its pairs are held only up to that many identities: a month of a large org's daily
+    usage has millions of them."""
+    days: set[date] = set()
+    days_of: dict[int, set[date]] | None = {}  # identity → its changed days; None: whole days from here on
+    for day, identity in changed:
+        days.add(day)
+        if days_of is not None:
+            days_of.setdefault(identity, set()).add(day)
+            if len(days_of) > SCOPED_MOST_IDENTITIES:
+                days_of = None
+    if days_of is None:
+        standings_mark_days(days)
         return
-    if not changed:
+    if not days:
         return
-    days = [{"day": day, "whole": False} for day in {day for day, _identity in changed}]
-    _marks_upsert(StandingsDirtyDay, ["day"], days, ["marked_at"])  # a day marked whole stays whole
+    scoped_days = [{"day": day, "whole": False} for day in days]
+    _marks_upsert(StandingsDirtyDay, ["day"], scoped_days, ["marked_at"])  # a day marked whole stays whole
     # Staged (COPY on PostgreSQL), not bulk_create: a 1M-row export marks 45,000–85,000 pairs, and building that many
     # model instances and parameters was a tenth of such an import's time after its parse.
     now = timezone.now()
     staged_upsert(
         StandingsDirtyIdentity,
         ["day", "identity_id", "marked_at"],
-        ((day, identity, now) for day, identity in changed),
+        ((day, identity, now) for identity, its_days in days_of.items() for day in its_days),
         unique=["day", "identity_id"],
         updated=["marked_at"],
     )
