@@ -5,9 +5,9 @@ record for every 24 rows, but a daily export of a large org has one per row (85,
 5M), and held as Python objects a record took about 430 bytes. So the spool keeps at most BUFFER records; a full
 buffer is written out sorted by key to a temporary file (a run) and emptied. Reading the records back merges the
 runs in key order and sums the parts of each key in Python, as the buffer sums its rows: the figures are the same
-whichever way they were held, and memory stays flat however many records the file has. The records' days per
-(provider, account, identity), which the store needs before it writes a record (which scopes a newer export states),
-are kept as a bit per day.
+whichever way they were held. The records' days per (provider, account, identity), which the store needs before it
+writes a record (which scopes a newer export states), are kept as a bit per day: the spool grows with the file's
+identities and days, not with its records.
 """
 
 from __future__ import annotations
