@@ -503,16 +503,15 @@ def _parse_summed(
                         if oversized:
                             raise NotColumnar(oversized)
                         acc = records.new(key)
-                    acc.input_tokens += counts[0]
-                    acc.cache_write_tokens += counts[1]
-                    acc.cache_read_tokens += counts[2]
-                    acc.output_tokens += counts[3]
-                    acc.requests = (acc.requests or 0) + requests
-                    if cost is None:
-                        acc.has_unbilled_rows = True
-                    else:
-                        acc.billed_cost += cost
-                        acc.has_billed_cost = True
+                    acc.add(
+                        Accumulated(
+                            *counts,
+                            requests=requests,
+                            billed_cost=cost or Decimal(0),
+                            has_billed_cost=cost is not None,
+                            has_unbilled_rows=cost is None,
+                        )
+                    )
                 outcome.identity_emails.update(block.emails)
                 hours.add_summed(block)
                 outcome.rows_read += block.rows
