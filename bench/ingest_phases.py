@@ -75,7 +75,9 @@ def main() -> None:
     from usage.services import bulk, outcomes
 
     outcomes.HoursMerge.__call__ = timed("hour merges", outcomes.HoursMerge.__call__)
-    # … and their parts: the hours copied into the stage, then merged into UsageHour (the records' merge is in "records").
+    # … and their parts: new hours copied straight into UsageHour; those met before copied into the stage, then
+    # merged into UsageHour (the records' merge is in "records").
+    outcomes.copy_csv = timed("  copy", outcomes.copy_csv)
     bulk.StagingTable.load_csv = timed("  COPY", bulk.StagingTable.load_csv)
     bulk.StagingTable.merge_into = timed("  merge", bulk.StagingTable.merge_into)
     bulk.BackgroundWrites.send = timed("parse waits", bulk.BackgroundWrites.send)

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -19,6 +20,7 @@ from tests.usage.imported import stored
 from usage.models import Identity, ImportBatch, UsageHour, UsageRecord
 from usage.parsers import cursor_summed, openai_summed
 from usage.parsers.base import NotColumnar, ParseContext
+from usage.parsers.columnar import read_ahead
 from usage.parsers.cursor_csv import FORMAT as CURSOR
 from usage.parsers.openai_usage import FORMAT as OPENAI
 from usage.parsers.payload import open_guarded
@@ -421,3 +423,51 @@ def test_other_layouts_of_openai_pages_are_stored_alike(settings, tmp_path, layo
     by_rows, summed = both_ways(settings, content, name="usage.json")
     assert by_rows[0][0] == "succeeded", by_rows[0]
     assert summed == by_rows
+
+
+@pytest.mark.needs_services
+def test_a_value_too_long_for_its_column_in_a_late_block_fails_the_import_naming_its_line(small_blocks, caplog):
+    """The import, not the reader, finds the model too long: it stops reading ahead before the file closes, the
+    row parser names the line, and nothing merged before is kept."""
+    lines = cursor_export(11, rows=600, breaks=False).decode().split("\n")
+    cells = lines[-3].split('","')
+    cells[COLUMNS.index("Model")] = "m" * 300
+    lines[-3] = '","'.join(cells)
+    batch = run("\n".join(lines).encode(), "long-model.csv")
+    assert batch.status == "failed"
+    assert batch.error_summary.startswith("long-model.csv: 1 bad row(s), file rejected whole")
+    assert f"line {len(lines) - 2}: model is longer than 200 characters" in batch.error_summary
+    assert "read row by row (model is longer than 200 characters" in caplog.text
+    assert not UsageHour.objects.exists() and not UsageRecord.objects.exists()
+
+
+def test_blocks_read_ahead_come_in_order_with_the_readers_error_after_the_blocks_before_it():
+    def blocks():
+        yield from ("first", "second")
+        raise NotColumnar("a bad third block")
+
+    read = read_ahead(blocks())
+    assert [next(read), next(read)] == ["first", "second"]
+    with pytest.raises(NotColumnar, match="a bad third block"):
+        next(read)
+
+
+def test_blocks_read_ahead_stop_with_the_block_being_read_finished_when_the_caller_stops():
+    reading = threading.Event()
+    read_on = threading.Event()
+    finished = []
+
+    def blocks():
+        for number in range(5):
+            if number == 1:
+                reading.set()
+                read_on.wait(5)
+            finished.append(number)
+            yield number
+
+    read = read_ahead(blocks())
+    assert next(read) == 0
+    assert reading.wait(5)  # the second block is being read while the caller works on the first
+    threading.Timer(0.05, read_on.set).start()
+    read.close()  # returns once the second block is read, and reads no further
+    assert finished == [0, 1]

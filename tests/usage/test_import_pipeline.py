@@ -4,9 +4,10 @@ parse error or a failed merge stores nothing and says why; a run taken over mean
 
 import re
 import threading
+from datetime import date
 
 import pytest
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections
 
 from bench.ingest import generate_cursor
 from tests.usage.imported import stored
@@ -44,12 +45,15 @@ def run(path, name=None):
     return import_batch_process(batch.pk)
 
 
-def merges_counted(monkeypatch) -> list:
+def merges_counted(monkeypatch, merges: list | None = None) -> list:
+    """The buffers the hours' thread is given; `merges` collects the HoursMerge that wrote them."""
     calls = []
     merge = HoursMerge.__call__
 
     def counted(self, written):
         calls.append(written)
+        if merges is not None and self not in merges:
+            merges.append(self)
         return merge(self, written)
 
     monkeypatch.setattr(HoursMerge, "__call__", counted)
@@ -68,17 +72,48 @@ def test_a_pipelined_import_stores_exactly_what_parse_then_store_stores(small_bu
     Identity.objects.all().delete()
 
     settings.TOKENBOARD_IMPORT_PIPELINE = True
-    merges = merges_counted(monkeypatch)
+    first_import: list[HoursMerge] = []
+    merges = merges_counted(monkeypatch, first_import)
     pipelined = run(path)
     assert pipelined.status == "succeeded", pipelined.error_summary
     assert len(merges) > 10 and any(adding for _replacing, adding in merges)  # hours added to across buffers
+    [first_merge] = first_import
+    assert first_merge.copied > 10 and first_merge.merged > 0  # new hours copied, those met again added to
     assert stored() == expected
     fields = ("rows_read", "rows_imported", "records_written", "period_start", "period_end", "people_affected")
     assert [getattr(pipelined, name) for name in fields] == [getattr(plain, name) for name in fields]
 
+    re_import: list[HoursMerge] = []
+    merges_counted(monkeypatch, re_import)
     again = run(path)  # a re-import restates every hour and record: nothing moves
     assert again.status == "succeeded", again.error_summary
+    assert re_import[0].copied == 0  # every buffer's copy met stored hours: merged instead
     assert stored() == expected
+
+
+def test_a_buffer_of_new_hours_is_copied_and_one_with_a_stored_hour_is_merged_whole(db):
+    def hours():
+        return sorted(UsageHour.objects.values_list("identity_id", "day", "hour", "model", "total_tokens"))
+
+    merge = HoursMerge()
+    merge(("7,2026-03-02,9,gpt-5,1,10,2,12\n7,2026-03-02,10,gpt-5,1,20,2,22\n", ""))
+    assert (merge.copied, merge.merged) == (1, 0)
+    # A re-import: one hour stored already, one new, one given again in the same import's later buffer.
+    merge(("7,2026-03-02,9,gpt-5,1,30,3,33\n7,2026-03-02,11,,1,5,0,5\n", "7,2026-03-02,10,gpt-5,2,8,0,8\n"))
+    assert (merge.copied, merge.merged) == (1, 2)
+    assert hours() == [
+        (7, date(2026, 3, 2), 9, "gpt-5", 33),  # replaced: a re-import restates it
+        (7, date(2026, 3, 2), 10, "gpt-5", 30),  # added to: the same import's hour, met again
+        (7, date(2026, 3, 2), 11, "", 5),  # new, in the buffer that was merged
+    ]
+    merge.drop()
+
+
+def test_an_hour_the_table_refuses_for_another_reason_than_its_key_fails_the_merge(db):
+    merge = HoursMerge()
+    with pytest.raises(IntegrityError, match="usage_hour_in_day"):
+        merge(("7,2026-03-02,24,gpt-5,1,10,2,12\n", ""))  # no 24th hour: the check constraint, not the key
+    assert (merge.copied, merge.merged) == (0, 0)
 
 
 def test_a_bad_row_after_hours_were_merged_stores_nothing_and_names_file_line_and_reason(

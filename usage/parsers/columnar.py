@@ -4,6 +4,7 @@ table, summed into a SummedBlock as the import sums UsageRows, one key at a time
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import BinaryIO
@@ -13,11 +14,25 @@ import pyarrow.compute as pc
 
 from .base import SUMMED_HOURS, NotColumnar, SummedBlock, check_day
 
+_END = object()
+
 FIGURES = ("input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens", "requests")
 MICROS = 6  # costs summed as whole millionths of a dollar, the places a usage record keeps
 
 
 CHUNK_BYTES = 4 * 1024 * 1024  # read and summed at a time: memory stays flat however long the file
+
+
+def read_ahead(blocks: Iterator[SummedBlock]) -> Iterator[SummedBlock]:
+    """The blocks, the next one read and summed in a thread while the caller works on this one: pyarrow releases
+    the GIL as it parses and sums, so a block's reading takes the other core. Its errors are raised here, in
+    order; when the caller stops early, the block being read is finished first (the reader's file stays open
+    until then)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+        pending = reader.submit(next, blocks, _END)
+        while (block := pending.result()) is not _END:
+            pending = reader.submit(next, blocks, _END)
+            yield block
 
 
 def csv_chunks(binary: BinaryIO, size: int) -> Iterator[bytes]:
@@ -54,7 +69,7 @@ def line_chunks(binary: BinaryIO, size: int) -> Iterator[bytes]:
     """A file's non-blank lines, gathered into chunks of about `size` (LineGuard limits a line's length)."""
     lines, gathered = [], 0
     for line in binary:
-        if not line.strip():
+        if line.isspace():  # strip() would copy a page-long line to find out
             continue
         lines.append(line if line.endswith(b"\n") else line + b"\n")
         gathered += len(line)

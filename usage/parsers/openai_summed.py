@@ -11,6 +11,7 @@ import reads the file row by row, naming each bad line and its reason.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -37,6 +38,7 @@ _RESULT = pa.struct(
 )
 _BUCKET = pa.struct([("start_time", pa.int64()), ("end_time", pa.int64()), ("results", pa.list_(_RESULT))])
 PAGES = pa.schema([("data", pa.list_(_BUCKET))])
+_OPENS_OBJECT = re.compile(rb"\s*\{")  # as lstrip().startswith(b"{"), without copying the chunk
 _LATEST_SECONDS = 10**12  # parse_timestamp reads larger numbers as milliseconds
 
 
@@ -46,7 +48,7 @@ def summed_blocks(binary: BinaryIO, ctx: ParseContext) -> Iterator[SummedBlock]:
         raise NotColumnar("the org's time zone has no name")
     keys = Keys()
     for chunk in line_chunks(binary, CHUNK_BYTES):
-        if not chunk.lstrip().startswith(b"{"):
+        if not _OPENS_OBJECT.match(chunk):
             raise NotColumnar("not a page a line")
         with arrow_refusals():
             pages = pa_json.read_json(

@@ -82,17 +82,10 @@ class StagingTable:
         """Load a CSV text file (no header) in column order. `not_null_text`: text columns where an empty cell is
         the empty string (PostgreSQL's CSV reads an unquoted empty cell as NULL otherwise)."""
         file.seek(0)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                options = "FORMAT csv"
-                if not_null_text:
-                    options += f", FORCE_NOT_NULL ({', '.join(quote(column) for column in not_null_text)})"
-                copying = f"COPY {self.table} ({self._column_list}) FROM STDIN ({options})"
-                with connection.wrap_database_errors, cursor.cursor.copy(copying) as copy:  # as in load_rows
-                    while block := file.read(COPY_BLOCK):
-                        copy.write(block)
-                return
-        self.load_rows(csv.reader(file))
+        if connection.vendor == "postgresql":
+            copy_csv(self.table, self.columns, file, not_null_text=not_null_text)
+        else:
+            self.load_rows(csv.reader(file))
 
     def merge_into(
         self,
@@ -154,6 +147,18 @@ def field_preparers(model_fields: Sequence[models.Field]) -> list:
         else None
         for field in model_fields
     ]
+
+
+def copy_csv(table: str, columns: Sequence[str], file: IO[str], *, not_null_text: Sequence[str] = ()) -> None:
+    """PostgreSQL: `COPY table (columns) FROM STDIN` of a CSV text file (no header), from where it is read."""
+    options = "FORMAT csv"
+    if not_null_text:
+        options += f", FORCE_NOT_NULL ({', '.join(quote(column) for column in not_null_text)})"
+    copying = f"COPY {table} ({', '.join(quote(column) for column in columns)}) FROM STDIN ({options})"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(copying) as copy:
+        # wrap_database_errors: psycopg's copy raises Django's errors, as every other query (see load_rows)
+        while block := file.read(COPY_BLOCK):
+            copy.write(block)
 
 
 def staged_upsert(

@@ -14,6 +14,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -49,9 +50,11 @@ from usage.parsers.base import (
     RowError,
     Sample,
     Skipped,
+    SummedBlock,
     UsageRow,
     looks_like_json,
 )
+from usage.parsers.columnar import read_ahead
 from usage.parsers.payload import open_guarded, open_text, read_sample
 from usage.parsers.registry import UnknownFormat, format_detect, format_get
 from usage.services.audit import audit_record
@@ -495,28 +498,14 @@ def _parse_summed(
             return None
         savepoint = transaction.savepoint() if connection.in_atomic_block else None
         try:
-            for block in blocks:
-                for key, (*counts, requests, cost) in block.records:
-                    acc = records.get(key)
-                    if acc is None:
-                        oversized = _oversized_field(key)
-                        if oversized:
-                            raise NotColumnar(oversized)
-                        acc = records.new(key)
-                    acc.add(
-                        Accumulated(
-                            *counts,
-                            requests=requests,
-                            billed_cost=cost or Decimal(0),
-                            has_billed_cost=cost is not None,
-                            has_unbilled_rows=cost is None,
-                        )
-                    )
-                outcome.identity_emails.update(block.emails)
-                hours.add_summed(block)
-                outcome.rows_read += block.rows
-                outcome.rows_imported += block.rows
-                progress(outcome.rows_read)
+            with closing(read_ahead(blocks)) as read:  # closed before the file is, however the loop ends
+                for block in read:
+                    _records_add_summed(records, block)
+                    outcome.identity_emails.update(block.emails)
+                    hours.add_summed(block)
+                    outcome.rows_read += block.rows
+                    outcome.rows_imported += block.rows
+                    progress(outcome.rows_read)
         except NotColumnar as reason:
             records.discard()
             hours.discard()
@@ -525,8 +514,29 @@ def _parse_summed(
             logger.info("import %s: read row by row (%s)", batch.pk, reason)
             return None
     if savepoint is not None:
+        hours.settle()  # the merges' own savepoints are inside this one
         transaction.savepoint_commit(savepoint)
     return outcome
+
+
+def _records_add_summed(records: RecordSpool, block: SummedBlock) -> None:
+    """Add a columnar reader's block of records, summed per key, to the import's."""
+    for key, (*counts, requests, cost) in block.records:
+        acc = records.get(key)
+        if acc is None:
+            oversized = _oversized_field(key)
+            if oversized:
+                raise NotColumnar(oversized)
+            acc = records.new(key)
+        acc.add(
+            Accumulated(
+                *counts,
+                requests=requests,
+                billed_cost=cost or Decimal(0),
+                has_billed_cost=cost is not None,
+                has_unbilled_rows=cost is None,
+            )
+        )
 
 
 def _parse_rows(reading: _Reading, records: RecordSpool, hours: HourSpool, progress: Callable[[int], None]) -> _Outcome:
