@@ -36,6 +36,7 @@ TIMED_STEPS = {
     "replace": "_scopes_replace",
     "hours": "usage_hours_upsert",
     "mark usage": "standings_mark_usage",
+    "  records added": "_records_add_summed",
 }
 
 
@@ -75,6 +76,7 @@ def main() -> None:
     from usage.services import bulk, outcomes
 
     outcomes.HoursMerge.__call__ = timed("hour merges", outcomes.HoursMerge.__call__)
+    outcomes.HourSpool.add_summed = timed("  hours sent", outcomes.HourSpool.add_summed)
     # … and their parts: new hours copied straight into UsageHour; those met before copied into the stage, then
     # merged into UsageHour (the records' merge is in "records").
     outcomes.copy_csv = timed("  copy", outcomes.copy_csv)
