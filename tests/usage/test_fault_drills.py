@@ -154,10 +154,9 @@ def test_drill_the_same_file_imported_twice_at_once_counts_once(transactional_db
     assert stored_total() == expected_total
 
 
-def connection_cut() -> None:
-    backend = connection.connection.info.backend_pid
+def connection_cut(backend_pid: int) -> None:
     with psycopg.connect(database_url(), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [backend])
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
 
 
 @pytest.mark.parametrize("reader", ["rows", "columnar"])
@@ -168,6 +167,8 @@ def test_drill_a_database_connection_cut_mid_import_stores_nothing_and_runs_agai
     with export.open("rb") as handle:
         batch = import_batch_create(file=handle, name="cut.csv", queue=False)
     monkeypatch.setattr(imports, "PROGRESS_EVERY_ROWS", 100)  # the next query after the cut is a progress update
+    connection.ensure_connection()
+    import_backend = connection.connection.info.backend_pid  # the import's: the columnar reader reads in a thread
     if reader == "rows":
         monkeypatch.setattr(settings, "TOKENBOARD_IMPORT_COLUMNAR", False)
         parse_guarded = imports._guarded
@@ -175,7 +176,7 @@ def test_drill_a_database_connection_cut_mid_import_stores_nothing_and_runs_agai
         def cut_after_some_rows(items):
             for count, item in enumerate(parse_guarded(items)):
                 if count == 250:
-                    connection_cut()
+                    connection_cut(import_backend)
                 yield item
 
         monkeypatch.setattr(imports, "_guarded", cut_after_some_rows)
@@ -188,7 +189,7 @@ def test_drill_a_database_connection_cut_mid_import_stores_nothing_and_runs_agai
         def cut_at_the_third_block(*args):
             blocks.append(summed(*args))
             if len(blocks) == 3:
-                connection_cut()  # the next query: this block's hours merged
+                connection_cut(import_backend)  # the next query: this block's hours merged
             return blocks[-1]
 
         monkeypatch.setattr(cursor_summed, "_summed", cut_at_the_third_block)

@@ -79,7 +79,8 @@ class HourSpool:
         numbers, days, models, merged = self.identity_numbers, self._day_text, self._model_text, self._merged
         self._number(key[0] for key in self.buffer)
         lines, again = [], []
-        for (identity_key, day, hour, model), (requests, prompt, output, total) in self.buffer.items():
+        in_key_order = sorted(self.buffer.items(), key=lambda item: (item[0][1], numbers[item[0][0]], *item[0][2:]))
+        for (identity_key, day, hour, model), (requests, prompt, output, total) in in_key_order:  # see add_summed
             number = numbers[identity_key]
             day_text = days.get(day)
             if day_text is None:
@@ -110,6 +111,9 @@ class HourSpool:
         numbers = pa.array([self.identity_numbers.get(key, -1) for key in keys], pa.int64())
         hours = hours.set_column(0, "identity", numbers.take(hours["identity"]))
         first, again = self._split_merged(hours) if self._merged is not None else (hours, None)
+        # In the key's order: copied straight into UsageHour, each hour then lands beside the one before it in the
+        # index (a million hours: 1.9 s copied in order, 4.0 s in the file's order).
+        first = first.sort_by([(name, "ascending") for name in HOUR_KEY_SUMMED])
         self._write(_csv_lines(first), _csv_lines(again) if again is not None else "")
         self.lines += hours.num_rows
 
@@ -245,6 +249,7 @@ HOUR_STAGE = [("day", "date"), ("hour", "smallint"), ("model", "varchar(200)")] 
     (name, "bigint") for name in HOUR_FIGURES
 ]
 HOUR_KEY = ["day", "identity_id", "hour", "model"]  # the primary key's order: merged in it
+HOUR_KEY_SUMMED = ["day", "identity", "hour", "model"]  # the same, in a columnar reader's hours (SUMMED_HOURS)
 
 
 def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, Identity]) -> int:
