@@ -87,11 +87,11 @@ def test_a_pipelined_import_stores_exactly_what_parse_then_store_stores(small_bu
     merges_counted(monkeypatch, re_import)
     again = run(path)  # a re-import restates every hour and record: nothing moves
     assert again.status == "succeeded", again.error_summary
-    assert re_import[0].copied == 0  # every buffer's copy met stored hours: merged instead
+    assert re_import[0].copied == 0  # the first buffer's copy met stored hours: it and the rest were merged
     assert stored() == expected
 
 
-def test_a_buffer_of_new_hours_is_copied_and_one_with_a_stored_hour_is_merged_whole(db):
+def test_new_hours_are_copied_until_a_buffer_meets_a_stored_hour_then_that_buffer_and_the_rest_are_merged(db):
     def hours():
         return sorted(UsageHour.objects.values_list("identity_id", "day", "hour", "model", "total_tokens"))
 
@@ -106,6 +106,10 @@ def test_a_buffer_of_new_hours_is_copied_and_one_with_a_stored_hour_is_merged_wh
         (7, date(2026, 3, 2), 10, "gpt-5", 30),  # added to: the same import's hour, met again
         (7, date(2026, 3, 2), 11, "", 5),  # new, in the buffer that was merged
     ]
+    # Having met a stored hour, the import merges the rest without trying to copy them.
+    merge(("7,2026-03-03,9,gpt-5,1,10,2,12\n", ""))
+    assert (merge.copied, merge.merged) == (1, 3)
+    assert len(hours()) == 4
     merge.drop()
 
 
