@@ -1054,7 +1054,9 @@ def _rollups_sql(scope: _Scope | None = None) -> str:
                 AND o.over = b.detected_format AND (o.usage_kind = '' OR o.usage_kind = u.usage_kind)
                 AND {personal}
           )
-        GROUP BY u.day, u.provider, {model}, {family}, {person}, {team}, {kept_identity}
+        -- the numbers before the model's text: sorting a month's 2.8M rows then compares text only between one
+        -- person's models of a day (4.6 s rather than 8.2 at 85,000 people)
+        GROUP BY u.day, u.provider, {person}, {team}, {kept_identity}, {model}, {family}
         """
 
 
@@ -1063,8 +1065,10 @@ def _rollups_params(first: date, last: date) -> dict:
 
 
 def _rollups_insert(first: date, last: date) -> None:
-    """The rollups of days that have none (a rebuild)."""
-    with connection.cursor() as cursor:
+    """The rollups of days that have none (a rebuild). Its rules' sets (cost reports, sources put second, holds)
+    are usually empty or small: merge-joined to them, a month's 2.8M usage rows were sorted for nothing, 5 s of the
+    statement's 25 at 85,000 people (docs/PERFORMANCE.md)."""
+    with connection.cursor() as cursor, _planner_settings(enable_mergejoin="off"):
         cursor.execute(
             f"INSERT INTO {quoted_table(DailyRollup)} ({ROLLUP_COLUMNS}) {_rollups_sql()} {ROLLUP_ORDER.format('u')}",
             _rollups_params(first, last),
@@ -1782,22 +1786,35 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
 
 
 def _people_sum(window_ids: list[int]) -> None:
-    """Person standings from the windows' team-member rows."""
+    """Person standings from the windows' team-member rows, and each window's count of them."""
+    written = f"""
+        INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {KEPT_COLUMNS})
+        SELECT t.window_id, t.person_id, {kept_columns("t")}
+        FROM (
+            SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days{reported_days_sums()}
+            FROM {quoted_table(TeamMemberStanding)}
+            WHERE window_id IN ({ids_sql(window_ids)}) AND person_id IS NOT NULL  -- not a team's shared usage
+            GROUP BY window_id, person_id
+        ) t
+        JOIN {quoted_table(Person)} p ON p.id = t.person_id
+    """
     with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(written)
+            _people_count(window_ids)
+            return
+        # Counted as they are written: counting them again afterwards read every new row's heap tuple, 3 s for
+        # 40 day windows at 85,000 people (docs/PERFORMANCE.md).
         cursor.execute(
             f"""
-            INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {KEPT_COLUMNS})
-            SELECT t.window_id, t.person_id, {kept_columns("t")}
-            FROM (
-                SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days{reported_days_sums()}
-                FROM {quoted_table(TeamMemberStanding)}
-                WHERE window_id IN ({ids_sql(window_ids)}) AND person_id IS NOT NULL  -- not a team's shared usage
-                GROUP BY window_id, person_id
-            ) t
-            JOIN {quoted_table(Person)} p ON p.id = t.person_id
+            WITH written AS ({written} RETURNING window_id),
+            counted AS (SELECT window_id, COUNT(*) AS people FROM written GROUP BY window_id)
+            UPDATE {quoted_table(StandingWindow)} w SET people = COALESCE(c.people, 0)
+            FROM (VALUES {", ".join(f"({int(pk)})" for pk in window_ids)}) AS b(id)
+            LEFT JOIN counted c ON c.window_id = b.id
+            WHERE w.id = b.id
             """
         )
-    _people_count(window_ids)
 
 
 def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
@@ -2121,22 +2138,25 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
         cursor.execute(
             f"""
             WITH {closure},
+            batch_rows AS (  -- read once: each step below read them again, 4 of 5 s of a week's totals
+                SELECT t.window_id, t.team_id, t.person_id, {kept_columns("t")} FROM {members} t WHERE {batch}
+            ),
             movers AS (
-                SELECT t.window_id, t.person_id FROM {members} t
-                WHERE {batch} AND t.person_id IS NOT NULL
+                SELECT t.window_id, t.person_id FROM batch_rows t
+                WHERE t.person_id IS NOT NULL
                 GROUP BY t.window_id, t.person_id HAVING COUNT(*) > 1
             ),
             own AS (  -- each team's own rows
                 SELECT t.window_id, t.team_id, {figure_sums("t")},
                        SUM(CASE WHEN t.person_id IS NOT NULL THEN t.active_days ELSE 0 END) AS active_days,
                        COUNT(t.person_id) AS people{reported_days_sums("t")}
-                FROM {members} t WHERE {batch}
+                FROM batch_rows t
                 GROUP BY t.window_id, t.team_id
             ),
             settled AS (  -- the rows of people with one team in the window
                 SELECT t.window_id, t.team_id, t.person_id, {each("t.{m}")}
-                FROM {members} t LEFT JOIN movers v ON v.window_id = t.window_id AND v.person_id = t.person_id
-                WHERE {batch} AND t.person_id IS NOT NULL AND v.person_id IS NULL
+                FROM batch_rows t LEFT JOIN movers v ON v.window_id = t.window_id AND v.person_id = t.person_id
+                WHERE t.person_id IS NOT NULL AND v.person_id IS NULL
             ),
             settled_best AS (
                 SELECT window_id, team_id, {each("MAX({m}) AS best_{m}")} FROM settled GROUP BY window_id, team_id
@@ -2150,9 +2170,8 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
             moved AS (  -- each mover's figures in each subtree holding their rows
                 SELECT t.window_id, c.ancestor_id AS team_id, t.person_id, COUNT(*) AS team_rows,
                        {figure_sums("t", figures=metrics)}
-                FROM {members} t JOIN movers v ON v.window_id = t.window_id AND v.person_id = t.person_id
+                FROM batch_rows t JOIN movers v ON v.window_id = t.window_id AND v.person_id = t.person_id
                 JOIN closure c ON c.team_id = t.team_id
-                WHERE {batch}
                 GROUP BY t.window_id, c.ancestor_id, t.person_id
             ),
             candidates AS (  -- for each subtree: its teams' settled tops, and its movers
