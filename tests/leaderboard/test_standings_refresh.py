@@ -285,6 +285,21 @@ def test_a_refresh_while_another_runs_returns_at_once_and_the_first_takes_in_eve
 
 
 @pytest.mark.needs_services
+def test_a_window_recomputed_with_nobody_left_in_it_counts_no_people(history):
+    """The day has turned, so the refresh computes the windows of the changed day again rather than adding the
+    change: 31 July's only usage (Prue's) taken away leaves its day window kept, with nobody in it."""
+    UsageRecord.objects.filter(day=date(2026, 7, 31)).delete()
+    standings_mark_days([date(2026, 7, 31)])
+    tomorrow = TODAY + timedelta(days=1)
+
+    assert standings_refresh(today=tomorrow) is not None
+
+    day = StandingWindow.objects.get(period="day", start=date(2026, 7, 31), provider="")
+    assert (day.people, PersonStanding.objects.filter(window=day).count()) == (0, 0)
+    assert StandingWindow.objects.get(period="month", start=date(2026, 7, 1), provider="").people == 0
+    assert standings_differences(today=tomorrow) == []
+
+
 def test_a_change_to_a_day_the_running_refresh_already_read_is_not_lost(transactional_db, history, monkeypatch):
     change_usage(history)  # 14 September is dirty
     held = RefreshHeld(monkeypatch)  # its rollups of 14 September are written; it now computes the windows
