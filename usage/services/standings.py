@@ -2039,6 +2039,7 @@ def board_pairs(board: bytes | memoryview) -> tuple[array, array]:
 
 
 def _people_count(window_ids: list[int]) -> None:
+    """Each window's people counted from its person rows, on SQLite (no INSERT inside a WITH there)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
