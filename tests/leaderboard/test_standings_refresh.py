@@ -284,7 +284,6 @@ def test_a_refresh_while_another_runs_returns_at_once_and_the_first_takes_in_eve
     assert standings_differences(today=TODAY) == []
 
 
-@pytest.mark.needs_services
 def test_a_window_recomputed_with_nobody_left_in_it_counts_no_people(history):
     """The day has turned, so the refresh computes the windows of the changed day again rather than adding the
     change: 31 July's only usage (Prue's) taken away leaves its day window kept, with nobody in it."""
@@ -300,6 +299,7 @@ def test_a_window_recomputed_with_nobody_left_in_it_counts_no_people(history):
     assert standings_differences(today=tomorrow) == []
 
 
+@pytest.mark.needs_services
 def test_a_change_to_a_day_the_running_refresh_already_read_is_not_lost(transactional_db, history, monkeypatch):
     change_usage(history)  # 14 September is dirty
     held = RefreshHeld(monkeypatch)  # its rollups of 14 September are written; it now computes the windows
