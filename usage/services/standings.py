@@ -1695,6 +1695,11 @@ def ids_sql(ids: Iterable[int]) -> str:
     return ", ".join(str(int(pk)) for pk in ids)
 
 
+def ids_values_sql(ids: Iterable[int]) -> str:
+    """The ids as the rows of a VALUES list: "(1), (2)"."""
+    return ", ".join(f"({int(pk)})" for pk in ids)
+
+
 # Rollup rows that count for someone: a person's, or a team's shared identities (person empty, team set). Their
 # TeamMemberStanding rows keep the person empty: they add to the team's totals, not to any person's.
 COUNTED_ROLLUP = "(r.person_id IS NOT NULL OR r.team_id IS NOT NULL)"
@@ -1810,7 +1815,7 @@ def _people_sum(window_ids: list[int]) -> None:
             WITH written AS ({written} RETURNING window_id),
             counted AS (SELECT window_id, COUNT(*) AS people FROM written GROUP BY window_id)
             UPDATE {quoted_table(StandingWindow)} w SET people = COALESCE(c.people, 0)
-            FROM (VALUES {", ".join(f"({int(pk)})" for pk in window_ids)}) AS b(id)
+            FROM (VALUES {ids_values_sql(window_ids)}) AS b(id)
             LEFT JOIN counted c ON c.window_id = b.id
             WHERE w.id = b.id
             """
@@ -1837,7 +1842,7 @@ def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
                     f"""
                     INSERT INTO {quoted_table(StandingOrder)} (window_id, metric, board)
                     SELECT w.id, %s, COALESCE(o.board, ''::bytea)
-                    FROM (VALUES {", ".join(f"({int(pk)})" for pk in window_ids)}) AS w(id)
+                    FROM (VALUES {ids_values_sql(window_ids)}) AS w(id)
                     LEFT JOIN (
                         SELECT t.window_id,
                                string_agg(int8send(t.person_id) || int8send(t.{metric}), ''::bytea ORDER BY {board_order})
