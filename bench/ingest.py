@@ -2,7 +2,8 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tb_bench .venv/bin/python bench/ingest.py [--rows N[,N…]]
 
-For each format (OpenAI usage-bucket JSON lines, Cursor team usage-events CSV) and each size it:
+For each format (OpenAI usage-bucket JSON lines, Cursor team usage-events CSV; and `openai-org`, a large org's
+daily OpenAI export: 85,000 users × 2 models a day, each row a record of its own) and each size it:
 1. generates the export under bench/out/ (kept and reused; not timed) and a flat CSV twin of the same rows;
 2. empties the benchmark database's usage tables and seeds the people the export names;
 3. in a fresh child process (so peak RSS is that import's alone) stores the file with
@@ -41,9 +42,12 @@ sys.path.insert(0, str(ROOT))
 from usage.parsers.cursor_csv import EXPORT_HEADER as CURSOR_EXPORT_HEADER  # noqa: E402  (needs ROOT on the path)
 
 DEFAULT_SIZES = "100000,300000,1000000"
-FORMATS = ("openai", "cursor")
+FORMATS = ("openai", "cursor", "openai-org")
 
 PEOPLE = 500
+ORG_PEOPLE = 85_000  # openai-org: a large org's daily export, every user with usage every day
+ORG_MODELS = ["gpt-4.1-2025-04-14", "gpt-5-2025-08-07"]
+ORG_RESULTS_PER_PAGE = 10_000
 WINDOW_START = date(2026, 9, 1)  # a fixed past window, so runs on different days compare
 OPENAI_MODELS = ["gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "o3-2025-04-16", "gpt-5-2025-08-07"]
 OPENAI_RESULTS_PER_BUCKET = 1000  # of PEOPLE × models combinations, per hourly bucket; 24 buckets per page/line
@@ -88,48 +92,10 @@ def generate_openai(rows: int, path: Path, twin: Path) -> dict:
                 at = datetime.fromtimestamp(start, tz=UTC).isoformat()
                 results = []
                 for person, model in rng.sample(combos, min(OPENAI_RESULTS_PER_BUCKET, rows - written)):
-                    tokens = rng.randint(1_000, 400_000)
-                    cached = tokens * rng.randint(0, 60) // 100
-                    cache_write = tokens * rng.randint(0, 10) // 100
-                    output = tokens * rng.randint(2, 20) // 100
-                    requests = rng.randint(1, 60)
-                    user_id = f"user-{email_of(person).split('@')[0]}"
-                    results.append(
-                        {
-                            "object": "organization.usage.completions.result",
-                            "input_tokens": tokens,
-                            "output_tokens": output,
-                            "input_cached_tokens": cached,
-                            "input_cache_write_tokens": cache_write,
-                            "input_uncached_tokens": tokens - cached - cache_write,
-                            "input_audio_tokens": 0,
-                            "output_audio_tokens": 0,
-                            "num_model_requests": requests,
-                            "project_id": None,
-                            "user_id": user_id,
-                            "api_key_id": None,
-                            "model": model,
-                            "batch": None,
-                            "service_tier": None,
-                        }
-                    )
-                    plain = tokens - cached - cache_write
-                    twin_csv.writerow(
-                        [
-                            at,
-                            user_id,
-                            model,
-                            "completions",
-                            plain,
-                            cache_write,
-                            cached,
-                            output,
-                            tokens + output,
-                            requests,
-                            "",
-                        ]
-                    )
-                    total += tokens + output
+                    result, twin_row, tokens = openai_result(rng, user_id_of(person), model)
+                    results.append(result)
+                    twin_csv.writerow([at, *twin_row])
+                    total += tokens
                 buckets.append({"object": "bucket", "start_time": start, "end_time": start + 3600, "results": results})
                 written += len(results)
             page = {"object": "page", "data": buckets, "has_more": written < rows, "next_page": None}
@@ -141,6 +107,70 @@ def generate_openai(rows: int, path: Path, twin: Path) -> dict:
         "end": (day - timedelta(days=1)).isoformat(),
         "total_tokens": total,
     }
+
+
+def openai_result(rng: random.Random, user_id: str, model: str) -> tuple[dict, list, int]:
+    """One usage result as the Usage API gives it, its row for the COPY comparison (without the time) and its
+    total tokens."""
+    tokens = rng.randint(1_000, 400_000)
+    cached = tokens * rng.randint(0, 60) // 100
+    cache_write = tokens * rng.randint(0, 10) // 100
+    output = tokens * rng.randint(2, 20) // 100
+    requests = rng.randint(1, 60)
+    result = {
+        "object": "organization.usage.completions.result",
+        "input_tokens": tokens,
+        "output_tokens": output,
+        "input_cached_tokens": cached,
+        "input_cache_write_tokens": cache_write,
+        "input_uncached_tokens": tokens - cached - cache_write,
+        "input_audio_tokens": 0,
+        "output_audio_tokens": 0,
+        "num_model_requests": requests,
+        "project_id": None,
+        "user_id": user_id,
+        "api_key_id": None,
+        "model": model,
+        "batch": None,
+        "service_tier": None,
+    }
+    plain = tokens - cached - cache_write
+    twin_row = [user_id, model, "completions", plain, cache_write, cached, output, tokens + output, requests, ""]
+    return result, twin_row, tokens + output
+
+
+def user_id_of(index: int) -> str:
+    return f"user-{email_of(index).split('@')[0]}"
+
+
+def generate_openai_org(rows: int, path: Path, twin: Path) -> dict:
+    """A large org's daily OpenAI export: 1-day buckets grouped by user_id and model, ORG_PEOPLE users × the
+    ORG_MODELS every day, so each row is a record of its own; pages of ORG_RESULTS_PER_PAGE results, one per line."""
+    rng = random.Random(rows)
+    per_day = ORG_PEOPLE * len(ORG_MODELS)
+    days = -(-rows // per_day)
+    written = total = 0
+    with path.open("w", encoding="utf-8") as out, twin.open("w", encoding="utf-8", newline="") as twin_out:
+        twin_csv = csv.writer(twin_out)
+        for offset in range(days):
+            start = int(
+                datetime.combine(WINDOW_START + timedelta(days=offset), datetime.min.time(), tzinfo=UTC).timestamp()
+            )
+            at = datetime.fromtimestamp(start, tz=UTC).isoformat()
+            combos = [(person, model) for person in range(ORG_PEOPLE) for model in ORG_MODELS][: rows - written]
+            for first in range(0, len(combos), ORG_RESULTS_PER_PAGE):
+                results = []
+                for person, model in combos[first : first + ORG_RESULTS_PER_PAGE]:
+                    result, twin_row, tokens = openai_result(rng, user_id_of(person), model)
+                    results.append(result)
+                    twin_csv.writerow([at, *twin_row])
+                    total += tokens
+                written += len(results)
+                bucket = {"object": "bucket", "start_time": start, "end_time": start + 86_400, "results": results}
+                page = {"object": "page", "data": [bucket], "has_more": written < rows, "next_page": None}
+                out.write(json.dumps(page, separators=(",", ":")) + "\n")
+    end = WINDOW_START + timedelta(days=days - 1)
+    return {"rows": written, "start": WINDOW_START.isoformat(), "end": end.isoformat(), "total_tokens": total}
 
 
 def generate_cursor(rows: int, path: Path, twin: Path) -> dict:
@@ -202,6 +232,7 @@ def generate_cursor(rows: int, path: Path, twin: Path) -> dict:
 GENERATORS = {
     "openai": (generate_openai, "openai-usage-{rows}.jsonl"),
     "cursor": (generate_cursor, "cursor-usage-events-{rows}.csv"),
+    "openai-org": (generate_openai_org, "openai-org-daily-{rows}.jsonl"),
 }
 
 
@@ -291,14 +322,20 @@ def database_reset(fmt: str) -> None:
             "usage_dailyrollup, usage_standingwindow, usage_teammemberstanding, usage_personstanding, "
             "usage_teamstanding, usage_standingsdirtyday, usage_standingsstate RESTART IDENTITY CASCADE"
         )
-    people = Person.objects.bulk_create(
-        Person(email=email_of(i), display_name=f"Bench Person {i:04d}", pseudonym=_pseudonym_for(email_of(i)))
-        for i in range(PEOPLE)
-    )
-    if fmt == "openai":
-        Identity.objects.bulk_create(
-            Identity(provider="openai", kind="user_id", value=f"user-{p.email.split('@')[0]}", person=p) for p in people
+    # In slices: the seeding shares the process with a measured import (bench/ingest_phases.py), whose peak memory
+    # 85,000 people held as model instances at once would raise.
+    count = ORG_PEOPLE if fmt == "openai-org" else PEOPLE
+    for first in range(0, count, 5000):
+        indexes = range(first, min(first + 5000, count))
+        people = Person.objects.bulk_create(
+            Person(email=email_of(i), display_name=f"Bench Person {i:04d}", pseudonym=_pseudonym_for(email_of(i)))
+            for i in indexes
         )
+        if fmt.startswith("openai"):
+            Identity.objects.bulk_create(
+                Identity(provider="openai", kind="user_id", value=user_id_of(i), person=person)
+                for i, person in zip(indexes, people, strict=True)
+            )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 

@@ -4,7 +4,8 @@
 
 Uses bench/ingest.py's exports (generated if missing) and its database reset (so the same scratch-database rule:
 the name must contain "bench"; its usage data is wiped). Runs import_batch_process once in this process and prints
-its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds: parse (read, parse and
+its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds and the peak RSS when it last
+ended (which step raised the peak): parse (read, parse and
 aggregate the file), identities, superseded (the newer-export check), records (the daily records' upsert),
 replace (records the export no longer has), hours (the hourly shape's merge), mark usage (the standings marks),
 parse then store (the plain path: the parse, then the transaction, its COMMIT included). A pipelined import
@@ -63,9 +64,10 @@ def main() -> None:
             try:
                 return function(*args, **kwargs)
             finally:
-                spent = seconds.setdefault(step, [0.0, 0.0])
+                spent = seconds.setdefault(step, [0.0, 0.0, 0.0])
                 spent[0] += time.perf_counter() - wall
                 spent[1] += time.process_time() - cpu
+                spent[2] = ingest.peak_rss_mb()
 
         return run
 
@@ -85,6 +87,7 @@ def main() -> None:
     bulk.BackgroundWrites.send = timed("parse waits", bulk.BackgroundWrites.send)
     bulk.BackgroundWrites.wait = timed("end waits", bulk.BackgroundWrites.wait)
 
+    started_mb = ingest.peak_rss_mb()
     with open(path, "rb") as handle:
         batch = imports.import_batch_create(file=handle, name=path.name, source=ImportSource.COMMAND, queue=False)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -95,8 +98,9 @@ def main() -> None:
         f"wall {wall:.2f} s, cpu {cpu:.2f} s, {batch.rows_read / wall:,.0f} rows/s, "
         f"{batch.rows_read / cpu:,.0f} rows/cpu-s, peak RSS {ingest.peak_rss_mb():.0f} MB"
     )
-    for step, (step_wall, step_cpu) in seconds.items():
-        print(f"  {step:11} wall {step_wall:7.2f} s  cpu {step_cpu:7.2f} s")
+    print(f"  (peak MB = the process's peak resident memory when the step last ended; {started_mb:.0f} MB before)")
+    for step, (step_wall, step_cpu, peak_mb) in seconds.items():
+        print(f"  {step:11} wall {step_wall:7.2f} s  cpu {step_cpu:7.2f} s  peak {peak_mb:4.0f} MB")
 
 
 if __name__ == "__main__":

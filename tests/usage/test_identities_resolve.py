@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from tests.factories import TeamFactory, person_in_team
 from usage.models import Identity, ImportBatch
+from usage.services import identities
 from usage.services.identities import identity_assign
 from usage.services.imports import import_batch_process
 
@@ -97,3 +98,17 @@ def test_assigning_a_user_by_hand_links_every_unassigned_key_it_created_but_not_
     identity_assign(identity=user, person=chosen)
     assert Identity.objects.get(value="apikey_01AliceKeyR4nD0mZq").person == chosen
     assert Identity.objects.get(value="apikey_09Other").person == org["infra_engineer"]  # kept
+
+
+@pytest.mark.django_db
+def test_a_key_resolved_in_an_earlier_slice_than_its_owner_reports_the_owners_person(alice, monkeypatch):
+    """A large file is resolved a slice of keys at a time; a key (api_key sorts before user_id) whose owner's user id
+    comes in a later slice is linked when that user is, and the import is told the person it counts for."""
+    monkeypatch.setattr(identities, "RESOLVE_SLICE", 1)
+    key, user = ("anthropic", "api_key", "apikey_late_owner"), ("anthropic", "user_id", "user_late")
+    resolved = identities.identities_resolve(
+        [user, key], emails={user: "Alice@acme.example"}, owners={key: "user_late"}
+    )
+    stored = {(i.provider, i.kind, i.value): (i.pk, i.person_id) for i in Identity.objects.all()}
+    assert resolved == {key: stored[key], user: stored[user]}
+    assert resolved[key].person_id == resolved[user].person_id == alice.pk

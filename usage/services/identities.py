@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce, Lower
@@ -21,21 +22,54 @@ IdentityKey = tuple[str, str, str]
 CHUNK = 500
 
 
+class ResolvedIdentity(NamedTuple):
+    """What an import keeps of an identity it resolved: its id and the person its usage counts for."""
+
+    pk: int
+    person_id: int | None
+
+
+# Keys resolved at a time, each slice's identities held as model instances only while it is linked: a large
+# org's 85,000 identities held at once added about 70 MB to its import (docs/PERFORMANCE.md).
+RESOLVE_SLICE = 5000
+
+
 def identities_resolve(
     keys: Iterable[IdentityKey],
     *,
     emails: dict[IdentityKey, str] | None = None,
     labels: dict[IdentityKey, str] | None = None,
     owners: dict[IdentityKey, str] | None = None,
-) -> dict[IdentityKey, Identity]:
+) -> dict[IdentityKey, ResolvedIdentity]:
     """Get or create one Identity per key (bulk), record owner emails, labels and owner user ids learned from
     the file, link unassigned identities whose email matches a Person, then link through owner user ids (both
-    ways: this file's keys to known users, and known keys to this file's users). Call inside the import's
-    transaction."""
+    ways: this file's keys to known users, and known keys to this file's users). A slice of keys at a time: a key
+    whose owner's user id comes in a later slice is linked when that slice's users are (identities_link_owned_by),
+    so the people are read back once every slice is done. Call inside the import's transaction."""
     emails = emails or {}
     labels = labels or {}
     owners = owners or {}
-    found = identities_get_or_create(keys, emails=emails, labels=labels, owners=owners)
+    ordered = sorted(set(keys))
+    ids: dict[IdentityKey, int] = {}
+    for start in range(0, len(ordered), RESOLVE_SLICE):
+        found = identities_get_or_create(
+            ordered[start : start + RESOLVE_SLICE], emails=emails, labels=labels, owners=owners
+        )
+        _learned_store(found, emails, labels, owners)
+        identities_autolink([i for i in found.values() if i.person_id is None])
+        identities_follow_owners([i for i in found.values() if i.owner_user_id and i.person_id is None])
+        identities_link_owned_by([i for i in found.values() if i.kind == IdentityKind.USER_ID])
+        ids.update((key, identity.pk) for key, identity in found.items())
+    return _people_read(ids)
+
+
+def _learned_store(
+    found: dict[IdentityKey, Identity],
+    emails: dict[IdentityKey, str],
+    labels: dict[IdentityKey, str],
+    owners: dict[IdentityKey, str],
+) -> None:
+    """Store what the file says of identities that were known already: an owner email, a label, an owner's id."""
     changed = []
     for key, identity in found.items():
         email = emails.get(key, "").lower()
@@ -52,10 +86,14 @@ def identities_resolve(
             changed.append(identity)
     if changed:
         Identity.objects.bulk_update(changed, ["owner_email", "label", "owner_user_id"], batch_size=CHUNK)
-    identities_autolink([i for i in found.values() if i.person_id is None])
-    identities_follow_owners([i for i in found.values() if i.owner_user_id and i.person_id is None])
-    identities_link_owned_by([i for i in found.values() if i.kind == IdentityKind.USER_ID])
-    return found
+
+
+def _people_read(ids: dict[IdentityKey, int]) -> dict[IdentityKey, ResolvedIdentity]:
+    person_of: dict[int, int | None] = {}
+    pks = list(ids.values())
+    for start in range(0, len(pks), CHUNK):
+        person_of.update(Identity.objects.filter(pk__in=pks[start : start + CHUNK]).values_list("pk", "person_id"))
+    return {key: ResolvedIdentity(pk, person_of[pk]) for key, pk in ids.items()}
 
 
 def identities_get_or_create(
@@ -90,14 +128,18 @@ def identities_get_or_create(
 
 
 def identities_fetch(keys: set[IdentityKey]) -> dict[IdentityKey, Identity]:
+    """The stored identities of the keys, read by (provider, kind) and a list of values: the unique index's
+    order. (A condition ORed over 500 keys took about 0.2 s a query at 85,000 identities.)"""
+    values: dict[tuple[str, str], list[str]] = {}
+    for provider, kind, value in sorted(keys):
+        values.setdefault((provider, kind), []).append(value)
     result: dict[IdentityKey, Identity] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), CHUNK):
-        condition = Q()
-        for provider, kind, value in ordered[start : start + CHUNK]:
-            condition |= Q(provider=provider, kind=kind, value=value)
-        for identity in Identity.objects.filter(condition):
-            result[(identity.provider, identity.kind, identity.value)] = identity
+    for (provider, kind), of_kind in values.items():
+        for start in range(0, len(of_kind), CHUNK):
+            for identity in Identity.objects.filter(
+                provider=provider, kind=kind, value__in=of_kind[start : start + CHUNK]
+            ):
+                result[(identity.provider, identity.kind, identity.value)] = identity
     return result
 
 

@@ -17,6 +17,7 @@ from psycopg import errors as psycopg_errors
 from usage.models import Identity, ImportBatch, OutcomeRecord, UsageHour
 from usage.parsers.base import SUMMED_HOURS, OutcomeRow, SummedBlock, UsageRow
 from usage.services.bulk import BackgroundWrites, StagingTable, copy_csv, quote
+from usage.services.identities import ResolvedIdentity
 
 OUTCOME_FIGURES = ("commits", "pull_requests", "lines_added", "lines_accepted")
 SOURCE_USAGE = ("tokens", "cost_usd")  # the source's own usage behind the outcomes, where it has one
@@ -257,7 +258,7 @@ HOUR_KEY = ["day", "identity_id", "hour", "model"]  # the primary key's order: m
 HOUR_KEY_SUMMED = ["day", "identity", "hour", "model"]  # the same, in a columnar reader's hours (SUMMED_HOURS)
 
 
-def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, Identity]) -> int:
+def usage_hours_upsert(hours: HourSpool, identities: dict[tuple, ResolvedIdentity]) -> int:
     """Write the spooled hours: one UsageHour per (identity, day, hour, model), replacing a stored one (a
     re-import restates its hours, never adds to them). Returns how many were written; none when the spool
     merged them as written. Call inside the import's transaction."""
@@ -363,14 +364,14 @@ def outcome_key(identity_key: tuple, row: OutcomeRow) -> tuple:
     return (row.day, row.provider, row.source, identity_key)
 
 
-def outcomes_upsert(outcomes: dict, identities: dict[tuple, Identity], batch: ImportBatch) -> int:
+def outcomes_upsert(outcomes: dict, identities: dict[tuple, ResolvedIdentity], batch: ImportBatch) -> int:
     """One OutcomeRecord per (day, provider, source, identity); a later import of the same key replaces it."""
     rows = [
         OutcomeRecord(
             day=day,
             provider=provider,
             source=source,
-            identity=identities[identity_key],
+            identity_id=identities[identity_key].pk,
             import_batch=batch,
             **{name: getattr(row, name) for name in (*OUTCOME_FIGURES, *SOURCE_USAGE)},
         )
