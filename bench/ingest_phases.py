@@ -4,8 +4,8 @@
 
 Uses bench/ingest.py's exports (generated if missing) and its database reset (so the same scratch-database rule:
 the name must contain "bench"; its usage data is wiped). Runs import_batch_process once in this process and prints
-its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds and the peak RSS when it last
-ended (which step raised the peak): parse (read, parse and
+its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds and how much the peak RSS rose
+while it ran (which step raised the peak): parse (read, parse and
 aggregate the file), identities, superseded (the newer-export check), records (the daily records' upsert),
 replace (records the export no longer has), hours (the hourly shape's merge), mark usage (the standings marks),
 parse then store (the plain path: the parse, then the transaction, its COMMIT included). A pipelined import
@@ -60,14 +60,14 @@ def main() -> None:
 
     def timed(step: str, function):
         def run(*args, **kwargs):
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, peak = time.perf_counter(), time.process_time(), ingest.peak_rss_mb()
             try:
                 return function(*args, **kwargs)
             finally:
                 spent = seconds.setdefault(step, [0.0, 0.0, 0.0])
                 spent[0] += time.perf_counter() - wall
                 spent[1] += time.process_time() - cpu
-                spent[2] = ingest.peak_rss_mb()
+                spent[2] += ingest.peak_rss_mb() - peak
 
         return run
 
@@ -98,9 +98,11 @@ def main() -> None:
         f"wall {wall:.2f} s, cpu {cpu:.2f} s, {batch.rows_read / wall:,.0f} rows/s, "
         f"{batch.rows_read / cpu:,.0f} rows/cpu-s, peak RSS {ingest.peak_rss_mb():.0f} MB"
     )
-    print(f"  (peak MB = the process's peak resident memory when the step last ended; {started_mb:.0f} MB before)")
-    for step, (step_wall, step_cpu, peak_mb) in seconds.items():
-        print(f"  {step:11} wall {step_wall:7.2f} s  cpu {step_cpu:7.2f} s  peak {peak_mb:4.0f} MB")
+    print(
+        f"  (peak + MB = how much the process's peak resident memory rose while the step ran; {started_mb:.0f} MB before)"
+    )
+    for step, (step_wall, step_cpu, raised_mb) in seconds.items():
+        print(f"  {step:11} wall {step_wall:7.2f} s  cpu {step_cpu:7.2f} s  peak +{raised_mb:4.0f} MB")
 
 
 if __name__ == "__main__":
