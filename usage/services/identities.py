@@ -89,6 +89,7 @@ def _learned_store(
 
 
 def _people_read(ids: dict[IdentityKey, int]) -> dict[IdentityKey, ResolvedIdentity]:
+    """Each key's identity with the person it counts for now, once every link is made."""
     person_of: dict[int, int | None] = {}
     pks = list(ids.values())
     for start in range(0, len(pks), CHUNK):
@@ -128,8 +129,9 @@ def identities_get_or_create(
 
 
 def identities_fetch(keys: set[IdentityKey]) -> dict[IdentityKey, Identity]:
-    """The stored identities of the keys, read by (provider, kind) and a list of values: the unique index's
-    order. (A condition ORed over 500 keys took about 0.2 s a query at 85,000 identities.)"""
+    """The stored identities of the keys, read by (provider, kind) and a list of values, in the unique index's
+    order. With a condition ORed over 500 keys a query, the 85,000 identities of a large org's export took 36 s to
+    resolve; so, 6–10 s (docs/PERFORMANCE.md)."""
     values: dict[tuple[str, str], list[str]] = {}
     for provider, kind, value in sorted(keys):
         values.setdefault((provider, kind), []).append(value)
