@@ -73,7 +73,9 @@ class RecordSpool:
     (day, provider, account, identity key) of the records, each once: the import's scopes and its standings marks."""
 
     BUFFER = 50_000
-    PICKLED_AT_ONCE = 1000  # records per pickle in a run: what reading the runs back holds of each
+    # Records per pickle in a run: reading the runs back holds one pickle of each. A month of a large org's daily
+    # usage writes 102 runs: 1,000 a pickle held about 33 MB while they were merged (docs/PERFORMANCE.md).
+    PICKLED_AT_ONCE = 200
 
     def __init__(self) -> None:
         self.buffer: dict[RecordKey, Accumulated] = {}
