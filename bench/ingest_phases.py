@@ -44,7 +44,7 @@ TIMED_STEPS = {
 
 def reset_apart(fmt: str) -> None:
     """bench/ingest.py's database reset in a forked process: seeding 85,000 people (openai-org) here would leave
-    this process's peak memory, which the import's is read against, 30–40 MB higher."""
+    this process's peak memory, which the import's is read against, 10–50 MB higher."""
     from django.db import connections
 
     connections.close_all()  # the child opens its own

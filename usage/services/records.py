@@ -74,7 +74,8 @@ class RecordSpool:
 
     BUFFER = 50_000
     # Records per pickle in a run: reading the runs back holds one pickle of each. A month of a large org's daily
-    # usage writes 102 runs: 1,000 a pickle held about 33 MB while they were merged (docs/PERFORMANCE.md).
+    # usage writes 102 runs: 1,000 a pickle raised its import's peak by 33 MB while they were merged, 200 by none
+    # (docs/PERFORMANCE.md).
     PICKLED_AT_ONCE = 200
 
     def __init__(self) -> None:
