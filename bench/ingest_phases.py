@@ -5,15 +5,15 @@
 Uses bench/ingest.py's exports (generated if missing) and its database reset (so the same scratch-database rule:
 the name must contain "bench"; its usage data is wiped). Runs import_batch_process once in this process and prints
 its wall and CPU time, rows/s, peak RSS (VmHWM) and, per step, wall and CPU seconds and how much the peak RSS rose
-while it ran (which step raised the peak): parse (read, parse and
-aggregate the file), identities, superseded (the newer-export check), records (the daily records' upsert),
-replace (records the export no longer has), hours (the hourly shape's merge), mark usage (the standings marks),
-parse then store (the plain path: the parse, then the transaction, its COMMIT included). A pipelined import
-(PostgreSQL, the default) has no "hours" and no "parse then store": its transaction spans the parse ("pipelined",
-COMMIT included), the hours are merged in a thread while it parses ("hour merges"; "parse waits" and "end waits":
-the parse waiting for that thread), and "outcome" is what is stored after the parse. No ranking read: unlike
-bench/ingest.py it does not check the ranking's total, so it also serves sizes where the anomaly check holds days
-for review (10M Cursor events).
+while it ran (which step raised the peak): parse (read, parse and aggregate the file), identities, superseded (the
+newer-export check), records (the daily records' upsert), replace (records the export no longer has), hours (the
+hourly shape's merge), mark usage (the standings marks), parse then store (the plain path: the parse, then the
+transaction, its COMMIT included). A pipelined import (PostgreSQL, the default) has no "hours" and no "parse then
+store": its transaction spans the parse ("pipelined", COMMIT included), the hours are merged in a thread while it
+parses ("hour merges"; "parse waits" and "end waits": the parse waiting for that thread), and "outcome" is what is
+stored after the parse. No ranking read: unlike bench/ingest.py it does not check the ranking's total, so it also
+serves sizes where the anomaly check holds days for review (10M Cursor events). The database reset runs in a forked
+process, so the import's peak memory is its own.
 """
 
 from __future__ import annotations
