@@ -83,7 +83,7 @@ def generate_openai(rows: int, path: Path, twin: Path) -> dict:
     with path.open("w", encoding="utf-8") as out, twin.open("w", encoding="utf-8", newline="") as twin_out:
         twin_csv = csv.writer(twin_out)
         while written < rows:
-            start_of_day = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
+            start_of_day = day_start(day)
             buckets = []
             for hour in range(24):
                 if written >= rows:
@@ -139,6 +139,11 @@ def openai_result(rng: random.Random, user_id: str, model: str) -> tuple[dict, l
     return result, twin_row, tokens + output
 
 
+def day_start(day: date) -> int:
+    """The epoch second at which the UTC day starts: a usage bucket's start_time."""
+    return int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
+
+
 def user_id_of(index: int) -> str:
     return f"user-{email_of(index).split('@')[0]}"
 
@@ -149,19 +154,18 @@ def generate_openai_org(rows: int, path: Path, twin: Path) -> dict:
     rng = random.Random(rows)
     per_day = ORG_PEOPLE * len(ORG_MODELS)
     days = -(-rows // per_day)
+    combos = [(user_id_of(person), model) for person in range(ORG_PEOPLE) for model in ORG_MODELS]
     written = total = 0
     with path.open("w", encoding="utf-8") as out, twin.open("w", encoding="utf-8", newline="") as twin_out:
         twin_csv = csv.writer(twin_out)
         for offset in range(days):
-            start = int(
-                datetime.combine(WINDOW_START + timedelta(days=offset), datetime.min.time(), tzinfo=UTC).timestamp()
-            )
+            start = day_start(WINDOW_START + timedelta(days=offset))
             at = datetime.fromtimestamp(start, tz=UTC).isoformat()
-            combos = [(person, model) for person in range(ORG_PEOPLE) for model in ORG_MODELS][: rows - written]
-            for first in range(0, len(combos), ORG_RESULTS_PER_PAGE):
+            of_day = combos[: rows - written]
+            for first in range(0, len(of_day), ORG_RESULTS_PER_PAGE):
                 results = []
-                for person, model in combos[first : first + ORG_RESULTS_PER_PAGE]:
-                    result, twin_row, tokens = openai_result(rng, user_id_of(person), model)
+                for user_id, model in of_day[first : first + ORG_RESULTS_PER_PAGE]:
+                    result, twin_row, tokens = openai_result(rng, user_id, model)
                     results.append(result)
                     twin_csv.writerow([at, *twin_row])
                     total += tokens

@@ -774,7 +774,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     people = everyone[:: len(everyone) // ingest.PEOPLE][: ingest.PEOPLE]
     for index, person in enumerate(people):
         email = ingest.email_of(index)
-        key = ("openai", "user_id", f"user-{email.split('@')[0]}") if fmt == "openai" else ("cursor", "email", email)
+        key = ("openai", "user_id", ingest.user_id_of(index)) if fmt == "openai" else ("cursor", "email", email)
         Identity.objects.update_or_create(
             provider=key[0], kind=key[1], value=key[2], defaults={"person_id": person, "owner_email": email}
         )
