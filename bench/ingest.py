@@ -323,7 +323,7 @@ def database_reset(fmt: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE usage_usagerecord, usage_usagehour, usage_importbatch, usage_identity, usage_membership, usage_person, "
-            "usage_dailyrollup, usage_standingwindow, usage_teammemberstanding, usage_personstanding, "
+            "usage_dailyrollup, usage_standingwindow, usage_teammemberstanding, "
             "usage_teamstanding, usage_standingsdirtyday, usage_standingsstate RESTART IDENTITY CASCADE"
         )
     # In slices: the seeding shares the process with a measured import (bench/ingest_phases.py), whose peak memory

@@ -542,7 +542,7 @@ def row_counts() -> dict[str, int]:
     from django.db import connection
 
     tables = ("usage_team", "usage_person", "usage_membership", "usage_identity", "usage_importbatch")
-    tables += ("usage_usagerecord", "usage_dailyrollup", "usage_standingwindow", "usage_personstanding")
+    tables += ("usage_usagerecord", "usage_dailyrollup", "usage_standingwindow")
     tables += ("usage_teammemberstanding", "usage_teamstanding")
     counts = {}
     with connection.cursor() as cursor:
@@ -761,7 +761,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
     from django.db.models import Sum
     from django.test.utils import CaptureQueriesContext
 
-    from usage.models import Identity, ImportSource, Person, PersonStanding, StandingWindow
+    from usage.models import Identity, ImportSource, Person, StandingWindow, TeamMemberStanding
     from usage.services import standings
     from usage.services.imports import import_batch_create, import_batch_process
     from usage.services.standings import ALL_PROVIDERS, standings_refresh
@@ -781,7 +781,7 @@ def import_to_standings(fmt: str, rows: int, *, whole_days: bool) -> None:
 
     def kept_total() -> int:
         window = StandingWindow.objects.get(period="all", provider=ALL_PROVIDERS)
-        rows = PersonStanding.objects.filter(window=window, person_id__in=people)
+        rows = TeamMemberStanding.objects.filter(window=window, person_id__in=people)
         return rows.aggregate(total=Sum("total_tokens"))["total"] or 0
 
     before = kept_total()

@@ -14,7 +14,7 @@ READ_MODELS = {
     "dailyrollup",
     "standingwindow",
     "teammemberstanding",
-    "personstanding",
+    "standingorder",
     "teamstanding",
     "standingsstate",
 }

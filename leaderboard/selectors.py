@@ -3,8 +3,8 @@
 Everything is read from the read models that usage.services.standings keeps (docs/architecture.md):
 
 - a stored window (every calendar day, week, month, quarter and year with usage, all time and the rolling
-  7/30/90 days up to today), all providers or one provider: the board is a range of PersonStanding rows in
-  their stored order, the viewer's own rank and the previous ranks are lookups by person;
+  7/30/90 days up to today), all providers or one provider: the board is a range of its StandingOrder, a page's
+  figures are its people's team-member rows, the viewer's own rank and the previous ranks are lookups by person;
 - any other window (custom ranges, rolling windows anchored in the past) is summed from the stored windows
   that exactly cover it (usage.periods.cover), and a team filter reads the team-member rows of those windows;
 - a model filter sums the daily rollups of the window.
@@ -77,7 +77,6 @@ from usage.models import (
     UsageHold,
     UsageRecord,
 )
-from usage.models import PersonStanding as PersonStandingRow
 from usage.models import (
     TeamStanding as TeamStandingRow,
 )
@@ -380,8 +379,8 @@ def _totals_sql(
     rollups (one provider's days are not kept); with a model or family filter, the rollups of the window. With
     a team, only the days each person was in its subtree; with `people`, only theirs (a page's figures are read
     after the ranking, which sums only the figures its metric needs). Rows of a team's shared identities have
-    no person (people rankings join Person and drop them; team totals keep them). The one way the read side
-    sums a window."""
+    no person: totals per person leave them out, team totals keep them. The one way the read side sums a
+    window."""
     figures = tuple(n for n in ROW_FIGURES if n in figures)
     summed = tuple(n for n in figures if n != "active_days")
     group = ", ".join(group_by)
@@ -390,6 +389,8 @@ def _totals_sql(
         conditions += f" AND team_id IN ({ids_sql(team_subtree_ids([team_id])) or '0'})"
     if people is not None:
         conditions += f" AND person_id IN ({ids_sql(people) or '0'})"
+    elif group_by == ("person_id",):
+        conditions += " AND person_id IS NOT NULL"  # a team's shared identities: no person's
     rollup = quoted_table(DailyRollup)
     if model or model_family:
         wanted = [("model", model), ("model_family", model_family), ("provider", provider)]
@@ -407,9 +408,10 @@ def _totals_sql(
         ids, days = [stored.pk], []
     else:
         ids, days = pieces_of(window, provider or ALL_PROVIDERS, kept_windows(window.start, window.end))
-    # A person's row of each window when people are ranked over the whole org; their row per team otherwise.
-    kept = quoted_table(PersonStandingRow if group_by == ("person_id",) and team_id is None else TeamMemberStanding)
-    parts = [f"SELECT {group}, {', '.join(figures)} FROM {kept} WHERE window_id IN ({ids_sql(ids) or '0'}){conditions}"]
+    members = quoted_table(TeamMemberStanding)  # a person's row per team (one, unless they moved in the window)
+    parts = [
+        f"SELECT {group}, {', '.join(figures)} FROM {members} WHERE window_id IN ({ids_sql(ids) or '0'}){conditions}"
+    ]
     params: list = []
     if days:
         day_figures = [_summed(summed)] if summed else []
@@ -1187,7 +1189,7 @@ def provider_coverage(refreshed_at: datetime | None) -> list[ProviderCoverage]:
             if through is None:
                 continue
             all_time = StandingWindow.objects.filter(period="all", provider=provider).order_by("-end").first()
-            rows = PersonStandingRow.objects.filter(window_id=all_time.pk if all_time else 0)
+            rows = TeamMemberStanding.objects.filter(window_id=all_time.pk if all_time else 0, person__isnull=False)
             known, unknown = rows.filter(requests__isnull=False).exists(), rows.filter(requests__isnull=True).exists()
             requests = "partly" if known and unknown else "reported" if known or not unknown else "unreported"
             found.append(ProviderCoverage(provider, labels.get(provider, provider), through, requests))

@@ -541,19 +541,6 @@ class TeamMemberStanding(KeptFigures):
         return f"window {self.window_id} team {self.team_id} person {self.person_id}"
 
 
-class PersonStanding(KeptFigures):
-    """A person's totals in a window. Their rank and place on the board are in the window's StandingOrder."""
-
-    window = _window_fk()
-    person = _derived_fk(Person, db_index=False)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["window", "person"], name="person_standing_unique")]
-
-    def __str__(self) -> str:
-        return f"window {self.window_id} person {self.person_id}"
-
-
 class StandingOrder(models.Model):
     """A kept window's board on one metric of usage.figures.KEPT_METRICS: each person with some of it and their
     total, in board order (the metric, then name, then id), packed as pairs of 8-byte big-endian integers

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from tests.factories import usage_for
+from tests.factories import IdentityFactory, UsageRecordFactory, usage_for
 
 TOKENS = 7_777_777  # Ivy's, the only active member of Infra (minimum 3)
 DAY = date(2026, 9, 3)
@@ -65,3 +65,15 @@ def test_the_teams_manager_still_sees_them(org, client):
     response = client.get("/api/v1/leaderboard/people/", {"team": org["infra"].pk, **WINDOW})
     assert response.status_code == 200
     assert response.json()["results"][0]["total_tokens"] == TOKENS
+
+
+def test_a_teams_shared_identities_count_as_no_active_member(engineer, org, settings):
+    """Ivy is Infra's one active member; its shared key's usage belongs to no person, so it does not make up the
+    minimum of two and the filter on Infra stays closed to an engineer outside it."""
+    settings.TOKENBOARD_MIN_TEAM_SIZE = 2
+    shared = IdentityFactory(person=None, attribution="shared", shared_team=org["infra"])
+    UsageRecordFactory(identity=shared, day=DAY, provider=shared.provider, input_tokens=5, total_tokens=5)
+
+    people = engineer.get("/api/v1/leaderboard/people/", {"team": org["infra"].pk, **WINDOW})
+
+    assert people.status_code == 403 and "fewer active members" in people.json()["detail"]

@@ -9,15 +9,15 @@ counts a cost report, misses a team move or ranks ties wrongly disagrees with th
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
-from leaderboard.selectors import ranked_order, stored_order
+from leaderboard.selectors import person_totals, ranked_order, stored_order
 from usage.figures import COUNT_FIGURES, KEPT_METRICS, METRICS, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     Membership,
     Person,
-    PersonStanding,
     SourcePrecedence,
     StandingOrder,
     StandingWindow,
@@ -33,6 +33,7 @@ from usage.services.standings import board_pairs, team_ancestors, team_top_peopl
 # figure is unknown.
 REPORTED_DAYS = {name: f"{name}_reported_days" for name in UNREPORTED_FIGURES}
 FIGURES = (*SUMMED_FIGURES, "active_days", *REPORTED_DAYS.values())
+PERSON_FIGURES = (*SUMMED_FIGURES, "active_days")  # what the read side sums for a person (leaderboard.selectors.Totals)
 COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
 
 
@@ -295,10 +296,11 @@ class Truth:
         return expected
 
 
-def ranks_and_places(window: StandingWindow, stored: list[dict], metric: str) -> tuple[dict, dict]:
-    """Each person's rank and board place on `metric` (None where not ranked): kept in the window's StandingOrder
-    for usage.figures.KEPT_METRICS, ordered from the window's kept totals when asked for the others."""
-    ranks, places = dict.fromkeys(row["person_id"] for row in stored), dict.fromkeys(row["person_id"] for row in stored)
+def ranks_and_places(window: StandingWindow, people: Iterable[int], metric: str) -> tuple[dict, dict]:
+    """Each of the people's rank and board place on `metric` (None where not ranked): kept in the window's
+    StandingOrder for usage.figures.KEPT_METRICS, ordered from the window's kept totals when asked for the
+    others."""
+    ranks, places = dict.fromkeys(people), dict.fromkeys(people)
     if metric in KEPT_METRICS:
         order = stored_order(window.pk, metric)  # as the pages read it
         board = zip(order.ids, order.ranks, strict=True)
@@ -352,9 +354,7 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
     agree). With `today`, also the windows that should be kept and are not, or are kept and should not be."""
     truth = truth or Truth()
     problems: list[str] = []
-    people_rows, member_rows, team_rows = defaultdict(list), defaultdict(list), defaultdict(list)
-    for row in PersonStanding.objects.values():
-        people_rows[row["window_id"]].append(row)
+    member_rows, team_rows = defaultdict(list), defaultdict(list)
     for row in TeamMemberStanding.objects.values():
         member_rows[row["window_id"]].append(row)
     for row in TeamStanding.objects.values():
@@ -364,12 +364,12 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
         label, span = _window_label(window), (window.start, window.end, window.provider)
 
         expected_people = truth.people(*span)
-        stored = people_rows.pop(window.pk, [])
-        stored_people = {row["person_id"]: {name: row[name] for name in FIGURES} for row in stored}
-        if len(stored_people) != len(stored):
-            problems.append(f"{label}: {len(stored)} person rows for {len(stored_people)} people")
-        if stored_people != expected_people:
-            problems.append(f"{label}: people {_differences(stored_people, expected_people)}")
+        # As the pages read them: each person's team-member rows summed.
+        totals = person_totals(Window(window.period, window.start, window.end), provider=window.provider)
+        stored_people = {pid: {name: getattr(t, name) for name in PERSON_FIGURES} for pid, t in totals.items()}
+        expected = {pid: {name: f[name] for name in PERSON_FIGURES} for pid, f in expected_people.items()}
+        if stored_people != expected:
+            problems.append(f"{label}: people {_differences(stored_people, expected)}")
         if window.people != len(expected_people):
             problems.append(f"{label}: people count {window.people} != {len(expected_people)}")
         for metric in KEPT_METRICS:
@@ -380,7 +380,7 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
                     f"{label}: {metric} board {list(zip(people, totals, strict=True))} != {expected_totals}"
                 )
         for metric in METRICS:
-            ranks, places = ranks_and_places(window, stored, metric)
+            ranks, places = ranks_and_places(window, stored_people, metric)
             if metric in EFFICIENCY:
                 expected_ranks, expected_places = efficiency_ranks_and_places(expected_people, metric, truth.names)
                 if (ranks, places) != (expected_ranks, expected_places):
@@ -418,7 +418,7 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
         if stored_teams != expected_teams:
             problems.append(f"{label}: teams {_differences(stored_teams, expected_teams)}")
 
-    for kind, orphans in (("person", people_rows), ("team member", member_rows), ("team", team_rows)):
+    for kind, orphans in (("team member", member_rows), ("team", team_rows)):
         if orphans:
             problems.append(f"{kind} rows of windows that do not exist: {sorted(orphans)}")
     if today is not None:

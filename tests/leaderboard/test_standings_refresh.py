@@ -29,7 +29,6 @@ from tests.leaderboard.standings_truth import standings_differences
 from usage.models import (
     DailyRollup,
     Membership,
-    PersonStanding,
     StandingOrder,
     StandingsDirtyDay,
     StandingsDirtyPerson,
@@ -44,7 +43,7 @@ from usage.services.standings import standings_mark_days, standings_mark_people,
 
 TODAY = date(2026, 9, 15)
 ROOT = Path(__file__).resolve().parents[2]
-READ_MODELS = (DailyRollup, StandingWindow, TeamMemberStanding, PersonStanding, TeamStanding)
+READ_MODELS = (DailyRollup, StandingWindow, TeamMemberStanding, TeamStanding)
 
 
 @pytest.fixture(autouse=True)
@@ -185,10 +184,9 @@ def test_a_refresh_that_fails_leaves_the_last_good_standings_and_the_next_one_co
 
 
 def duplicated_rows() -> list[str]:
-    """Rows a window holds twice, and team member rows that do not add up to the person rows."""
+    """Rows a window holds twice."""
     problems = []
     for model, key in (
-        (PersonStanding, ("window_id", "person_id")),
         (TeamMemberStanding, ("window_id", "team_id", "person_id")),
         (TeamStanding, ("window_id", "team_id")),
         (StandingWindow, ("period", "start", "end", "provider")),
@@ -196,13 +194,6 @@ def duplicated_rows() -> list[str]:
         keys = list(model.objects.values_list(*key))
         if len(keys) != len(set(keys)):
             problems.append(f"{model.__name__}: {len(keys) - len(set(keys))} duplicated {key}")
-    people = {(r["window_id"], r["person_id"]): r["total_tokens"] for r in PersonStanding.objects.values()}
-    members: dict = {}
-    for row in TeamMemberStanding.objects.values():
-        key = (row["window_id"], row["person_id"])
-        members[key] = members.get(key, 0) + row["total_tokens"]
-    if members != people:
-        problems.append("team member rows do not sum to the person rows")
     return problems
 
 
@@ -294,7 +285,7 @@ def test_a_window_recomputed_with_nobody_left_in_it_counts_no_people(history):
     assert standings_refresh(today=tomorrow) is not None
 
     day = StandingWindow.objects.get(period="day", start=date(2026, 7, 31), provider="")
-    assert (day.people, PersonStanding.objects.filter(window=day).count()) == (0, 0)
+    assert (day.people, TeamMemberStanding.objects.filter(window=day).count()) == (0, 0)
     assert StandingWindow.objects.get(period="month", start=date(2026, 7, 1), provider="").people == 0
     assert standings_differences(today=tomorrow) == []
 
@@ -402,7 +393,7 @@ def rebuild_schemas() -> list[str]:
         return [name for (name,) in cursor.fetchall()]
 
 
-GRANTED = "usage_personstanding, usage_teamstanding"
+GRANTED = "usage_teammemberstanding, usage_teamstanding"
 
 
 def grants(cursor, table: str) -> list[tuple]:
@@ -478,10 +469,10 @@ def test_a_rebuild_keeps_readers_on_the_last_standings_and_a_killed_one_changes_
 def test_a_rebuild_leaves_the_tables_as_migrations_made_them_and_ids_go_on(transactional_db, history, workers):
     with connection.cursor() as cursor:  # a reporting role's grants
         cursor.execute(f"GRANT SELECT ON {GRANTED} TO PUBLIC")
-        assert grants(cursor, "usage_personstanding")
+        assert grants(cursor, "usage_teammemberstanding")
     tables = read_model_tables()
-    updated_in_place = ("usage_personstanding", "usage_teammemberstanding", "usage_teamstanding")
-    assert [tables[table][1] for table in updated_in_place] == [["fillfactor=90"]] * 3  # migration 0026
+    updated_in_place = ("usage_teammemberstanding", "usage_teamstanding")
+    assert [tables[table][1] for table in updated_in_place] == [["fillfactor=90"]] * 2  # migration 0026
     last_window = StandingWindow.objects.order_by("-pk").values_list("pk", flat=True).first()
     change_usage(history)
 
@@ -510,7 +501,7 @@ def swap_waits_for(watcher, table: str) -> bool:
 def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transactional_db, history, workers):
     change_usage(history)
     with psycopg.connect(database_url_of_test_db()) as reader:  # a request inside a transaction
-        assert reader.execute("SELECT count(*) FROM usage_personstanding").fetchone()[0] > 0
+        assert reader.execute("SELECT count(*) FROM usage_teamstanding").fetchone()[0] > 0
         outcome = {}
 
         def rebuild():
@@ -525,7 +516,7 @@ def test_a_rebuild_waits_for_a_reader_holding_the_tables_and_then_swaps(transact
         thread.start()
         with psycopg.connect(database_url_of_test_db(), autocommit=True) as watcher:
             deadline = time.monotonic() + 30
-            while not swap_waits_for(watcher, "usage_personstanding") and time.monotonic() < deadline:
+            while not swap_waits_for(watcher, "usage_teamstanding") and time.monotonic() < deadline:
                 time.sleep(0.05)
         assert thread.is_alive() and not outcome
         # The swap takes the rollups before the standings, so this read now waits for the swap while the swap
@@ -659,8 +650,9 @@ def test_postgresql_connections_carry_the_apps_planner_settings(setting, value):
         assert cursor.fetchone() == (value,)
 
 
-def september(person) -> PersonStanding:
-    return PersonStanding.objects.get(
+def september(person) -> TeamMemberStanding:
+    """The person's row of September (one: nobody in `history` moves team then)."""
+    return TeamMemberStanding.objects.get(
         window__period="month", window__start=date(2026, 9, 1), window__provider="", person=person
     )
 
@@ -714,7 +706,7 @@ def test_a_day_that_stops_reporting_requests_is_taken_out_of_the_kept_windows_th
     def quarter(model, **row):
         return model.objects.get(window__period="quarter", window__start=date(2026, 7, 1), window__provider="", **row)
 
-    hers, her_team = quarter(PersonStanding, person=ivy), quarter(TeamStanding, team=infra)
+    hers, her_team = quarter(TeamMemberStanding, person=ivy), quarter(TeamStanding, team=infra)
     assert (hers.requests, hers.requests_reported_days) == (7, 2)
 
     UsageRecord.objects.filter(identity__person=ivy, day=september).update(requests=None)
@@ -723,7 +715,7 @@ def test_a_day_that_stops_reporting_requests_is_taken_out_of_the_kept_windows_th
         standings_refresh(today=TODAY)
 
     # Added to the kept rows (the same rows), not recomputed: her August day still reports its 2 requests.
-    hers_after, her_team_after = quarter(PersonStanding, person=ivy), quarter(TeamStanding, team=infra)
+    hers_after, her_team_after = quarter(TeamMemberStanding, person=ivy), quarter(TeamStanding, team=infra)
     assert hers_after.pk == hers.pk and (hers_after.requests, hers_after.requests_reported_days) == (2, 1)
     assert her_team_after.pk == her_team.pk and her_team_after.requests == her_team.requests - 5
     assert standings_differences(today=TODAY) == []
@@ -731,7 +723,7 @@ def test_a_day_that_stops_reporting_requests_is_taken_out_of_the_kept_windows_th
 
 def test_a_rebuild_a_migration_requested_runs_at_the_next_refresh_and_only_once(history):
     ivy = history["infra_engineer"]
-    PersonStanding.objects.filter(person=ivy).update(total_tokens=1)  # what the rebuild must put right
+    TeamMemberStanding.objects.filter(person=ivy).update(total_tokens=1)  # what the rebuild must put right
     StandingsState.objects.filter(pk=1).update(rebuild_requested=True)
 
     result = standings_refresh(today=TODAY)
@@ -785,7 +777,7 @@ def test_one_person_changed_on_many_days_is_added_to_the_kept_rows_among_many(hi
     standings_refresh(today=TODAY)
 
     def september(person):
-        return PersonStanding.objects.get(
+        return TeamMemberStanding.objects.get(
             window__period="month", window__start=date(2026, 9, 1), window__provider="", person=person
         )
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.factories import IdentityFactory, UsageRecordFactory, cursor_csv, imported, usage_for
 from tests.leaderboard.standings_truth import standings_differences
-from usage.models import DailyRollup, Identity, PersonStanding, StandingsDirtyDay, StandingsDirtyIdentity
+from usage.models import DailyRollup, Identity, StandingsDirtyDay, StandingsDirtyIdentity, TeamMemberStanding
 from usage.services import standings
 from usage.services.standings import standings_mark_days, standings_mark_usage, standings_refresh
 
@@ -51,12 +51,12 @@ def test_an_import_marks_its_identities_days_and_the_refresh_rewrites_only_their
     # Pat's rows of the day were not even compared; Ivy's day gained a row for her Cursor usage.
     assert rollup_ids(pat) == pats_rows
     assert ivys_rows < rollup_ids(ivy)
-    september = PersonStanding.objects.get(
+    september = TeamMemberStanding.objects.get(
         window__period="month", window__start=DAY, window__provider="", person=ivy
     ).total_tokens
     assert september == 500 + 40 + 2
     # Cursor's first usage came in on scoped days: its own boards are kept from this refresh on.
-    cursors_september = PersonStanding.objects.get(
+    cursors_september = TeamMemberStanding.objects.get(
         window__period="month", window__start=DAY, window__provider="cursor", person=ivy
     ).total_tokens
     assert cursors_september == 40 + 2
@@ -73,7 +73,7 @@ def test_a_newer_export_marks_the_identities_whose_records_it_replaced(org):
     pauls = Identity.objects.get(provider="cursor", person=paul)
     assert (DAY, pauls.pk) in marks()[1]
     standings_refresh(today=TODAY)
-    assert not PersonStanding.objects.filter(window__period="day", window__start=DAY, person=paul).exists()
+    assert not TeamMemberStanding.objects.filter(window__period="day", window__start=DAY, person=paul).exists()
     assert standings_differences(today=TODAY) == []
 
 
@@ -121,7 +121,7 @@ def test_a_day_whose_identities_were_taken_in_by_another_refresh_is_rewritten_wh
 
     standings_refresh(today=TODAY)
 
-    assert PersonStanding.objects.get(window__period="day", window__start=DAY, person=pat).total_tokens == 900
+    assert TeamMemberStanding.objects.get(window__period="day", window__start=DAY, person=pat).total_tokens == 900
     assert standings_differences(today=TODAY) == []
 
 

@@ -33,7 +33,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
@@ -58,7 +58,6 @@ from usage.models import (
     Membership,
     ModelAlias,
     Person,
-    PersonStanding,
     SourcePrecedence,
     StandingOrder,
     StandingsDirtyDay,
@@ -435,7 +434,7 @@ def _rebuild(today: date, runner: _InTransaction | _RebuildWorkers, phases: _Pha
         unread = runner.run([partial(_plain_indexes_drop, TeamMemberStanding, REBUILD_UNREAD_INDEXES)])[0]
         _standings_compute(windows, team_ancestors(), phases, runner)
         runner.run([partial(_timed, phases, "indexes", partial(_execute, definition)) for definition in unread])
-        tables = (TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
+        tables = (TeamMemberStanding, TeamStanding, StandingOrder, StandingWindow)
         runner.run([partial(_timed, phases, "statistics", partial(_analyze, model)) for model in tables])
         runner.run([partial(_drop_stale_moving_windows, today)])
         if aside is not None:
@@ -661,7 +660,7 @@ def standings_status() -> StandingsState:
 # Indexes the rebuild's own statements never read (the refresh's do): built once after the load rather than row by
 # row, about 3 of a rebuild's 25 minutes at 85,000 people (docs/PERFORMANCE.md).
 REBUILD_UNREAD_INDEXES = ("team_member_standing_person",)
-READ_MODELS = (DailyRollup, TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder, StandingWindow)
+READ_MODELS = (DailyRollup, TeamMemberStanding, TeamStanding, StandingOrder, StandingWindow)
 REBUILD_SCHEMA = "tokenboard_rebuild"  # where rebuild_rollups builds the read models (PostgreSQL)
 SWAP_LOCK_TIMEOUT = "500ms"  # below PostgreSQL's deadlock_timeout (1 s): a reader in the way wins, we retry
 SWAP_ATTEMPTS = 240
@@ -1179,7 +1178,7 @@ def _drop_stale_moving_windows(today: date) -> None:
 
 
 def _delete_rows(window_ids: list[int]) -> None:
-    for model in (TeamMemberStanding, PersonStanding, TeamStanding, StandingOrder):
+    for model in (TeamMemberStanding, TeamStanding, StandingOrder):
         model.objects.filter(window_id__in=window_ids).delete()
 
 
@@ -1294,12 +1293,12 @@ class _DayChanges:
                 self._teams_watch(ids, ancestors)
             with phases.timed("team members"):
                 _changes_add(TeamMemberStanding, MEMBER_CHANGE, ids, ("window_id", "team_id", "person_id"))
-            with phases.timed("person rows"):
-                self._people_change(ids)  # looked up in person_standing_unique
-                _changes_add(PersonStanding, PERSON_CHANGE, ids, ("window_id", "person_id"))
-                _people_count_change()
+            with phases.timed("people"):
+                self._people_change()
+                moved = _people_moved(ids, KEPT_METRICS, self.people)
+                _people_count_change(moved)
             with phases.timed("orders"):
-                _orders_merge(ids, KEPT_METRICS, self.people)
+                _orders_merge(KEPT_METRICS, moved)
             with phases.timed("team totals"):
                 self._teams_change()
                 self._teams_add(ids)
@@ -1362,22 +1361,16 @@ class _DayChanges:
             ),
         )
 
-    def _people_change(self, ids: list[int]) -> None:
-        """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage),
-        with the id of the person's row."""
+    def _people_change(self) -> None:
+        """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage), on
+        the kept metrics and active days."""
         _temporary_table(
             PERSON_CHANGE,
             f"""
-            WITH changed AS (
-                SELECT window_id, person_id, {SUM_FIGURES},
-                       CAST(SUM(active_days) AS INTEGER) AS active_days{reported_days_sums()}
-                FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
-                GROUP BY window_id, person_id
-            )
-            SELECT changed.*, s.id AS row_id
-            FROM changed LEFT JOIN {quoted_table(PersonStanding)} s
-                 ON s.window_id IN ({ids_sql(ids)}) AND s.window_id = changed.window_id
-                 AND s.person_id = changed.person_id
+            SELECT window_id, person_id, {figure_sums(figures=KEPT_METRICS)},
+                   CAST(SUM(active_days) AS INTEGER) AS active_days
+            FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
+            GROUP BY window_id, person_id
             """,
         )
 
@@ -1664,8 +1657,8 @@ def _batch_compute(batch: list[tuple[int, Window, str]], closure: str, phases: _
     with phases.timed("team members"):
         _team_members_from_rollup([(pk, w.start, p) for pk, w, p in batch if w.period == "day"])
         _team_members_from_pieces([(pk, w, p) for pk, w, p in batch if w.period != "day"])
-    with phases.timed("person rows"):
-        _people_sum(batch_ids)
+    with phases.timed("people"):
+        _people_count(batch_ids)
     with phases.timed("orders"):
         _orders_write(batch_ids, KEPT_METRICS)
     with phases.timed("team totals"):
@@ -1790,40 +1783,34 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         )
 
 
-def _people_sum(window_ids: list[int]) -> None:
-    """Person standings from the windows' team-member rows, and each window's count of them."""
-    written = f"""
-        INSERT INTO {quoted_table(PersonStanding)} (window_id, person_id, {KEPT_COLUMNS})
-        SELECT t.window_id, t.person_id, {kept_columns("t")}
-        FROM (
-            SELECT window_id, person_id, {SUM_FIGURES}, SUM(active_days) AS active_days{reported_days_sums()}
-            FROM {quoted_table(TeamMemberStanding)}
-            WHERE window_id IN ({ids_sql(window_ids)}) AND person_id IS NOT NULL  -- not a team's shared usage
-            GROUP BY window_id, person_id
-        ) t
-        JOIN {quoted_table(Person)} p ON p.id = t.person_id
-    """
+def _people_count(window_ids: list[int]) -> None:
+    """Each window's people (StandingWindow.people): the people with a team-member row in it."""
+    window_table = quoted_table(StandingWindow)
     with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            cursor.execute(written)
-            _people_count(window_ids)
-            return
-        # Counted as they are written: counting them again afterwards read every new row's heap tuple, 3 s for
-        # 40 day windows at 85,000 people (docs/PERFORMANCE.md).
         cursor.execute(
             f"""
-            WITH written AS ({written} RETURNING window_id),
-            counted AS (SELECT window_id, COUNT(*) AS people FROM written GROUP BY window_id)
-            UPDATE {quoted_table(StandingWindow)} w SET people = COALESCE(c.people, 0)
-            FROM (VALUES {ids_values_sql(window_ids)}) AS b(id)
-            LEFT JOIN counted c ON c.window_id = b.id
-            WHERE w.id = b.id
+            UPDATE {window_table} SET people = (
+                SELECT COUNT(DISTINCT t.person_id) FROM {quoted_table(TeamMemberStanding)} t
+                JOIN {quoted_table(Person)} p ON p.id = t.person_id
+                WHERE t.window_id = {window_table}.id
+            ) WHERE id IN ({ids_sql(window_ids)})
             """
         )
 
 
+def _person_totals_sql(window_ids: Iterable[int], figures: Iterable[str]) -> str:
+    """SQL of each person's totals of `figures` in the windows: their team-member rows summed (a person has one
+    row, or one per team when they moved within the window). Rows of a team's shared identities have no person:
+    left out. Columns: window_id, person_id, then the figures."""
+    return f"""
+        SELECT window_id, person_id, {figure_sums(figures=figures)}
+        FROM {quoted_table(TeamMemberStanding)}
+        WHERE window_id IN ({ids_sql(window_ids)}) AND person_id IS NOT NULL
+        GROUP BY window_id, person_id"""
+
+
 def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
-    """Write each window's StandingOrder on each of `metrics` (KEPT_METRICS: counts) whole, from its person rows.
+    """Write each window's StandingOrder on each of `metrics` (KEPT_METRICS: counts) whole, from its people's totals.
     People with none of a metric (zero, or a figure their sources do not report: NULL) are not on its board. A
     window where nobody is gets an empty order: a kept window always has its orders."""
     StandingOrder.objects.filter(window_id__in=window_ids).delete()
@@ -1832,8 +1819,8 @@ def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
     for metric in metrics:
         assert metric in COUNT_FIGURES, f"a kept order is packed as integers, and {metric} is not a count"
         rows = f"""
-            FROM {quoted_table(PersonStanding)} t JOIN {quoted_table(Person)} p ON p.id = t.person_id
-            WHERE t.window_id IN ({ids_sql(window_ids)}) AND t.{metric} > 0
+            FROM ({_person_totals_sql(window_ids, [metric])}) t JOIN {quoted_table(Person)} p ON p.id = t.person_id
+            WHERE t.{metric} > 0
         """
         board_order = f"t.{metric} DESC, p.display_name, p.id"
         if connection.vendor == "postgresql":  # sorted and packed in the database: 1.8M rows stay there
@@ -1867,12 +1854,11 @@ def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
 MERGE_MOST_SHARE = 10  # more than a tenth of a board moved: sorting its rows again costs less
 
 
-def _orders_merge(window_ids: list[int], metrics: tuple[str, ...], people: set[int]) -> None:
-    """Place the people who moved in each window (PERSON_CHANGE, whose figures are now added to their rows, and
-    `people`, whose names may have changed) again on the window's kept boards: taken off, then put back by their
-    new totals, instead of sorting every row of the window again (4–5 s for a small import at 85,000 people). A
-    window without its boards, or of which more than a tenth moved, gets them written whole (_orders_write)."""
-    moved = _people_moved(window_ids, metrics, people)
+def _orders_merge(metrics: tuple[str, ...], moved: dict[int, dict[int, _Moved]]) -> None:
+    """Place the people who moved in each window (_people_moved) again on the window's kept boards: taken off,
+    then put back by their new totals, instead of sorting every row of the window again (4–5 s for a small import
+    at 85,000 people). A window without its boards, or of which more than a tenth moved, gets them written whole
+    (_orders_write)."""
     boards = {
         (window_id, metric): board_pairs(board)
         for window_id, metric, board in StandingOrder.objects.filter(
@@ -1886,8 +1872,8 @@ def _orders_merge(window_ids: list[int], metrics: tuple[str, ...], people: set[i
             whole.append(window_id)
             continue
         for index, (metric, (board_people, totals)) in enumerate(zip(metrics, window_boards, strict=True)):
-            totals_now = {person: now[index] for person, (now, _before) in window_moved.items()}
-            totals_before = {person: before[index] for person, (_now, before) in window_moved.items()}
+            totals_now = {person: m.now[index] for person, m in window_moved.items()}
+            totals_before = {person: m.before[index] for person, m in window_moved.items()}
             merges.append(((window_id, metric), _BoardMerge(board_people, totals, totals_now, totals_before)))
     _orders_write(whole, metrics)
     tie_order = _names_order({person for _key, merge in merges for person in merge.tied()})
@@ -1898,31 +1884,46 @@ def _orders_merge(window_ids: list[int], metrics: tuple[str, ...], people: set[i
         )
 
 
-def _people_moved(
-    window_ids: list[int], metrics: tuple[str, ...], people: set[int]
-) -> dict[int, dict[int, tuple[tuple, tuple]]]:
-    """window id → {person id → (their figures on `metrics` now, None: no row left; their figures on the window's
-    boards, from before PERSON_CHANGE was added to the rows, None: unknown)}, for the people of PERSON_CHANGE and
-    the marked `people` with a row in the window."""
+class _Moved(NamedTuple):
+    """A person's place on a window's boards, before and after a refresh's changes."""
+
+    now: tuple  # their figures on the kept metrics now; None: no row left
+    before: tuple  # their figures on the window's boards, from before the changes; each None: unknown
+    days_now: int  # their active days in the window now; 0: not in it
+    days_before: int
+
+
+def _people_moved(window_ids: list[int], metrics: tuple[str, ...], people: set[int]) -> dict[int, dict[int, _Moved]]:
+    """window id → {person id → _Moved} for the people of PERSON_CHANGE, now that it is added to the member rows,
+    and the marked `people` (whose names may have changed) with a row in the window. Only people who exist: the
+    boards and the people counts join Person."""
+    members = quoted_table(TeamMemberStanding)
     marked = (
-        f"""UNION SELECT s.window_id, s.person_id FROM {quoted_table(PersonStanding)} s
-            WHERE s.window_id IN ({ids_sql(window_ids)}) AND s.person_id IN ({ids_sql(people)})"""
+        f"""UNION SELECT t.window_id, t.person_id FROM {members} t
+            WHERE t.window_id IN ({ids_sql(window_ids)}) AND t.person_id IN ({ids_sql(people)})"""
         if people
         else ""
     )
-    moved: dict[int, dict[int, tuple]] = {}
+    moved: dict[int, dict[int, _Moved]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(
+        cursor.execute(  # each person's rows looked up in team_member_standing_person
             f"""
-            SELECT m.window_id, m.person_id, s.id, {", ".join(f"s.{metric}, c.{metric}" for metric in metrics)}
-            FROM (SELECT window_id, person_id FROM {PERSON_CHANGE} {marked}) m
-            LEFT JOIN {quoted_table(PersonStanding)} s ON s.window_id = m.window_id AND s.person_id = m.person_id
-            LEFT JOIN {PERSON_CHANGE} c ON c.window_id = m.window_id AND c.person_id = m.person_id
+            WITH m AS (SELECT window_id, person_id FROM {PERSON_CHANGE} {marked}),
+            now_ AS (
+                SELECT m.window_id, m.person_id, SUM(t.active_days) AS active_days,
+                       {figure_sums("t", figures=metrics)}
+                FROM m JOIN {quoted_table(Person)} p ON p.id = m.person_id
+                LEFT JOIN {members} t ON t.window_id = m.window_id AND t.person_id = m.person_id
+                GROUP BY m.window_id, m.person_id
+            )
+            SELECT n.window_id, n.person_id, n.active_days, c.active_days,
+                   {", ".join(f"n.{metric}, c.{metric}" for metric in metrics)}
+            FROM now_ n LEFT JOIN {PERSON_CHANGE} c ON c.window_id = n.window_id AND c.person_id = n.person_id
             """
         )
-        for window_id, person_id, row_id, *figures in cursor.fetchall():
+        for window_id, person_id, days_now, days_changed, *figures in cursor.fetchall():
             totals, changes = figures[0::2], figures[1::2]
-            if row_id is None:  # no row now: a deleted row had exactly what the change took away
+            if days_now is None:  # no row now: the rows deleted had exactly what the change took away
                 now, totals = (None,) * len(metrics), (0,) * len(metrics)
             else:
                 now = tuple(totals)
@@ -1930,7 +1931,8 @@ def _people_moved(
                 None if total is None else total - (change or 0)  # None: an unreported figure, unknown
                 for total, change in zip(totals, changes, strict=True)
             )
-            moved.setdefault(window_id, {})[person_id] = (now, before)
+            days_now = days_now or 0
+            moved.setdefault(window_id, {})[person_id] = _Moved(now, before, days_now, days_now - (days_changed or 0))
     return moved
 
 
@@ -2043,33 +2045,16 @@ def board_pairs(board: bytes | memoryview) -> tuple[array, array]:
     return numbers[0::2], numbers[1::2]
 
 
-def _people_count(window_ids: list[int]) -> None:
-    """Each window's people counted from its person rows, on SQLite (no INSERT inside a WITH there)."""
+def _people_count_change(moved: dict[int, dict[int, _Moved]]) -> None:
+    """StandingWindow.people after PERSON_CHANGE was added: plus the people who have a row now and had none,
+    less those who had one and have none now (counting each window's people again took 0.5 s for a small import
+    at 85,000 people)."""
+    counted = []
+    for window_id, window_moved in moved.items():
+        change = sum((m.days_now > 0) - (m.days_before > 0) for m in window_moved.values())
+        if change:
+            counted.append((change, window_id))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {quoted_table(StandingWindow)} SET people = (
-                SELECT COUNT(*) FROM {quoted_table(PersonStanding)} s WHERE s.window_id = {quoted_table(StandingWindow)}.id
-            ) WHERE id IN ({ids_sql(window_ids)})
-            """
-        )
-
-
-def _people_count_change() -> None:
-    """StandingWindow.people after PERSON_CHANGE was added: plus the rows it inserted, less those it deleted
-    (counting each window's rows again took 0.5 s for a small import at 85,000 people)."""
-    person_rows = quoted_table(PersonStanding)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT c.window_id, SUM(CASE WHEN c.row_id IS NULL THEN 1 ELSE -1 END)
-            FROM {PERSON_CHANGE} c
-            WHERE (c.row_id IS NULL AND c.active_days > 0)
-               OR (c.row_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {person_rows} s WHERE s.id = c.row_id))
-            GROUP BY c.window_id
-            """
-        )
-        counted = [(change, window_id) for window_id, change in cursor.fetchall() if change]
         cursor.executemany(f"UPDATE {quoted_table(StandingWindow)} SET people = people + %s WHERE id = %s", counted)
 
 
