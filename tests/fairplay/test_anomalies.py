@@ -141,6 +141,29 @@ def test_a_day_the_check_beside_the_workers_refresh_holds_late_is_taken_out_of_t
 
 
 @pytest.mark.needs_services
+def test_a_rebuild_on_two_connections_checks_a_run_of_days_on_each_and_holds_the_loop(
+    transactional_db, board, org, monkeypatch
+):
+    checked = []  # the days of each call, from both connections
+    anomalies_flag = standings.anomalies_flag
+
+    def anomalies_flag_noted(days, people=None):
+        checked.append(sorted(days))
+        return anomalies_flag(days, people=people)
+
+    monkeypatch.setattr(standings, "anomalies_flag", anomalies_flag_noted)
+    result = standings_refresh(today=TODAY, all_days=True, workers=2)
+
+    usage_days = sorted(set(UsageRecord.objects.values_list("day", flat=True)))
+    assert result.workers == 2 and len(checked) == 2
+    first, second = sorted(checked)
+    assert first + second == usage_days and len(first) - len(second) in (0, 1)  # consecutive runs, even
+    hold = UsageHold.objects.get()
+    assert (hold.person, hold.day, hold.status) == (board["looper"], LOOP_DAY, HoldStatus.HELD)
+    assert month_rank(board["looper"], org["admin"])[0] == 2
+
+
+@pytest.mark.needs_services
 def test_a_check_beside_the_refresh_that_fails_fails_the_refresh_and_the_last_standings_stay(
     transactional_db, board, org, monkeypatch
 ):
