@@ -285,7 +285,7 @@ def person_totals(
     """Each person's totals in the window (only `people`'s, when given), filtered (the days in a team's subtree
     only, with a team). A team's shared identities count for no person: they are not in it."""
     rows = _totals_rows(window, provider, model, team_id, model_family=model_family, people=people)
-    return {person_id: _sql_totals(figures) for person_id, *figures in rows if person_id is not None}
+    return {person_id: _sql_totals(figures) for person_id, *figures in rows}
 
 
 # --- People --------------------------------------------------------------------------------------------------
@@ -613,8 +613,7 @@ def _ranked_arrays(window, provider, model, team_id, metric: str, *, model_famil
         rank, ordered, where, sized = f"RANK() OVER (ORDER BY {order})", order, f"WHERE t.{metric} > 0 ", "1"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH totals AS ({sql}), sized AS (SELECT totals.*, {sized} FROM totals "
-            f"WHERE person_id IS NOT NULL) "  # a team's shared usage is no person
+            f"WITH totals AS ({sql}), sized AS (SELECT totals.*, {sized} FROM totals) "
             f"SELECT t.person_id, {rank} "
             f"FROM sized t JOIN {quoted_table(Person)} p ON p.id = t.person_id {where}"
             f"ORDER BY {ordered}, p.display_name, p.id",

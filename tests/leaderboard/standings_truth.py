@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
-from leaderboard.selectors import person_totals, ranked_order, stored_order
+from leaderboard.selectors import TOTALS_FIELDS, person_totals, ranked_order, stored_order
 from usage.figures import COUNT_FIGURES, KEPT_METRICS, METRICS, SUMMED_FIGURES, UNREPORTED_FIGURES
 from usage.models import (
     Membership,
@@ -33,7 +33,6 @@ from usage.services.standings import board_pairs, team_ancestors, team_top_peopl
 # figure is unknown.
 REPORTED_DAYS = {name: f"{name}_reported_days" for name in UNREPORTED_FIGURES}
 FIGURES = (*SUMMED_FIGURES, "active_days", *REPORTED_DAYS.values())
-PERSON_FIGURES = (*SUMMED_FIGURES, "active_days")  # what the read side sums for a person (leaderboard.selectors.Totals)
 COST_REPORT_KIND = "cost"  # bills: a person's where they own its identity (then it replaces their estimates)
 
 
@@ -366,8 +365,8 @@ def standings_differences(truth: Truth | None = None, *, today: date | None = No
         expected_people = truth.people(*span)
         # As the pages read them: each person's team-member rows summed.
         totals = person_totals(Window(window.period, window.start, window.end), provider=window.provider)
-        stored_people = {pid: {name: getattr(t, name) for name in PERSON_FIGURES} for pid, t in totals.items()}
-        expected = {pid: {name: f[name] for name in PERSON_FIGURES} for pid, f in expected_people.items()}
+        stored_people = {pid: {name: getattr(t, name) for name in TOTALS_FIELDS} for pid, t in totals.items()}
+        expected = {pid: {name: f[name] for name in TOTALS_FIELDS} for pid, f in expected_people.items()}
         if stored_people != expected:
             problems.append(f"{label}: people {_differences(stored_people, expected)}")
         if window.people != len(expected_people):

@@ -1206,8 +1206,8 @@ CHANGES_MOST_DAYS = 62  # more changed days (a team tree change marks every day)
 CHANGES_MOST_SHARE = 4  # changes to more than a quarter of the windows' rows: recomputing costs less
 DAY_BEFORE, DAY_CHANGE = "standings_day_before", "standings_day_change"
 WINDOW_CHANGE = "standings_window_change"
-MEMBER_CHANGE, PERSON_CHANGE = "standings_member_change", "standings_person_change"
-CHANGE_TABLES = (DAY_BEFORE, DAY_CHANGE, WINDOW_CHANGE, MEMBER_CHANGE, PERSON_CHANGE)
+MEMBER_CHANGE = "standings_member_change"
+CHANGE_TABLES = (DAY_BEFORE, DAY_CHANGE, WINDOW_CHANGE, MEMBER_CHANGE)
 CLOSURE, TEAM_PAIRS, WATCHED_ROWS = "standings_closure", "standings_team_pairs", "standings_watched_rows"
 TEAM_CHANGE, TOPS_AGAIN = "standings_team_change", "standings_tops_again"
 LOST_SUBTREES, LOST_PEOPLE = "standings_lost_subtrees", "standings_lost_people"
@@ -1307,7 +1307,6 @@ class _DayChanges:
             with phases.timed("team members"):
                 _changes_add(TeamMemberStanding, MEMBER_CHANGE, ids, ("window_id", "team_id", "person_id"))
             with phases.timed("people"):
-                self._people_change()
                 moved = _people_moved(ids, KEPT_METRICS, self.people)
                 _people_count_change(moved)
             with phases.timed("orders"):
@@ -1372,19 +1371,6 @@ class _DayChanges:
                 WHERE {case}"""
                 for joined, case in matched.items()
             ),
-        )
-
-    def _people_change(self) -> None:
-        """PERSON_CHANGE: the team members' changes summed per window and person (not a team's shared usage), on
-        the kept metrics and active days."""
-        _temporary_table(
-            PERSON_CHANGE,
-            f"""
-            SELECT window_id, person_id, {figure_sums(figures=KEPT_METRICS)},
-                   CAST(SUM(active_days) AS INTEGER) AS active_days
-            FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
-            GROUP BY window_id, person_id
-            """,
         )
 
     def _teams_watch(self, ids: list[int], ancestors: dict[int, list[int]]) -> None:
@@ -1907,9 +1893,10 @@ class _Moved(NamedTuple):
 
 
 def _people_moved(window_ids: list[int], metrics: tuple[str, ...], people: set[int]) -> dict[int, dict[int, _Moved]]:
-    """window id → {person id → _Moved} for the people of PERSON_CHANGE, now that it is added to the member rows,
-    and the marked `people` (whose names may have changed) with a row in the window. Only people who exist: the
-    boards and the people counts join Person."""
+    """window id → {person id → _Moved} for the people whose member rows MEMBER_CHANGE changed (`changed`: its
+    changes summed per person, not a team's shared usage), now that it is added to those rows, and the marked
+    `people` (whose names may have changed) with a row in the window. Only people who exist: the boards and the
+    people counts join Person."""
     members = quoted_table(TeamMemberStanding)
     marked = (
         f"""UNION SELECT t.window_id, t.person_id FROM {members} t
@@ -1921,7 +1908,12 @@ def _people_moved(window_ids: list[int], metrics: tuple[str, ...], people: set[i
     with connection.cursor() as cursor:
         cursor.execute(  # each person's rows looked up in team_member_standing_person
             f"""
-            WITH m AS (SELECT window_id, person_id FROM {PERSON_CHANGE} {marked}),
+            WITH changed AS (
+                SELECT window_id, person_id, {figure_sums(figures=metrics)}, SUM(active_days) AS active_days
+                FROM {MEMBER_CHANGE} WHERE person_id IS NOT NULL
+                GROUP BY window_id, person_id
+            ),
+            m AS (SELECT window_id, person_id FROM changed {marked}),
             now_ AS (
                 SELECT m.window_id, m.person_id, SUM(t.active_days) AS active_days,
                        {figure_sums("t", figures=metrics)}
@@ -1931,7 +1923,7 @@ def _people_moved(window_ids: list[int], metrics: tuple[str, ...], people: set[i
             )
             SELECT n.window_id, n.person_id, n.active_days, c.active_days,
                    {", ".join(f"n.{metric}, c.{metric}" for metric in metrics)}
-            FROM now_ n LEFT JOIN {PERSON_CHANGE} c ON c.window_id = n.window_id AND c.person_id = n.person_id
+            FROM now_ n LEFT JOIN changed c ON c.window_id = n.window_id AND c.person_id = n.person_id
             """
         )
         for window_id, person_id, days_now, days_changed, *figures in cursor.fetchall():
@@ -2059,7 +2051,7 @@ def board_pairs(board: bytes | memoryview) -> tuple[array, array]:
 
 
 def _people_count_change(moved: dict[int, dict[int, _Moved]]) -> None:
-    """StandingWindow.people after PERSON_CHANGE was added: plus the people who have a row now and had none,
+    """StandingWindow.people after the member changes were added: plus the people who have a row now and had none,
     less those who had one and have none now (counting each window's people again took 0.5 s for a small import
     at 85,000 people)."""
     counted = []
