@@ -77,3 +77,16 @@ def test_kept_standings_are_rebuilt_by_the_next_refresh_when_their_rows_gain_the
     # A new installation has none to rebuild.
     state = apps.get_model("usage", "StandingsState").objects.filter(pk=1).first()
     assert (state is not None and state.rebuild_requested) is kept
+
+
+def test_going_back_before_the_person_rows_went_asks_the_next_refresh_for_a_rebuild(back_to_the_latest):
+    apps = migrated([("usage", "0029_person_rows_from_team_members")])
+    apps.get_model("usage", "StandingWindow").objects.create(
+        period="day", start=date(2026, 9, 2), end=date(2026, 9, 2), computed_at="2026-09-30T00:00Z"
+    )
+
+    apps = migrated([("usage", "0028_usage_hour_key_as_primary_key")])
+
+    # The person rows' table is back, empty: the standings of then need them written again.
+    assert not apps.get_model("usage", "PersonStanding").objects.exists()
+    assert apps.get_model("usage", "StandingsState").objects.get(pk=1).rebuild_requested is True

@@ -6,6 +6,15 @@
 from django.db import migrations
 
 
+def rebuild_requested(apps, schema_editor):
+    """Going back before this migration brings the person rows' table back empty, which the code of then adds
+    refreshes' changes to: the next refresh rebuilds every standing, those before it serving meanwhile."""
+    StandingWindow = apps.get_model("usage", "StandingWindow")
+    StandingsState = apps.get_model("usage", "StandingsState")
+    if StandingWindow.objects.exists():
+        StandingsState.objects.update_or_create(pk=1, defaults={"rebuild_requested": True})
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -13,5 +22,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(migrations.RunPython.noop, rebuild_requested),  # undone last: after the table is back
         migrations.DeleteModel(name='PersonStanding'),
     ]
