@@ -1545,6 +1545,13 @@ def _index_lookups():
     return _planner_settings(enable_hashjoin="off", enable_mergejoin="off")
 
 
+def _sorted_grouping():
+    """Group rows that come sorted by window (and day) by sorting each window's alone (PostgreSQL), in a statement
+    whose inputs are sorted so (_window_days_sorted). Planned by hashing, the 14M day rows of 40 weeks spilled 1.4 GB
+    to disk: 69 s, sorted a week at a time 49 s (docs/PERFORMANCE.md)."""
+    return _planner_settings(enable_hashagg="off")
+
+
 @contextmanager
 def _planner_settings(**settings: str):
     """PostgreSQL's planner settings for the statements inside, restored after (within the transaction: `true`
@@ -1701,13 +1708,12 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
     """Day windows from the daily rollups: (window id, day, provider scope)."""
     if not days:
         return
-    windows = ", ".join(f"({int(pk)}, %s, %s)" for pk, _day, _provider in days)
-    params = [value for _pk, day, provider in days for value in (day, provider)]
+    windows, params = _window_days_sorted(days)
     sums = figure_sums("r", named=False)
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, _sorted_grouping():
         cursor.execute(
             f"""
-            WITH day_windows(window_id, day, provider) AS (VALUES {windows})
+            WITH day_windows(window_id, day, provider) AS ({windows})
             INSERT INTO {quoted_table(TeamMemberStanding)} (window_id, team_id, person_id, {KEPT_COLUMNS})
             SELECT w.window_id, r.team_id, r.person_id, {sums}, 1{reported_flags("r")}
             FROM {quoted_table(DailyRollup)} r
@@ -1717,6 +1723,15 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
             """,
             [*params, min(d for _p, d, _v in days), max(d for _p, d, _v in days)],
         )
+
+
+def _window_days_sorted(days: list[tuple[int, date, str]]) -> tuple[str, list]:
+    """SQL of the (window id, day, provider scope) rows sorted by window and day, and its parameters. Sorted in the
+    SQL so that PostgreSQL knows it: the rollups (or a level's rows) it joins then come a window's day at a time,
+    and grouping them sorts one day's rows in memory, not the whole batch's on disk (docs/PERFORMANCE.md)."""
+    days = sorted(days)
+    values = ", ".join(f"({int(pk)}, %s, %s)" for pk, _day, _provider in days)
+    return f"SELECT * FROM (VALUES {values}) AS v ORDER BY 1, 2", [v for _pk, day, scope in days for v in (day, scope)]
 
 
 def pieces_of(window: Window, provider: str, kept: dict[tuple, int], *, largest: str = "year"):
@@ -1751,15 +1766,17 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
     members, rollup = quoted_table(TeamMemberStanding), quoted_table(DailyRollup)
     parts, ctes, params = [], [], []
     if pairs:
-        ctes.append(f"pieces(window_id, piece_id) AS (VALUES {', '.join(f'({int(a)}, {int(b)})' for a, b in pairs)})")
+        pairs_sorted = ", ".join(f"({int(a)}, {int(b)})" for a, b in sorted(pairs))  # as _window_days_sorted's
+        ctes.append(f"pieces(window_id, piece_id) AS (SELECT * FROM (VALUES {pairs_sorted}) AS v ORDER BY 1, 2)")
         parts.append(
             f"""SELECT p.window_id, t.team_id, t.person_id, {kept_columns("t")}
             FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
             WHERE t.window_id IN ({ids_sql(b for _a, b in pairs)})"""
         )
     if days:
-        ctes.append(f"rollup_days(window_id, day, provider) AS (VALUES {', '.join(['(%s, %s, %s)'] * len(days))})")
-        params += [value for day in days for value in day]
+        rollup_days, rollup_days_params = _window_days_sorted(days)
+        ctes.append(f"rollup_days(window_id, day, provider) AS ({rollup_days})")
+        params += rollup_days_params
         parts.append(
             f"""SELECT d.window_id, r.team_id, r.person_id, {figure_sums("r")},
                    1 AS active_days{reported_flags("r")}
@@ -1769,7 +1786,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         )
     if not parts:
         return
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, _sorted_grouping():
         cursor.execute(
             f"""
             WITH {", ".join(ctes)}
