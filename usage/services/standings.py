@@ -1766,7 +1766,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
     members, rollup = quoted_table(TeamMemberStanding), quoted_table(DailyRollup)
     parts, ctes, params = [], [], []
     if pairs:
-        pairs_sorted = ", ".join(f"({int(a)}, {int(b)})" for a, b in sorted(pairs))  # as _window_days_sorted's
+        pairs_sorted = ", ".join(f"({int(a)}, {int(b)})" for a, b in sorted(pairs))  # why: _window_days_sorted
         ctes.append(f"pieces(window_id, piece_id) AS (SELECT * FROM (VALUES {pairs_sorted}) AS v ORDER BY 1, 2)")
         parts.append(
             f"""SELECT p.window_id, t.team_id, t.person_id, {kept_columns("t")}
