@@ -1546,9 +1546,9 @@ def _index_lookups():
 
 
 def _sorted_grouping():
-    """Group rows that come sorted by window (and day) by sorting each window's alone (PostgreSQL), in a statement
-    whose inputs are sorted so (_window_days_sorted). Planned by hashing, the 14M day rows of 40 weeks spilled 1.4 GB
-    to disk: 69 s, sorted a week at a time 49 s (docs/PERFORMANCE.md)."""
+    """Group by sorting, not hashing (PostgreSQL), in a statement whose rows come a window at a time
+    (_sorted_values): each window's are then sorted alone. Hashed, the 14M day rows of 40 weeks spilled 1.4 GB to
+    disk: 69 s, against 49 s sorted a week at a time (docs/PERFORMANCE.md)."""
     return _planner_settings(enable_hashagg="off")
 
 
@@ -1708,7 +1708,7 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
     """Day windows from the daily rollups: (window id, day, provider scope)."""
     if not days:
         return
-    windows, params = _window_days_sorted(days)
+    windows, params = _window_days_values(days)
     sums = figure_sums("r", named=False)
     with connection.cursor() as cursor, _sorted_grouping():
         cursor.execute(
@@ -1725,13 +1725,17 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
         )
 
 
-def _window_days_sorted(days: list[tuple[int, date, str]]) -> tuple[str, list]:
-    """SQL of the (window id, day, provider scope) rows sorted by window and day, and its parameters. Sorted in the
-    SQL so that PostgreSQL knows it: the rollups (or a level's rows) it joins then come a window's day at a time,
-    and grouping them sorts one day's rows in memory, not the whole batch's on disk (docs/PERFORMANCE.md)."""
-    days = sorted(days)
-    values = ", ".join(f"({int(pk)}, %s, %s)" for pk, _day, _provider in days)
-    return f"SELECT * FROM (VALUES {values}) AS v ORDER BY 1, 2", [v for _pk, day, scope in days for v in (day, scope)]
+def _sorted_values(rows: Iterable[str]) -> str:
+    """SQL of these VALUES rows (window id, then day or piece, …) sorted on their first two columns, in the SQL so
+    that PostgreSQL knows it: the rows it joins to them then come a window's day (or piece) at a time, and grouping
+    them sorts one window's rows in memory, not the whole batch's on disk (docs/PERFORMANCE.md)."""
+    return f"SELECT * FROM (VALUES {', '.join(rows)}) AS v ORDER BY 1, 2"
+
+
+def _window_days_values(days: list[tuple[int, date, str]]) -> tuple[str, list]:
+    """The (window id, day, provider scope) rows as _sorted_values, and their parameters."""
+    rows = (f"({int(pk)}, %s, %s)" for pk, _day, _scope in days)
+    return _sorted_values(rows), [value for _pk, day, scope in days for value in (day, scope)]
 
 
 def pieces_of(window: Window, provider: str, kept: dict[tuple, int], *, largest: str = "year"):
@@ -1766,15 +1770,14 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
     members, rollup = quoted_table(TeamMemberStanding), quoted_table(DailyRollup)
     parts, ctes, params = [], [], []
     if pairs:
-        pairs_sorted = ", ".join(f"({int(a)}, {int(b)})" for a, b in sorted(pairs))  # why: _window_days_sorted
-        ctes.append(f"pieces(window_id, piece_id) AS (SELECT * FROM (VALUES {pairs_sorted}) AS v ORDER BY 1, 2)")
+        ctes.append(f"pieces(window_id, piece_id) AS ({_sorted_values(f'({int(a)}, {int(b)})' for a, b in pairs)})")
         parts.append(
             f"""SELECT p.window_id, t.team_id, t.person_id, {kept_columns("t")}
             FROM {members} t JOIN pieces p ON t.window_id = p.piece_id
             WHERE t.window_id IN ({ids_sql(b for _a, b in pairs)})"""
         )
     if days:
-        rollup_days, rollup_days_params = _window_days_sorted(days)
+        rollup_days, rollup_days_params = _window_days_values(days)
         ctes.append(f"rollup_days(window_id, day, provider) AS ({rollup_days})")
         params += rollup_days_params
         parts.append(
