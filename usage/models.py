@@ -484,7 +484,7 @@ class DailyRollup(UsageFigures):
     # Their own indexes would repeat the first column of rollup_person_day and rollup_team_day.
     person = _derived_fk(Person, null=True, db_index=False)
     team = _derived_fk(Team, null=True, db_index=False)
-    identity = _derived_fk(Identity, null=True, help_text="Only for unassigned usage.")
+    identity = _derived_fk(Identity, null=True, db_index=False, help_text="Only for unassigned usage.")
 
     class Meta:
         indexes = [
@@ -492,6 +492,8 @@ class DailyRollup(UsageFigures):
             models.Index(fields=["day", "model"], name="rollup_day_model"),
             models.Index(fields=["person", "day"], name="rollup_person_day"),  # a person's series and mixes
             models.Index(fields=["team", "day"], name="rollup_team_day"),  # a team's series and members
+            # Unassigned usage only: an index of every row would hold tens of millions of empty entries.
+            models.Index(fields=["identity"], name="rollup_identity", condition=models.Q(identity__isnull=False)),
         ]
 
     def __str__(self) -> str:

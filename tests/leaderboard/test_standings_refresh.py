@@ -877,6 +877,29 @@ def test_a_rebuild_vacuums_the_tables_it_swapped_in(transactional_db, history, w
         )
 
 
+@pytest.mark.parametrize(
+    ("first", "last"), [(date(2025, 12, 6), date(2026, 12, 5)), (date(2026, 1, 1), date(2026, 2, 1)), (TODAY, TODAY)]
+)
+def test_a_rebuilds_days_are_cut_into_chunks_of_about_one_size_that_cover_them_once(first, last):
+    chunks = list(standings._chunks([(first, last)], 31))
+
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    assert [start + timedelta(days=n) for start, end in chunks for n in range((end - start).days + 1)] == days
+    sizes = [(end - start).days + 1 for start, end in chunks]
+    assert len(chunks) == -(-len(days) // 31) and max(sizes) <= 31 and max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize(("windows", "connections"), [(365, 2), (159, 2), (21, 2), (1, 2), (41, 1), (40, 1), (81, 3)])
+def test_a_levels_windows_are_batched_in_full_turns_of_the_connections(windows, connections):
+    size = standings._batch_size(windows, connections)
+
+    batches = [min(size, windows - start) for start in range(0, windows, size)]
+    assert sum(batches) == windows and size <= standings.LEVEL_BATCH
+    turns = -(-len(batches) // connections)
+    assert len(batches) == turns * connections or windows < connections  # no connection idles in the last turn
+    assert max(batches) - min(batches) <= max(batches) // 5 + 1  # the last batch about as large as the others
+
+
 @pytest.mark.needs_services
 def test_a_rebuild_whose_vacuum_fails_stands_and_logs_why(transactional_db, history, caplog):
     def vacuum_fails(execute, sql, params, many, context):
@@ -889,4 +912,4 @@ def test_a_rebuild_whose_vacuum_fails_stands_and_logs_why(transactional_db, hist
         result = standings_refresh(today=TODAY, all_days=True)
 
     assert result is not None and standings_differences(today=TODAY) == []
-    assert "VACUUM of them failed" in caplog.text and "statement timeout" in caplog.text
+    assert 'VACUUM of "usage_dailyrollup"' in caplog.text and "statement timeout" in caplog.text

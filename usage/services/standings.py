@@ -323,7 +323,7 @@ def standings_refresh(*, today: date | None = None, all_days: bool = False, work
         raise
     if rebuilt:
         with phases.timed("vacuum"):
-            _rebuilt_tables_vacuum()
+            _rebuilt_tables_vacuum(runner.count)
     result = RefreshResult(len(days), window_count, time.monotonic() - started, dict(phases), runner.count)
     logger.info(
         "standings refreshed: %d days, %d windows in %.1f s (%s)",
@@ -452,18 +452,34 @@ def _rebuild(today: date, runner: _InTransaction | _RebuildWorkers, phases: _Pha
     return days, len(windows), marks
 
 
-def _rebuilt_tables_vacuum() -> None:
+def _rebuilt_tables_vacuum(connections: int) -> None:
     """VACUUM the swapped-in read models (PostgreSQL), once their rows are committed: otherwise the first refreshes
     after a rebuild set each new row's hint bits as they visit it, and the first import's refresh took 1.4–7× its
-    usual time at 85,000 people (docs/PERFORMANCE.md). VACUUM cannot run in a transaction: a caller's (a test's)
-    leaves it to autovacuum. The rebuild has committed, so a failure here is logged, not raised."""
+    usual time at 85,000 people (docs/PERFORMANCE.md). A rebuild by several connections vacuums the rollups and the
+    standings tables, of about one size, on two of its own at once. VACUUM cannot run in a transaction: a caller's
+    (a test's) leaves it to autovacuum. The rebuild has committed, so a failure here is logged, not raised."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
+    tables = [quoted_table(model) for model in READ_MODELS]
+    if connections == 1:
+        _vacuum(tables)
+        return
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vacuum") as pool:
+        list(pool.map(partial(_vacuum, own_connection=True), [tables[:1], tables[1:]]))
+
+
+def _vacuum(tables: list[str], *, own_connection: bool = False) -> None:
+    """VACUUM the tables (SQL names); on this thread's own connection, closed after, when `own_connection`."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"VACUUM {', '.join(quoted_table(model) for model in READ_MODELS)}")
+            cursor.execute(f"VACUUM {', '.join(tables)}")
     except DatabaseError:
-        logger.exception("rebuild: the new read models are in place, but VACUUM of them failed; autovacuum will")
+        logger.exception(
+            "rebuild: the new read models are in place, but VACUUM of %s failed; autovacuum will", ", ".join(tables)
+        )
+    finally:
+        if own_connection:
+            connection.close()
 
 
 def _runs(days: set[date], count: int) -> list[set[date]]:
@@ -1113,12 +1129,16 @@ def _rollups_rewrite(days: set[date], scope: _Scope | None = None) -> None:
 
 
 def _chunks(ranges: Iterable[tuple[date, date]], most_days: int) -> Iterator[tuple[date, date]]:
-    """The day ranges, each cut into pieces of at most `most_days` days."""
+    """The day ranges, each cut into as few pieces of at most `most_days` days as it takes, all of about one size:
+    a rebuild's connections then finish their last chunks together (a year in 31-day chunks ended on one of 24)."""
     for first, last in ranges:
-        while first <= last:
-            end = min(last, first + timedelta(days=most_days - 1))
-            yield first, end
-            first = end + timedelta(days=1)
+        days = (last - first).days + 1
+        pieces = -(-days // most_days)
+        for piece in range(pieces):
+            yield (
+                first + timedelta(days=days * piece // pieces),
+                first + timedelta(days=days * (piece + 1) // pieces - 1),
+            )
 
 
 def _providers(days: set[date], scope: _Scope | None = None) -> list[str]:
@@ -1647,12 +1667,21 @@ def _standings_compute(
     for window, provider in windows:
         levels.setdefault(COMPUTE_ORDER.get(window.period, len(COMPUTE_ORDER)), []).append((window, provider))
     for _order, level in sorted(levels.items()):
-        size = min(LEVEL_BATCH, -(-len(level) // runner.count))  # a job for each connection, at least
+        size = _batch_size(len(level), runner.count)
         batches = [
             [(ids[(w.period, w.start, w.end, provider)], w, provider) for w, provider in level[start : start + size]]
             for start in range(0, len(level), size)
         ]
         runner.run([partial(_batch_compute, batch, closure, phases) for batch in batches])
+
+
+def _batch_size(windows: int, connections: int) -> int:
+    """Windows per batch: at most LEVEL_BATCH, in as many batches as the connections take in full turns, all of
+    about one size. A level's last turn then keeps every connection busy: 365 days in batches of 40 left one
+    connection idle 21 s while the other wrote the last 40 (docs/PERFORMANCE.md)."""
+    batches = max(1, -(-windows // LEVEL_BATCH))
+    batches = -(-batches // connections) * connections
+    return max(1, -(-windows // batches))
 
 
 def _batch_compute(batch: list[tuple[int, Window, str]], closure: str, phases: _Phases) -> None:
