@@ -1667,6 +1667,10 @@ def _standings_compute(
     for window, provider in windows:
         levels.setdefault(COMPUTE_ORDER.get(window.period, len(COMPUTE_ORDER)), []).append((window, provider))
     for _order, level in sorted(levels.items()):
+        # In order of time, so that each batch holds every provider scope's windows of its weeks (or months…):
+        # one provider's windows cost more than all providers' (its days are read from the rollups), and a batch
+        # of them alone was the level's last to finish.
+        level.sort(key=lambda pair: (pair[0].start, pair[0].end, pair[0].period, pair[1]))
         size = _batch_size(len(level), runner.count)
         batches = [
             [(ids[(w.period, w.start, w.end, provider)], w, provider) for w, provider in level[start : start + size]]
