@@ -460,12 +460,13 @@ def _rebuilt_tables_vacuum(connections: int) -> None:
     (a test's) leaves it to autovacuum. The rebuild has committed, so a failure here is logged, not raised."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
-    tables = [quoted_table(model) for model in READ_MODELS]
     if connections == 1:
-        _vacuum(tables)
+        _vacuum([quoted_table(model) for model in READ_MODELS])
         return
+    rollups = [quoted_table(DailyRollup)]
+    standing_tables = [quoted_table(model) for model in READ_MODELS if model is not DailyRollup]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vacuum") as pool:
-        list(pool.map(partial(_vacuum, own_connection=True), [tables[:1], tables[1:]]))
+        list(pool.map(partial(_vacuum, own_connection=True), [rollups, standing_tables]))
 
 
 def _vacuum(tables: list[str], *, own_connection: bool = False) -> None:
