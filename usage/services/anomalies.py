@@ -35,6 +35,7 @@ from django.db.models import ExpressionWrapper, F, FloatField, QuerySet, Sum
 from usage.figures import COST_REPORT_KIND
 from usage.models import HoldDecision, HoldStatus, Identity, IdentityKind, UsageHold, UsageHour, UsageRecord
 from usage.periods import day_ranges
+from usage.services.planner import planner_settings
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
             sums = (
                 UsageRecord.objects.filter(day__range=(first, last), identity__person__isnull=False)
                 .exclude(usage_kind=COST_REPORT_KIND)
-                .values("identity__person_id", "day")
+                .values("day", "identity__person_id")
                 .annotate(
                     prompt=Sum(F("input_tokens") + F("cache_read_tokens") + F("cache_write_tokens")),
                     output=Sum("output_tokens"),
@@ -175,7 +176,10 @@ def _candidates(days: set[date], rules: dict) -> set[tuple[int, date]] | None:
                     output__lte=ExpressionWrapper(F("total") * config["max_output_share"], output_field=FloatField()),
                 )
             )
-            quiet |= {(row["identity__person_id"], row["day"]) for row in sums}
+            # Grouped by sorting, the day first: a rebuild's half-year of (person, day)s hashed spilled 1 GB in 17
+            # batches, 27.0 s against 19.5 s sorted at 85,000 people (docs/PERFORMANCE.md).
+            with planner_settings(enable_hashagg="off"):
+                quiet |= {(row["identity__person_id"], row["day"]) for row in sums}
     return {
         key
         for key in with_hours | quiet

@@ -83,6 +83,7 @@ from usage.periods import (
 )
 from usage.services.anomalies import anomalies_flag
 from usage.services.bulk import staged_upsert
+from usage.services.planner import planner_settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -1097,7 +1098,7 @@ def _rollups_insert(first: date, last: date) -> None:
     """The rollups of days that have none (a rebuild). Its rules' sets (cost reports, sources put second, holds)
     are usually empty or small: merge-joined to them, a month's 2.8M usage rows were sorted for nothing, 5 s of the
     statement's 25 at 85,000 people (docs/PERFORMANCE.md)."""
-    with connection.cursor() as cursor, _planner_settings(enable_mergejoin="off"):
+    with connection.cursor() as cursor, planner_settings(enable_mergejoin="off"):
         cursor.execute(
             f"INSERT INTO {quoted_table(DailyRollup)} ({ROLLUP_COLUMNS}) {_rollups_sql()} {ROLLUP_ORDER.format('u')}",
             _rollups_params(first, last),
@@ -1557,44 +1558,20 @@ def _people_kept(window_ids: Iterable[int]) -> int:
 def _hash_joins():
     """Join by hashing, not row by row (PostgreSQL), in a statement that reads every row of its windows or tables,
     such as a board joining each person row to its person, or the marks cleared."""
-    return _planner_settings(enable_nestloop="off")
+    return planner_settings(enable_nestloop="off")
 
 
 def _index_lookups():
     """Join row by row, looking each row up by index (PostgreSQL), in a statement that reads a few rows of a large
     table for each row of a small one, such as the member rows of the teams whose top person is found again."""
-    return _planner_settings(enable_hashjoin="off", enable_mergejoin="off")
+    return planner_settings(enable_hashjoin="off", enable_mergejoin="off")
 
 
 def _sorted_grouping():
     """Group by sorting, not hashing (PostgreSQL), in a statement whose rows come a window at a time
     (_sorted_values): each window's are then sorted alone. Hashed, the 14M day rows of 40 weeks spilled 1.4 GB to
     disk: 69 s, against 49 s sorted a week at a time (docs/PERFORMANCE.md)."""
-    return _planner_settings(enable_hashagg="off")
-
-
-@contextmanager
-def _planner_settings(**settings: str):
-    """PostgreSQL's planner settings for the statements inside, restored after (within the transaction: `true`
-    in set_config). Statistics can mislead the planner by orders of magnitude where a refresh's tables are rewritten
-    in bulk; these pin the join a statement's shape calls for."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:  # each setting read before it is set: left to right
-        cursor.execute(
-            f"SELECT {', '.join(['current_setting(%s), set_config(%s, %s, true)'] * len(settings))}",
-            [value for name, setting in settings.items() for value in (name, name, setting)],
-        )
-        before = dict(zip(settings, cursor.fetchone()[::2], strict=True))
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(['set_config(%s, %s, true)'] * len(before))}",
-                [value for pair in before.items() for value in pair],
-            )
+    return planner_settings(enable_hashagg="off")
 
 
 def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...]) -> None:
