@@ -30,3 +30,22 @@ def planner_settings(**settings: str):
                 f"SELECT {', '.join(['set_config(%s, %s, true)'] * len(before))}",
                 [value for pair in before.items() for value in pair],
             )
+
+
+def hash_joins():
+    """Join by hashing, not row by row, in a statement that reads every row of its windows or tables, such as a
+    board joining each person row to its person, or the marks cleared."""
+    return planner_settings(enable_nestloop="off")
+
+
+def index_lookups():
+    """Join row by row, looking each row up by index, in a statement that reads a few rows of a large table for each
+    row of a small one, such as the member rows of the teams whose top person is found again."""
+    return planner_settings(enable_hashjoin="off", enable_mergejoin="off")
+
+
+def sorted_grouping():
+    """Group by sorting, not hashing, in a statement whose rows come in the order of the grouping's first column (a
+    window, a day): each value's rows are then sorted alone. Hashed, the 14M day rows of 40 weeks spilled 1.4 GB to
+    disk: 69 s, against 49 s sorted a week at a time at 85,000 people (docs/PERFORMANCE.md)."""
+    return planner_settings(enable_hashagg="off")

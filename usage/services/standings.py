@@ -83,7 +83,7 @@ from usage.periods import (
 )
 from usage.services.anomalies import anomalies_flag
 from usage.services.bulk import staged_upsert
-from usage.services.planner import planner_settings
+from usage.services.planner import hash_joins, index_lookups, planner_settings, sorted_grouping
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -557,7 +557,7 @@ def _clear_marks(model, read: list[tuple[int, object]]) -> None:
     if connection.vendor == "postgresql":
         # One statement, joined by hashing: with statistics taken while the table was empty, PostgreSQL compared
         # every mark with every pair read, 3.3 s a thousand of an import's 15,000 (docs/PERFORMANCE.md).
-        with connection.cursor() as cursor, _hash_joins():
+        with connection.cursor() as cursor, hash_joins():
             cursor.execute(
                 f"DELETE FROM {table} m USING unnest(%s::bigint[], %s::timestamptz[]) AS r(id, marked_at) "
                 "WHERE m.id = r.id AND m.marked_at = r.marked_at",
@@ -1529,7 +1529,7 @@ class _DayChanges:
             FROM {TEAM_CHANGE} l JOIN {CLOSURE} c ON c.ancestor_id = l.team_id
             WHERE l.top_lost = 1""",
         )
-        with _index_lookups():
+        with index_lookups():
             _temporary_table(
                 LOST_PEOPLE,
                 f"""SELECT s.window_id, s.team_id, t.person_id, {figure_sums("t", figures=KEPT_METRICS)}
@@ -1553,25 +1553,6 @@ class _DayChanges:
 
 def _people_kept(window_ids: Iterable[int]) -> int:
     return sum(StandingWindow.objects.filter(pk__in=list(window_ids)).values_list("people", flat=True))
-
-
-def _hash_joins():
-    """Join by hashing, not row by row (PostgreSQL), in a statement that reads every row of its windows or tables,
-    such as a board joining each person row to its person, or the marks cleared."""
-    return planner_settings(enable_nestloop="off")
-
-
-def _index_lookups():
-    """Join row by row, looking each row up by index (PostgreSQL), in a statement that reads a few rows of a large
-    table for each row of a small one, such as the member rows of the teams whose top person is found again."""
-    return planner_settings(enable_hashjoin="off", enable_mergejoin="off")
-
-
-def _sorted_grouping():
-    """Group by sorting, not hashing (PostgreSQL), in a statement whose rows come a window at a time
-    (_sorted_values): each window's are then sorted alone. Hashed, the 14M day rows of 40 weeks spilled 1.4 GB to
-    disk: 69 s, against 49 s sorted a week at a time (docs/PERFORMANCE.md)."""
-    return planner_settings(enable_hashagg="off")
 
 
 def _changes_add(model, changes: str, window_ids: list[int], key: tuple[str, ...]) -> None:
@@ -1721,7 +1702,7 @@ def _team_members_from_rollup(days: list[tuple[int, date, str]]) -> None:
         return
     windows, params = _window_days_values(days)
     sums = figure_sums("r", named=False)
-    with connection.cursor() as cursor, _sorted_grouping():
+    with connection.cursor() as cursor, sorted_grouping():
         cursor.execute(
             f"""
             WITH day_windows(window_id, day, provider) AS ({windows})
@@ -1800,7 +1781,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         )
     if not parts:
         return
-    with connection.cursor() as cursor, _sorted_grouping():
+    with connection.cursor() as cursor, sorted_grouping():
         cursor.execute(
             f"""
             WITH {", ".join(ctes)}
@@ -1854,7 +1835,7 @@ def _orders_write(window_ids: list[int], metrics: tuple[str, ...]) -> None:
         """
         board_order = f"t.{metric} DESC, p.display_name, p.id"
         if connection.vendor == "postgresql":  # sorted and packed in the database: 1.8M rows stay there
-            with connection.cursor() as cursor, _hash_joins():
+            with connection.cursor() as cursor, hash_joins():
                 cursor.execute(
                     f"""
                     INSERT INTO {quoted_table(StandingOrder)} (window_id, metric, board)
@@ -2161,7 +2142,7 @@ def _teams_total(window_ids: list[int], closure: str, metrics: tuple[str, ...]) 
     def each(template: str) -> str:  # the template's SQL once per metric
         return ", ".join(template.format(m=m) for m in metrics)
 
-    with connection.cursor() as cursor, _hash_joins():  # whatever the statistics say of the windows' rows
+    with connection.cursor() as cursor, hash_joins():  # whatever the statistics say of the windows' rows
         cursor.execute(
             f"""
             WITH {closure},
