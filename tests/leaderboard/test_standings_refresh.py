@@ -763,6 +763,31 @@ def test_teams_follow_a_small_change_added_to_them_a_top_person_who_loses_usage_
     assert standings_differences(today=TODAY) == []
 
 
+def test_a_new_providers_first_usage_makes_its_windows_from_the_changes_without_summing_any_window(history):
+    """Windows are kept for every period with usage of their provider, so a provider's first usage needs no window
+    summed from its pieces: its new windows start empty and take the changes, as the kept ones do."""
+    ivy, infra = history["infra_engineer"], history["infra"]
+    assert not StandingWindow.objects.filter(provider="cursor").exists()
+
+    usage_for(ivy, day=date(2026, 9, 14), tokens=2000, provider="cursor")
+    usage_for(ivy, day=date(2026, 8, 31), tokens=300, provider="cursor")
+    with (
+        patch.object(standings, "CHANGES_MOST_SHARE", 0),
+        patch.object(standings, "_batch_compute", side_effect=AssertionError("a window summed from its pieces")),
+    ):
+        standings_refresh(today=TODAY)
+
+    september = StandingWindow.objects.get(period="month", start=date(2026, 9, 1), provider="cursor")
+    assert september.people == 1
+    assert TeamMemberStanding.objects.get(window=september).total_tokens == 2000
+    assert TeamStanding.objects.get(window=september, team=infra).top_total_tokens == ivy.pk
+    assert selectors.stored_order(september.pk, "total_tokens").find(ivy.pk).rank == 1
+    quarter = StandingWindow.objects.get(period="quarter", start=date(2026, 7, 1), provider="cursor")
+    assert TeamMemberStanding.objects.get(window=quarter).total_tokens == 2300
+    assert not StandingWindow.objects.filter(period="day", provider="cursor").exists()  # read from the rollups
+    assert standings_differences(today=TODAY) == []
+
+
 def test_one_person_changed_on_many_days_is_added_to_the_kept_rows_among_many(history):
     """The rows the changes touch are counted per window, team and person, not per day: a person changed on every
     day of a window is one row of it, so a few people's many days are added, not recomputed."""

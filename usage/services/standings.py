@@ -1315,15 +1315,27 @@ class _DayChanges:
     def add_to_kept(
         self, windows: list[tuple[Window, str]], ancestors: dict[int, list[int]], phases: _Phases
     ) -> list[tuple[Window, str]]:
-        """Add the changes to every kept window of `windows`; return the windows left to compute."""
+        """Add the changes to every window of `windows`; return the windows left to compute (all of them, when the
+        changes touch most of the kept windows' rows). A window not kept before starts empty: a window is kept for
+        every period with usage of its provider scope, so one not kept had none, and the changes are all of it. The
+        first import of a new provider then adds its people's changes to its new windows instead of summing them
+        from every person's rollups of the days they span (docs/PERFORMANCE.md)."""
+        if not windows:
+            return []
         kept = self._kept(windows)
-        ids = list(kept.values())
-        windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in ids)
-        windows_params = [value for window, provider in kept for value in (window.start, window.end, provider)]
-        if kept and self._per_window(windows_sql, windows_params) * CHANGES_MOST_SHARE <= _people_kept(ids):
+        ids = _windows_upsert(windows)  # creates the new ones; stamps them all computed now
+        window_ids = {
+            (window, provider): ids[(window.period, window.start, window.end, provider)] for window, provider in windows
+        }
+        kept_ids = list(kept.values())
+        new_ids = [pk for pair, pk in window_ids.items() if pair not in kept]
+        windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in window_ids.values())
+        windows_params = [value for window, provider in window_ids for value in (window.start, window.end, provider)]
+        added = self._per_window(windows_sql, windows_params, kept_ids) * CHANGES_MOST_SHARE <= _people_kept(kept_ids)
+        if added:
+            ids = list(window_ids.values())
             with phases.timed("team members"):
                 self._members_change()
-            _windows_upsert(list(kept))  # stamps them computed now
             with phases.timed("team totals"):
                 self._teams_watch(ids, ancestors)
             with phases.timed("team members"):
@@ -1333,15 +1345,15 @@ class _DayChanges:
                 _people_count_change(moved)
             with phases.timed("orders"):
                 _orders_merge(KEPT_METRICS, moved)
+                _orders_write([pk for pk in new_ids if pk not in moved], KEPT_METRICS)  # nobody on them: empty
             with phases.timed("team totals"):
                 self._teams_change()
                 self._teams_add(ids)
-        else:  # most rows change: recomputing them from their pieces writes each row once, updating twice
-            kept = {}
         with connection.cursor() as cursor:
             for table in (*CHANGE_TABLES, *TEAM_CHANGE_TABLES):
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        return [pair for pair in windows if pair not in kept]
+        # Most rows change: recomputing them from their pieces writes each row once, updating twice.
+        return [] if added else windows
 
     def _kept(self, windows: list[tuple[Window, str]]) -> dict[tuple[Window, str], int]:
         """The windows that were kept before, to add the changes to."""
@@ -1353,11 +1365,11 @@ class _DayChanges:
         ids = {(Window(period, start, end), provider): pk for pk, period, start, end, provider in stored}
         return {pair: ids[pair] for pair in windows if pair in ids}
 
-    def _per_window(self, windows_sql: str, params: list) -> int:
-        """WINDOW_CHANGE: the changes summed per kept window, team and person; returns how many rows that is, the
-        kept member rows the changes touch. (A bound from the changes' counts per day, which counts a person
-        changed on 30 days 30 times in a month window, sent a 500-person month at 10,000 people to be recomputed:
-        docs/PERFORMANCE.md.)"""
+    def _per_window(self, windows_sql: str, params: list, kept_ids: list[int]) -> int:
+        """WINDOW_CHANGE: the changes summed per window, team and person; returns how many of those rows are in the
+        kept windows (`kept_ids`), the kept member rows the changes touch. (A bound from the changes' counts per
+        day, which counts a person changed on 30 days 30 times in a month window, sent a 500-person month at
+        10,000 people to be recomputed: docs/PERFORMANCE.md.)"""
         _temporary_table(
             WINDOW_CHANGE,
             f"""
@@ -1369,8 +1381,10 @@ class _DayChanges:
             """,
             params,
         )
+        if not kept_ids:
+            return 0
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {WINDOW_CHANGE}")
+            cursor.execute(f"SELECT COUNT(*) FROM {WINDOW_CHANGE} WHERE window_id IN ({ids_sql(kept_ids)})")
             return cursor.fetchone()[0]
 
     def _members_change(self) -> None:
