@@ -1323,17 +1323,15 @@ class _DayChanges:
         if not windows:
             return []
         kept = self._kept(windows)
-        ids = _windows_upsert(windows)  # creates the new ones; stamps them all computed now
-        window_ids = {
-            (window, provider): ids[(window.period, window.start, window.end, provider)] for window, provider in windows
-        }
-        kept_ids = list(kept.values())
+        stored = _windows_upsert(windows)  # creates the new ones; stamps them all computed now
+        window_ids = {(w, provider): stored[(w.period, w.start, w.end, provider)] for w, provider in windows}
+        ids, kept_ids = list(window_ids.values()), list(kept.values())
         new_ids = [pk for pair, pk in window_ids.items() if pair not in kept]
-        windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in window_ids.values())
+        windows_sql = ", ".join(f"({int(pk)}, %s, %s, %s)" for pk in ids)
         windows_params = [value for window, provider in window_ids for value in (window.start, window.end, provider)]
+        # Not when the changes touch most kept rows: recomputing writes each row once, adding updates it twice.
         added = self._per_window(windows_sql, windows_params, kept_ids) * CHANGES_MOST_SHARE <= _people_kept(kept_ids)
         if added:
-            ids = list(window_ids.values())
             with phases.timed("team members"):
                 self._members_change()
             with phases.timed("team totals"):
@@ -1352,7 +1350,6 @@ class _DayChanges:
         with connection.cursor() as cursor:
             for table in (*CHANGE_TABLES, *TEAM_CHANGE_TABLES):
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        # Most rows change: recomputing them from their pieces writes each row once, updating twice.
         return [] if added else windows
 
     def _kept(self, windows: list[tuple[Window, str]]) -> dict[tuple[Window, str], int]:
