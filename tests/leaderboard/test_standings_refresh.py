@@ -788,6 +788,23 @@ def test_a_new_providers_first_usage_makes_its_windows_from_the_changes_without_
     assert standings_differences(today=TODAY) == []
 
 
+def test_one_providers_windows_count_a_day_of_several_models_once(history):
+    """One provider's weeks and longer windows are summed from its days' rollups, a row per model: a day counts
+    once, and reports requests when any of its rows does."""
+    ivy, tuesday = history["infra_engineer"], date(2026, 9, 8)
+    usage_for(ivy, day=tuesday, tokens=100, provider="anthropic", model="claude-a", requests=None)
+    usage_for(ivy, day=tuesday, tokens=200, provider="anthropic", model="claude-b", requests=4)
+    usage_for(ivy, day=tuesday + timedelta(days=1), tokens=50, provider="anthropic", model="claude-a", requests=None)
+
+    standings_refresh(today=TODAY, all_days=True)  # every window summed from its pieces
+
+    week = TeamMemberStanding.objects.get(
+        window__period="week", window__start=date(2026, 9, 7), window__provider="anthropic", person=ivy
+    )
+    assert (week.total_tokens, week.active_days, week.requests, week.requests_reported_days) == (350, 2, 4, 1)
+    assert standings_differences(today=TODAY) == []
+
+
 def test_one_person_changed_on_many_days_is_added_to_the_kept_rows_among_many(history):
     """The rows the changes touch are counted per window, team and person, not per day: a person changed on every
     day of a window is one row of it, so a few people's many days are added, not recomputed."""
