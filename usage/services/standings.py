@@ -1353,9 +1353,7 @@ class _DayChanges:
         return [] if added else windows
 
     def _kept(self, windows: list[tuple[Window, str]]) -> dict[tuple[Window, str], int]:
-        """The windows that were kept before, to add the changes to."""
-        if not windows:
-            return {}
+        """The windows of `windows` kept before this refresh, with their ids; the others are new."""
         stored = StandingWindow.objects.filter(
             start__gte=min(w.start for w, _p in windows), end__lte=max(w.end for w, _p in windows)
         ).values_list("pk", "period", "start", "end", "provider")
