@@ -1361,18 +1361,18 @@ class _DayChanges:
         return {pair: ids[pair] for pair in windows if pair in ids}
 
     def _per_window(self, windows_sql: str, params: list, kept_ids: list[int]) -> int:
-        """WINDOW_CHANGE: the changes summed per window, team and person; returns how many of those rows are in the
-        kept windows (`kept_ids`), the kept member rows the changes touch. (A bound from the changes' counts per
+        """WINDOW_CHANGE: the changes summed per window (kept and new), team and person; returns how many of those
+        rows are in the kept windows (`kept_ids`), the kept member rows the changes touch. (A bound from the changes' counts per
         day, which counts a person changed on 30 days 30 times in a month window, sent a 500-person month at
         10,000 people to be recomputed: docs/PERFORMANCE.md.)"""
         _temporary_table(
             WINDOW_CHANGE,
             f"""
-            WITH kept(window_id, first_day, last_day, scope) AS (VALUES {windows_sql})
-            SELECT k.window_id, c.team_id, c.person_id, {figure_sums("c")},
+            WITH windows(window_id, first_day, last_day, scope) AS (VALUES {windows_sql})
+            SELECT w.window_id, c.team_id, c.person_id, {figure_sums("c")},
                    CAST(SUM(c.active_days) AS INTEGER) AS active_days{reported_days_sums("c")}
-            FROM {DAY_CHANGE} c JOIN kept k ON c.scope = k.scope AND c.day BETWEEN k.first_day AND k.last_day
-            GROUP BY k.window_id, c.team_id, c.person_id
+            FROM {DAY_CHANGE} c JOIN windows w ON c.scope = w.scope AND c.day BETWEEN w.first_day AND w.last_day
+            GROUP BY w.window_id, c.team_id, c.person_id
             """,
             params,
         )
