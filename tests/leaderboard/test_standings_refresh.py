@@ -28,7 +28,10 @@ from tests.factories import IdentityFactory, MembershipFactory, UsageRecordFacto
 from tests.leaderboard.standings_truth import standings_differences
 from usage.models import (
     DailyRollup,
+    HoldStatus,
+    ImportBatch,
     Membership,
+    SourcePrecedence,
     StandingOrder,
     StandingsDirtyDay,
     StandingsDirtyPerson,
@@ -36,6 +39,7 @@ from usage.models import (
     StandingWindow,
     TeamMemberStanding,
     TeamStanding,
+    UsageHold,
     UsageRecord,
 )
 from usage.services import standings
@@ -918,6 +922,26 @@ def test_a_rebuild_vacuums_the_tables_it_swapped_in(transactional_db, history, w
             [[model._meta.db_table for model in standings.READ_MODELS]],
         )
         assert dict(cursor.fetchall()) == dict.fromkeys((model._meta.db_table for model in standings.READ_MODELS), 1)
+
+
+def test_the_rollups_leave_out_only_the_rules_that_cannot_take_usage_out_on_their_days(org):
+    ivy = org["infra_engineer"]
+    UsageHold.objects.create(person=ivy, day=date(2026, 9, 14))
+    UsageHold.objects.create(person=ivy, day=date(2026, 9, 20), status=HoldStatus.CLEARED)
+    rule, _created = SourcePrecedence.objects.get_or_create(
+        provider="anthropic", preferred="anthropic_usage", over="claude_code"
+    )
+    in_force = standings._RulesInForce.on
+
+    assert in_force(date(2026, 9, 1), date(2026, 9, 30)) == standings._RulesInForce(
+        holds=True, sources_put_second=False
+    )
+    assert not in_force(date(2026, 9, 15), date(2026, 9, 30)).holds  # the 20th's hold is cleared: its usage counts
+
+    ImportBatch.objects.create(source="upload", original_name="cc.csv", sha256="c" * 64, detected_format=rule.over)
+    assert in_force(date(2026, 9, 15), date(2026, 9, 30)) == standings._RulesInForce(
+        holds=False, sources_put_second=True
+    )
 
 
 @pytest.mark.parametrize(
