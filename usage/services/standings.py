@@ -1017,8 +1017,8 @@ class _RulesInForce:
     their sets were empty, the two took 2.2–2.8 s of the 15.6–16.6 that a month's rollups took to compute at 85,000
     people (docs/PERFORMANCE.md)."""
 
-    holds: bool = True
-    sources_put_second: bool = True
+    holds: bool
+    sources_put_second: bool
 
     @classmethod
     def on(cls, first: date, last: date) -> _RulesInForce:
@@ -1027,7 +1027,7 @@ class _RulesInForce:
         return cls(holds=held.exists(), sources_put_second=put_second.exists())
 
 
-def _rollups_sql(scope: _Scope | None = None, rules: _RulesInForce = _RulesInForce()) -> str:
+def _rollups_sql(rules: _RulesInForce, scope: _Scope | None = None) -> str:
     """SQL: the rollups of the days from %(first)s to %(last)s, from the usage records (%(cost)s: the cost
     reports' usage kind); those of the `scope`'s people and identities alone when given. The `rules` not in force
     on those days are left out."""
@@ -1121,7 +1121,7 @@ def _rollups_insert(first: date, last: date) -> None:
     with connection.cursor() as cursor, planner_settings(enable_mergejoin="off"):
         cursor.execute(
             f"INSERT INTO {quoted_table(DailyRollup)} ({ROLLUP_COLUMNS}) "
-            f"{_rollups_sql(rules=_RulesInForce.on(first, last))} {ROLLUP_ORDER.format('u')}",
+            f"{_rollups_sql(_RulesInForce.on(first, last))} {ROLLUP_ORDER.format('u')}",
             _rollups_params(first, last),
         )
 
@@ -1136,7 +1136,7 @@ def _rollups_rewrite(days: set[date], scope: _Scope | None = None) -> None:
     with connection.cursor() as cursor:
         for first, last in _chunks(day_ranges(days), ROLLUP_CHUNK_DAYS):
             _temporary_table(
-                ROLLUP_NEW, _rollups_sql(scope, _RulesInForce.on(first, last)), _rollups_params(first, last)
+                ROLLUP_NEW, _rollups_sql(_RulesInForce.on(first, last), scope), _rollups_params(first, last)
             )
             cursor.execute(
                 f"DELETE FROM {rollup} WHERE day BETWEEN %s AND %s {in_scope} AND id NOT IN "
@@ -1385,9 +1385,9 @@ class _DayChanges:
 
     def _per_window(self, windows_sql: str, params: list, kept_ids: list[int]) -> int:
         """WINDOW_CHANGE: the changes summed per window (kept and new), team and person; returns how many of those
-        rows are in the kept windows (`kept_ids`), the kept member rows the changes touch. (A bound from the changes' counts per
-        day, which counts a person changed on 30 days 30 times in a month window, sent a 500-person month at
-        10,000 people to be recomputed: docs/PERFORMANCE.md.)"""
+        rows are in the kept windows (`kept_ids`), the kept member rows the changes touch. (A bound from the changes'
+        counts per day, which counts a person changed on 30 days 30 times in a month window, sent a 500-person month
+        at 10,000 people to be recomputed: docs/PERFORMANCE.md.)"""
         _temporary_table(
             WINDOW_CHANGE,
             f"""
