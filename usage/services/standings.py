@@ -1793,15 +1793,26 @@ def kept_windows(first: date, last: date) -> dict[tuple, int]:
 
 def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
     """Longer windows summed from the kept windows that cover them, and for one provider's days from the
-    rollups: (window id, window, provider scope)."""
+    rollups: (window id, window, provider scope). Windows summed from kept windows alone, from rollup days alone,
+    and from both are summed in a statement each: the rows of a union come in no order PostgreSQL knows, so it
+    sorted a whole batch of weeks on disk (10M rows, 1 GB) to group them, where one kind's rows come a window at a
+    time and are sorted a window at a time in memory (docs/PERFORMANCE.md)."""
     if not windows:
         return
     kept = kept_windows(min(w.start for _pk, w, _p in windows), max(w.end for _pk, w, _p in windows))
-    pairs, days = [], []
+    by_kind: dict[tuple[bool, bool], tuple[list, list]] = {}
     for pk, window, provider in windows:
         ids, rollup_days = pieces_of(window, provider, kept, largest=LARGEST_PIECE.get(window.period, "year"))
+        pairs, days = by_kind.setdefault((bool(ids), bool(rollup_days)), ([], []))
         pairs += [(pk, piece) for piece in ids]
         days += [(pk, day, provider) for day in rollup_days]
+    for pairs, days in by_kind.values():
+        _team_members_sum(pairs, days)
+
+
+def _team_members_sum(pairs: list[tuple[int, int]], days: list[tuple[int, date, str]]) -> None:
+    """Member rows of windows summed from kept windows' rows, (window id, piece id), and from the rollups' days,
+    (window id, day, provider scope)."""
     members, rollup = quoted_table(TeamMemberStanding), quoted_table(DailyRollup)
     parts, ctes, params = [], [], []
     if pairs:
@@ -1824,7 +1835,7 @@ def _team_members_from_pieces(windows: list[tuple[int, Window, str]]) -> None:
         )
     if not parts:
         return
-    with connection.cursor() as cursor, sorted_grouping():
+    with connection.cursor() as cursor, sorted_grouping(), planner_settings(enable_sort="off"):
         cursor.execute(
             f"""
             WITH {", ".join(ctes)}
