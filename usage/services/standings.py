@@ -946,16 +946,19 @@ def _indexes_drop(model, plain: Collection[str] | None = None) -> list[str]:
         indexes = [(name, sql) for name, sql in _plain_indexes(cursor, table) if plain is None or name in plain]
         for name, _definition in indexes:
             cursor.execute(f"DROP INDEX {_q(name)}")
+        # The table named with its schema, as the indexes' definitions name it: the SQL runs in a later job.
         cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+            "SELECT format('%%I.%%I', n.nspname, t.relname), c.conname, pg_get_constraintdef(c.oid) "
+            "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE c.conrelid = %s::regclass AND c.contype = 'p'",
             [table],
         )
         keys = cursor.fetchall()
-        for name, _definition in keys:
-            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {_q(name)}")
+        for qualified, name, _definition in keys:
+            cursor.execute(f"ALTER TABLE {qualified} DROP CONSTRAINT {_q(name)}")
     return [
         *(definition for _name, definition in indexes),
-        *(f"ALTER TABLE {table} ADD CONSTRAINT {_q(name)} {definition}" for name, definition in keys),
+        *(f"ALTER TABLE {qualified} ADD CONSTRAINT {_q(name)} {definition}" for qualified, name, definition in keys),
     ]
 
 
@@ -1835,9 +1838,7 @@ def _team_members_sum(pairs: list[tuple[int, int]], days: list[tuple[int, date, 
         )
     if not parts:
         return
-    # Sorting off: each window's rows are sorted alone (an incremental sort), even where the planner expects
-    # fewer rows than come; expecting a sixth of them, it sorted a batch whole, on disk.
-    with connection.cursor() as cursor, sorted_grouping(), planner_settings(enable_sort="off"):
+    with connection.cursor() as cursor, sorted_grouping(whole_sorts=False):
         cursor.execute(
             f"""
             WITH {", ".join(ctes)}
